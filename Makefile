@@ -1,0 +1,51 @@
+# Everything a developer or CI runs. `make test` installs what it needs on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all install test test-fast lint demo bench fleet-up fleet-down clean sshd
+
+all: test
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The fleet tests need a real OpenSSH server; install it when the machine has none.
+sshd:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+	  echo "installing openssh-server (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; \
+	fi
+	@mkdir -p /run/sshd && chmod 0755 /run/sshd
+
+test: install sshd
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not fleet"
+
+lint: install
+	$(VENV)/bin/ruff check xsoar_mt tests bench
+	$(VENV)/bin/ruff format --check xsoar_mt tests bench
+	$(VENV)/bin/mypy
+
+demo: install
+	$(VENV)/bin/xsoar-mt inventory validate inventory.example.yaml
+	$(VENV)/bin/xsoar-mt upgrade plan -i inventory.example.yaml --to 6.12
+
+bench: install sshd
+	$(PY) bench/run.py
+
+fleet-up: install sshd
+	$(PY) -m tests.fleet up
+
+fleet-down: install
+	$(PY) -m tests.fleet down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

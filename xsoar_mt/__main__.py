@@ -1,0 +1,5 @@
+"""Entry point for `python -m xsoar_mt`."""
+
+from xsoar_mt.cli import main
+
+main()
