@@ -1,0 +1,94 @@
+"""Rich text rendering of topologies and plans for a person at a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from xsoar_mt.inventory import Group, Inventory
+from xsoar_mt.plan import Plan
+from xsoar_mt.skew import Verdict
+
+_VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def render_topology(inventory: Inventory) -> None:
+    out = console()
+    tree = Tree(f"[bold]{inventory.name}[/] ({inventory.database}, port {inventory.communication_port})")
+    for group in inventory.groups:
+        _add_group(tree, group)
+    out.print(tree)
+    servers = len(inventory.servers)
+    tenants = sum(len(g.tenants) for g in inventory.groups)
+    out.print(f"valid: {servers} servers in {len(inventory.groups)} groups, {tenants} tenants")
+
+
+def _add_group(tree: Tree, group: Group) -> None:
+    lb = f" behind {group.load_balancer}" if group.load_balancer else ""
+    branch = tree.add(f"[bold]{group.label}[/]{lb}")
+    for server in group.servers:
+        role = f" {server.role.value}" if server.role.value != "single" else ""
+        version = str(server.version) if server.version else "version unknown"
+        branch.add(f"{server.name}{role}  {server.address}:{server.ssh_port}  {version}")
+    if group.tenants:
+        tenants = branch.add("tenants")
+        for tenant in group.tenants:
+            tenants.add(f"{tenant.name} ({tenant.account}, port {tenant.port})")
+
+
+def render_plan(plan: Plan, saved_to: Path | None = None) -> None:
+    out = console()
+    hops = " -> ".join(plan.hops) if plan.hops else "none"
+    out.print(
+        f"[bold]Upgrade plan[/] for {plan.deployment}: to {plan.target} "
+        f"(hops: {hops}; scope: {plan.scope.describe()})"
+    )
+    if plan.nothing_to_do:
+        out.print(f"Nothing to do: every server in scope already runs {plan.target}.")
+    number = 0
+    for phase in plan.phases:
+        table = Table(title=phase.title, title_justify="left", title_style="bold", expand=False)
+        table.add_column("#", justify="right")
+        table.add_column("action")
+        table.add_column("server(s)")
+        table.add_column("command")
+        table.add_column("skew after")
+        for step in phase.steps:
+            number += 1
+            style = _VERDICT_STYLE[step.verdict_after]
+            table.add_row(
+                str(number),
+                step.action.value,
+                ", ".join(step.servers),
+                step.command,
+                f"[{style}]{step.verdict_after.value}[/]",
+            )
+        out.print(table)
+    if plan.degraded_functions:
+        out.print("[yellow]While a host lags main by one release (verdict degraded), these do not work:[/]")
+        for function in plan.degraded_functions:
+            out.print(f"  - {function}")
+    _summary(out, plan)
+    if saved_to is not None:
+        out.print(f"Plan saved to {saved_to}; run exactly it with `xsoar-mt upgrade run --plan {saved_to}`.")
+
+
+def _summary(out: Console, plan: Plan) -> None:
+    upgrading = plan.servers_to_upgrade
+    out.print("[bold]Summary[/]")
+    out.print(f"  servers to upgrade: {len(upgrading)}" + (f" ({', '.join(upgrading)})" if upgrading else ""))
+    out.print(f"  steps: {plan.step_count}; hops: {len(plan.hops)}")
+    for skipped in plan.skipped:
+        out.print(f"  skipped: {skipped.server} ({skipped.version}): {skipped.reason}")
+    if plan.downtime_minutes:
+        parts = ", ".join(f"{g} {m:g} min" for g, m in plan.downtime_minutes.items())
+        out.print(f"  expected downtime per server group: {parts}")
+    for warning in plan.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")

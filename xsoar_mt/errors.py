@@ -1,0 +1,66 @@
+"""Domain errors written for an operator, and the one table that maps them to exit codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code the CLI returns (documented in docs/reference/exit-codes.md)."""
+
+    OK = 0
+    INTERNAL = 1  # a bug in xsoar-mt: please report it with --debug output
+    USAGE = 2  # the command line is wrong
+    INVALID_INVENTORY = 3  # the inventory (or another input file) is invalid
+    PLAN_REFUSED = 4  # no order of steps keeps the skew rule, or the target is not an upgrade
+    NOTHING_TO_DO = 5  # every server in scope already runs the target
+    STEP_FAILED = 6  # a run stopped because a step failed
+    PREFLIGHT_FAILED = 7  # a check that must pass before any change failed
+    STALE_PLAN = 8  # a saved plan no longer matches the inventory or the observed versions
+    VALIDATION_FAILED = 9  # post-upgrade validation found a problem
+    LOCKED = 10  # another run holds the inventory's lock
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+class XsoarMtError(Exception):
+    """An error whose message is written for the operator; `exit_code` says how the CLI ends."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InvalidInput(XsoarMtError):
+    """A value given by the operator (flag, version, file) is not acceptable."""
+
+    exit_code = ExitCode.INVALID_INVENTORY
+
+
+class InventoryError(XsoarMtError):
+    """One or more problems in an inventory file, each naming file:line and the key path."""
+
+    exit_code = ExitCode.INVALID_INVENTORY
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems in the inventory")
+        self.problems = problems
+
+
+class PlanRefused(XsoarMtError):
+    """No order of steps reaches the target while keeping the version skew rule."""
+
+    exit_code = ExitCode.PLAN_REFUSED
+
+
+class StalePlan(XsoarMtError):
+    exit_code = ExitCode.STALE_PLAN
+
+    def __init__(self, differences: list[str]) -> None:
+        super().__init__(
+            "the saved plan is stale: " + "; ".join(differences),
+            hint="make a new plan with `xsoar-mt upgrade plan --out FILE` and review it",
+        )
+        self.differences = differences

@@ -1,0 +1,65 @@
+"""Getting the installer onto a server: where it lives, the download link, and the fetch command."""
+
+from __future__ import annotations
+
+import shlex
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from xsoar_mt.errors import InvalidInput
+from xsoar_mt.inventory import InstallerSettings
+
+VENDOR_HOST = "download.demisto.com"
+_OLD_HOST = "download.demisto.works"
+
+
+def installer_path(settings: InstallerSettings, release: str) -> str:
+    """Where the installer for `release` is placed on every server."""
+    return f"{settings.directory.rstrip('/')}/demisto-{release}.sh"
+
+
+def download_name(release: str, build: str | None = None) -> str:
+    """The vendor's version selector: `6_12_latest`, or `6_12_<build>` for a given build."""
+    major, minor = release.split(".")
+    return f"{major}_{minor}_{build or 'latest'}"
+
+
+def normalise_link(link: str, release: str, build: str | None = None) -> str:
+    """The vendor link for `release`: host download.demisto.com and `downloadName` set to the release.
+
+    The vendor documents both corrections: the old `.works` host must become `.com`, and
+    `downloadName=<major>_<minor>_<latest|build>` picks the version.
+    """
+    parts = urlsplit(link.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InvalidInput(
+            "the download link is not an http(s) URL (check the variable or file it comes from)"
+        )
+    host = parts.netloc
+    if host == _OLD_HOST:
+        host = VENDOR_HOST
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "downloadName"]
+    query.append(("downloadName", download_name(release, build)))
+    return urlunsplit(("https", host, parts.path, urlencode(query, safe="@"), ""))
+
+
+def fetch_command(settings: InstallerSettings, release: str) -> str:
+    """The command a server runs to download the installer itself.
+
+    The link (it carries a token) arrives on standard input and is handed to wget or curl through a
+    shell builtin, so it never appears on any process's command line or in shell history.
+    """
+    path = shlex.quote(installer_path(settings, release))
+    directory = shlex.quote(settings.directory)
+    return (
+        f"mkdir -p {directory} && IFS= read -r link && "
+        "if command -v wget >/dev/null 2>&1; "
+        f"then printf '%s\\n' \"$link\" | wget -q -O {path} -i -; "
+        f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {path} -K -; fi && '
+        f"chmod +x {path}"
+    )
+
+
+def upload_check_command(settings: InstallerSettings, release: str) -> str:
+    """After an SFTP upload: print the installer's sha256 (compared locally) and make it executable."""
+    path = shlex.quote(installer_path(settings, release))
+    return f"sha256sum {path} && chmod +x {path}"

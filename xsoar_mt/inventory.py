@@ -1,0 +1,941 @@
+"""The inventory: its data model, and loading and validating it from YAML with file:line errors."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from xsoar_mt.errors import InvalidInput, InventoryError
+from xsoar_mt.releases import ReleaseLine, Version
+
+INVENTORY_VERSION = 1
+
+
+class Topology(StrEnum):
+    SINGLE = "server"
+    HA = "ha"
+    DR = "dr"
+
+
+class Role(StrEnum):
+    """A server's place in its group."""
+
+    SINGLE = "single"
+    APP = "app"  # one of an HA group's servers
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret comes from. Holds the variable's name or the file's path, never the secret."""
+
+    source: str  # "env" | "file" | "prompt"
+    ref: str = ""
+
+    def describe(self) -> str:
+        if self.source == "env":
+            return f"environment variable {self.ref}"
+        if self.source == "file":
+            return f"file {self.ref}"
+        return "a prompt"
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str | None = None
+    port: int = 22
+    identity_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str | None = None
+    port: int = 22
+    identity_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    config_file: str | None = None
+    bastion: Bastion | None = None
+    connect_timeout: float = 10.0
+    keepalive: float = 15.0
+    sudo_password: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str
+    group: str
+    role: Role
+    ssh: SshSettings
+    version: Version | None = None
+    line: int = 0
+
+    @property
+    def ssh_port(self) -> int:
+        return self.ssh.port
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    port: int
+    group: str
+
+    @property
+    def account(self) -> str:
+        return f"acc_{self.name}"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Main, or a host group: one server, an HA group, or a DR pair, with its tenants."""
+
+    name: str
+    is_main: bool
+    topology: Topology
+    servers: tuple[Server, ...]
+    tenants: tuple[Tenant, ...] = ()
+    load_balancer: str | None = None
+
+    @property
+    def primary(self) -> Server:
+        return next(s for s in self.servers if s.role is Role.PRIMARY)
+
+    @property
+    def secondary(self) -> Server:
+        return next(s for s in self.servers if s.role is Role.SECONDARY)
+
+    @property
+    def label(self) -> str:
+        kind = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pair"}[self.topology]
+        return f"main ({kind})" if self.is_main else f"host group {self.name} ({kind})"
+
+
+@dataclass(frozen=True)
+class InstallerSettings:
+    link: SecretRef | None = None
+    file: str | None = None
+    delivery: str = "server-download"
+    directory: str = "/var/tmp/xsoar-mt"
+    target_dir: str | None = None
+    extra_flags: tuple[str, ...] = ()
+    build: str | None = None
+    sha256: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Commands:
+    stop: str = "sudo service demisto stop"
+    start: str = "sudo service demisto start"
+    status: str = "sudo service demisto status"
+    install: str = "sudo {installer} {target} -- -multi-tenant {flags}"
+    backup: str = (
+        "sudo mkdir -p {backup_dir} && "
+        "sudo tar -czf {backup_dir}/demisto-before-{version}.tar.gz -C / etc/demisto.conf var/lib/demisto"
+    )
+    backup_dir: str = "/var/tmp/xsoar-mt/backup"
+    version: str = "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about"
+    health: str = "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://127.0.0.1:{port}/health"
+
+
+@dataclass(frozen=True)
+class Health:
+    timeout: float = 600.0
+    interval: float = 5.0
+    max_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: str
+    name: str
+    database: str
+    main: Group
+    hosts: tuple[Group, ...]
+    ssh: SshSettings = SshSettings()
+    installer: InstallerSettings = InstallerSettings()
+    commands: Commands = Commands()
+    health: Health = Health()
+    durations: Mapping[str, float] = field(default_factory=dict)
+    releases: ReleaseLine = field(default_factory=ReleaseLine)
+    communication_port: int = 443
+    tenant_port_base: int = 18501
+    profile: str = "production"
+    elasticsearch_url: str | None = None
+    elasticsearch_credentials: SecretRef | None = None
+    api_key: SecretRef | None = None
+    digest: str = ""  # sha256 of the file's text, for a saved plan's fingerprint
+
+    @property
+    def groups(self) -> tuple[Group, ...]:
+        return (self.main, *self.hosts)
+
+    @property
+    def servers(self) -> tuple[Server, ...]:
+        return tuple(s for g in self.groups for s in g.servers)
+
+    def server(self, name: str) -> Server:
+        for s in self.servers:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def group_of(self, server: str) -> Group:
+        return self.group(self.server(server).group)
+
+    def versions(self) -> dict[str, Version]:
+        """The versions the inventory records (servers without one are left out)."""
+        return {s.name: s.version for s in self.servers if s.version is not None}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read and validate an inventory file; raise InventoryError listing every problem found."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError([f"{file}: cannot read the inventory: {exc.strerror or exc}"]) from None
+    return parse_inventory(text, str(file))
+
+
+def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
+    reader = _Reader(filename)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark else filename
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError([f"{where}: not valid YAML: {problem}"]) from None
+    if root is None:
+        raise InventoryError([f"{filename}:1: the inventory is empty"])
+    inventory = reader.inventory(_Node(root, "", reader))
+    if reader.problems or inventory is None:
+        raise InventoryError(reader.problems)
+    return replace(inventory, digest=hashlib.sha256(text.encode()).hexdigest())
+
+
+T = TypeVar("T")
+
+_TOP_KEYS = (
+    "inventory_version",
+    "deployment",
+    "ssh",
+    "installer",
+    "commands",
+    "health",
+    "durations",
+    "releases",
+    "main",
+    "hosts",
+)
+_DEPLOYMENT_KEYS = (
+    "name",
+    "database",
+    "elasticsearch_url",
+    "elasticsearch_credentials",
+    "communication_port",
+    "tenant_port_base",
+    "profile",
+    "api_key",
+)
+_SSH_KEYS = (
+    "user",
+    "port",
+    "identity_file",
+    "known_hosts",
+    "config_file",
+    "bastion",
+    "connect_timeout",
+    "keepalive",
+    "sudo_password",
+)
+_SERVER_KEYS = ("name", "address", "ssh_port", "version", "ssh")
+_INSTALLER_KEYS = (
+    "link",
+    "file",
+    "delivery",
+    "directory",
+    "target_dir",
+    "extra_flags",
+    "build",
+    "sha256",
+)
+_DURATION_KEYS = ("stop", "install", "start", "healthy")
+_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "stop": (),
+    "start": (),
+    "status": (),
+    "backup_dir": (),
+    "install": ("installer", "target", "flags", "port"),
+    "backup": ("backup_dir", "version"),
+    "version": ("port",),
+    "health": ("port",),
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+
+
+class _Node:
+    """A YAML node with its key path, so every problem can name file:line and where it is."""
+
+    def __init__(self, node: yaml.Node, path: str, reader: _Reader) -> None:
+        self.node = node
+        self.path = path
+        self.reader = reader
+
+    @property
+    def line(self) -> int:
+        return int(self.node.start_mark.line) + 1
+
+    def problem(self, message: str) -> None:
+        self.reader.problem(self.line, self.path, message)
+
+    def child_path(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
+
+    def mapping(self, known: tuple[str, ...]) -> dict[str, _Node] | None:
+        if not isinstance(self.node, yaml.MappingNode):
+            self.problem(f"expected a mapping of keys ({', '.join(known[:4])}, ...), found {self.kind}")
+            return None
+        out: dict[str, _Node] = {}
+        for key_node, value_node in self.node.value:
+            key = str(key_node.value)
+            child = _Node(value_node, self.child_path(key), self.reader)
+            if key in out:
+                self.reader.problem(key_node.start_mark.line + 1, child.path, "this key appears twice")
+                continue
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
+                self.reader.problem(key_node.start_mark.line + 1, child.path, f"unknown key{hint}")
+                continue
+            out[key] = child
+        return out
+
+    def sequence(self) -> list[_Node] | None:
+        if not isinstance(self.node, yaml.SequenceNode):
+            self.problem(f"expected a list, found {self.kind}")
+            return None
+        return [_Node(n, self.child_path(i), self.reader) for i, n in enumerate(self.node.value)]
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(self.node, yaml.SequenceNode):
+            return "a list"
+        return f"{self.node.value!r}" if self.node.value != "" else "nothing"
+
+    def text(self) -> str | None:
+        """The scalar exactly as written (so `6.10` stays 6.10, not the number 6.1)."""
+        if not isinstance(self.node, yaml.ScalarNode) or self.node.value == "":
+            self.problem(f"expected a text value, found {self.kind}")
+            return None
+        return str(self.node.value)
+
+    def integer(self, low: int, high: int, what: str = "a whole number") -> int | None:
+        raw = self.text()
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problem(f"expected {what}, found {raw!r}")
+            return None
+        if not low <= value <= high:
+            self.problem(f"{value} is out of range ({low} to {high})")
+            return None
+        return value
+
+    def number(self, low: float = 0.0) -> float | None:
+        raw = self.text()
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problem(f"expected a number, found {raw!r}")
+            return None
+        if value < low:
+            self.problem(f"must be at least {low:g}")
+            return None
+        return value
+
+    def boolean(self) -> bool | None:
+        raw = self.text()
+        if raw is None:
+            return None
+        if raw.lower() in ("true", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "no", "off"):
+            return False
+        self.problem(f"expected true or false, found {raw!r}")
+        return None
+
+    def choice(self, options: tuple[str, ...]) -> str | None:
+        raw = self.text()
+        if raw is None:
+            return None
+        if raw not in options:
+            close = difflib.get_close_matches(raw, options, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            self.problem(f"{raw!r} is not one of {', '.join(options)}{hint}")
+            return None
+        return raw
+
+    def string_list(self) -> tuple[str, ...] | None:
+        items = self.sequence()
+        if items is None:
+            return None
+        values = [item.text() for item in items]
+        return None if any(v is None for v in values) else tuple(v for v in values if v is not None)
+
+
+class _Reader:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[str] = []
+        self.tenant_lines: dict[tuple[str, str], int] = {}
+
+    def problem(self, line: int, path: str, message: str) -> None:
+        where = f"{path}: " if path else ""
+        self.problems.append(f"{self.filename}:{line}: {where}{message}")
+
+    def required(self, parent: _Node, items: Mapping[str, _Node], key: str) -> _Node | None:
+        if key not in items:
+            self.problem(parent.line, parent.child_path(key), "required key is missing")
+            return None
+        return items[key]
+
+    def optional(
+        self, items: Mapping[str, _Node], key: str, read: Callable[[_Node], T | None], default: T
+    ) -> T:
+        node = items.get(key)
+        if node is None:
+            return default
+        value = read(node)
+        return default if value is None else value
+
+    # -- sections -----------------------------------------------------------------------------------
+
+    def inventory(self, root: _Node) -> Inventory | None:
+        top = root.mapping(_TOP_KEYS)
+        if top is None:
+            return None
+        version_node = self.required(root, top, "inventory_version")
+        if version_node is not None:
+            version = version_node.integer(0, 10**6)
+            if version is not None and version != INVENTORY_VERSION:
+                version_node.problem(
+                    f"this xsoar-mt reads inventory_version {INVENTORY_VERSION}, not {version}"
+                )
+
+        deployment = self.required(root, top, "deployment")
+        dep = deployment.mapping(_DEPLOYMENT_KEYS) if deployment else None
+        dep = dep or {}
+        name_node = self.required(deployment, dep, "name") if deployment else None
+        name = (name_node.text() if name_node else None) or "?"
+        database = self.optional(dep, "database", lambda n: n.choice(("bolt", "elasticsearch")), "bolt")
+        comm_port = self.optional(dep, "communication_port", lambda n: n.integer(1, 65535), 443)
+        tenant_base = self.optional(dep, "tenant_port_base", lambda n: n.integer(1, 65535), 18501)
+        profile = self.optional(dep, "profile", lambda n: n.choice(("production", "dev")), "production")
+        es_url = self.optional(dep, "elasticsearch_url", self.url, None)
+        es_creds = self.optional(dep, "elasticsearch_credentials", self.secret, None)
+        api_key = self.optional(dep, "api_key", self.secret, None)
+        if database == "elasticsearch" and es_url is None and deployment is not None:
+            self.problem(
+                deployment.line, "deployment.elasticsearch_url", "required when database is elasticsearch"
+            )
+
+        ssh_defaults = self.optional(top, "ssh", lambda n: self.ssh(n, SshSettings()), SshSettings())
+        releases = self.optional(top, "releases", self.release_line, ReleaseLine())
+        installer = self.optional(top, "installer", self.installer, InstallerSettings())
+        commands = self.optional(top, "commands", self.commands, Commands())
+        health = self.optional(top, "health", self.health, Health())
+        durations: dict[str, float] = self.optional(top, "durations", self.durations, {})
+
+        main_node = self.required(root, top, "main")
+        context = _GroupContext(ssh_defaults, releases, tenant_base, comm_port)
+        main = self.group(main_node, "main", is_main=True, context=context) if main_node else None
+        hosts: list[Group] = []
+        hosts_node = top.get("hosts")
+        if hosts_node is not None:
+            for item in hosts_node.sequence() or []:
+                group = self.group(item, None, is_main=False, context=context)
+                if group is not None:
+                    hosts.append(group)
+        if main is None:
+            return None
+        inventory = Inventory(
+            path=self.filename,
+            name=name,
+            database=database,
+            main=main,
+            hosts=tuple(hosts),
+            ssh=ssh_defaults,
+            installer=installer,
+            commands=commands,
+            health=health,
+            durations=durations,
+            releases=releases,
+            communication_port=comm_port,
+            tenant_port_base=tenant_base,
+            profile=profile,
+            elasticsearch_url=es_url,
+            elasticsearch_credentials=es_creds,
+            api_key=api_key,
+        )
+        self.cross_checks(inventory)
+        return inventory
+
+    def url(self, node: _Node) -> str | None:
+        raw = node.text()
+        if raw is not None and not re.match(r"^https?://[^\s/]+", raw):
+            node.problem(f"{raw!r} is not an http(s) URL")
+            return None
+        return raw
+
+    def secret(self, node: _Node) -> SecretRef | None:
+        if isinstance(node.node, yaml.ScalarNode):
+            node.problem(
+                "a secret is never written in the inventory; use {env: VARIABLE}, "
+                "{file: PATH} or {prompt: true}"
+            )
+            return None
+        items = node.mapping(("env", "file", "prompt"))
+        if items is None:
+            return None
+        if len(items) != 1:
+            node.problem("give exactly one of env, file or prompt")
+            return None
+        ((source, value),) = items.items()
+        if source == "prompt":
+            return SecretRef("prompt") if value.boolean() else None
+        text = value.text()
+        if text is None:
+            return None
+        if source == "env" and not _ENV_NAME.match(text):
+            value.problem(f"{text!r} is not an environment variable name")
+            return None
+        return SecretRef(source, text)
+
+    def ssh(self, node: _Node, base: SshSettings) -> SshSettings | None:
+        items = node.mapping(_SSH_KEYS)
+        if items is None:
+            return None
+        bastion = base.bastion
+        if "bastion" in items:
+            bastion = self.bastion(items["bastion"])
+        return SshSettings(
+            user=self.optional(items, "user", _Node.text, base.user),
+            port=self.optional(items, "port", lambda n: n.integer(1, 65535), base.port),
+            identity_file=self.optional(items, "identity_file", _Node.text, base.identity_file),
+            known_hosts=self.optional(items, "known_hosts", _Node.text, base.known_hosts),
+            config_file=self.optional(items, "config_file", _Node.text, base.config_file),
+            bastion=bastion,
+            connect_timeout=self.optional(
+                items, "connect_timeout", lambda n: n.number(0.1), base.connect_timeout
+            ),
+            keepalive=self.optional(items, "keepalive", lambda n: n.number(0), base.keepalive),
+            sudo_password=self.optional(items, "sudo_password", self.secret, base.sudo_password),
+        )
+
+    def bastion(self, node: _Node) -> Bastion | None:
+        if isinstance(node.node, yaml.ScalarNode):
+            raw = node.text()  # user@host:port
+            match = re.match(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[^:@\s]+)(?::(?P<port>\d+))?$", raw or "")
+            if raw is None or match is None:
+                node.problem("expected user@host[:port] or a mapping with host, user, port")
+                return None
+            return Bastion(match["host"], match["user"], int(match["port"] or 22))
+        items = node.mapping(("host", "user", "port", "identity_file"))
+        if items is None:
+            return None
+        host = self.required(node, items, "host")
+        host_text = host.text() if host else None
+        if host_text is None:
+            return None
+        return Bastion(
+            host_text,
+            self.optional(items, "user", _Node.text, None),
+            self.optional(items, "port", lambda n: n.integer(1, 65535), 22),
+            self.optional(items, "identity_file", _Node.text, None),
+        )
+
+    def release_line(self, node: _Node) -> ReleaseLine | None:
+        extra = node.string_list()
+        if extra is None:
+            return None
+        try:
+            return ReleaseLine.extended(extra)
+        except InvalidInput as exc:
+            node.problem(exc.message)
+            return None
+
+    def installer(self, node: _Node) -> InstallerSettings | None:
+        items = node.mapping(_INSTALLER_KEYS)
+        if items is None:
+            return None
+        base = InstallerSettings()
+        link = self.optional(items, "link", self.secret, None)
+        if link is not None and link.source == "prompt":
+            items["link"].problem("the download link comes from {env: VARIABLE} or {file: PATH}")
+        file = self.optional(items, "file", _Node.text, None)
+        delivery = self.optional(
+            items, "delivery", lambda n: n.choice(("server-download", "upload")), base.delivery
+        )
+        if link is not None and file is not None:
+            node.problem("give either link or file, not both")
+        if file is not None and delivery == "server-download":
+            items["file"].problem("a local installer file needs `delivery: upload`")
+        sha: dict[str, str] = self.optional(items, "sha256", self.checksums, {})
+        return InstallerSettings(
+            link=link,
+            file=file,
+            delivery=delivery,
+            directory=self.optional(items, "directory", _Node.text, base.directory),
+            target_dir=self.optional(items, "target_dir", _Node.text, None),
+            extra_flags=self.optional(items, "extra_flags", _Node.string_list, ()),
+            build=self.optional(items, "build", _Node.text, None),
+            sha256=sha,
+        )
+
+    def checksums(self, node: _Node) -> dict[str, str] | None:
+        if not isinstance(node.node, yaml.MappingNode):
+            node.problem('expected a mapping of release to sha256, e.g. {"6.12": 3f2a...}')
+            return None
+        out: dict[str, str] = {}
+        for key_node, value_node in node.node.value:
+            value = _Node(value_node, node.child_path(str(key_node.value)), self)
+            digest = value.text()
+            if digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                value.problem("expected 64 hexadecimal characters")
+            elif digest is not None:
+                out[str(key_node.value)] = digest.lower()
+        return out
+
+    def commands(self, node: _Node) -> Commands | None:
+        names = tuple(Commands.__dataclass_fields__)
+        items = node.mapping(names)
+        if items is None:
+            return None
+        values: dict[str, Any] = {}
+        for key, child in items.items():
+            if key == "backup" and isinstance(child.node, yaml.ScalarNode) and child.node.value == "":
+                values[key] = ""
+                continue
+            text = child.text()
+            if text is not None and self.placeholders_known(child, text, _PLACEHOLDERS[key]):
+                values[key] = text
+        return Commands(**values)
+
+    def placeholders_known(self, node: _Node, template: str, allowed: tuple[str, ...]) -> bool:
+        try:
+            template.format(**dict.fromkeys(allowed, ""))
+        except KeyError as exc:
+            node.problem(
+                f"unknown placeholder {{{exc.args[0]}}}; this command knows "
+                + (", ".join(f"{{{a}}}" for a in allowed) or "none (write {{ and }} for braces)")
+            )
+            return False
+        except (ValueError, IndexError):
+            node.problem("unbalanced braces; write {{ and }} for literal braces")
+            return False
+        return True
+
+    def health(self, node: _Node) -> Health | None:
+        items = node.mapping(("timeout", "interval", "max_interval"))
+        if items is None:
+            return None
+        base = Health()
+        return Health(
+            timeout=self.optional(items, "timeout", lambda n: n.number(1), base.timeout),
+            interval=self.optional(items, "interval", lambda n: n.number(0.01), base.interval),
+            max_interval=self.optional(items, "max_interval", lambda n: n.number(0.01), base.max_interval),
+        )
+
+    def durations(self, node: _Node) -> dict[str, float] | None:
+        items = node.mapping(_DURATION_KEYS)
+        if items is None:
+            return None
+        return {k: v for k, n in items.items() if (v := n.number()) is not None}
+
+    # -- groups and servers -------------------------------------------------------------------------
+
+    def group(self, node: _Node, name: str | None, *, is_main: bool, context: _GroupContext) -> Group | None:
+        keys = ("server", "ha", "dr", "tenants") if is_main else ("name", "server", "ha", "dr", "tenants")
+        items = node.mapping(keys)
+        if items is None:
+            return None
+        if name is None:
+            name_node = self.required(node, items, "name")
+            name = name_node.text() if name_node else None
+            if name is not None and not _NAME.match(name):
+                assert name_node is not None
+                name_node.problem(f"{name!r} is not a valid group name (letters, digits, . _ -)")
+                name = None
+            elif name == "main":
+                assert name_node is not None
+                name_node.problem("`main` is reserved for the main server")
+                name = None
+        shapes = [k for k in ("server", "ha", "dr") if k in items]
+        if len(shapes) != 1:
+            found = ", ".join(shapes) if shapes else "none"
+            node.problem(f"give exactly one of server, ha or dr (found {found})")
+            return None
+        if name is None:
+            return None
+        shape = shapes[0]
+        shape_node = items[shape]
+        load_balancer: str | None = None
+        servers: list[Server] = []
+        if shape == "server":
+            topology = Topology.SINGLE
+            server = self.server(shape_node, name, Role.SINGLE, context)
+            servers = [server] if server else []
+        elif shape == "ha":
+            topology = Topology.HA
+            ha = shape_node.mapping(("load_balancer", "servers"))
+            if ha is not None:
+                if is_main:
+                    lb_node = self.required(shape_node, ha, "load_balancer")
+                    load_balancer = self.url(lb_node) if lb_node else None
+                else:
+                    load_balancer = self.optional(ha, "load_balancer", self.url, None)
+                servers_node = self.required(shape_node, ha, "servers")
+                listed = servers_node.sequence() if servers_node else None
+                if listed is not None:
+                    if len(listed) < 2:
+                        assert servers_node is not None
+                        servers_node.problem(f"an HA group needs at least two servers (found {len(listed)})")
+                    for item in listed:
+                        server = self.server(item, name, Role.APP, context)
+                        if server:
+                            servers.append(server)
+        else:
+            topology = Topology.DR
+            dr = shape_node.mapping(("primary", "secondary"))
+            if dr is not None:
+                for role in (Role.PRIMARY, Role.SECONDARY):
+                    member = dr.get(role.value)
+                    if member is None:
+                        shape_node.problem(
+                            f"a DR pair needs exactly one primary and one secondary; `{role.value}` is missing"
+                        )
+                        continue
+                    if isinstance(member.node, yaml.SequenceNode):
+                        member.problem(f"a DR pair has exactly one {role.value}, not a list")
+                        continue
+                    server = self.server(member, name, role, context)
+                    if server:
+                        servers.append(server)
+        tenants = self.tenants(items.get("tenants"), name, context)
+        if not servers:
+            return None
+        return Group(name, is_main, topology, tuple(servers), tenants, load_balancer)
+
+    def server(self, node: _Node, group: str, role: Role, context: _GroupContext) -> Server | None:
+        items = node.mapping(_SERVER_KEYS)
+        if items is None:
+            return None
+        name_node = self.required(node, items, "name")
+        address_node = self.required(node, items, "address")
+        name = name_node.text() if name_node else None
+        if name is not None and not _NAME.match(name):
+            assert name_node is not None
+            name_node.problem(f"{name!r} is not a valid server name (letters, digits, . _ -)")
+            name = None
+        address = self.address(address_node) if address_node else None
+        ssh = context.ssh
+        if "ssh" in items:
+            ssh = self.ssh(items["ssh"], context.ssh) or context.ssh
+        if "ssh_port" in items:
+            port = items["ssh_port"].integer(1, 65535)
+            if port is not None:
+                ssh = replace(ssh, port=port)
+        version: Version | None = None
+        if "version" in items:
+            version = self.version(items["version"], context.releases)
+        if name is None or address is None:
+            return None
+        return Server(name, address, group, role, ssh, version, node.line)
+
+    def address(self, node: _Node) -> str | None:
+        raw = node.text()
+        if raw is None:
+            return None
+        try:
+            ipaddress.ip_address(raw)
+            return raw
+        except ValueError:
+            pass
+        if not _HOSTNAME.match(raw):
+            node.problem(f"{raw!r} is neither an IP address nor a host name")
+            return None
+        return raw
+
+    def version(self, node: _Node, releases: ReleaseLine) -> Version | None:
+        raw = node.text()
+        if raw is None:
+            return None
+        try:
+            version = Version.parse(raw)
+            releases.index(version.release)
+        except InvalidInput as exc:
+            node.problem(exc.message)
+            return None
+        return version
+
+    def tenants(self, node: _Node | None, group: str, context: _GroupContext) -> tuple[Tenant, ...]:
+        if node is None:
+            return ()
+        items = node.sequence()
+        if items is None:
+            return ()
+        tenants: list[Tenant] = []
+        next_port = context.tenant_port_base
+        used: dict[int, str] = {}
+        for item in items:
+            fields = item.mapping(("name", "port"))
+            if fields is None:
+                continue
+            name_node = self.required(item, fields, "name")
+            name = name_node.text() if name_node else None
+            if name is not None and (re.search(r"\s", name) or not _NAME.match(name)):
+                assert name_node is not None
+                name_node.problem(f"tenant name {name!r} must be letters, digits, . _ - with no white space")
+                name = None
+            if "port" in fields:
+                port = fields["port"].integer(1, 65535)
+            else:
+                while next_port in used.keys() | {context.communication_port}:
+                    next_port += 1
+                port = next_port
+            if port is not None and port in used:
+                fields.get("port", item).problem(f"port {port} is already used by tenant {used[port]}")
+                port = None
+            elif port is not None and port == context.communication_port:
+                fields["port"].problem(f"port {port} is the communication port")
+                port = None
+            if name is None or port is None:
+                continue
+            used[port] = name
+            if port == next_port:
+                next_port += 1
+            self.tenant_lines[(group, name)] = item.line
+            tenants.append(Tenant(name, port, group))
+        return tuple(tenants)
+
+    # -- rules across the whole inventory -----------------------------------------------------------
+
+    def cross_checks(self, inv: Inventory) -> None:
+        names: dict[str, Server] = {}
+        endpoints: dict[tuple[str, int], Server] = {}
+        for server in inv.servers:
+            if server.name in names:
+                self.problem(
+                    server.line,
+                    f"server {server.name}",
+                    f"duplicate server name (also at line {names[server.name].line})",
+                )
+            names.setdefault(server.name, server)
+            endpoint = (server.address, server.ssh_port)
+            if endpoint in endpoints:
+                other = endpoints[endpoint]
+                self.problem(
+                    server.line,
+                    f"server {server.name}",
+                    f"{server.address}:{server.ssh_port} is also server {other.name} (line {other.line})",
+                )
+            endpoints.setdefault(endpoint, server)
+        group_names: set[str] = set()
+        tenant_names: dict[str, str] = {}
+        for group in inv.groups:
+            line = group.servers[0].line
+            if group.name in group_names:
+                self.problem(line, f"hosts.{group.name}", "duplicate host group name")
+            group_names.add(group.name)
+            if group.topology is Topology.HA and inv.database != "elasticsearch":
+                self.problem(
+                    line, _group_path(group), "HA needs Elasticsearch; set deployment.database: elasticsearch"
+                )
+            if group.topology is Topology.DR and inv.database == "elasticsearch":
+                self.problem(
+                    line,
+                    _group_path(group),
+                    "DR (Live Backup) works only with BoltDB, not with Elasticsearch",
+                )
+            for tenant in group.tenants:
+                if tenant.name in tenant_names:
+                    self.problem(
+                        self.tenant_lines.get((group.name, tenant.name), line),
+                        f"{_group_path(group)}.tenants",
+                        f"duplicate tenant {tenant.name} (also in {tenant_names[tenant.name]})",
+                    )
+                tenant_names.setdefault(tenant.name, group.name)
+        topologies = {g.topology for g in inv.groups}
+        if Topology.HA in topologies and Topology.DR in topologies:
+            first_dr = next(g for g in inv.groups if g.topology is Topology.DR)
+            self.problem(
+                first_dr.servers[0].line,
+                _group_path(first_dr),
+                "DR (Live Backup) cannot be combined with HA in one deployment",
+            )
+        self.host_versions(inv)
+
+    def host_versions(self, inv: Inventory) -> None:
+        main_versions = [s.version for s in inv.main.servers if s.version is not None]
+        if not main_versions:
+            return
+        oldest_main = min(main_versions)
+        for group in inv.hosts:
+            for server in group.servers:
+                if (
+                    server.version is not None
+                    and server.version.release != oldest_main.release
+                    and (inv.releases.index(server.version.release) > inv.releases.index(oldest_main.release))
+                ):
+                    self.problem(
+                        server.line,
+                        f"{_group_path(group)} {server.name}.version",
+                        f"host runs {server.version}, newer than main ({oldest_main}); "
+                        "a host must never run a newer release than main",
+                    )
+
+
+def _group_path(group: Group) -> str:
+    return "main" if group.is_main else f"hosts[{group.name}]"
+
+
+@dataclass
+class _GroupContext:
+    ssh: SshSettings
+    releases: ReleaseLine
+    tenant_port_base: int
+    communication_port: int

@@ -1,0 +1,376 @@
+"""The planner: from an inventory, the servers' versions and a target, the vendor-ordered plan."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xsoar_mt.errors import InvalidInput, PlanRefused
+from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
+from xsoar_mt.inventory import Group, Inventory, Server, Topology
+from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
+from xsoar_mt.releases import Version
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
+
+_WHY = {
+    "backup": "back up before any change (vendor: prepare for the upgrade)",
+    "fetch": "every server gets the installer before anything is stopped",
+    "main-first": "main is upgraded before any host",
+    "single-stop": "the installer refuses to run while the service is up",
+    "single-install": "run the installer in multi-tenant mode",
+    "start": "start the service (safe if the installer already started it)",
+    "healthy": "wait until the service is up and its /health answers",
+    "ha-stop": "stop every server of the HA group before the first install",
+    "ha-first": "install on one server of the HA group first",
+    "ha-first-healthy": "the first server must be up before the others are installed",
+    "ha-rest": "then install on the rest of the HA group",
+    "dr-stop-primary": "DR: stop the primary first",
+    "dr-stop-secondary": "DR: then stop the secondary",
+    "dr-secondary": "DR: the secondary is upgraded before the primary",
+    "dr-secondary-up": "DR: the secondary must be up while the primary is upgraded",
+    "dr-primary": "DR: upgrade the primary once the secondary runs the new release",
+    "validate-lb": "HA: main answers through the load balancer as before",
+    "validate-main": "main answers on its communication port",
+    "validate-tenants": "every tenant answers through main",
+}
+
+
+@dataclass(frozen=True)
+class _Wave:
+    """Bringing some server groups to one release."""
+
+    release: str
+    groups: tuple[Group, ...]
+
+
+def plan_upgrade(
+    inventory: Inventory,
+    versions: Mapping[str, Version],
+    target: str,
+    scope: Scope = Scope(),
+) -> Plan:
+    """The ordered plan that takes the servers in `scope` to `target` without breaking the skew rule.
+
+    `versions` are the servers' current versions (from the inventory, or probed). Raises PlanRefused
+    when no order keeps the rule, InvalidInput for a bad scope or target.
+    """
+    line = inventory.releases
+    line.index(target)
+    _check_scope(inventory, scope)
+    releases = _current_releases(inventory, versions)
+    state = FleetState(
+        {s.name: releases[s.name] for s in inventory.main.servers},
+        {s.name: releases[s.name] for g in inventory.hosts for s in g.servers},
+        line,
+    )
+    start = state.judge()
+    if start.verdict is Verdict.UNSUPPORTED:
+        faults = "; ".join(f.reason for f in start.faults if f.verdict is Verdict.UNSUPPORTED)
+        raise PlanRefused(
+            f"the deployment is already unsupported ({faults}); xsoar-mt plans only from a supported state",
+            hint="bring the lagging hosts within one release of main by hand, then plan again",
+        )
+    newest_main = line.releases[max(line.index(state.main[s.name]) for s in inventory.main.servers)]
+    if line.index(newest_main) > line.index(target):
+        raise PlanRefused(
+            f"main already runs {newest_main}, newer than the target {target}; xsoar-mt does not downgrade"
+        )
+
+    waves = _waves(inventory, state, target, scope)
+    builder = _Builder(inventory, state, scope)
+    builder.prepare(waves, versions)
+    for wave in waves:
+        for group in wave.groups:
+            builder.upgrade_group(group, wave.release)
+    final = state.judge()
+    warnings: list[str] = []
+    if final.verdict is Verdict.DEGRADED:
+        lagging = ", ".join(f.server for f in final.faults)
+        warnings.append(
+            f"after this plan, hosts left out of scope lag main by one release ({lagging}): "
+            "some functions do not work until they are upgraded too"
+        )
+    if builder.phases:
+        builder.validate(target)
+    skipped = [
+        Skipped(s.name, str(versions[s.name]), f"already runs {target}")
+        for g in inventory.groups
+        if scope.covers(g.name, g.is_main)
+        for s in g.servers
+        if releases[s.name] == target
+    ]
+    skipped += [
+        Skipped(s.name, str(versions[s.name]), "out of scope")
+        for g in inventory.groups
+        if not scope.covers(g.name, g.is_main)
+        for s in g.servers
+    ]
+    basis = Basis(
+        inventory_digest=inventory.digest,
+        versions={name: str(v) for name, v in sorted(versions.items())},
+        target=target,
+        scope=scope,
+    )
+    return Plan(
+        deployment=inventory.name,
+        target=target,
+        scope=scope,
+        hops=tuple(dict.fromkeys(w.release for w in waves)),
+        phases=tuple(builder.phases),
+        basis=basis,
+        skipped=tuple(skipped),
+        warnings=tuple(warnings),
+        degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded or final.faults else (),
+        downtime_minutes=_downtime(inventory, waves),
+    )
+
+
+def _check_scope(inventory: Inventory, scope: Scope) -> None:
+    known = [g.name for g in inventory.hosts]
+    for name in scope.groups or ():
+        if name not in known:
+            raise InvalidInput(f"--group {name}: no such host group (known: {', '.join(known) or 'none'})")
+    if not scope.main and scope.groups == ():
+        raise InvalidInput("the scope is empty: give --only main, --group NAME, or neither for everything")
+
+
+def _current_releases(inventory: Inventory, versions: Mapping[str, Version]) -> dict[str, str]:
+    missing = [s.name for s in inventory.servers if s.name not in versions]
+    if missing:
+        raise InvalidInput(
+            f"no version known for {', '.join(missing)}: set `version:` in the inventory or probe the servers"
+        )
+    out: dict[str, str] = {}
+    for server in inventory.servers:
+        release = versions[server.name].release
+        inventory.releases.index(release)
+        out[server.name] = release
+    return out
+
+
+def _waves(inventory: Inventory, state: FleetState, target: str, scope: Scope) -> list[_Wave]:
+    """One-release hops: hosts catch up with main, main moves one release, and again, up to target."""
+    line = inventory.releases
+    hosts = [g for g in inventory.hosts if scope.covers(g.name, False)]
+    main_release = line.releases[max(line.index(state.main[s.name]) for s in inventory.main.servers)]
+    waves: list[_Wave] = []
+
+    def behind(group: Group, release: str) -> bool:
+        return any(line.index(state.release_of(s.name)) < line.index(release) for s in group.servers)
+
+    if scope.main and behind(inventory.main, main_release):  # a main left half-upgraded
+        waves.append(_Wave(main_release, (inventory.main,)))
+    release = main_release
+    while True:
+        lagging = tuple(g for g in hosts if behind(g, release))
+        if lagging:
+            waves.append(_Wave(release, lagging))
+        if release == target:
+            return waves
+        if not scope.main:
+            raise PlanRefused(
+                f"main runs {main_release}: hosts cannot be upgraded past main to {target}",
+                hint=f"upgrade main first (--only main), or plan hosts to --to {main_release}",
+            )
+        release = line.next(release)
+        waves.append(_Wave(release, (inventory.main,)))
+
+
+class _Builder:
+    """Turns waves into phases and steps, tracking the fleet's versions and verdict step by step."""
+
+    def __init__(self, inventory: Inventory, state: FleetState, scope: Scope) -> None:
+        self.inv = inventory
+        self.state = state
+        self.scope = scope
+        self.phases: list[Phase] = []
+        self.verdict = state.verdict()
+        self.ever_degraded = self.verdict is not Verdict.OK
+        cmds = inventory.commands
+        target_flag = (
+            f"-target {shlex.quote(inventory.installer.target_dir)}" if inventory.installer.target_dir else ""
+        )
+        flags = " ".join(shlex.quote(f) for f in inventory.installer.extra_flags)
+        self._install = {
+            "target": target_flag,
+            "flags": flags,
+            "port": str(inventory.communication_port),
+        }
+        self._health = _squash(f"{cmds.status} && {cmds.health.format(port=inventory.communication_port)}")
+
+    # -- prepare ----------------------------------------------------------------------------------
+
+    def prepare(self, waves: list[_Wave], versions: Mapping[str, Version]) -> None:
+        steps: list[Step] = []
+        first_release = waves[0].release if waves else ""
+        backed_up: set[str] = set()
+        for wave in waves:
+            for group in wave.groups:
+                todo = self._todo(group, wave.release)
+                names = tuple(s.name for s in todo)
+                fresh = tuple(n for n in names if n not in backed_up)
+                if fresh and self.inv.commands.backup:
+                    backup = self.inv.commands.backup.format(
+                        backup_dir=self.inv.commands.backup_dir, version=first_release
+                    )
+                    steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", first_release))
+                    backed_up.update(fresh)
+                installer = self.inv.installer
+                fetch = (
+                    upload_check_command(installer, wave.release)
+                    if installer.delivery == "upload"
+                    else fetch_command(installer, wave.release)
+                )
+                steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", wave.release))
+        if steps:
+            self.phases.append(Phase("prepare", "Prepare: back up and deliver installers", tuple(steps)))
+
+    # -- upgrading one group ------------------------------------------------------------------------
+
+    def _todo(self, group: Group, release: str) -> list[Server]:
+        line = self.inv.releases
+        return [s for s in group.servers if line.index(self.state.release_of(s.name)) < line.index(release)]
+
+    def upgrade_group(self, group: Group, release: str) -> None:
+        phase_id = f"{'main' if group.is_main else group.name}@{release}"
+        todo = self._todo(group, release)
+        if not todo:
+            return
+        steps: list[Step] = []
+        install = self._install_command(release)
+        names = tuple(s.name for s in todo)
+
+        def add(action: Action, servers: tuple[str, ...], why: str) -> None:
+            command = {
+                Action.STOP: self.inv.commands.stop,
+                Action.START: self.inv.commands.start,
+                Action.INSTALL: install,
+                Action.HEALTHY: self._health,
+            }[action]
+            steps.append(self._step(phase_id, action, servers, command, why, release))
+
+        if group.topology is Topology.DR and len(todo) == 2:
+            primary, secondary = group.primary.name, group.secondary.name
+            add(Action.STOP, (primary,), "dr-stop-primary")
+            add(Action.STOP, (secondary,), "dr-stop-secondary")
+            add(Action.INSTALL, (secondary,), "dr-secondary")
+            add(Action.START, (secondary,), "dr-secondary-up")
+            add(Action.HEALTHY, (secondary,), "dr-secondary-up")
+            add(Action.INSTALL, (primary,), "dr-primary")
+            add(Action.START, (primary,), "start")
+            add(Action.HEALTHY, (primary,), "healthy")
+        elif group.topology is Topology.HA and len(todo) > 1:
+            first, rest = names[:1], names[1:]
+            add(Action.STOP, names, "ha-stop")
+            add(Action.INSTALL, first, "ha-first")
+            add(Action.START, first, "start")
+            add(Action.HEALTHY, first, "ha-first-healthy")
+            add(Action.INSTALL, rest, "ha-rest")
+            add(Action.START, rest, "start")
+            add(Action.HEALTHY, rest, "healthy")
+        else:
+            add(Action.STOP, names, "single-stop")
+            add(Action.INSTALL, names, "main-first" if group.is_main else "single-install")
+            add(Action.START, names, "start")
+            add(Action.HEALTHY, names, "healthy")
+        title = f"{group.label}: to {release}"
+        self.phases.append(Phase(phase_id, title, tuple(steps), group.name, release))
+
+    def _install_command(self, release: str) -> str:
+        path = shlex.quote(installer_path(self.inv.installer, release))
+        return _squash(self.inv.commands.install.format(installer=path, **self._install))
+
+    def _step(
+        self,
+        phase: str,
+        action: Action,
+        servers: tuple[str, ...],
+        command: str,
+        why: str,
+        release: str,
+        name: str | None = None,
+    ) -> Step:
+        sets_release = None
+        if action is Action.INSTALL:
+            for name in servers:
+                self.state.set(name, release)
+            sets_release = release
+            self.verdict = self.state.verdict()
+            if self.verdict is Verdict.UNSUPPORTED:
+                raise PlanRefused(
+                    f"installing {release} on {', '.join(servers)} would leave the deployment unsupported: "
+                    + "; ".join(
+                        f.reason for f in self.state.judge().faults if f.verdict is Verdict.UNSUPPORTED
+                    ),
+                    hint="widen the scope so those hosts are upgraded too, or choose a nearer target",
+                )
+            self.ever_degraded |= self.verdict is Verdict.DEGRADED
+        label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
+        kind = name or (f"{action.value}-{release}" if phase == "prepare" else action.value)
+        step_id = f"{phase}/{kind}/{label}"
+        return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
+
+    # -- validate -----------------------------------------------------------------------------------
+
+    def validate(self, target: str) -> None:
+        main = self.inv.main
+        entry = main.servers[0].name
+        port = self.inv.communication_port
+        steps: list[Step] = []
+        if main.load_balancer:
+            steps.append(
+                self._step(
+                    "validate",
+                    Action.VALIDATE,
+                    (entry,),
+                    f"GET {main.load_balancer}/health",
+                    "validate-lb",
+                    target,
+                    "load-balancer",
+                )
+            )
+        else:
+            steps.append(
+                self._step(
+                    "validate",
+                    Action.VALIDATE,
+                    (entry,),
+                    f"GET https://{main.servers[0].address}:{port}/health",
+                    "validate-main",
+                    target,
+                    "main",
+                )
+            )
+        tenants = [t.account for g in self.inv.groups for t in g.tenants]
+        if tenants:
+            steps.append(
+                self._step(
+                    "validate",
+                    Action.VALIDATE,
+                    (entry,),
+                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} tenants "
+                    f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
+                    "validate-tenants",
+                    target,
+                    "tenants",
+                )
+            )
+        self.phases.append(Phase("validate", "Validate", tuple(steps)))
+
+
+def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:
+    """Expected minutes each server group is down, when the inventory gives durations."""
+    per_hop = sum(inventory.durations.get(k, 0.0) for k in ("stop", "install", "start", "healthy"))
+    if not per_hop:
+        return {}
+    out: dict[str, float] = {}
+    for wave in waves:
+        for group in wave.groups:
+            out[group.name] = out.get(group.name, 0.0) + per_hop
+    return out
+
+
+def _squash(command: str) -> str:
+    return re.sub(r"\s+", " ", command).strip()
