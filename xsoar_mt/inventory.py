@@ -291,8 +291,8 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "backup_dir": (),
     "install": ("installer", "target", "flags", "port"),
     "backup": ("backup_dir", "version"),
-    "version": ("port",),
-    "health": ("port",),
+    "version": ("port", "address"),
+    "health": ("port", "address"),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

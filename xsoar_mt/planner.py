@@ -198,7 +198,9 @@ class _Builder:
             "flags": flags,
             "port": str(inventory.communication_port),
         }
-        self._health = _squash(f"{cmds.status} && {cmds.health.format(port=inventory.communication_port)}")
+        self._health = _squash(
+            f"{cmds.status} && {cmds.health.format(port=inventory.communication_port, address='{address}')}"
+        )
 
     # -- prepare ----------------------------------------------------------------------------------
 
@@ -374,3 +376,21 @@ def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:
 
 def _squash(command: str) -> str:
     return re.sub(r"\s+", " ", command).strip()
+
+
+def recovery_phase(inventory: Inventory, stopped: list[str], release: str) -> Phase:
+    """Start servers that a failed run left stopped and that the plan will not install again."""
+    health = _squash(
+        f"{inventory.commands.status} && "
+        + inventory.commands.health.format(port=inventory.communication_port, address="{address}")
+    )
+    steps: list[Step] = []
+    for name in stopped:
+        for action, command, why in (
+            (Action.START, inventory.commands.start, "start a server a failed run left stopped"),
+            (Action.HEALTHY, health, "wait until it answers again"),
+        ):
+            steps.append(
+                Step(f"recover/{action.value}/{name}", "recover", action, (name,), command, why, release)
+            )
+    return Phase("recover", "Recover: start servers left stopped", tuple(steps))

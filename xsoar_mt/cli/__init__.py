@@ -162,6 +162,101 @@ def upgrade_plan(
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
 
+@upgrade_app.command("run")
+@boundary
+def upgrade_run(
+    inventory: InventoryOption,
+    to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
+    ] = None,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Run exactly this saved plan (refused if stale).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue run ID, or `latest`.", metavar="ID")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
+    ] = False,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="With --dry-run: read the servers' versions over SSH.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first change.")] = False,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, max=64, help="Host groups upgraded at once.")
+    ] = 1,
+    output: Annotated[
+        TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
+    ] = TextOrJson.text,
+    accept_new_host_keys: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-host-keys", help="Trust unknown host keys on first contact (never changed ones)."
+        ),
+    ] = False,
+    force_unlock: Annotated[
+        str | None, typer.Option("--force-unlock", help="Break the lock left by run ID.", metavar="ID")
+    ] = None,
+    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
+        ".xsoar-mt"
+    ),
+) -> None:
+    """Carry out the upgrade over SSH, in the vendor's order, checking the skew rule before every step."""
+    import signal
+
+    from xsoar_mt.cli.render import EventPrinter, render_plan, render_recap
+    from xsoar_mt.commands import scope_from_flags
+    from xsoar_mt.executor import RunOptions
+    from xsoar_mt.journal import RunLock
+    from xsoar_mt.run import RunRequest, run_upgrade
+    from xsoar_mt.secrets import refuse_on_command_line
+
+    refuse_on_command_line(sys.argv[1:])
+    if force_unlock is not None:
+        RunLock(state_dir, inventory).force_unlock(force_unlock)
+        typer.echo(f"lock of run {force_unlock} broken")
+        return
+    if probe and not dry_run:
+        raise typer.BadParameter("--probe goes with --dry-run")
+    request = RunRequest(
+        inventory_path=inventory, target=to, scope=scope_from_flags(only, group), plan_file=plan_file,
+        resume=resume, dry_run=dry_run, probe_in_dry_run=probe, accept_new_host_keys=accept_new_host_keys,
+        state_dir=state_dir, options=RunOptions(parallel=parallel),
+    )  # fmt: skip
+    printer = EventPrinter(json_lines=output is TextOrJson.json)
+    interactive = sys.stdin.isatty() and output is TextOrJson.text
+
+    def confirm(plan: Any) -> bool:
+        if yes:
+            return True
+        if not interactive:
+            from xsoar_mt.errors import InvalidInput
+
+            raise InvalidInput("no terminal to confirm on: pass --yes to run without asking")
+        render_plan(plan)
+        return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
+
+    def prompt(label: str) -> str:
+        return str(typer.prompt(label, hide_input=True))
+
+    def on_executor(executor: Any) -> None:
+        def stop(signum: int, frame: object) -> None:
+            executor.request_stop()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    with printer:
+        outcome = run_upgrade(request, printer, prompt=prompt, confirm=confirm, on_executor=on_executor)
+    if output is TextOrJson.text:
+        render_recap(outcome)
+    raise typer.Exit(int(outcome.exit_code))
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from xsoar_mt.inventory import Group, Inventory
 from xsoar_mt.plan import Plan
 from xsoar_mt.skew import Verdict
+
+if TYPE_CHECKING:
+    from xsoar_mt.events import Event
+    from xsoar_mt.run import RunOutcome
 
 _VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
 
@@ -92,3 +99,78 @@ def _summary(out: Console, plan: Plan) -> None:
         out.print(f"  expected downtime per server group: {parts}")
     for warning in plan.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
+
+
+class EventPrinter:
+    """Shows a run's events: JSON lines, plain timestamped lines, or Rich lines with a live status on a terminal."""
+
+    def __init__(self, json_lines: bool) -> None:
+        import sys
+
+        from xsoar_mt.events import JsonLinesSink, PlainSink
+
+        self.console = Console(highlight=False, stderr=False)
+        self._status: Any = None
+        self._sink: Any
+        if json_lines:
+            self._sink = JsonLinesSink(sys.stdout)
+        elif not self.console.is_terminal:
+            self._sink = PlainSink(sys.stdout)
+        else:
+            self._sink = None
+
+    def __enter__(self) -> EventPrinter:
+        if self._sink is None:
+            self._status = self.console.status("starting")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def emit(self, event: Event) -> None:
+        if self._sink is not None:
+            self._sink.emit(event)
+            return
+        from xsoar_mt.secrets import REDACTOR
+
+        message = escape(REDACTOR.redact(event.message))
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+        if event.kind == "step-output":
+            self._status.update(f"[dim]{message}[/]")
+            return
+        style = {"warning": "yellow", "step-finished": "green" if event.data.get("outcome") == "ok" else "red",
+                 "would-run": "cyan"}.get(event.kind, "")  # fmt: skip
+        text = f"[{style}]{message}[/]" if style else message
+        self.console.print(f"[dim]{stamp}[/] {text}")
+        if event.kind == "step-started":
+            self._status.update(message)
+
+
+def render_recap(outcome: RunOutcome) -> None:
+    out = console()
+    report = outcome.report
+    if report is None:
+        out.print(f"Nothing to do: every server in scope already runs {outcome.plan.target}.")
+        return
+    if outcome.run_id is None:  # a dry run
+        out.print(
+            f"[bold]Dry run[/]: {len(outcome.recorded)} commands would run (above, in order); nothing was changed."
+        )
+        return
+    table = Table(title=f"Run {outcome.run_id}: {report.outcome}", title_justify="left")
+    for column in ("server", "version", "service", "last step", "outcome"):
+        table.add_column(column)
+    for name, state in report.servers.items():
+        service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
+        table.add_row(name, str(state.version or "?"), service, state.last_step or "-", state.outcome or "-")
+    out.print(table)
+    for failure in report.failures:
+        out.print(f"[red]failed:[/] {escape(failure)}")
+    stopped = [n for n, s in report.servers.items() if s.running is False]
+    if stopped:
+        out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
+    out.print(f"journal: {outcome.run_dir}/journal.jsonl")
+    if outcome.resume_command:
+        out.print(f"to continue once the cause is fixed: [bold]{outcome.resume_command}[/]")

@@ -1,0 +1,114 @@
+"""The seam to servers: what a shell on a server can do, what came back, and a recording shell for dry runs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from xsoar_mt.errors import ExitCode, XsoarMtError
+
+# The prompt sudo is told to print (`sudo -S -p ...`); the password is written only when it appears.
+SUDO_PROMPT = "[xsoar-mt] sudo password: "
+_SUDO_AT_COMMAND_START = re.compile(r"(^|[;&|(]\s*|&&\s*|\|\|\s*|\bthen\s+|\bdo\s+)sudo(?=\s)")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one command on one server gave back."""
+
+    server: str
+    command: str
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def tail(self, lines: int = 5) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return "\n".join(text[-lines:])
+
+
+class RemoteError(XsoarMtError):
+    """Reaching or using a server failed before a command could give a result."""
+
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+    def __init__(self, server: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{server}: {message}", hint=hint)
+        self.server = server
+
+
+class ConnectionLost(RemoteError):
+    """The SSH connection dropped; commands started detached on the server keep running."""
+
+
+class HostKeyRefused(RemoteError):
+    """The server's host key is unknown or has changed."""
+
+
+class SudoRejected(RemoteError):
+    """sudo did not accept the password (or needs one and none was given)."""
+
+
+class RemoteShell(Protocol):
+    """A shell on one server: run a command, put a file. One connection, reused by every step."""
+
+    server: str
+
+    def connect(self) -> None: ...
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result: ...
+
+    def put(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def elevate(command: str) -> str:
+    """Make every `sudo` in a command read its password from stdin after printing our prompt."""
+    quoted_prompt = "'" + SUDO_PROMPT.replace("'", "'\\''") + "'"
+    return _SUDO_AT_COMMAND_START.sub(lambda m: f"{m.group(1)}sudo -S -p {quoted_prompt}", command)
+
+
+Responder = Callable[[str, str], Result]
+
+
+@dataclass
+class Recorder:
+    """Every command a dry run would have sent, in order, shared by the recording shells."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, server: str, command: str) -> None:
+        with self.lock:
+            self.lines.append((server, command))
+
+
+class RecordingShell:
+    """A shell that runs nothing: it records each command and answers through `responder`."""
+
+    def __init__(self, server: str, recorder: Recorder, responder: Responder) -> None:
+        self.server = server
+        self.recorder = recorder
+        self.responder = responder
+
+    def connect(self) -> None:
+        pass
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+        self.recorder.add(self.server, command)
+        return self.responder(self.server, command)
+
+    def put(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None:
+        self.recorder.add(self.server, f"sftp put {local.name} {remote}")
+
+    def close(self) -> None:
+        pass

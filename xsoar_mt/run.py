@@ -1,0 +1,321 @@
+"""`upgrade run`: secrets, lock, probe, plan (or a saved plan checked for staleness), then the executor."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
+from xsoar_mt.events import Event, EventSink, Fanout
+from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, ServerState
+from xsoar_mt.inventory import Inventory, load_inventory
+from xsoar_mt.journal import Journal, RunDir, RunLock, new_run_id, read_journal
+from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.probe import Observation, probe
+from xsoar_mt.releases import Version, parse_target
+from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
+from xsoar_mt.secrets import read_secret
+
+# A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
+DRY_RUN_LINK = "https://download.demisto.com/download-params/?token=dry-run&eula=accept"
+
+
+class PreflightFailed(XsoarMtError):
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("cannot start: " + "; ".join(problems), hint=hint)
+        self.problems = problems
+
+
+@dataclass
+class RunRequest:
+    inventory_path: Path
+    target: str | None = None
+    scope: Scope = field(default_factory=Scope)
+    plan_file: Path | None = None
+    resume: str | None = None
+    dry_run: bool = False
+    probe_in_dry_run: bool = False
+    accept_new_host_keys: bool = False
+    state_dir: Path = Path(".xsoar-mt")
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass
+class RunOutcome:
+    report: RunReport | None
+    plan: Plan
+    run_id: str | None
+    run_dir: Path | None
+    recorded: list[tuple[str, str]] = field(default_factory=list)
+    resume_command: str | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.report.exit_code if self.report else ExitCode.OK
+
+
+class JournalSink:
+    """The journal records every event but the installer's streamed output."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def emit(self, event: Event) -> None:
+        if event.kind not in ("step-output", "would-run"):
+            self.journal.append(event.to_dict())
+
+
+class ShellPool:
+    """One shell per server for the whole run, made on first use."""
+
+    def __init__(self, make: Callable[[str], RemoteShell]) -> None:
+        self._make = make
+        self._shells: dict[str, RemoteShell] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, server: str) -> RemoteShell:
+        with self._lock:
+            if server not in self._shells:
+                self._shells[server] = self._make(server)
+            return self._shells[server]
+
+    @property
+    def shells(self) -> dict[str, RemoteShell]:
+        return dict(self._shells)
+
+    def close(self) -> None:
+        for shell in self._shells.values():
+            shell.close()
+
+
+def load_secrets(inventory: Inventory, *, need_sudo: bool, need_link: bool, prompt: Callable[[str], str] | None
+                 ) -> tuple[str | None, RunSecrets]:  # fmt: skip
+    """Read every secret the run needs before anything is changed (a prompt happens once, here)."""
+    sudo = None
+    if need_sudo and inventory.ssh.sudo_password is not None:
+        sudo = read_secret(inventory.ssh.sudo_password, "sudo password", prompt=prompt)
+    link = None
+    if need_link and inventory.installer.delivery == "server-download":
+        if inventory.installer.link is None:
+            raise InvalidInput("installer.link is not set: the servers need the download link",
+                               hint="set installer.link: {env: NAME} or {file: PATH}, or use delivery: upload")  # fmt: skip
+        link = read_secret(inventory.installer.link, "download link", prompt=None)
+    api_key = read_secret(inventory.api_key, "API key", prompt=prompt) if inventory.api_key else None
+    return sudo, RunSecrets(link=link, api_key=api_key)
+
+
+def ssh_pool(inventory: Inventory, sudo: str | None, accept_new: bool) -> ShellPool:
+    from xsoar_mt.ssh import SshShell  # fabric and paramiko load only when a command needs SSH
+
+    return ShellPool(lambda name: SshShell(inventory.server(name), sudo_password=sudo,
+                                           accept_new_host_keys=accept_new))  # fmt: skip
+
+
+def probe_all(inventory: Inventory, pool: Callable[[str], RemoteShell], api_key: str | None,
+              servers: list[str]) -> dict[str, Observation]:  # fmt: skip
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(servers)))) as workers:
+        found = list(workers.map(lambda name: probe(pool(name), inventory, api_key), servers))
+    return {o.server: o for o in found}
+
+
+def observed_versions(inventory: Inventory, seen: Mapping[str, Observation],
+                      last_known: Mapping[str, str]) -> dict[str, Version]:  # fmt: skip
+    """A running server's probed version; for a stopped one, the last version the journal or inventory knows."""
+    versions: dict[str, Version] = {}
+    unknown = []
+    for server in inventory.servers:
+        observation = seen.get(server.name)
+        if observation is not None and observation.version is not None:
+            versions[server.name] = observation.version
+        elif server.name in last_known:
+            versions[server.name] = Version.parse(last_known[server.name])
+        elif server.version is not None:
+            versions[server.name] = server.version
+        else:
+            unknown.append(server.name)
+    if unknown:
+        raise PreflightFailed([f"{n}: the service is stopped and no version is known" for n in unknown],
+                              hint="start the service, or give its `version:` in the inventory")  # fmt: skip
+    return versions
+
+
+def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Callable[[str, str], Result]:
+    """Answers for a dry run: every command succeeds and servers reach the release their installer names."""
+    installed = re.compile(r"install-(\d+\.\d+)\.rc")
+
+    def respond(server: str, command: str) -> Result:
+        if "__xsoar_mt_sudo" in command:
+            return Result(server, command, 0, "__xsoar_mt_sudo=0\n__xsoar_mt_status=0\n")
+        if command.startswith("cat ") and (found := installed.search(command)):
+            versions[server] = Version.parse(found.group(1))
+            return Result(server, command, 0, "0\n")
+        if "/about" in command and "/acc_" not in command and "for t in" not in command:
+            return Result(server, command, 0, json.dumps({"demistoVersion": str(versions[server])}))
+        if "for t in" in command:
+            out = "".join(f"== tenant {t.account}\n{{\"demistoVersion\": \"{versions[server]}\"}}\n"
+                          for g in inventory.groups for t in g.tenants)  # fmt: skip
+            return Result(server, command, 0, out)
+        if "sha256sum" in command:
+            return Result(server, command, 0, "0" * 64 + "  installer\n")
+        if "http_code" in command:
+            return Result(server, command, 0, "200")
+        return Result(server, command, 0, "")
+
+    return respond
+
+
+def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str], str] | None,
+                confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
+                ) -> RunOutcome:  # fmt: skip
+    inventory = load_inventory(request.inventory_path)
+    resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
+    target, scope, last_known = _intent(request, resumed, inventory)
+    uses_ssh = not request.dry_run or request.probe_in_dry_run
+    sudo, secrets = load_secrets(inventory, need_sudo=uses_ssh, need_link=not request.dry_run, prompt=prompt)
+    lock = RunLock(request.state_dir, request.inventory_path)
+    run_id = resumed.run_id if resumed else new_run_id()
+    if not request.dry_run:
+        lock.acquire(run_id)
+    pool: ShellPool | None = None
+    try:
+        names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
+        seen: dict[str, Observation] = {}
+        if uses_ssh:
+            pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
+            events.emit(Event("probe", f"probing {len(names)} servers"))
+            seen = probe_all(inventory, pool, secrets.api_key, names)
+            problems = [f"{o.server}: {o.error}" for o in seen.values() if o.error]
+            if problems:
+                raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
+            for o in seen.values():
+                events.emit(Event("probe", f"{o.server}: {o.version or 'stopped'}"
+                                  f"{'' if o.running else ' (service stopped)'}", servers=(o.server,),
+                                  data={"version": str(o.version) if o.version else None, "running": o.running}))  # fmt: skip
+        versions = observed_versions(inventory, seen, last_known)
+        plan = plan_upgrade(inventory, versions, target, scope)
+        if request.plan_file is not None:
+            from xsoar_mt.commands import read_plan
+
+            saved = read_plan(request.plan_file)
+            saved.basis.require_same(plan.basis)
+            plan = saved
+        plan = _with_recovery(plan, inventory, seen, scope)
+        state = {
+            s.name: ServerState(versions.get(s.name), seen[s.name].running if s.name in seen else None)
+            for s in inventory.servers
+        }
+        recorder = Recorder()
+        run_dir = None
+        sinks: list[EventSink] = [events]
+        if request.dry_run:
+            secrets = replace(secrets, link=secrets.link or DRY_RUN_LINK)
+            executor_options = replace(
+                request.options, parallel=1, prepare_parallel=1, poll_min=0, poll_max=0
+            )
+            simulated = dict(versions)
+            responder = _recorded_responder(inventory, simulated)
+
+            def recording(name: str) -> RemoteShell:
+                return _EmittingShell(RecordingShell(name, recorder, responder), events)
+
+            shells: Callable[[str], RemoteShell] = ShellPool(recording)
+        else:
+            if plan.nothing_to_do and not any(p.id == "recover" for p in plan.phases):
+                return RunOutcome(None, plan, None, None)
+            if not confirm(plan):
+                raise XsoarMtError("not confirmed: nothing was changed")
+            run_dir = resumed or RunDir.create(request.state_dir, run_id)
+            run_dir.write_private(f"plan-{new_run_id()}.json", json.dumps(plan.to_dict(), indent=2))
+            journal = Journal(run_dir.journal_path)
+            journal.append({"kind": "run-resumed" if resumed else "run-intent", "inventory":
+                            str(request.inventory_path.resolve()), "target": target, "scope": scope.to_dict()})  # fmt: skip
+            sinks.append(JournalSink(journal))
+            assert pool is not None
+            shells = pool
+            executor_options = request.options
+        executor = Executor(
+            inventory, plan, shells, Fanout(*sinks), state, secrets, executor_options, run_dir
+        )
+        on_executor(executor)
+        report = executor.execute()
+        resume = None
+        if report.outcome != "succeeded" and not request.dry_run:
+            resume = f"xsoar-mt upgrade run -i {request.inventory_path} --resume {run_id}"
+        return RunOutcome(report, plan, run_id if run_dir else None, run_dir.path if run_dir else None,
+                          recorder.lines, resume)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()
+        if not request.dry_run:
+            lock.release()
+
+
+def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory
+            ) -> tuple[str, Scope, dict[str, str]]:  # fmt: skip
+    """Target, scope and last known versions: from the flags, or from the run being resumed."""
+    if resumed is None:
+        if request.plan_file is not None and request.target is None:
+            from xsoar_mt.commands import read_plan
+
+            saved = read_plan(request.plan_file)
+            return saved.target, saved.scope, {}
+        if request.target is None:
+            raise InvalidInput("give --to RELEASE, --plan FILE or --resume RUN")
+        return parse_target(request.target, inventory.releases), request.scope, {}
+    records = read_journal(resumed.journal_path)
+    intent = next((r for r in records if r.get("kind") == "run-intent"), None)
+    if intent is None:
+        raise InvalidInput(f"run {resumed.run_id} has no recorded intent; start a new run with --to")
+    last_known: dict[str, str] = {}
+    for record in records:
+        for name, version in (record.get("data", {}).get("versions") or {}).items():
+            last_known[name] = version
+    target = intent["target"]
+    if request.target is not None and parse_target(request.target, inventory.releases) != target:
+        raise InvalidInput(f"run {resumed.run_id} targets {target}, not {request.target}")
+    return target, Scope.from_dict(intent["scope"]), last_known
+
+
+def _with_recovery(plan: Plan, inventory: Inventory, seen: Mapping[str, Observation], scope: Scope) -> Plan:
+    """Servers found stopped that the plan will not install are started first (a failed run's leftovers)."""
+    from xsoar_mt.planner import recovery_phase
+
+    installing = set(plan.servers_to_upgrade)
+    stopped = [n for n, o in seen.items() if o.running is False and n not in installing]
+    if not stopped:
+        return plan
+    return replace(plan, phases=(recovery_phase(inventory, stopped, plan.target), *plan.phases))
+
+
+class _EmittingShell:
+    """A recording shell that also reports each command as a `would-run` event, in order."""
+
+    def __init__(self, inner: RecordingShell, events: EventSink) -> None:
+        self.inner = inner
+        self.server = inner.server
+        self.events = events
+
+    def connect(self) -> None:
+        pass
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+        self.events.emit(Event("would-run", f"{self.server}: {command}", servers=(self.server,)))
+        return self.inner.run(command, stdin=stdin, timeout=timeout)
+
+    def put(self, local: Path, remote: str, progress: Any = None) -> None:
+        self.events.emit(
+            Event("would-run", f"{self.server}: sftp put {local.name} {remote}", servers=(self.server,))
+        )
+        self.inner.put(local, remote, progress)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,106 @@
+"""Secrets: reading them from the environment, a file or a prompt, and the one redactor all output passes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from xsoar_mt.errors import InvalidInput
+from xsoar_mt.inventory import SecretRef
+
+MASK = "***"
+
+
+class Redactor:
+    """Replaces every registered secret (and its URL-encoded form) in any text that leaves the process."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def register(self, value: str) -> None:
+        value = value.strip()
+        if len(value) < 4:  # too short to mask without mangling ordinary text; such a secret is refused
+            return
+        with self._lock:
+            self._values.update({value, quote(value, safe=""), quote(value, safe="@")})
+            parts = urlsplit(value)
+            if parts.scheme and parts.query:  # a download link: its token alone must be masked too
+                for key, item in parse_qsl(parts.query):
+                    if key.lower() in ("token", "key", "password") and len(item) >= 4:
+                        self._values.update({item, quote(item, safe="")})
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+REDACTOR = Redactor()
+
+
+def read_secret(
+    ref: SecretRef, what: str, *, prompt: Callable[[str], str] | None = None, redactor: Redactor = REDACTOR
+) -> str:
+    """Resolve a secret source; the value is registered with the redactor before it is returned."""
+    if ref.source == "env":
+        value = os.environ.get(ref.ref)
+        if not value:
+            raise InvalidInput(f"{what}: environment variable {ref.ref} is not set (the inventory names it)")
+    elif ref.source == "file":
+        value = _read_secret_file(Path(os.path.expanduser(ref.ref)), what)
+    else:
+        if prompt is None or not sys.stdin.isatty():
+            raise InvalidInput(
+                f"{what} is to be asked at a prompt, but there is no terminal",
+                hint="in automation, give it through {env: NAME} or {file: PATH} in the inventory",
+            )
+        value = prompt(f"{what}: ")
+        if not value:
+            raise InvalidInput(f"{what}: nothing was entered")
+    value = value.strip()
+    if len(value) < 4:
+        raise InvalidInput(f"{what} from {ref.describe()} is shorter than 4 characters; refusing it")
+    redactor.register(value)
+    return value
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InvalidInput(
+            f"{what}: {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):o}); refusing it",
+            hint=f"chmod 600 {path}",
+        )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0] if lines else ""
+
+
+def refuse_on_command_line(argv: list[str]) -> None:
+    """Secrets have no command-line flags; catch `--password=...`-like attempts with a pointer."""
+    for arg in argv:
+        name = arg.split("=", 1)[0].lower()
+        if name.startswith("--") and any(
+            w in name for w in ("password", "token", "api-key", "secret", "link")
+        ):
+            raise InvalidInput(
+                f"{name}: secrets are never taken on the command line (they would show in shell history "
+                "and process lists)",
+                hint="name an environment variable or a file in the inventory "
+                "(ssh.sudo_password, installer.link, deployment.api_key)",
+            )

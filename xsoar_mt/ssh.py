@@ -1,0 +1,250 @@
+"""SSH to servers with Fabric and Paramiko: the only module that imports either.
+
+Fabric opens the connection (the operator's ssh config, agent and bastion are honoured); commands run on a
+Paramiko channel of that connection so that stdin, sudo's prompt and a dropped connection are handled
+exactly. Host keys are checked against known_hosts: unknown keys are refused unless the operator opts in
+for first contact, and a changed key is always refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+
+from xsoar_mt.inventory import Bastion, Server, SshSettings
+from xsoar_mt.remote import (
+    SUDO_PROMPT,
+    ConnectionLost,
+    HostKeyRefused,
+    RemoteError,
+    Result,
+    SudoRejected,
+    elevate,
+)
+
+_READ = 32768
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyRefused(
+            hostname,
+            f"unknown host key ({key.get_name()} {key.fingerprint})",
+            hint="verify the fingerprint with the server's owner, then add it to known_hosts "
+            "(or pass --accept-new-host-keys once for first contact)",
+        )
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
+    """First contact only: record an unknown key in known_hosts (like StrictHostKeyChecking=accept-new)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        with self._lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            with self.known_hosts.open("a", encoding="utf-8") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def _secure(client: paramiko.SSHClient, known_hosts: Path, accept_new: bool) -> None:
+    if known_hosts.exists():
+        client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(_AcceptNew(known_hosts) if accept_new else _RefuseUnknown())
+
+
+def _bastion_connection(bastion: Bastion, ssh: SshSettings, accept_new: bool) -> Connection:
+    kwargs: dict[str, Any] = {"timeout": ssh.connect_timeout}
+    identity = bastion.identity_file or ssh.identity_file
+    if identity:
+        kwargs["key_filename"] = os.path.expanduser(identity)
+    conn = Connection(bastion.host, user=bastion.user or ssh.user, port=bastion.port, connect_kwargs=kwargs)
+    _secure(conn.client, Path(os.path.expanduser(ssh.known_hosts)), accept_new)
+    return conn
+
+
+class SshShell:
+    """A shell on one server over one SSH connection, reconnected on demand after a drop."""
+
+    def __init__(
+        self, server: Server, *, sudo_password: str | None, accept_new_host_keys: bool = False
+    ) -> None:
+        self.server = server.name
+        self._target = server
+        self._sudo_password = sudo_password
+        self._accept_new = accept_new_host_keys
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self.connections_opened = 0
+        self.commands_run = 0
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        ssh = self._target.ssh
+        config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
+        kwargs: dict[str, Any] = {
+            "timeout": ssh.connect_timeout,
+            "banner_timeout": ssh.connect_timeout,
+            "auth_timeout": ssh.connect_timeout,
+        }
+        if ssh.identity_file:
+            kwargs["key_filename"] = os.path.expanduser(ssh.identity_file)
+        gateway = _bastion_connection(ssh.bastion, ssh, self._accept_new) if ssh.bastion else None
+        conn = Connection(
+            self._target.address,
+            user=ssh.user,
+            port=ssh.port,
+            config=config,
+            connect_kwargs=kwargs,
+            connect_timeout=int(ssh.connect_timeout),
+            **({"gateway": gateway} if gateway else {}),
+        )
+        known_hosts = Path(os.path.expanduser(ssh.known_hosts))
+        hop: Any = conn
+        while isinstance(hop, Connection):  # the server and every ProxyJump hop fabric made from ssh config
+            _secure(hop.client, known_hosts, self._accept_new)
+            hop = hop.gateway
+        return conn
+
+    def connect(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._alive(self._conn):
+                return
+            self._close_quietly()
+            conn = self._connection()
+            try:
+                conn.open()
+            except HostKeyRefused as exc:
+                raise HostKeyRefused(self.server, exc.message.split(": ", 1)[-1], hint=exc.hint) from None
+            except paramiko.BadHostKeyException as exc:
+                raise HostKeyRefused(
+                    self.server,
+                    f"host key changed: known_hosts has {exc.expected_key.get_name()} "
+                    f"{exc.expected_key.fingerprint}, the server offered {exc.key.fingerprint}",
+                    hint="this may be an attack or a reinstalled server; confirm with its owner and fix "
+                    "known_hosts yourself: xsoar-mt never accepts a changed key",
+                ) from None
+            except paramiko.AuthenticationException as exc:
+                raise RemoteError(self.server, f"SSH authentication failed ({exc})") from None
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                raise ConnectionLost(self.server, f"cannot connect over SSH: {exc}") from None
+            transport = conn.client.get_transport()
+            if transport is not None and self._target.ssh.keepalive:
+                transport.set_keepalive(int(self._target.ssh.keepalive))
+            self._conn = conn
+            self.connections_opened += 1
+
+    @staticmethod
+    def _alive(conn: Connection) -> bool:
+        transport = conn.client.get_transport()
+        return bool(transport is not None and transport.is_active())
+
+    def _close_quietly(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # a dead connection may fail to close; it is gone anyway
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+        """Run `command`; feed `stdin`, or answer sudo's prompt with the password. Never both."""
+        self.connect()
+        assert self._conn is not None
+        uses_sudo = "sudo" in command
+        if uses_sudo and stdin is not None and self._sudo_password is not None:
+            raise ValueError("a command cannot both take data on stdin and a sudo password")
+        wire = elevate(command) if uses_sudo else command
+        transport = self._conn.client.get_transport()
+        if transport is None:
+            raise ConnectionLost(self.server, "the SSH connection is closed")
+        self.commands_run += 1
+        try:
+            channel = transport.open_session(timeout=self._target.ssh.connect_timeout)
+            channel.exec_command(wire)
+            if stdin is not None:
+                channel.sendall(stdin.encode())
+            if not (uses_sudo and self._sudo_password is not None):
+                channel.shutdown_write()
+            return self._collect(channel, command, timeout)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise ConnectionLost(
+                self.server, f"SSH connection lost while running a command ({exc})"
+            ) from None
+
+    def _collect(self, channel: paramiko.Channel, command: str, timeout: float | None) -> Result:
+        deadline = time.monotonic() + timeout if timeout else None
+        out, err = bytearray(), bytearray()
+        prompts = 0
+        channel.settimeout(0.05)
+        while True:
+            progressed = False
+            if channel.recv_ready():
+                out += channel.recv(_READ)
+                progressed = True
+            if channel.recv_stderr_ready():
+                err += channel.recv_stderr(_READ)
+                progressed = True
+                seen = err.count(SUDO_PROMPT.encode())
+                if seen > prompts:
+                    if self._sudo_password is None or prompts >= 1:
+                        channel.close()
+                        raise SudoRejected(
+                            self.server,
+                            "sudo asked for a password and none is configured"
+                            if self._sudo_password is None
+                            else "sudo rejected the password",
+                            hint="set ssh.sudo_password in the inventory (env, file or prompt)",
+                        )
+                    prompts = seen
+                    channel.sendall((self._sudo_password + "\n").encode())
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if channel.closed and not progressed:
+                break
+            if deadline and time.monotonic() > deadline:
+                channel.close()
+                return Result(self.server, command, 124, _text(out), _text(err) + "\n(timed out)")
+            if not progressed:
+                time.sleep(0.005)
+        code = channel.recv_exit_status() if channel.exit_status_ready() else -1
+        if code == -1:
+            raise ConnectionLost(self.server, "the command ended without an exit status")
+        stderr = _text(err).replace(SUDO_PROMPT, "")
+        return Result(self.server, command, code, _text(out), stderr)
+
+    def put(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None:
+        self.connect()
+        assert self._conn is not None
+        try:
+            sftp = self._conn.client.open_sftp()
+            try:
+                sftp.put(str(local), remote, callback=progress)
+                sftp.chmod(remote, 0o700)
+            finally:
+                sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise ConnectionLost(self.server, f"upload failed ({exc})") from None
+
+
+def _text(data: bytes | bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
