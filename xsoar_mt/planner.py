@@ -296,8 +296,8 @@ class _Builder:
     ) -> Step:
         sets_release = None
         if action is Action.INSTALL:
-            for name in servers:
-                self.state.set(name, release)
+            for server in servers:
+                self.state.set(server, release)
             sets_release = release
             self.verdict = self.state.verdict()
             if self.verdict is Verdict.UNSUPPORTED:
