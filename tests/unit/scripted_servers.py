@@ -1,0 +1,124 @@
+"""A scripted stand-in for servers, for testing the executor's control flow (never its SSH path)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xsoar_mt.releases import Version
+from xsoar_mt.remote import ConnectionLost, Result
+
+
+@dataclass
+class ScriptedServer:
+    name: str
+    version: str
+    running: bool = True
+    install_fails: bool = False
+    unhealthy_polls: int = 0  # health answers 503 this many times after a start
+    drop_on_poll: int = 0  # the connection drops on this many polls during an install
+    pending_install: str | None = None
+    polls_left: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class ScriptedFleet:
+    """Answers the commands the executor sends, keeping each server's service state and version."""
+
+    def __init__(self, servers: dict[str, str]) -> None:
+        self.servers = {n: ScriptedServer(n, v) for n, v in servers.items()}
+        self.calls: list[tuple[str, str, str | None]] = []
+        self.events: list[tuple[str, str, str]] = []  # (server, event, version)
+        self.hooks: list[Callable[[str, str], None]] = []
+        self.lock = threading.Lock()
+
+    def shell(self, name: str) -> ScriptedShell:
+        return ScriptedShell(self, name)
+
+    def answer(self, name: str, command: str, stdin: str | None) -> Result:
+        with self.lock:
+            self.calls.append((name, command, stdin))
+        for hook in self.hooks:
+            hook(name, command)
+        server = self.servers[name]
+
+        def ok(out: str = "") -> Result:
+            return Result(name, command, 0, out)
+
+        if "__xsoar_mt_sudo" in command:
+            return ok(f"__xsoar_mt_sudo=0\n__xsoar_mt_status={0 if server.running else 3}\n")
+        if "nohup setsid" in command:
+            if server.running:
+                return Result(name, command, 1, "", "refusing: the service is running")
+            release = re.search(r"demisto-(\d+\.\d+)\.sh", command)
+            assert release, command
+            server.pending_install = release.group(1)
+            server.polls_left = 2
+            self.events.append((name, "install-begin", server.version))
+            return ok("STARTED\n")
+        if command.startswith("cat ") and ".rc" in command:
+            if server.drop_on_poll:
+                server.drop_on_poll -= 1
+                raise ConnectionLost(name, "connection reset by peer")
+            server.polls_left -= 1
+            if server.polls_left > 0:
+                return ok("-\ninstalling...\n")
+            if server.install_fails:
+                return ok("1\ninstaller: error: disk full\n")
+            assert server.pending_install is not None
+            server.version = f"{server.pending_install}.0"
+            server.running = True
+            self.events.append((name, "install-end", server.version))
+            return ok("0\ndone\n")
+        if command.startswith("tail -n"):
+            return ok("installer: error: disk full\n")
+        if "/about" in command and "for t in" not in command:
+            if not server.running:
+                return Result(name, command, 7, "", "connection refused")
+            return ok(json.dumps({"demistoVersion": server.version}))
+        if "http_code" in command:
+            if server.unhealthy_polls:
+                server.unhealthy_polls -= 1
+                return ok("503")
+            return ok("200" if server.running else "000")
+        if command.endswith("service demisto stop"):
+            server.running = False
+            self.events.append((name, "stop", server.version))
+            return ok()
+        if command.endswith("service demisto start"):
+            server.running = True
+            self.events.append((name, "start", server.version))
+            return ok()
+        if "for t in" in command:
+            tenants = re.findall(r"acc_[A-Za-z0-9_.-]+", command.split("for t in", 1)[1].split(";", 1)[0])
+            return ok("".join(f'== tenant {t}\n{{"demistoVersion": "{server.version}"}}\n' for t in tenants))
+        return ok()
+
+    def installs(self) -> list[str]:
+        return [n for n, e, _ in self.events if e == "install-begin"]
+
+    def version(self, name: str) -> Version:
+        return Version.parse(self.servers[name].version)
+
+
+class ScriptedShell:
+    def __init__(self, fleet: ScriptedFleet, server: str) -> None:
+        self.fleet = fleet
+        self.server = server
+        self.connects = 0
+
+    def connect(self) -> None:
+        self.connects += 1
+
+    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+        return self.fleet.answer(self.server, command, stdin)
+
+    def put(self, local: Path, remote: str, progress: object = None) -> None:
+        self.fleet.calls.append((self.server, f"put {remote}", None))
+
+    def close(self) -> None:
+        pass
