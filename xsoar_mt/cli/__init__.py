@@ -257,6 +257,19 @@ def upgrade_run(
     raise typer.Exit(int(outcome.exit_code))
 
 
+def _register_check_commands() -> None:
+    """`preflight`, `status` and `validate` live in their own module (xsoar_mt/cli/checks.py)."""
+    import importlib.util
+
+    if importlib.util.find_spec("xsoar_mt.cli.checks") is not None:
+        from xsoar_mt.cli import checks
+
+        checks.register(app, boundary)
+
+
+_register_check_commands()
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
