@@ -31,6 +31,8 @@ from xsoar_mt.remote import (
 )
 
 _READ = 32768
+# What sudo prints when the password was wrong (it then asks again; we never answer twice).
+_SUDO_REJECTIONS = (b"Sorry, try again", b"incorrect password attempt")
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
@@ -66,11 +68,17 @@ def _secure(client: paramiko.SSHClient, known_hosts: Path, accept_new: bool) -> 
 
 
 def _bastion_connection(bastion: Bastion, ssh: SshSettings, accept_new: bool) -> Connection:
-    kwargs: dict[str, Any] = {"timeout": ssh.connect_timeout}
+    kwargs: dict[str, Any] = {}
     identity = bastion.identity_file or ssh.identity_file
     if identity:
         kwargs["key_filename"] = os.path.expanduser(identity)
-    conn = Connection(bastion.host, user=bastion.user or ssh.user, port=bastion.port, connect_kwargs=kwargs)
+    conn = Connection(
+        bastion.host,
+        user=bastion.user or ssh.user,
+        port=bastion.port,
+        connect_kwargs=kwargs,
+        connect_timeout=int(ssh.connect_timeout),
+    )
     _secure(conn.client, Path(os.path.expanduser(ssh.known_hosts)), accept_new)
     return conn
 
@@ -96,7 +104,6 @@ class SshShell:
         ssh = self._target.ssh
         config = Config(runtime_ssh_path=os.path.expanduser(ssh.config_file)) if ssh.config_file else Config()
         kwargs: dict[str, Any] = {
-            "timeout": ssh.connect_timeout,
             "banner_timeout": ssh.connect_timeout,
             "auth_timeout": ssh.connect_timeout,
         }
@@ -204,18 +211,18 @@ class SshShell:
                 err += channel.recv_stderr(_READ)
                 progressed = True
                 seen = err.count(SUDO_PROMPT.encode())
-                if seen > prompts:
-                    if self._sudo_password is None or prompts >= 1:
+                if seen > prompts or any(m in err for m in _SUDO_REJECTIONS):
+                    if self._sudo_password is None or any(m in err for m in _SUDO_REJECTIONS):
                         channel.close()
                         raise SudoRejected(
                             self.server,
                             "sudo asked for a password and none is configured"
                             if self._sudo_password is None
                             else "sudo rejected the password",
-                            hint="set ssh.sudo_password in the inventory (env, file or prompt)",
+                            hint="set ssh.sudo_password in the inventory (env, file or prompt) to the right one",
                         )
+                    channel.sendall(((self._sudo_password + "\n") * (seen - prompts)).encode())
                     prompts = seen
-                    channel.sendall((self._sudo_password + "\n").encode())
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             if channel.closed and not progressed:
