@@ -33,6 +33,12 @@ class XsoarMtError(Exception):
         self.hint = hint
 
 
+class UsageError(XsoarMtError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = ExitCode.USAGE
+
+
 class InvalidInput(XsoarMtError):
     """A value given by the operator (flag, version, file) is not acceptable."""
 

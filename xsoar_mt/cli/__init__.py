@@ -75,9 +75,14 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
-            if _state["debug"]:
-                raise
-            typer.echo(f"error: internal error ({type(exc).__name__}): {exc}", err=True)
+            from xsoar_mt.secrets import REDACTOR
+
+            if _state["debug"]:  # the traceback passes the redactor too: it may quote a secret's value
+                import traceback
+
+                typer.echo(REDACTOR.redact(traceback.format_exc()), err=True)
+                raise typer.Exit(int(ExitCode.INTERNAL)) from None
+            typer.echo(REDACTOR.redact(f"error: internal error ({type(exc).__name__}): {exc}"), err=True)
             typer.echo("hint: run again with --debug and report the traceback", err=True)
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
@@ -85,13 +90,13 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _report(exc: XsoarMtError) -> None:
-    if isinstance(exc, InventoryError):
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-    else:
-        typer.echo(f"error: {exc.message}", err=True)
+    from xsoar_mt.secrets import REDACTOR
+
+    problems = exc.problems if isinstance(exc, InventoryError) else [exc.message]
+    for problem in problems:
+        typer.echo(REDACTOR.redact(f"error: {problem}"), err=True)
     if exc.hint:
-        typer.echo(f"hint: {exc.hint}", err=True)
+        typer.echo(REDACTOR.redact(f"hint: {exc.hint}"), err=True)
 
 
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
@@ -220,23 +225,23 @@ def upgrade_run(
         RunLock(state_dir, inventory).force_unlock(force_unlock)
         typer.echo(f"lock of run {force_unlock} broken")
         return
+    from xsoar_mt.errors import UsageError
+
     if probe and not dry_run:
-        raise typer.BadParameter("--probe goes with --dry-run")
+        raise UsageError("--probe goes with --dry-run")
+    interactive = sys.stdin.isatty() and output is TextOrJson.text
+    if not (dry_run or yes or interactive):
+        raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
     request = RunRequest(
         inventory_path=inventory, target=to, scope=scope_from_flags(only, group), plan_file=plan_file,
         resume=resume, dry_run=dry_run, probe_in_dry_run=probe, accept_new_host_keys=accept_new_host_keys,
         state_dir=state_dir, options=RunOptions(parallel=parallel),
     )  # fmt: skip
     printer = EventPrinter(json_lines=output is TextOrJson.json)
-    interactive = sys.stdin.isatty() and output is TextOrJson.text
 
     def confirm(plan: Any) -> bool:
         if yes:
             return True
-        if not interactive:
-            from xsoar_mt.errors import InvalidInput
-
-            raise InvalidInput("no terminal to confirm on: pass --yes to run without asking")
         render_plan(plan)
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
