@@ -355,11 +355,24 @@ class Executor:
         have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
         if not (have.ok and have.stdout.split()[:1] == [digest]):
             self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
-            shell.put(local, remote)
+            shell.put(local, remote, self._upload_progress(step, server))
         result = self._run(step, server, step.command, timeout=300)
         if result.stdout.split()[:1] != [digest]:
             raise StepFailed(step, server, "the uploaded installer's sha256 does not match the local file; "
                              "it was not made executable")  # fmt: skip
+
+    def _upload_progress(self, step: Step, server: str) -> Callable[[int, int], None]:
+        """Reports an upload at every tenth of the file, so a large installer shows it is moving."""
+        reported = [-1]
+
+        def progress(sent: int, total: int) -> None:
+            tenth = sent * 10 // total if total else 10
+            if tenth > reported[0]:
+                reported[0] = tenth
+                self._emit("step-output", f"{server}: uploaded {sent >> 20} of {total >> 20} MiB", step,
+                           (server,), sent=sent, total=total)  # fmt: skip
+
+        return progress
 
     def _local_digest(self, path: Path) -> str:
         with self._lock:
