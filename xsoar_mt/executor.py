@@ -313,10 +313,14 @@ class Executor:
 
     def _run(self, step: Step, server: str, command: str, *, stdin: str | None = None,
              timeout: float | None = 600) -> Result:  # fmt: skip
-        result = self.shell_for(server).run(command, stdin=stdin, timeout=timeout)
+        result = self.shell_for(server).run(self._for(server, command), stdin=stdin, timeout=timeout)
         if not result.ok:
             raise StepFailed(step, server, f"exit {result.exit_code}: {result.tail(5) or 'no output'}")
         return result
+
+    def _for(self, server: str, command: str) -> str:
+        """Fill in the per-server placeholders a step's command may hold ({server}, {address})."""
+        return command.replace("{server}", server).replace("{address}", self.inv.server(server).address)
 
     def _command(self, step: Step, server: str) -> None:
         self._run(step, server, step.command)
@@ -468,7 +472,7 @@ class Executor:
         deadline = time.monotonic() + health.timeout
         interval = min(health.interval, self.options.poll_max)
         shell = self.shell_for(server)
-        command = step.command.replace("{address}", self.inv.server(server).address)
+        command = self._for(server, step.command)
         last = "no answer yet"
         while True:
             try:

@@ -285,12 +285,12 @@ _INSTALLER_KEYS = (
 )
 _DURATION_KEYS = ("stop", "install", "start", "healthy")
 _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "stop": (),
-    "start": (),
-    "status": (),
+    "stop": ("server", "address"),
+    "start": ("server", "address"),
+    "status": ("server", "address"),
     "backup_dir": (),
-    "install": ("installer", "target", "flags", "port"),
-    "backup": ("backup_dir", "version"),
+    "install": ("installer", "target", "flags", "port", "server", "address"),
+    "backup": ("backup_dir", "version", "server", "address"),
     "version": ("port", "address"),
     "health": ("port", "address"),
 }

@@ -14,6 +14,9 @@ from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
 
+# Placeholders left in a step's command for the executor to fill in for each of the step's servers.
+_PER_SERVER = {"server": "{server}", "address": "{address}"}
+
 _WHY = {
     "backup": "back up before any change (vendor: prepare for the upgrade)",
     "fetch": "every server gets the installer before anything is stopped",
@@ -215,7 +218,7 @@ class _Builder:
                 fresh = tuple(n for n in names if n not in backed_up)
                 if fresh and self.inv.commands.backup:
                     backup = self.inv.commands.backup.format(
-                        backup_dir=self.inv.commands.backup_dir, version=first_release
+                        backup_dir=self.inv.commands.backup_dir, version=first_release, **_PER_SERVER
                     )
                     steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", first_release))
                     backed_up.update(fresh)
@@ -246,8 +249,8 @@ class _Builder:
 
         def add(action: Action, servers: tuple[str, ...], why: str) -> None:
             command = {
-                Action.STOP: self.inv.commands.stop,
-                Action.START: self.inv.commands.start,
+                Action.STOP: self.inv.commands.stop.format(**_PER_SERVER),
+                Action.START: self.inv.commands.start.format(**_PER_SERVER),
                 Action.INSTALL: install,
                 Action.HEALTHY: self._health,
             }[action]
@@ -282,7 +285,7 @@ class _Builder:
 
     def _install_command(self, release: str) -> str:
         path = shlex.quote(installer_path(self.inv.installer, release))
-        return _squash(self.inv.commands.install.format(installer=path, **self._install))
+        return _squash(self.inv.commands.install.format(installer=path, **self._install, **_PER_SERVER))
 
     def _step(
         self,
