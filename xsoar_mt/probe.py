@@ -92,4 +92,4 @@ def probe(shell: RemoteShell, inventory: Inventory, api_key: str | None) -> Obse
         version = read_version(shell, inventory, api_key) if running else None
         return Observation(shell.server, version, running, True)
     except RemoteError as exc:
-        return Observation(shell.server, error=exc.message, sudo_ok=None)
+        return Observation(shell.server, error=exc.detail, sudo_ok=None)

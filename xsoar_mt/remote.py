@@ -43,6 +43,7 @@ class RemoteError(XsoarMtError):
     def __init__(self, server: str, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{server}: {message}", hint=hint)
         self.server = server
+        self.detail = message
 
 
 class ConnectionLost(RemoteError):

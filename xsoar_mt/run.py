@@ -14,7 +14,7 @@ from typing import Any
 from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, ServerState
-from xsoar_mt.inventory import Inventory, load_inventory
+from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, RunLock, new_run_id, read_journal
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade
@@ -97,27 +97,50 @@ class ShellPool:
             shell.close()
 
 
-def load_secrets(inventory: Inventory, *, need_sudo: bool, need_link: bool, prompt: Callable[[str], str] | None
-                 ) -> tuple[str | None, RunSecrets]:  # fmt: skip
-    """Read every secret the run needs before anything is changed (a prompt happens once, here)."""
-    sudo = None
-    if need_sudo and inventory.ssh.sudo_password is not None:
-        sudo = read_secret(inventory.ssh.sudo_password, "sudo password", prompt=prompt)
+def load_secrets(
+    inventory: Inventory,
+    servers: list[str],
+    *,
+    need_sudo: bool,
+    need_link: bool,
+    prompt: Callable[[str], str] | None,
+) -> tuple[dict[str, str], RunSecrets]:
+    """Read every secret the run needs before anything is changed (each source once; a prompt happens here).
+
+    Returns the sudo password of each server that has one (servers may override `ssh.sudo_password`).
+    """
+    sudo: dict[str, str] = {}
+    if need_sudo:
+        by_source: dict[SecretRef, str] = {}
+        for name in servers:
+            ref = inventory.server(name).ssh.sudo_password
+            if ref is None:
+                continue
+            if ref not in by_source:
+                label = "sudo password" if ref == inventory.ssh.sudo_password else f"sudo password for {name}"
+                by_source[ref] = read_secret(ref, label, prompt=prompt)
+            sudo[name] = by_source[ref]
     link = None
     if need_link and inventory.installer.delivery == "server-download":
         if inventory.installer.link is None:
-            raise InvalidInput("installer.link is not set: the servers need the download link",
-                               hint="set installer.link: {env: NAME} or {file: PATH}, or use delivery: upload")  # fmt: skip
+            raise InvalidInput(
+                "installer.link is not set: the servers need the download link",
+                hint="set installer.link: {env: NAME} or {file: PATH}, or use delivery: upload",
+            )
         link = read_secret(inventory.installer.link, "download link", prompt=None)
     api_key = read_secret(inventory.api_key, "API key", prompt=prompt) if inventory.api_key else None
     return sudo, RunSecrets(link=link, api_key=api_key)
 
 
-def ssh_pool(inventory: Inventory, sudo: str | None, accept_new: bool) -> ShellPool:
+def ssh_pool(inventory: Inventory, sudo: Mapping[str, str], accept_new: bool) -> ShellPool:
+    """Shells over SSH, one per server; `sudo` holds the password of each server that needs one."""
     from xsoar_mt.ssh import SshShell  # fabric and paramiko load only when a command needs SSH
 
-    return ShellPool(lambda name: SshShell(inventory.server(name), sudo_password=sudo,
-                                           accept_new_host_keys=accept_new))  # fmt: skip
+    return ShellPool(
+        lambda name: SshShell(
+            inventory.server(name), sudo_password=sudo.get(name), accept_new_host_keys=accept_new
+        )
+    )
 
 
 def probe_all(inventory: Inventory, pool: Callable[[str], RemoteShell], api_key: str | None,
@@ -180,14 +203,16 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
     resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
     target, scope, last_known = _intent(request, resumed, inventory)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
-    sudo, secrets = load_secrets(inventory, need_sudo=uses_ssh, need_link=not request.dry_run, prompt=prompt)
+    names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
+    sudo, secrets = load_secrets(
+        inventory, names, need_sudo=uses_ssh, need_link=not request.dry_run, prompt=prompt
+    )
     lock = RunLock(request.state_dir, request.inventory_path)
     run_id = resumed.run_id if resumed else new_run_id()
     if not request.dry_run:
         lock.acquire(run_id)
     pool: ShellPool | None = None
     try:
-        names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
         seen: dict[str, Observation] = {}
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
