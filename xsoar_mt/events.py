@@ -64,7 +64,7 @@ class JsonLinesSink:
 class PlainSink:
     """Timestamped lines for logs and pipes (no terminal)."""
 
-    QUIET = frozenset({"step-output"})
+    QUIET = frozenset({"step-output", "ssh-stats"})
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream

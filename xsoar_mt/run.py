@@ -88,9 +88,15 @@ class ShellPool:
                 self._shells[server] = self._make(server)
             return self._shells[server]
 
-    @property
-    def shells(self) -> dict[str, RemoteShell]:
-        return dict(self._shells)
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Connections opened and commands run per server (SSH shells count them)."""
+        return {
+            name: {
+                "connections": int(getattr(shell, "connections_opened", 0)),
+                "commands": int(getattr(shell, "commands_run", 0)),
+            }
+            for name, shell in sorted(self._shells.items())
+        }
 
     def close(self) -> None:
         for shell in self._shells.values():
@@ -272,6 +278,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         )
         on_executor(executor)
         report = executor.execute()
+        if pool is not None:
+            events.emit(Event("ssh-stats", "SSH use per server", data=pool.stats()))
         resume = None
         if report.outcome != "succeeded" and not request.dry_run:
             resume = f"xsoar-mt upgrade run -i {request.inventory_path} --resume {run_id}"

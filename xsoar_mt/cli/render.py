@@ -140,6 +140,8 @@ class EventPrinter:
         if event.kind == "step-output":
             self._status.update(f"[dim]{message}[/]")
             return
+        if event.kind == "ssh-stats":
+            return
         style = {"warning": "yellow", "step-finished": "green" if event.data.get("outcome") == "ok" else "red",
                  "would-run": "cyan"}.get(event.kind, "")  # fmt: skip
         text = f"[{style}]{message}[/]" if style else message

@@ -1,0 +1,277 @@
+"""`xsoar-mt upgrade run` end to end against the fleet of real OpenSSH servers, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fleet.fleet import Fleet
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[2]
+# Each fleet server listens on its own loopback address, not on 127.0.0.1 as a real XSOAR server does.
+ADDRESS_COMMANDS = {
+    "version": "curl -sk --max-time 10 -H @- https://{address}:{port}/about",
+    "health": "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://{address}:{port}/health",
+}
+
+
+def inventory(fleet: Fleet, deployment: str, tmp_path: Path, **overrides: Any) -> Path:
+    commands = {**ADDRESS_COMMANDS, **overrides.pop("commands", {})}
+    return fleet.inventory(deployment, tmp_path / "inventory.yaml", commands=commands, **overrides)
+
+
+def xsoar_mt(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xsoar_mt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+
+
+def run(fleet: Fleet, inv: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
+                    cwd=inv.parent)  # fmt: skip
+
+
+def installs(fleet: Fleet) -> list[tuple[str, str]]:
+    return [(e["server"], e["version_after"]) for e in fleet.events() if e["event"] == "install_begin"]
+
+
+def order_violations(fleet: Fleet) -> list[Any]:
+    from tests.fleet.order import check_order
+
+    return list(check_order(fleet.events(), fleet.spec))
+
+
+def versions(fleet: Fleet, deployment: str) -> dict[str, str]:
+    return {s.name: s.version for s in fleet.servers(deployment)}
+
+
+@pytest.fixture(autouse=True)
+def installers(fleet: Fleet) -> None:
+    for release in ("6.10", "6.11", "6.12"):
+        fleet.add_installer(release)
+
+
+@pytest.mark.parametrize("deployment", ["single", "hamain", "drmain", "hahosts", "drhosts", "mixed"])
+def test_every_topology_upgrades_in_vendor_order_to_the_target(
+    fleet: Fleet, tmp_path: Path, deployment: str
+) -> None:
+    inv = inventory(fleet, deployment, tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(versions(fleet, deployment).values()) == {"6.12.0"}
+    assert all(s.running for s in fleet.servers(deployment))
+    assert order_violations(fleet) == []
+
+
+def test_two_hop_upgrade_alternates_main_and_hosts_and_is_never_unsupported(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.reset(versions={s.name: "6.10.0" for s in fleet.servers("drmain")})
+    inv = inventory(fleet, "drmain", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installs(fleet) == [
+        ("drmain-s", "6.11.0"), ("drmain-p", "6.11.0"), ("drmain-h1", "6.11.0"),
+        ("drmain-s", "6.12.0"), ("drmain-p", "6.12.0"), ("drmain-h1", "6.12.0"),
+    ]  # fmt: skip
+    assert order_violations(fleet) == []
+
+
+def test_failed_install_stops_the_run_with_a_true_recap_and_resume_finishes(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h1").set_fault(installer_fails=True)
+    inv = inventory(fleet, "single", tmp_path)
+    failed = run(fleet, inv, "--to", "6.12")
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    assert "single-h1" in failed.stdout and "STOPPED" in failed.stdout
+    assert "--resume" in failed.stdout
+    assert fleet.server("single-main").version == "6.12.0"
+    assert fleet.server("single-h1").running is False
+    assert fleet.server("single-h2").version == "6.11.0"  # nothing new was started after the failure
+    assert "single-h2" not in [s for s, _ in installs(fleet)]
+
+    fleet.server("single-h1").clear_faults()
+    resumed = run(fleet, inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert [s for s, _ in installs(fleet)].count("single-main") == 1  # never re-installed
+    assert order_violations(fleet) == []
+
+
+def test_ssh_dropped_mid_install_the_install_completes_and_the_run_carries_on(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h1").set_fault(ssh_drop_seconds=2)
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reconnected" in result.stdout
+    assert any(e["event"] == "ssh_drop" for e in fleet.events())
+    assert [s for s, _ in installs(fleet)].count("single-h1") == 1
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+
+
+def test_changed_host_key_is_refused_before_any_change(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-h2").set_fault(host_key_changed=True)
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "host key changed" in result.stderr
+    assert not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+
+
+def test_changed_host_key_is_refused_even_with_accept_new_host_keys(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-h2").set_fault(host_key_changed=True)
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12", "--accept-new-host-keys")
+    assert result.returncode == 7
+    assert "host key changed" in result.stderr
+
+
+def test_unknown_host_key_is_refused_by_default_and_accepted_only_when_asked(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    inv = inventory(fleet, "single", tmp_path, ssh={"known_hosts": str(known), "config_file": None})
+    refused = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe")
+    assert refused.returncode == 7
+    assert "unknown host key" in refused.stderr
+    accepted = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe", "--accept-new-host-keys")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert len(known.read_text().splitlines()) == 3
+
+
+def test_wrong_sudo_password_is_refused_before_any_change(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-main").set_fault(wrong_sudo_password=True)
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "sudo rejected the password" in result.stderr
+    assert not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+
+
+def test_service_that_fails_to_start_fails_the_health_gate(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-h1").set_fault(start_fails=True)
+    inv = inventory(fleet, "single", tmp_path, health={"timeout": 3, "interval": 0.2, "max_interval": 0.5})
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "single-h1" in result.stdout
+    assert "single-h2" not in [s for s, _ in installs(fleet)]
+
+
+def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-main").set_fault(health_503_seconds=2)
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+
+
+def test_noexec_tmp_fails_the_install_and_target_dir_fixes_it(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.server("single-h2").set_fault(tmp_noexec=True)
+    inv = inventory(fleet, "single", tmp_path)
+    failed = run(fleet, inv, "--to", "6.12")
+    assert failed.returncode == 6
+    fixed_inv = inventory(fleet, "single", tmp_path, installer={"target_dir": "/var/tmp"})
+    resumed = run(fleet, fixed_inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert fleet.server("single-h2").version == "6.12.0"
+
+
+def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp_path: Path) -> None:
+    inv = inventory(fleet, "single", tmp_path)
+    plan = tmp_path / "plan.json"
+    made = xsoar_mt("upgrade", "plan", "-i", str(inv), "--to", "6.12", "--out", str(plan), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    fleet.server("single-h2").set_version("6.10.0")  # someone rolled it back by hand since the plan was made
+    result = run(fleet, inv, "--plan", str(plan))
+    assert result.returncode == 8, result.stdout + result.stderr
+    assert "single-h2: planned from 6.11.0, now 6.10.0" in result.stderr
+    assert not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+
+
+def test_interrupt_stops_cleanly_and_resume_completes(fleet: Fleet, tmp_path: Path) -> None:
+    inv = inventory(fleet, "single", tmp_path)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xsoar_mt",
+            "upgrade",
+            "run",
+            "-i",
+            str(inv),
+            "--to",
+            "6.12",
+            "--yes",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "-o",
+            "json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 60
+    while not installs(fleet) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert installs(fleet), "no install began"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    (finished,) = [e for e in events if e["kind"] == "run-finished"]
+    assert finished["data"]["outcome"] == "interrupted"
+    assert fleet.server("single-main").version == "6.12.0"  # the install under way was followed to its end
+    assert "single-h1" not in [s for s, _ in installs(fleet)]
+
+    resumed = run(fleet, inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert order_violations(fleet) == []
+
+
+def test_journal_records_every_step_and_is_private(fleet: Fleet, tmp_path: Path) -> None:
+    inv = inventory(fleet, "single", tmp_path)
+    assert run(fleet, inv, "--to", "6.12").returncode == 0
+    (run_dir,) = (tmp_path / "state" / "runs").iterdir()
+    journal = run_dir / "journal.jsonl"
+    assert journal.stat().st_mode & 0o777 == 0o600
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    started = [r["step"] for r in records if r["kind"] == "step-started"]
+    finished = [r["step"] for r in records if r["kind"] == "step-finished" and r["data"]["outcome"] == "ok"]
+    assert started and sorted(started) == sorted(finished)
+    assert records[-1]["kind"] == "run-finished"
+    assert (run_dir / "logs" / "single-h1.log").exists()
+
+
+def test_one_ssh_connection_per_server_for_the_whole_run(fleet: Fleet, tmp_path: Path) -> None:
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (stats,) = [e["data"] for e in events if e["kind"] == "ssh-stats"]
+    assert set(stats) == {"single-main", "single-h1", "single-h2"}
+    assert all(s["connections"] == 1 for s in stats.values()), stats
+    assert all(s["commands"] == len(fleet.commands(name)) for name, s in stats.items())
