@@ -395,13 +395,18 @@ class Executor:
         if "ATTACHED" in started.stdout:
             self._emit("warning", f"{server}: an installer is already running; following it", step, (server,))
         log = self.run_dir.server_log(server) if self.run_dir else None
-        offset, interval = 0, self.options.poll_min
+        offset, began = 0, time.monotonic()
         while True:
             if self.abandon:
-                raise StepFailed(step, server, "stopped waiting (second interrupt); the installer keeps running "
-                                 "on the server and `--resume` will follow it")  # fmt: skip
-            self._sleep(interval)
-            interval = min(self.options.poll_max, interval * 1.5)
+                raise StepFailed(
+                    step,
+                    server,
+                    "stopped waiting (second interrupt); the installer keeps running "
+                    "on the server and `--resume` will follow it",
+                )
+            # Poll at a tenth of the time waited so far: the lag in noticing the end stays near 10%.
+            elapsed = time.monotonic() - began
+            self._sleep(max(self.options.poll_min, min(self.options.poll_max, elapsed / 10)))
             try:
                 polled = shell.run(files.poll(offset), timeout=60)
             except ConnectionLost as lost:
