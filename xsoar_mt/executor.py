@@ -58,8 +58,8 @@ class RunSecrets:
 class RunOptions:
     parallel: int = 1
     prepare_parallel: int = 16
-    poll_min: float = 0.2
-    poll_max: float = 2.0
+    poll_min: float = 0.5
+    poll_max: float = 5.0
     reconnect_timeout: float = 300.0
     installer_file: Path | None = None  # a local installer for upload delivery
 
