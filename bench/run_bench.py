@@ -89,7 +89,7 @@ def one_run(fleet: Fleet, work: Path, parallel: int) -> dict[str, Any]:
             str(parallel),
             "--state-dir",
             str(work / f"state-{parallel}"),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
