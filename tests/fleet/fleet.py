@@ -817,7 +817,9 @@ def stop_root(root: Path, timeout: float = 5.0) -> None:
     """End every live process recorded under ``root`` and its descendants: SIGTERM, then SIGKILL."""
     root = Path(root).resolve()
     for _ in range(3):  # a restarter may bring an sshd back while we stop: go round again
-        pids = fleet_pids(root)
+        # Recorded pids and their descendants, plus whatever a command run over SSH double-forked
+        # out of its session: those carry this fleet's own marker (XSOAR_FLEET_ROOT=<root>).
+        pids = fleet_pids(root) | set(processes_marked(root))
         if not pids:
             break
         for pid in pids:
@@ -993,13 +995,14 @@ LogLevel VERBOSE
 SUDO_SCRIPT = r"""#!/bin/sh
 # sudo stand-in (xsoar-mt test fleet): passes through; demands the server's password when it has one
 pwfile="$XSOAR_FLEET_DIR/state/sudo_password"
-stdin_pw= ; nonint= ; validate= ; prompt="[sudo] password for $(id -un): "
+stdin_pw= ; nonint= ; validate= ; forget= ; prompt="[sudo] password for $(id -un): "
 while [ $# -gt 0 ]; do
   case "$1" in
     -S|--stdin) stdin_pw=1 ;;
     -n|--non-interactive) nonint=1 ;;
     -v|--validate) validate=1 ;;
-    -k|-K|--reset-timestamp|--remove-timestamp|-E|-H|--preserve-env|--preserve-env=*|--set-home) ;;
+    -k|-K|--reset-timestamp|--remove-timestamp) forget=1 ;;
+    -E|-H|--preserve-env|--preserve-env=*|--set-home) ;;
     -p|--prompt) shift; prompt="$1" ;;
     --prompt=*) prompt="${1#--prompt=}" ;;
     -u|--user|-g|--group) shift ;;
@@ -1008,12 +1011,14 @@ while [ $# -gt 0 ]; do
     -[SnvkKEH]*)
       case "$1" in *S*) stdin_pw=1 ;; esac
       case "$1" in *n*) nonint=1 ;; esac
-      case "$1" in *v*) validate=1 ;; esac ;;
+      case "$1" in *v*) validate=1 ;; esac
+      case "$1" in *[kK]*) forget=1 ;; esac ;;
     -*) echo "sudo: unknown option -- ${1#-}" >&2; exit 1 ;;
     *) break ;;
   esac
   shift
 done
+if [ -n "$forget" ] && [ -z "$validate" ] && [ $# -eq 0 ]; then exit 0; fi
 if [ -f "$pwfile" ]; then
   if [ -n "$nonint" ]; then echo "sudo: a password is required" >&2; exit 1; fi
   if [ -z "$stdin_pw" ]; then
