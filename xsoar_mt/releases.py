@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
 
 # The vendor's 6.x releases in order. There were no 6.3, 6.4 or 6.7 releases, so "one version" is one
 # step in this list, never arithmetic on the minor number. Inventories may extend it (`releases:`).
@@ -34,14 +35,28 @@ _VERSION = re.compile(
 _INSTALLER_NAME = re.compile(r"(?:demisto(?:server)?[-_])?(?P<ver>\d+\.\d+(?:\.\d+)?)(?:-(?P<build>\d+))?")
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Version:
-    """A running or target version: release (major.minor), patch and an optional build number."""
+    """A running or target version: release (major.minor), patch and an optional build number.
+
+    Versions order by major, minor, patch, then build as a number (no build sorts first). The
+    dataclass's own ordering compared builds as text, and failed outright on a build against none.
+    """
 
     major: int
     minor: int
     patch: int = 0
     build: str | None = None
+
+    def _key(self) -> tuple[int, int, int, int, str]:
+        build = self.build or ""
+        return (self.major, self.minor, self.patch, int(build) if build.isdigit() else -1, build)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key() < other._key()
 
     @property
     def release(self) -> str:
@@ -129,12 +144,25 @@ def _release_key(release: str) -> tuple[int, int]:
 
 
 def parse_target(text: str, line: ReleaseLine) -> str:
-    """The release an upgrade targets. 8.x is refused: it is a migration to another platform."""
-    version = Version.parse(text)
+    """The release an upgrade targets (`--to`).
+
+    A target that does not parse or is not a known release is a usage error (exit 2: the command line is
+    wrong, not the inventory). 8.x is refused as not an upgrade (exit 4): it is a migration to another
+    platform.
+    """
+    try:
+        version = Version.parse(text)
+    except InvalidInput as exc:
+        raise UsageError(f"--to: {exc.message}") from None
     if version.major >= 8:
-        raise InvalidInput(
+        raise PlanRefused(
             f"target {text} is Cortex XSOAR {version.major}: moving from 6.x to 8.x is a migration to a "
-            "different platform, not an in-place upgrade; xsoar-mt only upgrades within 6.x"
+            "different platform, not an in-place upgrade; xsoar-mt only upgrades within 6.x",
+            hint="plan the move to 8.x with the vendor's migration tooling",
         )
-    line.index(version.release)
+    if version.release not in line:
+        raise UsageError(
+            f"--to: {version.release} is not a known release ({line.releases[0]} to {line.releases[-1]})",
+            hint="a release newer than the list can be added under `releases:` in the inventory",
+        )
     return version.release
