@@ -586,15 +586,12 @@ class Fleet:
         self._start_sshds([name])
 
     def _start_service_quietly(self, name: str) -> None:
-        result = subprocess.run(
-            [PYTHON, "-I", "-S", str(self.lib), "service-start", str(self.server_dir(name))],
-            env={**self._env(name), "XSOAR_FLEET_QUIET_EVENTS": "1"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 and not self._faults[name].start_fails:
-            raise FleetError(f"service of {name} did not start: {result.stderr.strip()}")
+        """Start a server's service from the fleet itself: no event, the fleet's marker set."""
+        config = remote.load_config(self.server_dir(name))
+        code = remote.service_start(config, quiet=True, record=False, env=self._env(name))
+        if code != 0 and not self._faults[name].start_fails:
+            log = (self.server_dir(name) / "service.log").read_text(errors="replace")
+            raise FleetError(f"service of {name} did not start: {log.strip()[-500:]}")
 
     def _settle(self, name: str) -> None:
         """End an install or an sshd restart still in flight; make sure sshd runs."""

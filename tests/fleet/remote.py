@@ -223,19 +223,29 @@ def session(directory: Path) -> int:
 # service / systemctl
 
 
-def service_start(cfg: Config, *, quiet: bool = False) -> int:
+def service_start(
+    cfg: Config, *, quiet: bool = False, record: bool = True, env: dict[str, str] | None = None
+) -> int:
+    """Start the simulated service (daemonised) and wait until it listens; 0 on success.
+
+    ``record=False`` and ``env`` serve the fleet itself when it starts services outside a session.
+    """
     if service_pid(cfg) is not None:
         return 0
     if installing_pid(cfg) is not None:
-        say("demisto: an installation is in progress; not starting", sys.stderr)
-        record_event(cfg, "start_failed", detail="installation in progress")
+        if not quiet:
+            say("demisto: an installation is in progress; not starting", sys.stderr)
+        if record:
+            record_event(cfg, "start_failed", detail="installation in progress")
         return 1
     if faults(cfg).get("start_fails"):
-        say(
-            "Job for demisto.service failed because the control process exited with error code.",
-            sys.stderr,
-        )
-        record_event(cfg, "start_failed", detail="fault: start_fails")
+        if not quiet:
+            say(
+                "Job for demisto.service failed because the control process exited with error code.",
+                sys.stderr,
+            )
+        if record:
+            record_event(cfg, "start_failed", detail="fault: start_fails")
         return 1
     log = open(Path(cfg["dir"]) / "service.log", "ab")  # noqa: SIM115 - handed to the child
     child = subprocess.Popen(
@@ -245,6 +255,7 @@ def service_start(cfg: Config, *, quiet: bool = False) -> int:
         stderr=log,
         start_new_session=True,
         close_fds=True,
+        env=env,
     )
     log.close()
     deadline = time.monotonic() + 10
@@ -252,7 +263,8 @@ def service_start(cfg: Config, *, quiet: bool = False) -> int:
         if service_pid(cfg) == child.pid:
             if not quiet:
                 say("Starting demisto (via systemctl): demisto.service.")
-            record_event(cfg, "start")
+            if record:
+                record_event(cfg, "start")
             return 0
         if child.poll() is not None:
             break
@@ -260,8 +272,10 @@ def service_start(cfg: Config, *, quiet: bool = False) -> int:
     tail = (Path(cfg["dir"]) / "service.log").read_text(errors="replace").splitlines()[-3:]
     with contextlib.suppress(ProcessLookupError):
         child.kill()
-    say("Job for demisto.service failed: " + " / ".join(tail), sys.stderr)
-    record_event(cfg, "start_failed", detail="service did not come up: " + " / ".join(tail))
+    if not quiet:
+        say("Job for demisto.service failed: " + " / ".join(tail), sys.stderr)
+    if record:
+        record_event(cfg, "start_failed", detail="service did not come up: " + " / ".join(tail))
     return 1
 
 
@@ -333,8 +347,6 @@ def serve(directory: Path) -> int:
     import socket
     import ssl
     import threading
-    import urllib.error
-    import urllib.request
 
     cfg = load_config(directory)
     fault = faults(cfg)
@@ -368,6 +380,9 @@ def serve(directory: Path) -> int:
         return False
 
     def forward(account: dict[str, Any], path: str, auth: str | None) -> tuple[int, bytes]:
+        import urllib.error
+        import urllib.request
+
         last = (502, b'{"error": "tenant unreachable"}')
         for peer in account["addresses"]:
             request = urllib.request.Request(f"https://{peer}:{account['port']}{path}")
