@@ -40,6 +40,12 @@ _WHY = {
 }
 
 
+# Enum members looked up once: attribute access on an enum class is slow, and _step runs per step.
+_STOP, _INSTALL, _START, _HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
+_UNSUPPORTED, _DEGRADED = Verdict.UNSUPPORTED, Verdict.DEGRADED
+_VALUE = {action: action.value for action in Action}
+
+
 @dataclass(frozen=True)
 class _Wave:
     """Bringing some server groups to one release."""
@@ -204,30 +210,31 @@ class _Builder:
         self._health = _squash(
             f"{cmds.status} && {cmds.health.format(port=inventory.communication_port, address='{address}')}"
         )
+        # Commands are the same for every group of a release: format each once, not once per step.
+        self._stop = cmds.stop.format(**_PER_SERVER)
+        self._start = cmds.start.format(**_PER_SERVER)
+        self._installs: dict[str, str] = {}
+        self._fetches: dict[str, str] = {}
 
     # -- prepare ----------------------------------------------------------------------------------
 
     def prepare(self, waves: list[_Wave], versions: Mapping[str, Version]) -> None:
         steps: list[Step] = []
-        first_release = waves[0].release if waves else ""
         backed_up: set[str] = set()
+        cmds = self.inv.commands
         for wave in waves:
             for group in wave.groups:
                 todo = self._todo(group, wave.release)
                 names = tuple(s.name for s in todo)
                 fresh = tuple(n for n in names if n not in backed_up)
-                if fresh and self.inv.commands.backup:
-                    backup = self.inv.commands.backup.format(
-                        backup_dir=self.inv.commands.backup_dir, version=first_release, **_PER_SERVER
+                if fresh and cmds.backup:
+                    # Named after the first release these servers move to: the backup holds what ran before it.
+                    backup = cmds.backup.format(
+                        backup_dir=cmds.backup_dir, version=wave.release, **_PER_SERVER
                     )
-                    steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", first_release))
+                    steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", wave.release))
                     backed_up.update(fresh)
-                installer = self.inv.installer
-                fetch = (
-                    upload_check_command(installer, wave.release)
-                    if installer.delivery == "upload"
-                    else fetch_command(installer, wave.release)
-                )
+                fetch = self._fetch_command(wave.release)
                 steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", wave.release))
         if steps:
             self.phases.append(Phase("prepare", "Prepare: back up and deliver installers", tuple(steps)))
@@ -235,57 +242,46 @@ class _Builder:
     # -- upgrading one group ------------------------------------------------------------------------
 
     def _todo(self, group: Group, release: str) -> list[Server]:
-        line = self.inv.releases
-        return [s for s in group.servers if line.index(self.state.release_of(s.name)) < line.index(release)]
+        """The group's servers still below `release`, as the plan so far leaves them."""
+        index, release_of = self.inv.releases.index, self.state.release_of
+        goal = index(release)
+        return [s for s in group.servers if index(release_of(s.name)) < goal]
 
     def upgrade_group(self, group: Group, release: str) -> None:
-        phase_id = f"{'main' if group.is_main else group.name}@{release}"
         todo = self._todo(group, release)
         if not todo:
             return
-        steps: list[Step] = []
-        install = self._install_command(release)
-        names = tuple(s.name for s in todo)
-
-        def add(action: Action, servers: tuple[str, ...], why: str) -> None:
-            command = {
-                Action.STOP: self.inv.commands.stop.format(**_PER_SERVER),
-                Action.START: self.inv.commands.start.format(**_PER_SERVER),
-                Action.INSTALL: install,
-                Action.HEALTHY: self._health,
-            }[action]
-            steps.append(self._step(phase_id, action, servers, command, why, release))
-
-        if group.topology is Topology.DR and len(todo) == 2:
-            primary, secondary = group.primary.name, group.secondary.name
-            add(Action.STOP, (primary,), "dr-stop-primary")
-            add(Action.STOP, (secondary,), "dr-stop-secondary")
-            add(Action.INSTALL, (secondary,), "dr-secondary")
-            add(Action.START, (secondary,), "dr-secondary-up")
-            add(Action.HEALTHY, (secondary,), "dr-secondary-up")
-            add(Action.INSTALL, (primary,), "dr-primary")
-            add(Action.START, (primary,), "start")
-            add(Action.HEALTHY, (primary,), "healthy")
-        elif group.topology is Topology.HA and len(todo) > 1:
-            first, rest = names[:1], names[1:]
-            add(Action.STOP, names, "ha-stop")
-            add(Action.INSTALL, first, "ha-first")
-            add(Action.START, first, "start")
-            add(Action.HEALTHY, first, "ha-first-healthy")
-            add(Action.INSTALL, rest, "ha-rest")
-            add(Action.START, rest, "start")
-            add(Action.HEALTHY, rest, "healthy")
-        else:
-            add(Action.STOP, names, "single-stop")
-            add(Action.INSTALL, names, "main-first" if group.is_main else "single-install")
-            add(Action.START, names, "start")
-            add(Action.HEALTHY, names, "healthy")
+        phase_id = f"{'main' if group.is_main else group.name}@{release}"
+        commands = {
+            _STOP: self._stop,
+            _START: self._start,
+            _INSTALL: self._install_command(release),
+            _HEALTHY: self._health,
+        }
+        steps = [
+            self._step(phase_id, action, servers, commands[action], why, release)
+            for action, servers, why in _pattern(group, tuple(s.name for s in todo))
+        ]
         title = f"{group.label}: to {release}"
         self.phases.append(Phase(phase_id, title, tuple(steps), group.name, release))
 
     def _install_command(self, release: str) -> str:
-        path = shlex.quote(installer_path(self.inv.installer, release))
-        return _squash(self.inv.commands.install.format(installer=path, **self._install, **_PER_SERVER))
+        if release not in self._installs:
+            path = shlex.quote(installer_path(self.inv.installer, release))
+            self._installs[release] = _squash(
+                self.inv.commands.install.format(installer=path, **self._install, **_PER_SERVER)
+            )
+        return self._installs[release]
+
+    def _fetch_command(self, release: str) -> str:
+        if release not in self._fetches:
+            installer = self.inv.installer
+            self._fetches[release] = (
+                upload_check_command(installer, release)
+                if installer.delivery == "upload"
+                else fetch_command(installer, release)
+            )
+        return self._fetches[release]
 
     def _step(
         self,
@@ -298,12 +294,12 @@ class _Builder:
         name: str | None = None,
     ) -> Step:
         sets_release = None
-        if action is Action.INSTALL:
+        if action is _INSTALL:
             for server in servers:
                 self.state.set(server, release)
             sets_release = release
             self.verdict = self.state.verdict()
-            if self.verdict is Verdict.UNSUPPORTED:
+            if self.verdict is _UNSUPPORTED:
                 raise PlanRefused(
                     f"installing {release} on {', '.join(servers)} would leave the deployment unsupported: "
                     + "; ".join(
@@ -311,9 +307,9 @@ class _Builder:
                     ),
                     hint="widen the scope so those hosts are upgraded too, or choose a nearer target",
                 )
-            self.ever_degraded |= self.verdict is Verdict.DEGRADED
+            self.ever_degraded |= self.verdict is _DEGRADED
         label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
-        kind = name or (f"{action.value}-{release}" if phase == "prepare" else action.value)
+        kind = name or (f"{_VALUE[action]}-{release}" if phase == "prepare" else _VALUE[action])
         step_id = f"{phase}/{kind}/{label}"
         return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
 
@@ -363,6 +359,39 @@ class _Builder:
                 )
             )
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
+
+
+def _pattern(group: Group, names: tuple[str, ...]) -> list[tuple[Action, tuple[str, ...], str]]:
+    """The vendor's order for one group: (action, servers, why) in sequence."""
+    if group.topology is Topology.DR and len(names) == 2:
+        primary, secondary = (group.primary.name,), (group.secondary.name,)
+        return [
+            (_STOP, primary, "dr-stop-primary"),
+            (_STOP, secondary, "dr-stop-secondary"),
+            (_INSTALL, secondary, "dr-secondary"),
+            (_START, secondary, "dr-secondary-up"),
+            (_HEALTHY, secondary, "dr-secondary-up"),
+            (_INSTALL, primary, "dr-primary"),
+            (_START, primary, "start"),
+            (_HEALTHY, primary, "healthy"),
+        ]
+    if group.topology is Topology.HA and len(names) > 1:
+        first, rest = names[:1], names[1:]
+        return [
+            (_STOP, names, "ha-stop"),
+            (_INSTALL, first, "ha-first"),
+            (_START, first, "start"),
+            (_HEALTHY, first, "ha-first-healthy"),
+            (_INSTALL, rest, "ha-rest"),
+            (_START, rest, "start"),
+            (_HEALTHY, rest, "healthy"),
+        ]
+    return [
+        (_STOP, names, "single-stop"),
+        (_INSTALL, names, "main-first" if group.is_main else "single-install"),
+        (_START, names, "start"),
+        (_HEALTHY, names, "healthy"),
+    ]
 
 
 def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:

@@ -1,0 +1,417 @@
+"""The planner: the vendor's order for every topology, one-release hops, scope, and refusals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from tests.unit.inventories import GroupSpec, build
+from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan
+from xsoar_mt.inventory import Inventory
+from xsoar_mt.plan import Action, Basis, Plan, Scope
+from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.releases import Version
+from xsoar_mt.skew import Verdict
+
+STOP, INSTALL, START, HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
+
+
+def single(name: str, release: str = "6.11", tenants: int = 0) -> GroupSpec:
+    return GroupSpec(name, "single", (release,), tenants)
+
+
+def ha(name: str, *releases: str, tenants: int = 0) -> GroupSpec:
+    return GroupSpec(name, "ha", releases, tenants)
+
+
+def dr(name: str, primary: str = "6.11", secondary: str | None = None, tenants: int = 0) -> GroupSpec:
+    return GroupSpec(name, "dr", (primary, secondary or primary), tenants)
+
+
+def bolt(main: GroupSpec, *hosts: GroupSpec) -> Inventory:
+    return build("bolt", main, list(hosts))
+
+
+def elastic(main: GroupSpec, *hosts: GroupSpec) -> Inventory:
+    return build("elasticsearch", main, list(hosts))
+
+
+def plan(inventory: Inventory, target: str = "6.12", scope: Scope = Scope()) -> Plan:
+    return plan_upgrade(inventory, inventory.versions(), target, scope)
+
+
+def sequence(p: Plan, phase: str) -> list[tuple[Action, tuple[str, ...]]]:
+    """(action, servers) of one phase's steps, in order."""
+    (found,) = [ph for ph in p.phases if ph.id == phase]
+    return [(s.action, s.servers) for s in found.steps]
+
+
+def installs(p: Plan) -> list[tuple[str, ...]]:
+    return [s.servers for s in p.steps if s.action is INSTALL]
+
+
+def phase_ids(p: Plan) -> list[str]:
+    return [ph.id for ph in p.phases]
+
+
+# -- each topology ---------------------------------------------------------------------------------
+
+
+def test_a_single_main_is_stopped_installed_started_and_checked_in_that_order() -> None:
+    p = plan(bolt(single("main")))
+    assert sequence(p, "main@6.12") == [
+        (STOP, ("main-0",)),
+        (INSTALL, ("main-0",)),
+        (START, ("main-0",)),
+        (HEALTHY, ("main-0",)),
+    ]
+
+
+def test_an_ha_main_stops_every_app_server_installs_one_and_waits_for_it_before_the_rest() -> None:
+    p = plan(elastic(ha("main", "6.11", "6.11", "6.11")))
+    assert sequence(p, "main@6.12") == [
+        (STOP, ("main-0", "main-1", "main-2")),
+        (INSTALL, ("main-0",)),
+        (START, ("main-0",)),
+        (HEALTHY, ("main-0",)),
+        (INSTALL, ("main-1", "main-2")),
+        (START, ("main-1", "main-2")),
+        (HEALTHY, ("main-1", "main-2")),
+    ]
+
+
+def test_a_dr_main_follows_the_vendors_dr_order() -> None:
+    p = plan(bolt(dr("main")))
+    assert sequence(p, "main@6.12") == [
+        (STOP, ("main-p",)),
+        (STOP, ("main-s",)),
+        (INSTALL, ("main-s",)),
+        (START, ("main-s",)),
+        (HEALTHY, ("main-s",)),
+        (INSTALL, ("main-p",)),
+        (START, ("main-p",)),
+        (HEALTHY, ("main-p",)),
+    ]
+
+
+def test_dr_secondary_is_upgraded_before_primary() -> None:
+    p = plan(bolt(dr("main"), dr("emea")))
+    assert installs(p) == [("main-s",), ("main-p",), ("emea-s",), ("emea-p",)]
+
+
+def test_dr_secondary_is_running_and_healthy_before_the_primary_is_installed() -> None:
+    steps = sequence(plan(bolt(single("main"), dr("emea"))), "emea@6.12")
+    primary_install = steps.index((INSTALL, ("emea-p",)))
+    assert (HEALTHY, ("emea-s",)) in steps[:primary_install]
+
+
+def test_single_hosts_are_upgraded_plainly_one_group_at_a_time() -> None:
+    p = plan(bolt(single("main"), single("a"), single("b")))
+    assert phase_ids(p) == ["prepare", "main@6.12", "a@6.12", "b@6.12", "validate"]
+    assert sequence(p, "b@6.12") == [
+        (STOP, ("b-0",)),
+        (INSTALL, ("b-0",)),
+        (START, ("b-0",)),
+        (HEALTHY, ("b-0",)),
+    ]
+
+
+def test_ha_group_is_stopped_whole_before_first_install() -> None:
+    steps = sequence(plan(elastic(single("main"), ha("soc", "6.11", "6.11", "6.11"))), "soc@6.12")
+    assert steps[0] == (STOP, ("soc-0", "soc-1", "soc-2"))
+    assert steps[1] == (INSTALL, ("soc-0",))
+    assert steps[4] == (INSTALL, ("soc-1", "soc-2"))
+
+
+def test_main_is_upgraded_before_any_host() -> None:
+    p = plan(elastic(ha("main", "6.11", "6.11"), ha("soc", "6.11", "6.11"), single("lab")))
+    order = installs(p)
+    assert order[:2] == [("main-0",), ("main-1",)]
+    assert set(order[2:]) == {("soc-0",), ("soc-1",), ("lab-0",)}
+
+
+def test_a_mixed_deployment_is_planned_group_by_group_in_inventory_order() -> None:
+    p = plan(bolt(dr("main"), dr("emea"), single("apac"), dr("us")))
+    assert phase_ids(p) == ["prepare", "main@6.12", "emea@6.12", "apac@6.12", "us@6.12", "validate"]
+
+
+def test_prepare_backs_up_and_delivers_the_installer_to_every_server_before_any_stop() -> None:
+    p = plan(bolt(dr("main"), single("apac")))
+    prepare = sequence(p, "prepare")
+    assert prepare == [
+        (Action.BACKUP, ("main-p", "main-s")),
+        (Action.FETCH, ("main-p", "main-s")),
+        (Action.BACKUP, ("apac-0",)),
+        (Action.FETCH, ("apac-0",)),
+    ]
+    assert p.phases[0].id == "prepare"
+
+
+def test_the_fetch_step_makes_the_installer_executable() -> None:
+    fetch = next(s for s in plan(bolt(single("main"))).steps if s.action is Action.FETCH)
+    assert fetch.command.endswith("chmod +x /var/tmp/xsoar-mt/demisto-6.12.sh")
+
+
+def test_the_install_runs_the_installer_in_multi_tenant_mode() -> None:
+    install = next(s for s in plan(bolt(single("main"))).steps if s.action is INSTALL)
+    assert install.command == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant"
+
+
+def test_target_dir_comes_before_the_other_installer_flags() -> None:
+    inventory = bolt(single("main"))
+    inventory = replace(
+        inventory,
+        installer=replace(inventory.installer, target_dir="/var/tmp", extra_flags=("-backup=false",)),
+    )
+    install = next(s for s in plan(inventory).steps if s.action is INSTALL)
+    assert (
+        install.command
+        == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -backup=false"
+    )
+
+
+def test_validate_checks_main_through_the_load_balancer_and_every_tenant_through_main() -> None:
+    p = plan(elastic(ha("main", "6.11", "6.11", tenants=1), single("lab", tenants=2)))
+    validate = p.phases[-1]
+    assert validate.id == "validate"
+    assert validate.steps[0].command == "GET https://main.example/health"
+    assert "3 tenants (acc_main-t0, acc_lab-t0, acc_lab-t1)" in validate.steps[1].command
+
+
+def test_without_a_load_balancer_main_is_validated_on_its_own_address() -> None:
+    validate = plan(bolt(single("main"))).phases[-1]
+    assert validate.steps[0].command.startswith("GET https://10.")
+
+
+# -- hops and skew ---------------------------------------------------------------------------------
+
+
+def test_a_two_hop_plan_alternates_main_and_hosts() -> None:
+    p = plan(bolt(single("main", "6.10"), single("a", "6.10"), dr("b", "6.10")))
+    assert p.hops == ("6.11", "6.12")
+    assert phase_ids(p) == [
+        "prepare",
+        "main@6.11",
+        "a@6.11",
+        "b@6.11",
+        "main@6.12",
+        "a@6.12",
+        "b@6.12",
+        "validate",
+    ]
+
+
+def test_a_two_hop_plan_never_leaves_the_fleet_unsupported() -> None:
+    p = plan(bolt(single("main", "6.10"), single("a", "6.10")))
+    assert Verdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
+    assert [s.verdict_after for s in p.steps if s.action is INSTALL] == [
+        Verdict.DEGRADED,
+        Verdict.OK,
+        Verdict.DEGRADED,
+        Verdict.OK,
+    ]
+
+
+def test_a_two_hop_plan_delivers_both_installers_in_prepare() -> None:
+    fetches = [s for s in plan(bolt(single("main", "6.10"))).steps if s.action is Action.FETCH]
+    assert [s.release for s in fetches] == ["6.11", "6.12"]
+
+
+def test_hosts_one_behind_catch_up_before_main_moves() -> None:
+    p = plan(bolt(single("main", "6.11"), single("a", "6.10"), single("b", "6.11")))
+    assert phase_ids(p) == ["prepare", "a@6.11", "main@6.12", "a@6.12", "b@6.12", "validate"]
+
+
+def test_a_host_already_two_behind_is_refused_naming_it() -> None:
+    with pytest.raises(PlanRefused, match=r"already unsupported \(a-0 runs 6\.9, 2 releases behind main"):
+        plan(bolt(single("main", "6.11"), single("a", "6.9")))
+
+
+def test_a_host_ahead_of_main_is_refused() -> None:
+    inventory = bolt(single("main", "6.11"), single("a", "6.11"))
+    versions = {**inventory.versions(), "a-0": Version(6, 12)}
+    with pytest.raises(PlanRefused, match="ahead of main"):
+        plan_upgrade(inventory, versions, "6.12")
+
+
+def test_degraded_functions_are_listed_while_hosts_lag() -> None:
+    p = plan(bolt(single("main"), single("a")))
+    assert any("content sync" in f for f in p.degraded_functions)
+
+
+# -- scope -----------------------------------------------------------------------------------------
+
+
+def test_only_main_is_allowed_with_a_warning_when_hosts_end_degraded() -> None:
+    p = plan(bolt(single("main"), single("a")), scope=Scope(main=True, groups=()))
+    assert installs(p) == [("main-0",)]
+    assert len(p.warnings) == 1
+    assert "lag main by one release (a-0)" in p.warnings[0]
+    assert [(s.server, s.reason) for s in p.skipped] == [("a-0", "out of scope")]
+
+
+def test_only_main_is_refused_when_hosts_would_end_unsupported() -> None:
+    with pytest.raises(
+        PlanRefused, match=r"installing 6\.12 on main-0 would leave the deployment unsupported"
+    ):
+        plan(bolt(single("main", "6.11"), single("a", "6.10")), scope=Scope(main=True, groups=()))
+
+
+def test_only_main_is_refused_when_the_target_is_two_hops_away() -> None:
+    with pytest.raises(PlanRefused, match="unsupported"):
+        plan(bolt(single("main", "6.10"), single("a", "6.10")), scope=Scope(main=True, groups=()))
+
+
+def test_a_group_scope_upgrades_only_that_group_when_main_is_at_the_target() -> None:
+    p = plan(bolt(single("main", "6.12"), single("a"), single("b")), scope=Scope(main=False, groups=("b",)))
+    assert installs(p) == [("b-0",)]
+    assert p.warnings and "a-0" in p.warnings[0]
+
+
+def test_a_group_scope_with_main_behind_the_target_is_refused() -> None:
+    with pytest.raises(PlanRefused, match=r"main runs 6\.11: hosts cannot be upgraded past main to 6\.12"):
+        plan(bolt(single("main"), single("a")), scope=Scope(main=False, groups=("a",)))
+
+
+def test_an_unknown_group_is_refused_listing_the_known_ones() -> None:
+    with pytest.raises(InvalidInput, match=r"--group nope: no such host group \(known: a, b\)"):
+        plan(bolt(single("main"), single("a"), single("b")), scope=Scope(main=False, groups=("nope",)))
+
+
+# -- what is already done --------------------------------------------------------------------------
+
+
+def test_servers_at_the_target_are_skipped_and_never_touched() -> None:
+    p = plan(bolt(single("main", "6.12"), single("a", "6.12"), single("b", "6.11")))
+    touched = {n for s in p.steps if s.action is not Action.VALIDATE for n in s.servers}
+    assert touched == {"b-0"}
+    assert [(s.server, s.reason) for s in p.skipped] == [
+        ("main-0", "already runs 6.12"),
+        ("a-0", "already runs 6.12"),
+    ]
+
+
+def test_a_half_upgraded_dr_main_finishes_without_touching_the_done_secondary() -> None:
+    p = plan(bolt(dr("main", "6.11", "6.12"), single("a", "6.11")))
+    touched = {n for s in p.steps if s.action is not Action.VALIDATE for n in s.servers}
+    assert "main-s" not in touched
+    assert installs(p) == [("main-p",), ("a-0",)]
+    assert Verdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
+
+
+def test_a_half_upgraded_main_is_finished_before_hosts_on_a_two_hop_plan() -> None:
+    p = plan(bolt(dr("main", "6.10", "6.11"), single("a", "6.10")))
+    assert phase_ids(p) == ["prepare", "main@6.11", "a@6.11", "main@6.12", "a@6.12", "validate"]
+    assert sequence(p, "main@6.11")[1] == (INSTALL, ("main-p",))
+
+
+def test_everything_at_the_target_is_nothing_to_do() -> None:
+    p = plan(bolt(single("main", "6.12"), single("a", "6.12")))
+    assert p.nothing_to_do
+    assert p.phases == ()
+    assert len(p.skipped) == 2
+
+
+def test_a_downgrade_is_refused() -> None:
+    with pytest.raises(PlanRefused, match="does not downgrade"):
+        plan(bolt(single("main", "6.12"), single("a", "6.12")), target="6.11")
+
+
+def test_a_server_without_a_version_is_refused_naming_it() -> None:
+    inventory = bolt(single("main"), single("a"))
+    versions = {"main-0": Version(6, 11)}
+    with pytest.raises(InvalidInput, match="no version known for a-0"):
+        plan_upgrade(inventory, versions, "6.12")
+
+
+# -- the plan as data ------------------------------------------------------------------------------
+
+
+def test_step_ids_are_unique() -> None:
+    p = plan(
+        elastic(
+            ha("main", "6.10", "6.10", "6.10", tenants=1), ha("soc", "6.10", "6.10"), single("lab", "6.10")
+        )
+    )
+    ids = [s.id for s in p.steps]
+    assert len(ids) == len(set(ids))
+
+
+def test_step_ids_are_stable_from_one_planning_to_the_next() -> None:
+    inventory = bolt(dr("main", "6.10"), dr("emea", "6.10"))
+    assert [s.id for s in plan(inventory).steps] == [s.id for s in plan(inventory).steps]
+
+
+def test_every_step_says_why_and_which_release_it_works_toward() -> None:
+    p = plan(bolt(dr("main", "6.10"), single("a", "6.10")))
+    assert all(s.why and s.release in ("6.11", "6.12") for s in p.steps)
+    assert next(s for s in p.steps if s.servers == ("main-s",) and s.action is INSTALL).why == (
+        "DR: the secondary is upgraded before the primary"
+    )
+
+
+def test_installs_record_the_release_they_set_and_other_steps_none() -> None:
+    p = plan(bolt(single("main")))
+    assert {(s.action, s.sets_release) for s in p.steps} >= {(INSTALL, "6.12"), (STOP, None)}
+    assert all((s.sets_release is None) == (s.action is not INSTALL) for s in p.steps)
+
+
+def test_plan_json_round_trips() -> None:
+    p = plan(elastic(ha("main", "6.10", "6.10", tenants=1), ha("soc", "6.10", "6.10"), single("lab", "6.10")))
+    assert Plan.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_a_scoped_plan_with_warnings_round_trips() -> None:
+    p = plan(bolt(single("main"), single("a")), scope=Scope(main=True, groups=()))
+    assert Plan.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_a_plan_of_another_format_version_is_refused() -> None:
+    data = plan(bolt(single("main"))).to_dict() | {"format_version": 99}
+    with pytest.raises(InvalidInput, match="format_version 99"):
+        Plan.from_dict(data)
+
+
+def test_a_plan_missing_a_field_is_refused_as_not_a_plan() -> None:
+    data = plan(bolt(single("main"))).to_dict()
+    del data["phases"]
+    with pytest.raises(InvalidInput, match="not a valid xsoar-mt plan"):
+        Plan.from_dict(data)
+
+
+def test_the_plan_records_what_it_was_built_from() -> None:
+    inventory = bolt(single("main"), single("a", "6.10"))
+    basis = plan(inventory, "6.11").basis
+    assert basis.inventory_digest == inventory.digest
+    assert basis.versions == {"a-0": "6.10.0", "main-0": "6.11.0"}
+    assert (basis.target, basis.scope) == ("6.11", Scope())
+
+
+def test_basis_differences_names_what_changed() -> None:
+    saved = Basis("aaa", {"main": "6.11.0", "a": "6.10.0", "gone": "6.11.0"}, "6.12", Scope())
+    now = Basis(
+        "bbb", {"main": "6.12.0", "a": "6.10.0", "new": "6.11.0"}, "6.13", Scope(main=True, groups=())
+    )
+    assert saved.differences(now) == [
+        "the inventory file changed since the plan was made",
+        "target: plan 6.12, now 6.13",
+        "scope: plan everything, now main",
+        "gone: planned from 6.11.0, now not in the inventory",
+        "main: planned from 6.11.0, now 6.12.0",
+        "new: planned from no version, now 6.11.0",
+    ]
+
+
+def test_an_unchanged_basis_has_no_differences_and_a_changed_one_is_stale() -> None:
+    basis = Basis("aaa", {"main": "6.11.0"}, "6.12", Scope())
+    assert basis.differences(basis) == []
+    basis.require_same(basis)
+    with pytest.raises(StalePlan, match=r"target: plan 6\.12, now 6\.13"):
+        basis.require_same(replace(basis, target="6.13"))
+
+
+def test_downtime_per_group_counts_every_hop_when_durations_are_given() -> None:
+    p = plan(bolt(single("main", "6.10"), dr("emea", "6.10")))
+    assert p.downtime_minutes == {"main": 40.0, "emea": 40.0}
