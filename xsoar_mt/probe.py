@@ -28,8 +28,12 @@ class Observation:
 
 
 def service_state_command(inventory: Inventory) -> str:
-    """One round trip: whether sudo works, and the service's LSB status (0 running, 3 stopped)."""
-    return f"sudo true; echo {_SUDO}$?; {inventory.commands.status} >/dev/null 2>&1; echo {_STATUS}$?"
+    """One round trip: whether sudo works, and the service's LSB status (0 running, 3 stopped).
+
+    The status command's stderr is left alone: `sudo -S` prints its password prompt there, and a prompt
+    sent to /dev/null would leave sudo waiting for a password nobody knows it asked for.
+    """
+    return f"sudo true; echo {_SUDO}$?; {inventory.commands.status} >/dev/null; echo {_STATUS}$?"
 
 
 def _marker(stdout: str, mark: str) -> int | None:

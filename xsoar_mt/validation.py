@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.plan import Step
+from xsoar_mt.plan import Action, Scope, Step
+from xsoar_mt.probe import Observation
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import RemoteShell
+from xsoar_mt.remote import RemoteError, RemoteShell
 
 _TENANT_MARK = "== tenant "
 
@@ -83,4 +86,129 @@ def validate_step(
     stdin = f"Authorization: {api_key}\n" if api_key else "\n"
     result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin,
                        timeout=60 + 15 * len(accounts))  # fmt: skip
-    return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release)
+    return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release or None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# `xsoar-mt validate`: the same checks as a plan's validation phase, plus every server on the release
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    check: str  # main, tenants, servers
+    subject: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "subject": self.subject, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    deployment: str
+    expected: str | None
+    results: tuple[ValidationResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deployment": self.deployment,
+            "expected": self.expected,
+            "ok": self.ok,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def check_servers(
+    inventory: Inventory, seen: Mapping[str, Observation], expected: str, names: Sequence[str]
+) -> list[ValidationResult]:
+    """Pure: each server in scope runs `expected` and its service is up."""
+    results = []
+    for name in names:
+        observation = seen.get(name)
+        if observation is None or observation.error:
+            detail = observation.error if observation and observation.error else "not probed"
+            results.append(ValidationResult("servers", name, False, f"could not be checked: {detail}"))
+        elif not observation.running:
+            results.append(ValidationResult("servers", name, False, "the service is not running"))
+        elif observation.version is None or observation.version.release != expected:
+            results.append(
+                ValidationResult("servers", name, False, f"runs {observation.version}, expected {expected}")
+            )
+        else:
+            results.append(ValidationResult("servers", name, True, f"runs {observation.version}"))
+    return results
+
+
+def validate_deployment(
+    inventory: Inventory,
+    shell_for: Callable[[str], RemoteShell],
+    api_key: str | None,
+    expected: str | None = None,
+    scope: Scope | None = None,
+) -> ValidationReport:
+    """Main answers (through the load balancer for HA), every tenant answers through main with the expected
+    release, and every server in scope runs it. Without `expected`, main's release is expected everywhere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xsoar_mt.probe import probe
+
+    scope = scope or Scope()
+    names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
+    every = list(dict.fromkeys([*(s.name for s in inventory.main.servers), *names]))
+
+    def look(name: str) -> Observation:
+        shell = shell_for(name)
+        try:
+            shell.connect()
+        except RemoteError as exc:
+            return Observation(name, error=exc.detail)
+        return probe(shell, inventory, api_key)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(every)))) as pool:
+        seen = {o.server: o for o in pool.map(look, every)}
+    if expected is None:
+        mains = [v for s in inventory.main.servers if (v := seen[s.name].version) is not None]
+        expected = max(mains).release if mains else None
+    results: list[ValidationResult] = []
+    main = inventory.main
+    entry = next((s.name for s in main.servers if seen[s.name].running), main.servers[0].name)
+    kinds = ["load-balancer"] if main.load_balancer else ["main"]
+    if main.load_balancer:
+        kinds.append("main")
+    for kind in kinds:
+        step = Step(f"validate/{kind}", "validate", Action.VALIDATE, (entry,), "", "", expected or "")
+        try:
+            problems = validate_step(step, inventory, shell_for, api_key)
+        except RemoteError as exc:
+            problems = [exc.detail]
+        subject = f"{main.load_balancer} (load balancer)" if kind == "load-balancer" else f"main ({entry})"
+        results.append(
+            ValidationResult("main", subject, not problems, "; ".join(problems) or "answers /health")
+        )
+    accounts = [(g, t) for g in inventory.groups if scope.covers(g.name, g.is_main) for t in g.tenants]
+    if accounts:
+        step = Step("validate/tenants", "validate", Action.VALIDATE, (entry,), "", "", expected or "")
+        try:
+            problems = validate_step(step, inventory, shell_for, api_key)
+        except RemoteError as exc:
+            problems = [exc.detail]
+        for group, tenant in accounts:
+            mine = [p for p in problems if p.startswith(f"tenant {tenant.name} ({group.name})")]
+            results.append(
+                ValidationResult(
+                    "tenants",
+                    f"{tenant.name} ({group.name})",
+                    not mine,
+                    "; ".join(mine) or f"answers through main at /{tenant.account}/about",
+                )
+            )
+    if expected is None:
+        results.append(ValidationResult("servers", "main", False, "main's version could not be read"))
+    else:
+        results += check_servers(inventory, seen, expected, names)
+    return ValidationReport(inventory.name, expected, tuple(results))

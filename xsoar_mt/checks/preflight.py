@@ -1,0 +1,382 @@
+"""Running the preflight checks: gather from every server at once (two round trips each), then judge."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xsoar_mt.checks import verdicts as v
+from xsoar_mt.checks.elasticsearch import cluster_answers
+from xsoar_mt.checks.matrix import communication_links
+from xsoar_mt.checks.model import (
+    CHECKS,
+    Finding,
+    PathResult,
+    PreflightReport,
+    Verdict,
+    apply_ignore,
+    parse_ignore,
+)
+from xsoar_mt.checks.survey import (
+    Section,
+    SurveyRequest,
+    parse_df,
+    parse_int,
+    parse_memory,
+    parse_sections,
+    parse_tcp,
+    survey_script,
+    survey_stdin,
+)
+from xsoar_mt.checks.tls import observe
+from xsoar_mt.errors import InvalidInput
+from xsoar_mt.executor import RunSecrets
+from xsoar_mt.installer import normalise_link
+from xsoar_mt.inventory import Inventory, Topology
+from xsoar_mt.probe import parse_state, parse_version, read_version, service_state_command
+from xsoar_mt.releases import Version
+from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
+from xsoar_mt.secrets import REDACTOR, read_secret
+
+
+@dataclass
+class ServerFacts:
+    """What the two round trips to one server gave back."""
+
+    server: str
+    ssh_error: str | None = None
+    ssh_kind: str = ""
+    sudo_ok: bool | None = None
+    sudo_error: str | None = None
+    running: bool | None = None
+    version: Version | None = None
+    version_error: str | None = None
+    sections: dict[str, Section] = field(default_factory=dict)
+
+
+def _survey_request(
+    inventory: Inventory, server: str, target: str, link: bool, with_version: bool
+) -> SurveyRequest:
+    installer = inventory.installer
+    main = inventory.main
+    api_urls: list[tuple[str, str]] = []
+    if server == main.servers[0].name:
+        base = f"https://{main.servers[0].address}:{inventory.communication_port}"
+        api_urls.append(("main", f"{base}/about"))
+        tenants = [t for g in inventory.groups for t in g.tenants]
+        if tenants:
+            api_urls.append((f"tenant {tenants[0].name}", f"{base}/{tenants[0].account}/about"))
+    version_command = None
+    if with_version:
+        version_command = inventory.commands.version.format(
+            port=inventory.communication_port, address=inventory.server(server).address
+        )
+    return SurveyRequest(
+        installer_dir=installer.directory,
+        extract_dir=installer.target_dir or "/tmp",
+        links=[k for k in communication_links(inventory) if k.source == server],
+        version_command=version_command,
+        link_check=link,
+        api_key_urls=api_urls,
+    )
+
+
+def gather(
+    inventory: Inventory, shell: RemoteShell, target: str, secrets: RunSecrets, link: str | None
+) -> ServerFacts:
+    """Round trip 1: sudo and service state (may answer sudo's prompt). Round trip 2: everything else."""
+    facts = ServerFacts(shell.server)
+    try:
+        shell.connect()
+    except HostKeyRefused as exc:
+        facts.ssh_error, facts.ssh_kind = exc.detail, "host-key"
+        return facts
+    except ConnectionLost as exc:
+        facts.ssh_error, facts.ssh_kind = exc.detail, "unreachable"
+        return facts
+    except RemoteError as exc:
+        facts.ssh_error, facts.ssh_kind = exc.detail, "auth"
+        return facts
+    try:
+        state = shell.run(service_state_command(inventory), timeout=60)
+        facts.sudo_ok, running = parse_state(state.stdout)
+        facts.running = running if facts.sudo_ok else None
+        if not facts.sudo_ok:
+            facts.sudo_error = f"`sudo true` failed: {state.tail(2) or 'no output'}"
+    except SudoRejected as exc:
+        facts.sudo_ok, facts.sudo_error = False, exc.detail
+    except RemoteError as exc:
+        facts.ssh_error, facts.ssh_kind = exc.detail, "unreachable"
+        return facts
+    version_in_script = "sudo" not in inventory.commands.version  # stdin and a sudo password do not mix
+    request = _survey_request(
+        inventory, shell.server, target, link is not None, facts.running is not False and version_in_script
+    )
+    try:
+        result = shell.run(survey_script(request), stdin=survey_stdin(secrets.api_key, link), timeout=90)
+        facts.sections = parse_sections(result.stdout)
+        if facts.running is not False and not version_in_script:
+            facts.version = read_version(shell, inventory, secrets.api_key)
+    except RemoteError as exc:
+        facts.version_error = exc.detail
+    found = facts.sections.get("version")
+    if found is not None:
+        try:
+            if found.rc != 0:
+                raise InvalidInput(f"the version probe failed (exit {found.rc}): {found.text.strip()[-120:]}")
+            facts.version = parse_version(found.text)
+        except InvalidInput as exc:
+            facts.version_error = exc.message
+    return facts
+
+
+def _read_optional(what: str, read: Callable[[], str]) -> tuple[str | None, str | None]:
+    try:
+        return read(), None
+    except InvalidInput as exc:
+        return None, exc.message
+
+
+def run_preflight(
+    inventory: Inventory,
+    shells: Callable[[str], RemoteShell],
+    secrets: RunSecrets,
+    target: str,
+    ignore: frozenset[str] | str | None = None,
+    *,
+    options: v.PreflightOptions | None = None,
+    servers: Sequence[str] | None = None,
+) -> PreflightReport:
+    """Every preflight check against every server (or `servers`), concurrently; nothing is changed.
+
+    `secrets` carries the download link (for the installer check) and the API key; the Elasticsearch
+    credentials are read here from their source. `report.blocking` lists what stops an upgrade.
+    """
+    started = time.monotonic()
+    ignored = ignore if isinstance(ignore, frozenset) else parse_ignore(ignore)
+    options = options or v.PreflightOptions()
+    names = list(servers) if servers is not None else [s.name for s in inventory.servers]
+    findings: list[Finding] = []
+
+    link: str | None = None
+    installer = inventory.installer
+    if installer.delivery == "server-download":
+        if secrets.link is None:
+            findings.append(
+                Finding(
+                    "installer",
+                    "local",
+                    Verdict.FAIL,
+                    "no download link (installer.link is not set or unreadable)",
+                    "set installer.link: {env: NAME} or {file: PATH}",
+                )
+            )
+        else:
+            try:
+                link = normalise_link(secrets.link, target, installer.build)
+                REDACTOR.register(link)
+            except InvalidInput as exc:
+                findings.append(
+                    Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")
+                )
+    else:
+        findings.append(_local_installer(inventory, target))
+
+    width = max(1, min(64, len(names)))
+    with ThreadPoolExecutor(max_workers=width * 2 + 1) as pool:
+        tls_jobs: dict[str, Future[v.TlsObservation]] = {
+            name: pool.submit(observe, inventory.server(name).address, inventory.communication_port)
+            for name in names
+        }
+        es_job = (
+            pool.submit(_elasticsearch, inventory, options) if inventory.database == "elasticsearch" else None
+        )
+        fact_jobs = {
+            name: pool.submit(gather, inventory, shells(name), target, secrets, link) for name in names
+        }
+        facts = {name: job.result() for name, job in fact_jobs.items()}
+        tls = {name: job.result() for name, job in tls_jobs.items()}
+        if es_job is not None:
+            findings.append(es_job.result())
+
+    paths: list[PathResult] = []
+    versions: dict[str, Version] = {}
+    for name in names:
+        seen = facts[name]
+        known = inventory.server(name).version
+        findings.append(v.ssh_finding(name, seen.ssh_error, seen.ssh_kind))
+        if seen.ssh_error is not None:
+            if known is not None:
+                versions[name] = known
+            continue
+        has_password = inventory.server(name).ssh.sudo_password is not None
+        findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
+        findings.append(v.server_version_finding(name, seen.version, seen.running, known, seen.version_error))
+        if seen.version is not None or known is not None:
+            versions[name] = seen.version or known  # type: ignore[assignment]  # one of them is set
+        if link is not None:
+            findings.append(v.installer_link_finding(name, seen.sections.get("installer-link"), target))
+        findings += v.disk_findings(
+            name,
+            seen.sections.get("df-installer"),
+            seen.sections.get("df-data"),
+            installer.directory,
+            options,
+        )
+        findings.append(
+            v.tmp_finding(
+                name,
+                seen.sections.get("extract-dir"),
+                installer.target_dir or "/tmp",
+                bool(installer.target_dir),
+            )
+        )
+        findings.append(_system(inventory, name, seen))
+        links = [k for k in communication_links(inventory) if k.source == name]
+        results = v.path_results(
+            links, parse_tcp(seen.sections["tcp"].text) if "tcp" in seen.sections else {}
+        )
+        paths += results
+        if links:
+            findings.append(v.communication_finding(name, results))
+    for name in names:
+        if facts[name].ssh_error is not None:
+            links = [k for k in communication_links(inventory) if k.source == name]
+            paths += v.path_results(links, {})
+    findings += v.tls_findings(
+        tls, [[s.name for s in g.servers] for g in inventory.groups if g.topology is Topology.HA], options
+    )
+    findings.append(_api_key(inventory, facts))
+    if len(versions) == len(inventory.servers):
+        findings.append(v.skew_finding(inventory, versions, target))
+    else:
+        missing = sorted({s.name for s in inventory.servers} - set(versions))
+        findings.append(
+            Finding(
+                "version",
+                "deployment",
+                Verdict.FAIL,
+                f"no version known for {', '.join(missing)}: cannot judge the skew",
+                "make the servers reachable, or give their `version:` in the inventory",
+            )
+        )
+    order = list(CHECKS)
+    findings.sort(key=lambda f: (order.index(f.check), _server_order(inventory, f.server)))
+    redacted = [
+        Finding(f.check, f.server, f.verdict, REDACTOR.redact(f.detail), REDACTOR.redact(f.fix))
+        for f in findings
+    ]
+    stats: dict[str, dict[str, int]] = {}
+    stats_of = getattr(shells, "stats", None)
+    if callable(stats_of):
+        stats = stats_of()
+    return PreflightReport(
+        target=target,
+        findings=apply_ignore(redacted, ignored),
+        paths=tuple(paths),
+        ignored=tuple(sorted(ignored)),
+        seconds=time.monotonic() - started,
+        ssh=stats,
+    )
+
+
+def _server_order(inventory: Inventory, name: str) -> int:
+    order = [s.name for s in inventory.servers]
+    return order.index(name) if name in order else -1
+
+
+def _system(inventory: Inventory, name: str, seen: ServerFacts) -> Finding:
+    group = inventory.group_of(name)
+    data = seen.sections.get("df-data")
+    return v.system_finding(
+        name,
+        parse_int(seen.sections["nproc"].text) if "nproc" in seen.sections else None,
+        parse_memory(seen.sections["memory"].text) if "memory" in seen.sections else None,
+        parse_df(data.text) if data else None,
+        inventory.profile,
+        1 + len(group.tenants),
+    )
+
+
+def _api_key(inventory: Inventory, facts: dict[str, ServerFacts]) -> Finding:
+    first = inventory.main.servers[0].name
+    sections = facts[first].sections if first in facts else {}
+    tenants = [t for g in inventory.groups for t in g.tenants]
+    tenant = tenants[0].name if tenants else None
+
+    def code(label: str) -> str | None:
+        found = sections.get(f"api-key {label}")
+        return found.text.strip()[-3:] if found is not None and found.text.strip() else None
+
+    source = inventory.api_key.describe() if inventory.api_key else None
+    return v.api_key_finding(source, code("main"), tenant, code(f"tenant {tenant}") if tenant else None)
+
+
+def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding:
+    if not inventory.elasticsearch_url:
+        return Finding(
+            "elasticsearch",
+            "cluster",
+            Verdict.FAIL,
+            "the database is Elasticsearch but deployment.elasticsearch_url is not set",
+            "set deployment.elasticsearch_url (and elasticsearch_credentials)",
+        )
+    credentials = None
+    if inventory.elasticsearch_credentials is not None:
+        ref = inventory.elasticsearch_credentials
+        credentials, problem = _read_optional("es", lambda: read_secret(ref, "Elasticsearch credentials"))
+        if problem is not None:
+            return Finding(
+                "elasticsearch",
+                "cluster",
+                Verdict.FAIL,
+                problem,
+                "give the credentials as {env: NAME} or {file: PATH}",
+            )
+    try:
+        health, settings = cluster_answers(inventory.elasticsearch_url, credentials)
+    except OSError as exc:
+        return Finding(
+            "elasticsearch",
+            "cluster",
+            Verdict.FAIL,
+            str(exc),
+            "check deployment.elasticsearch_url and the credentials, and that this machine reaches the cluster",
+        )
+    return v.elasticsearch_finding(health, settings, v.needed_indices(inventory), options)
+
+
+def _local_installer(inventory: Inventory, target: str) -> Finding:
+    name = inventory.installer.file
+    if name is None:
+        return Finding(
+            "installer",
+            "local",
+            Verdict.FAIL,
+            "delivery is upload but installer.file is not set",
+            "set installer.file",
+        )
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = Path(inventory.path).resolve().parent / path
+    if not path.is_file():
+        return v.local_installer_finding(str(path), False, None, None)
+    expected = inventory.installer.sha256.get(target)
+    digest = None
+    if expected is not None:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(chunk)
+        digest = sha.hexdigest()
+    return v.local_installer_finding(str(path), True, digest, expected)
+
+
+def blocking_summary(findings: Iterable[Finding]) -> list[str]:
+    """One line per blocking finding, for an error message."""
+    return [f"{f.check} on {f.server}: {f.detail}" for f in findings if f.verdict is Verdict.FAIL]

@@ -1,0 +1,538 @@
+"""Pure verdicts: from what a server, a TLS handshake or Elasticsearch answered to findings with fixes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xsoar_mt.checks.model import Finding, Link, PathResult, PathState, Verdict
+from xsoar_mt.checks.survey import DiskSpace, Section, parse_df
+from xsoar_mt.errors import InvalidInput, PlanRefused
+from xsoar_mt.inventory import Inventory
+from xsoar_mt.releases import Version
+from xsoar_mt.skew import Verdict as Skew
+
+GB = 1000**3
+GIB = 1024**3
+# The vendor's sizing per server; each host and each tenant counts as one (cores, memory GB, disk GB).
+SIZING: Mapping[str, tuple[int, int, int]] = {"production": (16, 32, 1000), "dev": (8, 16, 500)}
+# A "32 GB" machine reports a little less to the OS, a "1 TB" disk less after formatting.
+SIZE_TOLERANCE = 0.9
+
+
+@dataclass(frozen=True)
+class PreflightOptions:
+    """Thresholds the vendor does not document; the CLI can change them."""
+
+    min_installer_free_gb: float = 4.0  # the installer file plus its extraction
+    min_data_free_gb: float = 10.0  # the installer's backup of /var/lib/demisto lands there
+    cert_warn_days: int = 30
+    shards_per_index: int = 1  # shards each new Elasticsearch index takes (primaries x copies)
+
+
+# -- ssh, sudo, version -----------------------------------------------------------------------------
+
+
+def ssh_finding(server: str, error: str | None, kind: str = "") -> Finding:
+    if error is None:
+        return Finding("ssh", server, Verdict.PASS, "reachable, authenticated, host key matches known_hosts")
+    fixes = {
+        "host-key": "verify the fingerprint with the server's owner and fix known_hosts "
+        "(for a first contact: --accept-new-host-keys); a changed key is never accepted",
+        "auth": "check ssh.user and ssh.identity_file (or your agent) for this server",
+        "unreachable": "check the address, ssh_port, bastion and firewall from this machine",
+    }
+    return Finding(
+        "ssh",
+        server,
+        Verdict.FAIL,
+        f"{error}; the other checks of this server did not run",
+        fixes.get(kind, ""),
+    )
+
+
+def sudo_finding(server: str, sudo_ok: bool | None, error: str | None, with_password: bool) -> Finding:
+    fix = "set ssh.sudo_password (env, file or prompt) for this server, or allow the user passwordless sudo"
+    if error is not None:
+        return Finding("sudo", server, Verdict.FAIL, error, fix)
+    if not sudo_ok:
+        return Finding("sudo", server, Verdict.FAIL, "`sudo true` failed (is the user allowed sudo?)", fix)
+    how = "with the configured password" if with_password else "without a password prompt"
+    return Finding("sudo", server, Verdict.PASS, f"sudo works {how}")
+
+
+def server_version_finding(
+    server: str,
+    version: Version | None,
+    running: bool | None,
+    known: Version | None,
+    error: str | None = None,
+) -> Finding:
+    if version is not None:
+        state = "running" if running is not False else "state unknown"
+        return Finding("version", server, Verdict.PASS, f"{version} ({state})")
+    why = error or ("the service is stopped" if running is False else "the version probe did not answer")
+    if known is not None:
+        return Finding(
+            "version",
+            server,
+            Verdict.WARN,
+            f"{why}; using the inventory's {known}",
+            "start the service (`sudo service demisto start`) so its running version can be read",
+        )
+    return Finding(
+        "version",
+        server,
+        Verdict.FAIL,
+        f"{why}, and the inventory gives no version",
+        "start the service, or give the server's `version:` in the inventory",
+    )
+
+
+def skew_finding(inventory: Inventory, versions: Mapping[str, Version], target: str) -> Finding:
+    """The skew verdict now (judged by the planner) and along the plan to `target`."""
+    from xsoar_mt.planner import plan_upgrade
+
+    try:
+        plan = plan_upgrade(inventory, versions, target)
+    except (PlanRefused, InvalidInput) as exc:
+        return Finding("version", "deployment", Verdict.FAIL, exc.message, exc.hint or "")
+    if plan.nothing_to_do:
+        return Finding("version", "deployment", Verdict.PASS, f"every server already runs {target}")
+    worst = max(
+        (s.verdict_after for s in plan.steps),
+        key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index,
+        default=Skew.OK,
+    )
+    hops = " -> ".join(plan.hops)
+    detail = f"skew ok now; plan to {target} (hops {hops}, {plan.step_count} steps) keeps the skew rule"
+    if worst is Skew.DEGRADED or plan.degraded_functions:
+        functions = "; ".join(plan.degraded_functions)
+        return Finding(
+            "version",
+            "deployment",
+            Verdict.WARN,
+            f"{detail}; while hosts lag main by one release these do not work: {functions}",
+            "upgrade every host group in the same window to keep the degraded time short",
+        )
+    return Finding("version", "deployment", Verdict.PASS, detail)
+
+
+# -- installer --------------------------------------------------------------------------------------
+
+_WGET_CODES = {
+    4: "network failure",
+    5: "TLS failure",
+    6: "authentication failure",
+    8: "the server answered an error",
+}
+_CURL_CODES = {
+    6: "host not resolved",
+    7: "cannot connect",
+    22: "the server answered an error",
+    28: "timed out",
+    35: "TLS failure",
+    60: "certificate not trusted",
+}
+
+
+def installer_link_finding(server: str, section: Section | None, release: str) -> Finding:
+    fix = (
+        "check installer.link (a fresh link from the vendor, host download.demisto.com) and that the server "
+        "reaches download.demisto.com:443 (proxy, firewall); or use delivery: upload"
+    )
+    if section is None:
+        return Finding("installer", server, Verdict.FAIL, "the link check printed nothing", fix)
+    tool = "wget" if "tool=wget" in section.text else "curl"
+    if section.rc == 0:
+        return Finding("installer", server, Verdict.PASS, f"the download link for {release} answers ({tool})")
+    meaning = (_WGET_CODES if tool == "wget" else _CURL_CODES).get(section.rc or -1, "failed")
+    last = [line for line in section.text.splitlines() if line.strip() and not line.startswith("tool=")]
+    tail = f": {last[-1].strip()}" if last else ""
+    return Finding(
+        "installer",
+        server,
+        Verdict.FAIL,
+        f"the download link does not answer ({tool} exit {section.rc}, {meaning}){tail}",
+        fix,
+    )
+
+
+def local_installer_finding(path: str, exists: bool, digest: str | None, expected: str | None) -> Finding:
+    if not exists:
+        return Finding(
+            "installer", "local", Verdict.FAIL, f"installer file {path} does not exist", "fix installer.file"
+        )
+    if expected is None:
+        return Finding("installer", "local", Verdict.PASS, f"{path} exists (no sha256 given to compare)")
+    if digest != expected:
+        return Finding(
+            "installer",
+            "local",
+            Verdict.FAIL,
+            f"{path} has sha256 {digest}, the inventory expects {expected}",
+            "download the installer again, or correct installer.sha256",
+        )
+    return Finding("installer", "local", Verdict.PASS, f"{path} exists and its sha256 matches")
+
+
+# -- disk, /tmp, system -----------------------------------------------------------------------------
+
+
+def _gb(value: int) -> str:
+    return f"{value / GB:.1f} GB"
+
+
+def disk_findings(
+    server: str,
+    installer: Section | None,
+    data: Section | None,
+    installer_dir: str,
+    options: PreflightOptions,
+) -> list[Finding]:
+    findings = []
+    for what, section, need_gb in (
+        (f"installer directory {installer_dir}", installer, options.min_installer_free_gb),
+        ("/var/lib/demisto", data, options.min_data_free_gb),
+    ):
+        space = parse_df(section.text) if section else None
+        if space is None:
+            findings.append(Finding("disk", server, Verdict.FAIL, f"{what}: df printed nothing usable"))
+            continue
+        need = int(need_gb * GB)
+        if space.free_bytes < need:
+            findings.append(
+                Finding(
+                    "disk",
+                    server,
+                    Verdict.FAIL,
+                    f"{what}: {_gb(space.free_bytes)} free on {space.path}, needs {_gb(need)}",
+                    f"free space on {space.path}, or point installer.directory elsewhere "
+                    "(thresholds: --min-installer-free-gb, --min-data-free-gb)",
+                )
+            )
+        else:
+            findings.append(
+                Finding("disk", server, Verdict.PASS, f"{what}: {_gb(space.free_bytes)} free on {space.path}")
+            )
+    return findings
+
+
+def tmp_finding(server: str, section: Section | None, extract_dir: str, target_dir_set: bool) -> Finding:
+    options = section.text.strip().split(",") if section and section.text.strip() else []
+    if not options:
+        return Finding(
+            "tmp-noexec", server, Verdict.WARN, f"could not read the mount options of {extract_dir}"
+        )
+    if "noexec" in options:
+        if target_dir_set:
+            fix = f"installer.target_dir {extract_dir} is mounted noexec too: choose a directory that allows exec"
+        else:
+            fix = "set installer.target_dir: /var/tmp in the inventory (the installer then gets -target /var/tmp)"
+        return Finding(
+            "tmp-noexec",
+            server,
+            Verdict.FAIL,
+            f"{extract_dir} is mounted noexec: the installer cannot run from it",
+            fix,
+        )
+    return Finding(
+        "tmp-noexec", server, Verdict.PASS, f"{extract_dir} allows exec (the installer extracts there)"
+    )
+
+
+def system_finding(
+    server: str, cores: int | None, memory: int | None, disk: DiskSpace | None, profile: str, units: int
+) -> Finding:
+    """Against the vendor's sizing: below one server's size fails; below host + tenants' size warns."""
+    if cores is None or memory is None or disk is None:
+        return Finding("system", server, Verdict.WARN, "could not read cores, memory or disk size")
+    per_cores, per_mem, per_disk = SIZING[profile]
+    have = f"{cores} cores, {memory / GIB:.0f} GiB memory, {_gb(disk.total_bytes)} disk on {disk.path}"
+
+    def short(count: int) -> list[str]:
+        out = []
+        if cores < per_cores * count:
+            out.append(f"{per_cores * count} cores")
+        if memory < per_mem * count * GB * SIZE_TOLERANCE:
+            out.append(f"{per_mem * count} GB memory")
+        if disk.total_bytes < per_disk * count * GB * SIZE_TOLERANCE:
+            out.append(f"{per_disk * count} GB disk")
+        return out
+
+    below_one = short(1)
+    if below_one:
+        return Finding(
+            "system",
+            server,
+            Verdict.FAIL,
+            f"{have}; the {profile} sizing of one server needs {', '.join(below_one)}",
+            "add resources, or set deployment.profile: dev for a non-production deployment",
+        )
+    below_all = short(units)
+    if below_all:
+        return Finding(
+            "system",
+            server,
+            Verdict.WARN,
+            f"{have}; it runs {units - 1} tenant(s) and the vendor counts each as a server: "
+            f"{units} x {profile} needs {', '.join(below_all)}",
+            "add resources before adding load, or move tenants to another host",
+        )
+    return Finding("system", server, Verdict.PASS, f"{have} (enough for {units} x {profile})")
+
+
+# -- communication ----------------------------------------------------------------------------------
+
+
+def path_state(code: str) -> PathState:
+    if code == "0":
+        return PathState.OPEN
+    if code == "124":
+        return PathState.TIMEOUT
+    if code == "untested":
+        return PathState.UNTESTED
+    return PathState.REFUSED
+
+
+def communication_finding(server: str, results: Sequence[PathResult]) -> Finding:
+    closed = [r for r in results if r.link.required and r.state in (PathState.REFUSED, PathState.TIMEOUT)]
+    untested = [r for r in results if r.state is PathState.UNTESTED]
+    extra = [r for r in results if not r.link.required and r.state is PathState.OPEN]
+
+    def name(r: PathResult) -> str:
+        return f"{r.link.target} {r.link.address}:{r.link.port} ({r.link.why}, {r.state.value})"
+
+    notes = ""
+    if extra:
+        notes = "; open but not required: " + ", ".join(name(r) for r in extra)
+    required = sum(1 for r in results if r.link.required)
+    if closed:
+        return Finding(
+            "communication",
+            server,
+            Verdict.FAIL,
+            f"{len(closed)} of {required} required paths closed: "
+            + ", ".join(name(r) for r in closed)
+            + notes,
+            "open these ports between the servers (firewall, security groups) and check the service listens",
+        )
+    if untested:
+        return Finding(
+            "communication",
+            server,
+            Verdict.WARN,
+            f"{len(untested)} paths could not be tested (no bash with timeout, and no nc)" + notes,
+            "install nc, or test the paths by hand",
+        )
+    return Finding("communication", server, Verdict.PASS, f"all {required} required paths open{notes}")
+
+
+# -- TLS --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsObservation:
+    """What the operator's machine saw on a server's communication port."""
+
+    negotiated: str | None  # e.g. TLSv1.3; None when no handshake at TLS 1.2 or newer
+    old_accepted: tuple[str, ...] = ()  # e.g. ("TLSv1",)
+    subject: str = ""
+    issuer: str = ""
+    days_left: int | None = None
+    fingerprint: str = ""
+    error: str | None = None  # could not connect at all
+
+
+def tls_findings(
+    observations: Mapping[str, TlsObservation], groups: Sequence[Sequence[str]], options: PreflightOptions
+) -> list[Finding]:
+    """One finding per server; `groups` lists the servers of each HA group (they must share a certificate)."""
+    peers: dict[str, Sequence[str]] = {name: group for group in groups for name in group}
+    findings = []
+    for server, seen in observations.items():
+        if seen.error is not None:
+            findings.append(
+                Finding(
+                    "tls",
+                    server,
+                    Verdict.WARN,
+                    f"not checked: {seen.error}",
+                    "run preflight from a machine that reaches the communication port, or check TLS by hand",
+                )
+            )
+            continue
+        problems: list[str] = []
+        warnings: list[str] = []
+        if seen.negotiated is None:
+            problems.append("no handshake at TLS 1.2 or newer")
+        if seen.old_accepted:
+            problems.append(f"the server also accepts {', '.join(seen.old_accepted)} (below TLS 1.2)")
+        if seen.days_left is not None and seen.days_left < 0:
+            problems.append(f"the certificate expired {-seen.days_left} days ago")
+        elif seen.days_left is not None and seen.days_left < options.cert_warn_days:
+            warnings.append(f"the certificate expires in {seen.days_left} days")
+        others = [p for p in peers.get(server, ()) if p != server and p in observations]
+        differing = [
+            p
+            for p in others
+            if observations[p].fingerprint and observations[p].fingerprint != seen.fingerprint
+        ]
+        if differing and seen.fingerprint:
+            problems.append(f"its certificate differs from its HA peer(s) {', '.join(differing)}")
+        self_signed = " (self-signed)" if seen.subject and seen.subject == seen.issuer else ""
+        expiry = f", {seen.days_left} days left" if seen.days_left is not None else ""
+        facts = f"{seen.negotiated or 'no TLS 1.2+'}; certificate {seen.subject}{self_signed}, issuer {seen.issuer}{expiry}"
+        if problems:
+            findings.append(
+                Finding(
+                    "tls",
+                    server,
+                    Verdict.FAIL,
+                    "; ".join(problems + warnings) + f" [{facts}]",
+                    "serve TLS 1.2+ only; replace /usr/local/demisto/cert.pem and cert.key (owner demisto:demisto) "
+                    "with a valid certificate, the same on every server of an HA group",
+                )
+            )
+        elif warnings:
+            findings.append(
+                Finding(
+                    "tls", server, Verdict.WARN, "; ".join(warnings) + f" [{facts}]", "renew the certificate"
+                )
+            )
+        else:
+            findings.append(Finding("tls", server, Verdict.PASS, facts))
+    return findings
+
+
+# -- Elasticsearch ----------------------------------------------------------------------------------
+
+
+def _setting(data: Mapping[str, Any], dotted: str) -> Any:
+    if dotted in data:
+        return data[dotted]
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def max_shards_per_node(settings: Mapping[str, Any]) -> int:
+    """`cluster.max_shards_per_node`: transient over persistent over defaults; 1000 when absent."""
+    for scope in ("transient", "persistent", "defaults"):
+        value = _setting(settings.get(scope) or {}, "cluster.max_shards_per_node")
+        if value is not None:
+            return int(value)
+    return 1000
+
+
+def elasticsearch_finding(
+    health_text: str, settings_text: str, needed_indices: int, options: PreflightOptions
+) -> Finding:
+    try:
+        health = json.loads(health_text)
+        settings = json.loads(settings_text)
+        status = str(health["status"])
+        data_nodes = int(health["number_of_data_nodes"])
+        active = int(health["active_shards"])
+        limit = max_shards_per_node(settings)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Finding(
+            "elasticsearch", "cluster", Verdict.FAIL, f"unexpected answer from the cluster ({exc})"
+        )
+    free = limit * data_nodes - active
+    needed = needed_indices * options.shards_per_index
+    facts = (
+        f"status {status}; {data_nodes} data node(s) x max_shards_per_node {limit} - {active} active shards "
+        f"= {free} free; the upgrade adds {needed_indices} indices ({needed} shards)"
+    )
+    if free < needed:
+        return Finding(
+            "elasticsearch",
+            "cluster",
+            Verdict.FAIL,
+            f"too few free shards: {facts}",
+            "raise cluster.max_shards_per_node, add data nodes, or delete unused indices before the upgrade",
+        )
+    if status == "red":
+        return Finding(
+            "elasticsearch",
+            "cluster",
+            Verdict.FAIL,
+            f"cluster health is red: {facts}",
+            "repair the cluster first",
+        )
+    if status != "green":
+        return Finding(
+            "elasticsearch",
+            "cluster",
+            Verdict.WARN,
+            f"cluster health is {status}: {facts}",
+            "bring the cluster to green",
+        )
+    return Finding("elasticsearch", "cluster", Verdict.PASS, facts)
+
+
+def needed_indices(inventory: Inventory) -> int:
+    """One new index per tenant, per host group and for main (the vendor, from 6.5 on)."""
+    return sum(len(g.tenants) for g in inventory.groups) + len(inventory.hosts) + 1
+
+
+# -- API key ----------------------------------------------------------------------------------------
+
+
+def api_key_finding(
+    source: str | None, main_code: str | None, tenant: str | None, tenant_code: str | None
+) -> Finding:
+    """Whether the key is a main-account key: main's /about accepts it, and a tenant through main does too."""
+    if source is None:
+        if main_code == "200":
+            return Finding(
+                "api-key", "deployment", Verdict.PASS, "no API key configured; main answers without one"
+            )
+        return Finding(
+            "api-key",
+            "deployment",
+            Verdict.FAIL if main_code == "401" else Verdict.WARN,
+            f"no API key configured; main's /about answered {main_code or 'nothing'}",
+            "create an API key on main and give it as deployment.api_key: {env: NAME} or {file: PATH}",
+        )
+    if main_code is None:
+        return Finding(
+            "api-key", "deployment", Verdict.WARN, f"key from {source}; not checked (main not reached)"
+        )
+    if main_code != "200":
+        return Finding(
+            "api-key",
+            "deployment",
+            Verdict.FAIL,
+            f"key from {source}: main's /about answered {main_code}, so it is not a main-account key "
+            "(a tenant's key works only on that tenant) or it is wrong",
+            "create the key on main (Settings > Integrations > API Keys on the main account)",
+        )
+    through = ""
+    if tenant is not None:
+        if tenant_code != "200":
+            return Finding(
+                "api-key",
+                "deployment",
+                Verdict.FAIL,
+                f"key from {source}: main accepts it but tenant {tenant} through main answered {tenant_code}",
+                "check that the tenant runs and that the key was created on main",
+            )
+        through = f" and by tenant {tenant} through main"
+    return Finding(
+        "api-key",
+        "deployment",
+        Verdict.PASS,
+        f"main-account key from {source}: accepted by main{through}; "
+        "it reaches every tenant, so anyone holding it can reach all of them",
+    )
+
+
+def path_results(links: Sequence[Link], codes: Mapping[tuple[str, int], str]) -> list[PathResult]:
+    return [PathResult(k, path_state(codes.get((k.address, k.port), "untested"))) for k in links]

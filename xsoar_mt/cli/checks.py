@@ -1,0 +1,311 @@
+"""The `preflight`, `status` and `validate` commands: arguments, one call into the core, rendering."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from xsoar_mt.errors import ExitCode
+
+if TYPE_CHECKING:
+    from xsoar_mt.checks import PreflightReport
+    from xsoar_mt.executor import RunSecrets
+    from xsoar_mt.inventory import Inventory
+    from xsoar_mt.run import ShellPool
+    from xsoar_mt.status import StatusReport
+    from xsoar_mt.validation import ValidationReport
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+AcceptNewOption = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-host-keys", help="Trust unknown host keys on first contact (never changed ones)."
+    ),
+]
+
+_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "ignored": "magenta"}
+_SKEW_STYLE = {"ok": "green", "degraded": "yellow", "unsupported": "bold red"}
+_PATH_STYLE = {"open": "green", "refused": "bold red", "timeout": "bold red", "untested": "yellow"}
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _prompt(label: str) -> str:
+    return str(typer.prompt(label, hide_input=True))
+
+
+def _connect(inventory: Inventory, accept_new: bool, *, want_link: bool) -> tuple[ShellPool, RunSecrets]:
+    """Read every secret the command needs (each source once), then the SSH pool."""
+    from dataclasses import replace
+
+    from xsoar_mt.errors import InvalidInput
+    from xsoar_mt.run import load_secrets, ssh_pool
+    from xsoar_mt.secrets import read_secret
+
+    names = [s.name for s in inventory.servers]
+    sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=_prompt)
+    link_ref = inventory.installer.link
+    if want_link and link_ref is not None and inventory.installer.delivery == "server-download":
+        with contextlib.suppress(InvalidInput):  # the installer check reports a missing link
+            secrets = replace(secrets, link=read_secret(link_ref, "download link"))
+    return ssh_pool(inventory, sudo, accept_new), secrets
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+# -- preflight --------------------------------------------------------------------------------------
+
+
+def render_preflight(report: PreflightReport, out: Console) -> None:
+    table = Table(title=f"Preflight checks for {report.target}", title_justify="left", title_style="bold")
+    for column in ("check", "server", "verdict", "detail"):
+        table.add_column(column, overflow="fold")
+    for finding in report.findings:
+        style = _VERDICT_STYLE[finding.verdict.value]
+        detail = escape(finding.detail) + (
+            f"\n[dim]fix: {escape(finding.fix)}[/]" if finding.fix and finding.verdict.value != "pass" else ""
+        )
+        table.add_row(finding.check, finding.server, f"[{style}]{finding.verdict.value}[/]", detail)
+    out.print(table)
+    render_matrix(report, out)
+    if report.ignored:
+        out.print(f"[magenta]Failures of these checks are ignored as asked:[/] {', '.join(report.ignored)}")
+    if report.ok:
+        out.print(f"[green]Nothing blocks an upgrade to {report.target}.[/] ({report.seconds:.1f} s)")
+    else:
+        out.print(
+            f"[bold red]{len(report.blocking)} finding(s) block the upgrade.[/] Fix them, or ignore skippable "
+            "checks with --ignore-preflight-errors=NAME,... (mandatory: ssh, sudo, version)"
+        )
+
+
+def render_matrix(report: PreflightReport, out: Console) -> None:
+    if not report.paths:
+        return
+    sources = list(dict.fromkeys(p.link.source for p in report.paths))
+    targets = list(dict.fromkeys(p.link.target for p in report.paths))
+    cells = {(p.link.source, p.link.target): p for p in report.paths}
+    table = Table(
+        title="Communication matrix (from row to column; * = not required)",
+        title_justify="left",
+        title_style="bold",
+    )
+    table.add_column("from \\ to")
+    for target in targets:
+        table.add_column(target, overflow="fold")
+    for source in sources:
+        row = [source]
+        for target in targets:
+            path = cells.get((source, target))
+            if path is None:
+                row.append("[dim]-[/]")
+                continue
+            mark = "" if path.link.required else "*"
+            style = _PATH_STYLE[path.state.value] if path.link.required else "dim"
+            row.append(f"[{style}]{path.state.value}{mark}[/]\n[dim]{path.link.port}[/]")
+        table.add_row(*row)
+    out.print(table)
+
+
+def _preflight(
+    inventory_path: Path,
+    to: str,
+    ignore: str | None,
+    output: Output,
+    accept_new_host_keys: bool,
+    min_installer_free_gb: float,
+    min_data_free_gb: float,
+) -> None:
+    from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
+    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.releases import parse_target
+    from xsoar_mt.secrets import refuse_on_command_line
+
+    refuse_on_command_line(sys.argv[1:])
+    ignored = parse_ignore(ignore)
+    inventory = load_inventory(inventory_path)
+    target = parse_target(to, inventory.releases)
+    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=True)
+    options = PreflightOptions(min_installer_free_gb=min_installer_free_gb, min_data_free_gb=min_data_free_gb)
+    try:
+        report = run_preflight(inventory, pool, secrets, target, ignored, options=options)
+    finally:
+        pool.close()
+    if output is Output.json:
+        _print_json(report.to_dict())
+    else:
+        render_preflight(report, _console())
+    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.PREFLIGHT_FAILED))
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+
+def render_status(report: StatusReport, out: Console) -> None:
+    table = Table(title=f"Status of {report.deployment}", title_justify="left", title_style="bold")
+    for column in ("server", "role", "group", "version", "service", "reachable", "skew", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in report.servers:
+        service = {True: "[green]running[/]", False: "[red]stopped[/]", None: "[yellow]unknown[/]"}[
+            row.running
+        ]
+        reachable = "[green]yes[/]" if row.reachable else "[bold red]no[/]"
+        skew = f"[{_SKEW_STYLE[row.skew.value]}]{row.skew.value}[/]" if row.skew else "[yellow]unknown[/]"
+        table.add_row(
+            row.server,
+            row.role,
+            row.group,
+            str(row.version or "-"),
+            service,
+            reachable,
+            skew,
+            escape(row.detail),
+        )
+    out.print(table)
+    style = _SKEW_STYLE[report.skew.value]
+    out.print(f"Skew against main: [{style}]{report.skew.value}[/]")
+    for reason in report.skew_reasons:
+        out.print(f"  - {escape(reason)}")
+    if report.degraded_functions:
+        out.print("[yellow]While a host lags main, these do not work:[/]")
+        for function in report.degraded_functions:
+            out.print(f"  - {function}")
+
+
+def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool) -> None:
+    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.status import deployment_status
+
+    inventory = load_inventory(inventory_path)
+    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
+    try:
+        report = deployment_status(inventory, pool, secrets.api_key)
+    finally:
+        pool.close()
+    if output is Output.json:
+        _print_json(report.to_dict())
+    else:
+        render_status(report, _console())
+
+
+# -- validate ---------------------------------------------------------------------------------------
+
+
+def render_validation(report: ValidationReport, out: Console) -> None:
+    table = Table(
+        title=f"Validation of {report.deployment} (expected {report.expected or 'unknown'})",
+        title_justify="left",
+        title_style="bold",
+    )
+    for column in ("check", "subject", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for result in report.results:
+        mark = "[green]ok[/]" if result.ok else "[bold red]fail[/]"
+        table.add_row(result.check, result.subject, mark, escape(result.detail))
+    out.print(table)
+    out.print("[green]Every check passed.[/]" if report.ok else "[bold red]Validation failed.[/]")
+
+
+def _validate(
+    inventory_path: Path,
+    to: str | None,
+    only: str | None,
+    group: list[str] | None,
+    output: Output,
+    accept_new_host_keys: bool,
+) -> None:
+    from xsoar_mt.commands import scope_from_flags
+    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.releases import parse_target
+    from xsoar_mt.validation import validate_deployment
+
+    inventory = load_inventory(inventory_path)
+    scope = scope_from_flags(only, group)
+    expected = parse_target(to, inventory.releases) if to else None
+    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
+    try:
+        report = validate_deployment(inventory, pool, secrets.api_key, expected, scope)
+    finally:
+        pool.close()
+    if output is Output.json:
+        _print_json(report.to_dict())
+    else:
+        render_validation(report, _console())
+    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.VALIDATION_FAILED))
+
+
+# -- registration -----------------------------------------------------------------------------------
+
+
+def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    @app.command("preflight")
+    @boundary
+    def preflight(
+        inventory: InventoryOption,
+        to: Annotated[str, typer.Option("--to", help="Target release, e.g. 6.12.")],
+        ignore_preflight_errors: Annotated[
+            str | None,
+            typer.Option(
+                "--ignore-preflight-errors",
+                help="Skippable checks whose failures do not block: NAME,... or all.",
+                metavar="NAME,...|all",
+            ),
+        ] = None,
+        output: OutputOption = Output.text,
+        accept_new_host_keys: AcceptNewOption = False,
+        min_installer_free_gb: Annotated[
+            float, typer.Option("--min-installer-free-gb", help="Free space needed in installer.directory.")
+        ] = 4.0,
+        min_data_free_gb: Annotated[
+            float, typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto.")
+        ] = 10.0,
+    ) -> None:
+        """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
+        _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
+                   min_installer_free_gb, min_data_free_gb)  # fmt: skip
+
+    @app.command("status")
+    @boundary
+    def status(
+        inventory: InventoryOption,
+        output: OutputOption = Output.text,
+        accept_new_host_keys: AcceptNewOption = False,
+    ) -> None:
+        """Every server's role, version, service state, reachability and skew against main, live."""
+        _status(inventory, output, accept_new_host_keys)
+
+    @app.command("validate")
+    @boundary
+    def validate(
+        inventory: InventoryOption,
+        to: Annotated[str | None, typer.Option("--to", help="The release every server should run.")] = None,
+        only: Annotated[str | None, typer.Option("--only", help="`main`: only main.", metavar="main")] = None,
+        group: Annotated[
+            list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
+        ] = None,
+        output: OutputOption = Output.text,
+        accept_new_host_keys: AcceptNewOption = False,
+    ) -> None:
+        """Main answers, every tenant answers through main, every server runs the release and is up."""
+        _validate(inventory, to, only, group, output, accept_new_host_keys)
