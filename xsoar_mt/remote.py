@@ -13,7 +13,10 @@ from xsoar_mt.errors import ExitCode, XsoarMtError
 
 # The prompt sudo is told to print (`sudo -S -p ...`); the password is written only when it appears.
 SUDO_PROMPT = "[xsoar-mt] sudo password: "
-_SUDO_AT_COMMAND_START = re.compile(r"(^|[;&|(]\s*|&&\s*|\|\|\s*|\bthen\s+|\bdo\s+)sudo(?=\s)")
+# `sudo` where a shell starts a command: line start, after ; & | ( { ! or `, inside $( ), after a keyword.
+_SUDO_AT_COMMAND_START = re.compile(
+    r"(^|[;&|({!`]\s*|\$\(\s*|\b(?:then|do|else|elif|if|while|until|time)\s+)sudo(?=\s)", re.MULTILINE
+)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from xsoar_mt.remote import (
 _READ = 32768
 # What sudo prints when the password was wrong (it then asks again; we never answer twice).
 _SUDO_REJECTIONS = (b"Sorry, try again", b"incorrect password attempt")
+_PROMPT = SUDO_PROMPT.encode()
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
@@ -200,7 +201,7 @@ class SshShell:
     def _collect(self, channel: paramiko.Channel, command: str, timeout: float | None) -> Result:
         deadline = time.monotonic() + timeout if timeout else None
         out, err = bytearray(), bytearray()
-        prompts = 0
+        answered = 0
         channel.settimeout(0.05)
         while True:
             progressed = False
@@ -210,33 +211,44 @@ class SshShell:
             if channel.recv_stderr_ready():
                 err += channel.recv_stderr(_READ)
                 progressed = True
-                seen = err.count(SUDO_PROMPT.encode())
-                if seen > prompts or any(m in err for m in _SUDO_REJECTIONS):
-                    if self._sudo_password is None or any(m in err for m in _SUDO_REJECTIONS):
-                        channel.close()
-                        raise SudoRejected(
-                            self.server,
-                            "sudo asked for a password and none is configured"
-                            if self._sudo_password is None
-                            else "sudo rejected the password",
-                            hint="set ssh.sudo_password in the inventory (env, file or prompt) to the right one",
-                        )
-                    channel.sendall(((self._sudo_password + "\n") * (seen - prompts)).encode())
-                    prompts = seen
+            if progressed and self._sudo_prompted(channel, out, err, answered):
+                # a prompt may come on stdout when the command merges its streams (2>&1)
+                prompts = out.count(_PROMPT) + err.count(_PROMPT)
+                assert self._sudo_password is not None
+                channel.sendall(((self._sudo_password + "\n") * (prompts - answered)).encode())
+                answered = prompts
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             if channel.closed and not progressed:
                 break
             if deadline and time.monotonic() > deadline:
                 channel.close()
-                return Result(self.server, command, 124, _text(out), _text(err) + "\n(timed out)")
+                return Result(self.server, command, 124, _clean(out), _clean(err) + "\n(timed out)")
             if not progressed:
                 time.sleep(0.005)
         code = channel.recv_exit_status() if channel.exit_status_ready() else -1
         if code == -1:
             raise ConnectionLost(self.server, "the command ended without an exit status")
-        stderr = _text(err).replace(SUDO_PROMPT, "")
-        return Result(self.server, command, code, _text(out), stderr)
+        return Result(self.server, command, code, _clean(out), _clean(err))
+
+    def _sudo_prompted(
+        self, channel: paramiko.Channel, out: bytearray, err: bytearray, answered: int
+    ) -> bool:
+        """True when sudo asks for the password again; raises when it cannot or must not be answered."""
+        rejected = any(m in out or m in err for m in _SUDO_REJECTIONS)
+        prompts = out.count(_PROMPT) + err.count(_PROMPT)
+        if not rejected and prompts <= answered:
+            return False
+        if self._sudo_password is None or rejected:
+            channel.close()
+            raise SudoRejected(
+                self.server,
+                "sudo asked for a password and none is configured"
+                if self._sudo_password is None
+                else "sudo rejected the password",
+                hint="set ssh.sudo_password in the inventory (env, file or prompt) to the right one",
+            )
+        return True
 
     def put(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None:
         self.connect()
@@ -253,5 +265,6 @@ class SshShell:
             raise ConnectionLost(self.server, f"upload failed ({exc})") from None
 
 
-def _text(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", errors="replace")
+def _clean(data: bytes | bytearray) -> str:
+    """Output as text, without the sudo prompts xsoar-mt asked for."""
+    return bytes(data).decode("utf-8", errors="replace").replace(SUDO_PROMPT, "")

@@ -110,3 +110,32 @@ def test_prompted_secret_without_a_terminal_points_to_env_or_file() -> None:
 def test_secrets_on_the_command_line_are_refused_with_a_pointer(arg: str) -> None:
     with pytest.raises(InvalidInput, match="never taken on the command line"):
         refuse_on_command_line(["upgrade", "run", arg])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sudo true",
+        "a; sudo true",
+        "a && sudo true",
+        "a || sudo true",
+        "{ sudo true; } 2>&1",
+        "( sudo true )",
+        "x=$(sudo cat f)",
+        "if sudo true; then sudo false; fi",
+        "for f in a; do sudo rm $f; done",
+        "! sudo true",
+    ],
+)
+def test_every_sudo_in_command_position_is_made_to_read_its_password_from_stdin(command: str) -> None:
+    from xsoar_mt.remote import SUDO_PROMPT, elevate
+
+    elevated = elevate(command)
+    assert elevated.count("sudo -S -p ") == command.count("sudo ")
+    assert elevated.count(SUDO_PROMPT) == command.count("sudo ")
+
+
+def test_sudo_inside_a_word_or_argument_is_left_alone() -> None:
+    from xsoar_mt.remote import elevate
+
+    assert elevate("echo pseudo sudoers; grep sudo /etc/group") == "echo pseudo sudoers; grep sudo /etc/group"

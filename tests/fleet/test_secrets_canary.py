@@ -1,0 +1,146 @@
+"""Canary: random secrets go through every command against the fleet and never appear anywhere.
+
+Searched: the console output of each command, every file the commands produced (plans, journals, logs),
+the fleet's record of every command line run over SSH, its event log, and every file left in the
+servers' homes. Not searched: the files that hold the secrets on purpose (the inventory's secret files
+and the fleet's own configuration of what it expects).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.fleet.fleet import Fleet, require_sshd
+from tests.fleet.spec import FleetSpec
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "tok" + secrets.token_hex(12)
+SUDO = "sudo" + secrets.token_hex(12)
+API_KEY = "key" + secrets.token_hex(12)
+SECRETS = {"download token": TOKEN, "sudo password": SUDO, "API key": API_KEY}
+ADDRESS_COMMANDS = {
+    "version": "curl -sk --max-time 10 -H @- https://{address}:{port}/about",
+    "health": "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://{address}:{port}/health",
+}
+
+
+@pytest.fixture(scope="module")
+def canary_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    require_sshd()
+    spec = FleetSpec.from_dict(
+        {
+            "download_token": TOKEN,
+            "deployments": [
+                {
+                    "name": "canary",
+                    "api_key": API_KEY,
+                    "version": "6.11.0",
+                    "main": {"server": {"name": "c-main", "sudo_password": SUDO}, "tenants": ["ops"]},
+                    "hosts": [
+                        {
+                            "name": "h1",
+                            "server": {"name": "c-h1", "sudo_password": SUDO},
+                            "tenants": ["acme"],
+                        },
+                        {
+                            "name": "h2",
+                            "server": {"name": "c-h2", "sudo_password": SUDO},
+                            "tenants": ["beta"],
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+    fleet = Fleet(spec, tmp_path_factory.mktemp("canary-fleet"))
+    fleet.start()
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+def xsoar_mt(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xsoar_mt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+
+
+def forms(value: str) -> set[str]:
+    return {value, quote(value, safe="")}
+
+
+def leaks(text: str) -> list[str]:
+    return [name for name, value in SECRETS.items() if any(f in text for f in forms(value))]
+
+
+def files_under(root: Path, skip: set[Path]) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and not any(path.is_relative_to(s) for s in skip):
+            yield path
+
+
+def test_no_secret_appears_in_any_output_file_or_remote_command_line(
+    canary_fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet = canary_fleet
+    fleet.add_installer("6.12")
+    work = tmp_path / "work"
+    work.mkdir()
+    inv = fleet.inventory("canary", work / "inventory.yaml", commands=ADDRESS_COMMANDS)
+    state = ["--state-dir", str(work / "state")]
+    fleet.server("c-h2").set_fault(installer_fails=True)
+
+    outputs = {
+        "plan": xsoar_mt(
+            work, "upgrade", "plan", "-i", str(inv), "--to", "6.12", "--out", str(work / "plan.json")
+        ),
+        "plan json": xsoar_mt(work, "upgrade", "plan", "-i", str(inv), "--to", "6.12", "-o", "json"),
+        "dry run": xsoar_mt(
+            work, "upgrade", "run", "-i", str(inv), "--to", "6.12", "--dry-run", "--probe", *state
+        ),
+        "failed run": xsoar_mt(work, "upgrade", "run", "-i", str(inv), "--to", "6.12", "--yes", *state),
+    }
+    assert outputs["failed run"].returncode == 6, outputs["failed run"].stderr
+    fleet.server("c-h2").clear_faults()
+    outputs["resume"] = xsoar_mt(work, "upgrade", "run", "-i", str(inv), "--resume", "latest", "--yes", "-o", "json",
+                                 *state)  # fmt: skip
+    assert outputs["resume"].returncode == 0, outputs["resume"].stdout + outputs["resume"].stderr
+    outputs["debug error"] = xsoar_mt(work, "--debug", "upgrade", "run", "-i", str(inv), "--to", "6.12", "--yes",
+                                      "--state-dir", str(work / "state"), "--force-unlock", "nope")  # fmt: skip
+    for command in ("preflight", "validate"):
+        outputs[command] = xsoar_mt(work, command, "-i", str(inv), "--to", "6.12")
+        assert "No such command" not in outputs[command].stderr, f"{command} is not available"
+
+    for name, result in outputs.items():
+        assert leaks(result.stdout + result.stderr) == [], f"{name} printed a secret"
+
+    produced = list(files_under(work, skip={work / "inventory.yaml"}))
+    assert any(p.name == "journal.jsonl" for p in produced) and any(p.suffix == ".log" for p in produced)
+    for path in produced:
+        assert leaks(path.read_text(errors="replace")) == [], f"{path} holds a secret"
+
+    commands = fleet.commands()
+    assert len(commands) > 20
+    for record in commands:
+        assert leaks(record["command"]) == [], f"a command line on {record['server']} holds a secret"
+    assert leaks(fleet.event_log.read_text()) == []
+    for server in fleet.servers("canary"):
+        for path in files_under(server.home, skip=set()):
+            assert leaks(path.read_text(errors="replace")) == [], f"{path} on {server.name} holds a secret"
