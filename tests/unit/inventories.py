@@ -70,9 +70,9 @@ def build(database: str, main: GroupSpec, hosts: list[GroupSpec]) -> Inventory:
     return parse_inventory(text, "generated.yaml")
 
 
-def fleet(
+def fleet_specs(
     servers: int, *, database: str = "elasticsearch", release: str = "6.10", seed: int = 0
-) -> Inventory:
+) -> tuple[GroupSpec, list[GroupSpec]]:
     """About `servers` servers, every one on `release`: main (HA of 3, or a DR pair on BoltDB) and a
     deterministic mix of host groups: single hosts, and HA groups of 2 to 4 (or DR pairs on BoltDB)."""
     rng = random.Random(seed)
@@ -83,8 +83,14 @@ def fleet(
     while left > 0:
         shape = "single" if left == 1 or rng.random() < 0.5 else grouped
         size = 1 if shape == "single" else (2 if shape == "dr" else min(left, rng.randint(2, 4)))
-        if size < 2 and shape != "single":
-            shape, size = "single", 1
         hosts.append(GroupSpec(f"g{len(hosts)}", shape, (release,) * size, tenants=rng.randint(0, 3)))
         left -= size
+    return main, hosts
+
+
+def fleet(
+    servers: int, *, database: str = "elasticsearch", release: str = "6.10", seed: int = 0
+) -> Inventory:
+    """The inventory of `fleet_specs`, written as YAML and read back."""
+    main, hosts = fleet_specs(servers, database=database, release=release, seed=seed)
     return build(database, main, hosts)

@@ -415,3 +415,14 @@ def test_an_unchanged_basis_has_no_differences_and_a_changed_one_is_stale() -> N
 def test_downtime_per_group_counts_every_hop_when_durations_are_given() -> None:
     p = plan(bolt(single("main", "6.10"), dr("emea", "6.10")))
     assert p.downtime_minutes == {"main": 40.0, "emea": 40.0}
+
+
+def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:
+    import dataclasses
+
+    step = next(plan(bolt(single("main"))).steps)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.command = "rm -rf /"  # type: ignore[misc]  # the point: assignment is refused
+    assert dataclasses.replace(step) == step
+    assert hash(dataclasses.replace(step)) == hash(step)
+    assert dataclasses.asdict(step)["id"] == step.id
