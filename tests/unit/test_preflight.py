@@ -1,0 +1,376 @@
+"""Preflight verdicts from recorded server output: each check passing and failing, with no SSH."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xsoar_mt.checks.matrix import communication_links
+from xsoar_mt.checks.model import CHECKS, Finding, Severity, Verdict, apply_ignore, parse_ignore
+from xsoar_mt.checks.survey import (
+    SurveyRequest,
+    parse_df,
+    parse_memory,
+    parse_sections,
+    parse_tcp,
+    survey_script,
+    survey_stdin,
+)
+from xsoar_mt.checks.verdicts import (
+    PreflightOptions,
+    TlsObservation,
+    api_key_finding,
+    communication_finding,
+    disk_findings,
+    elasticsearch_finding,
+    installer_link_finding,
+    max_shards_per_node,
+    needed_indices,
+    path_results,
+    skew_finding,
+    system_finding,
+    tls_findings,
+    tmp_finding,
+)
+from xsoar_mt.errors import UsageError
+from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.releases import Version
+
+INVENTORY = """
+inventory_version: 1
+deployment: {name: unit, database: elasticsearch, elasticsearch_url: "http://127.0.0.1:9200"}
+ssh: {user: ops}
+main:
+  ha:
+    load_balancer: https://main.example.invalid
+    servers:
+      - {name: m1, address: 10.0.0.1, version: 6.11.0}
+      - {name: m2, address: 10.0.0.2, version: 6.11.0}
+  tenants: [{name: ops}]
+hosts:
+  - name: g1
+    ha:
+      servers:
+        - {name: g1a, address: 10.0.1.1, version: 6.11.0}
+        - {name: g1b, address: 10.0.1.2, version: 6.11.0}
+    tenants: [{name: acme}, {name: beta}]
+  - name: g2
+    ha:
+      servers:
+        - {name: g2a, address: 10.0.2.1, version: 6.11.0}
+        - {name: g2b, address: 10.0.2.2, version: 6.11.0}
+    tenants: [{name: gamma}]
+  - name: solo
+    server: {name: s1, address: 10.0.3.1, version: 6.11.0}
+"""
+
+# What the survey script printed on a fleet server (recorded), with the installer link failing.
+RECORDED = """==xsoar-mt== version
+{"demistoVersion": "6.11.0", "buildNumber": "", "server": "g1a"}
+==rc== 0
+==xsoar-mt== df-installer
+Filesystem           1024-blocks         Used    Available Capacity Mounted on
+/dev/xsoarg1a           2097152000   1048576000   1048576000      50% /
+==rc== 0
+==xsoar-mt== df-data
+Filesystem           1024-blocks         Used    Available Capacity Mounted on
+/dev/xsoarg1a           1073741824    973741824       102400      99% /var
+==rc== 0
+==xsoar-mt== extract-dir
+rw,nosuid,nodev,noexec,relatime
+==rc== 0
+==xsoar-mt== nproc
+16
+==rc== 0
+==xsoar-mt== memory
+                 total        used        free      shared  buff/cache   available
+Mem:       34359738368  8589934592 17179869184           0  8589934592 25769803776
+Swap:                0           0           0
+==rc== 0
+==xsoar-mt== installer-link
+tool=wget
+ERROR 403: Forbidden (missing or invalid token).
+
+==rc== 8
+==xsoar-mt== tcp
+==tcp== 10.0.0.1 443 0
+==tcp== 10.0.0.2 443 124
+==tcp== 10.0.1.2 443 0
+==tcp== 10.0.1.1 18501 1
+==tcp== 10.0.1.1 18502 0
+==rc== 0
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return parse_inventory(INVENTORY, "unit.yaml")
+
+
+def by_check(findings: list[Finding], check: str) -> list[Finding]:
+    return [f for f in findings if f.check == check]
+
+
+# -- ignoring ---------------------------------------------------------------------------------------
+
+
+def test_ignore_all_names_every_skippable_check_and_no_mandatory_one() -> None:
+    ignored = parse_ignore("all")
+    assert ignored == {c.name for c in CHECKS.values() if c.severity is Severity.SKIPPABLE}
+    assert not ignored & {"ssh", "sudo", "version"}
+
+
+def test_ignoring_a_mandatory_check_is_refused_with_its_name() -> None:
+    with pytest.raises(UsageError, match="sudo is a mandatory check and cannot be ignored"):
+        parse_ignore("disk,sudo")
+
+
+def test_ignoring_an_unknown_check_is_refused_and_lists_the_known_ones() -> None:
+    with pytest.raises(UsageError, match="no check named diks") as caught:
+        parse_ignore("diks")
+    assert "disk" in (caught.value.hint or "")
+
+
+def test_an_ignored_failure_becomes_ignored_and_keeps_its_detail() -> None:
+    findings = [
+        Finding("disk", "h1", Verdict.FAIL, "100 MB free"),
+        Finding("tls", "h1", Verdict.FAIL, "TLS 1.0 accepted"),
+    ]
+    out = apply_ignore(findings, parse_ignore("disk"))
+    assert [(f.check, f.verdict) for f in out] == [("disk", Verdict.IGNORED), ("tls", Verdict.FAIL)]
+    assert out[0].detail.startswith("100 MB free")
+
+
+# -- the survey script ------------------------------------------------------------------------------
+
+
+def test_the_survey_script_carries_no_secret_and_never_calls_sudo(inventory: Inventory) -> None:
+    links = communication_links(inventory)
+    script = survey_script(
+        SurveyRequest(
+            "/var/tmp/xsoar-mt",
+            "/tmp",
+            links,
+            "curl -sk -H @- https://127.0.0.1:443/about",
+            True,
+            [("main", "https://10.0.0.1:443/about")],
+        )
+    )
+    stdin = survey_stdin("the-api-key", "https://download.demisto.com/?token=t0ken")
+    assert "the-api-key" not in script and "t0ken" not in script
+    assert "sudo" not in script
+    assert stdin == "Authorization: the-api-key\nhttps://download.demisto.com/?token=t0ken\n"
+
+
+def test_recorded_sections_parse_into_text_and_exit_codes() -> None:
+    sections = parse_sections(RECORDED)
+    assert sections["installer-link"].rc == 8
+    assert json.loads(sections["version"].text)["demistoVersion"] == "6.11.0"
+    assert parse_memory(sections["memory"].text) == 34359738368
+    assert parse_tcp(sections["tcp"].text)[("10.0.0.2", 443)] == "124"
+
+
+def test_df_output_gives_free_and_total_bytes_of_the_mount() -> None:
+    space = parse_df(parse_sections(RECORDED)["df-data"].text)
+    assert space is not None
+    assert (space.path, space.free_bytes, space.total_bytes) == ("/var", 102400 * 1024, 1073741824 * 1024)
+
+
+def test_memory_is_read_from_proc_meminfo_too() -> None:
+    assert parse_memory("MemTotal:       32768000 kB") == 32768000 * 1024
+
+
+# -- disk, /tmp, system, installer ----------------------------------------------------------------
+
+
+def test_low_free_space_under_var_lib_demisto_fails_and_the_installer_directory_passes() -> None:
+    sections = parse_sections(RECORDED)
+    found = disk_findings(
+        "g1a", sections["df-installer"], sections["df-data"], "/var/tmp/xsoar-mt", PreflightOptions()
+    )
+    assert [f.verdict for f in found] == [Verdict.PASS, Verdict.FAIL]
+    assert "0.1 GB free on /var, needs 10.0 GB" in found[1].detail
+
+
+def test_noexec_tmp_fails_and_names_the_target_dir_fix() -> None:
+    finding = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False)
+    assert finding.verdict is Verdict.FAIL
+    assert "installer.target_dir: /var/tmp" in finding.fix and "-target /var/tmp" in finding.fix
+
+
+def test_an_exec_mount_passes_the_tmp_check() -> None:
+    sections = parse_sections("==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n")
+    assert (
+        tmp_finding("g1a", sections["extract-dir"], "/var/tmp", target_dir_set=True).verdict is Verdict.PASS
+    )
+
+
+def test_a_server_below_one_servers_sizing_fails_the_system_check() -> None:
+    disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
+    finding = system_finding("g1a", 4, 8 * 1024**3, disk, "production", 1)
+    assert finding.verdict is Verdict.FAIL
+    assert "16 cores" in finding.detail and "32 GB memory" in finding.detail
+
+
+def test_each_tenant_counts_as_a_server_so_a_busy_host_only_warns() -> None:
+    disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
+    assert system_finding("g1a", 16, 32 * 1024**3, disk, "production", 1).verdict is Verdict.PASS
+    busy = system_finding("g1a", 16, 32 * 1024**3, disk, "production", 3)
+    assert busy.verdict is Verdict.WARN and "3 x production needs 48 cores" in busy.detail
+
+
+def test_the_dev_profile_asks_for_half_a_production_server() -> None:
+    disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
+    assert system_finding("g1a", 8, 16 * 1024**3, disk, "dev", 1).verdict is Verdict.PASS
+    assert system_finding("g1a", 8, 16 * 1024**3, disk, "production", 1).verdict is Verdict.FAIL
+
+
+def test_a_download_link_answering_403_fails_with_the_tools_meaning() -> None:
+    finding = installer_link_finding("g1a", parse_sections(RECORDED)["installer-link"], "6.12")
+    assert finding.verdict is Verdict.FAIL
+    assert "wget exit 8, the server answered an error" in finding.detail and "403" in finding.detail
+
+
+# -- communication ----------------------------------------------------------------------------------
+
+
+def test_the_matrix_asks_main_to_hosts_hosts_to_main_ha_peers_and_tenants(inventory: Inventory) -> None:
+    links = {(k.source, k.target, k.port, k.required) for k in communication_links(inventory)}
+    assert ("m1", "g1a", 443, True) in links  # main to host
+    assert ("g1a", "m1", 443, True) in links  # host to main
+    assert ("g1a", "g1b", 443, True) in links  # HA peers
+    assert ("m1", "m2", 443, True) in links  # main's HA peers
+    assert ("g1a", "acme@g1a", 18501, True) in links  # a host to its own tenant
+    assert ("m1", "gamma@g2b", 18501, True) in links  # main to a tenant
+    assert ("g1a", "g2a", 443, False) in links  # between HA groups: reported only
+    assert not any(
+        s == "s1" and t.startswith("g") for s, t, _, _ in links
+    )  # a single host talks to main only
+
+
+def test_a_refused_or_filtered_required_path_fails_communication(inventory: Inventory) -> None:
+    links = [k for k in communication_links(inventory) if k.source == "g1a"]
+    results = path_results(links, parse_tcp(parse_sections(RECORDED)["tcp"].text))
+    finding = communication_finding("g1a", results)
+    assert finding.verdict is Verdict.FAIL
+    assert "m2 10.0.0.2:443 (host to main, timeout)" in finding.detail
+    assert "acme@g1a 10.0.1.1:18501 (server to its own tenant, refused)" in finding.detail
+
+
+def test_an_open_path_between_ha_groups_is_reported_but_does_not_fail(inventory: Inventory) -> None:
+    links = [k for k in communication_links(inventory) if k.source == "g1a"]
+    results = path_results(links, {(k.address, k.port): "0" for k in links})
+    finding = communication_finding("g1a", results)
+    assert finding.verdict is Verdict.PASS
+    assert "open but not required: g2a" in finding.detail
+
+
+# -- TLS --------------------------------------------------------------------------------------------
+
+
+def tls(**values: object) -> TlsObservation:
+    base: dict[str, object] = {
+        "negotiated": "TLSv1.2",
+        "subject": "CN=x",
+        "issuer": "CN=x",
+        "days_left": 300,
+        "fingerprint": "aa",
+    }
+    return TlsObservation(**{**base, **values})  # type: ignore[arg-type]
+
+
+def test_tls_passes_with_1_2_only_and_a_valid_certificate_and_says_self_signed() -> None:
+    (finding,) = tls_findings({"m1": tls()}, [], PreflightOptions())
+    assert finding.verdict is Verdict.PASS and "(self-signed)" in finding.detail
+
+
+def test_a_server_that_accepts_tls_1_0_fails() -> None:
+    (finding,) = tls_findings({"m1": tls(old_accepted=("TLSv1",))}, [], PreflightOptions())
+    assert finding.verdict is Verdict.FAIL and "also accepts TLSv1" in finding.detail
+
+
+def test_an_expired_certificate_fails_and_one_expiring_soon_warns() -> None:
+    found = tls_findings({"a": tls(days_left=-2), "b": tls(days_left=10)}, [], PreflightOptions())
+    assert [(f.server, f.verdict) for f in found] == [("a", Verdict.FAIL), ("b", Verdict.WARN)]
+    assert "expired 2 days ago" in found[0].detail
+
+
+def test_ha_peers_with_different_certificates_fail_each_other() -> None:
+    seen = {"g1a": tls(fingerprint="aa"), "g1b": tls(fingerprint="bb"), "s1": tls(fingerprint="cc")}
+    found = {f.server: f for f in tls_findings(seen, [["g1a", "g1b"]], PreflightOptions())}
+    assert found["g1a"].verdict is Verdict.FAIL and "differs from its HA peer(s) g1b" in found["g1a"].detail
+    assert found["s1"].verdict is Verdict.PASS
+
+
+def test_a_port_unreachable_from_the_operator_warns_instead_of_failing() -> None:
+    (finding,) = tls_findings({"m1": TlsObservation(None, error="cannot connect")}, [], PreflightOptions())
+    assert finding.verdict is Verdict.WARN
+
+
+# -- Elasticsearch ----------------------------------------------------------------------------------
+
+
+def health(status: str = "green", nodes: int = 2, active: int = 10) -> str:
+    return json.dumps({"status": status, "number_of_data_nodes": nodes, "active_shards": active})
+
+
+def test_free_shards_are_max_per_node_times_data_nodes_minus_active(inventory: Inventory) -> None:
+    settings = json.dumps(
+        {"persistent": {}, "transient": {}, "defaults": {"cluster": {"max_shards_per_node": "5"}}}
+    )
+    assert needed_indices(inventory) == 4 + 3 + 1  # tenants + host groups + main
+    ok = elasticsearch_finding(
+        health(nodes=2, active=2), settings, needed_indices(inventory), PreflightOptions()
+    )
+    assert ok.verdict is Verdict.PASS and "= 8 free" in ok.detail
+    short = elasticsearch_finding(
+        health(nodes=2, active=3), settings, needed_indices(inventory), PreflightOptions()
+    )
+    assert short.verdict is Verdict.FAIL and "too few free shards" in short.detail
+
+
+def test_a_transient_setting_wins_and_the_default_is_1000() -> None:
+    assert (
+        max_shards_per_node(
+            {
+                "transient": {"cluster.max_shards_per_node": "20"},
+                "persistent": {"cluster": {"max_shards_per_node": "10"}},
+            }
+        )
+        == 20
+    )
+    assert max_shards_per_node({}) == 1000
+
+
+def test_a_yellow_cluster_warns_and_a_red_one_fails() -> None:
+    assert elasticsearch_finding(health("yellow"), "{}", 1, PreflightOptions()).verdict is Verdict.WARN
+    assert elasticsearch_finding(health("red"), "{}", 1, PreflightOptions()).verdict is Verdict.FAIL
+
+
+# -- API key and version ----------------------------------------------------------------------------
+
+
+def test_a_key_main_and_a_tenant_through_main_accept_is_named_a_main_account_key() -> None:
+    finding = api_key_finding("environment variable K", "200", "acme", "200")
+    assert finding.verdict is Verdict.PASS
+    assert "main-account key" in finding.detail and "reaches every tenant" in finding.detail
+
+
+def test_a_key_main_refuses_is_not_a_main_account_key() -> None:
+    finding = api_key_finding("file /k", "401", "acme", "401")
+    assert finding.verdict is Verdict.FAIL and "not a main-account key" in finding.detail
+
+
+def test_a_host_two_releases_behind_main_fails_the_version_check(inventory: Inventory) -> None:
+    versions = {s.name: Version.parse("6.11.0") for s in inventory.servers}
+    versions["s1"] = Version.parse("6.9.0")
+    finding = skew_finding(inventory, versions, "6.12")
+    assert finding.verdict is Verdict.FAIL and "already unsupported" in finding.detail
+
+
+def test_a_plan_within_the_skew_rule_warns_about_the_degraded_window(inventory: Inventory) -> None:
+    versions = {s.name: Version.parse("6.11.0") for s in inventory.servers}
+    finding = skew_finding(inventory, versions, "6.12")
+    assert finding.verdict is Verdict.WARN and "content sync" in finding.detail
+    assert skew_finding(inventory, versions, "6.11").verdict is Verdict.PASS
