@@ -31,17 +31,17 @@ def _handshake(context: ssl.SSLContext, address: str, port: int, timeout: float)
 
 def accepts_old(address: str, port: int, timeout: float) -> tuple[str, ...]:
     """The versions below TLS 1.2 the server completes a handshake with (a client pinned to each)."""
+    # Pinning TLS 1.0/1.1 is the point here. A filter, not catch_warnings: that one is not thread-safe.
+    warnings.filterwarnings("ignore", message=r"ssl\.TLSVersion\.TLSv1", category=DeprecationWarning)
     accepted = []
     for label, attribute in _OLD:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # pinning TLS 1.0/1.1 is the point here
-            version = getattr(ssl.TLSVersion, attribute)
-            try:
-                context = _client(version, version)
-                context.set_ciphers("DEFAULT:@SECLEVEL=0")
-                _handshake(context, address, port, timeout)
-            except (OSError, ssl.SSLError, ValueError):
-                continue
+        version = getattr(ssl.TLSVersion, attribute)
+        try:
+            context = _client(version, version)
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            _handshake(context, address, port, timeout)
+        except (OSError, ssl.SSLError, ValueError):
+            continue
         accepted.append(label)
     return tuple(accepted)
 
