@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import InvalidInput, UsageError
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade
@@ -15,7 +15,7 @@ from xsoar_mt.releases import parse_target
 
 def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
     if only is not None and only != "main":
-        raise InvalidInput(f"--only takes `main`, not {only!r} (use --group NAME for host groups)")
+        raise UsageError(f"--only takes `main`, not {only!r} (use --group NAME for host groups)")
     if only == "main":
         return Scope(main=True, groups=tuple(groups or ()))
     if groups:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.inventories import GroupSpec, build
-from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan
+from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope
 from xsoar_mt.planner import plan_upgrade
@@ -276,7 +276,7 @@ def test_a_group_scope_with_main_behind_the_target_is_refused() -> None:
 
 
 def test_an_unknown_group_is_refused_listing_the_known_ones() -> None:
-    with pytest.raises(InvalidInput, match=r"--group nope: no such host group \(known: a, b\)"):
+    with pytest.raises(UsageError, match=r"--group nope: no such host group \(known: a, b\)"):
         plan(bolt(single("main"), single("a"), single("b")), scope=Scope(main=False, groups=("nope",)))
 
 

@@ -264,12 +264,9 @@ def upgrade_run(
 
 def _register_check_commands() -> None:
     """`preflight`, `status` and `validate` live in their own module (xsoar_mt/cli/checks.py)."""
-    import importlib.util
+    from xsoar_mt.cli import checks
 
-    if importlib.util.find_spec("xsoar_mt.cli.checks") is not None:
-        from xsoar_mt.cli import checks
-
-        checks.register(app, boundary)
+    checks.register(app, boundary)
 
 
 _register_check_commands()
