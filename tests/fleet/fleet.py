@@ -17,6 +17,7 @@ Processes are ended only by the pids the fleet recorded (and their descendants),
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import hashlib
@@ -243,6 +244,9 @@ class Fleet:
     def commands(self, server: str | None = None) -> list[dict[str, Any]]:
         """Every command line run over SSH since the last reset: {ts, server, command, pid}."""
         found = list(remote.iter_lines(self.command_log))
+        for record in found:  # the session script logs the command base64-encoded (no JSON quoting in sh)
+            if "command_b64" in record:
+                record["command"] = base64.b64decode(record.pop("command_b64")).decode(errors="replace")
         return [c for c in found if server is None or c["server"] == server]
 
     def inventory(self, deployment: str, path: Path | None = None, **overrides: Any) -> Path:
@@ -370,6 +374,7 @@ class Fleet:
         sudo = bin_dir / "sudo"
         sudo.write_text(SUDO_SCRIPT)
         sudo.chmod(0o755)
+        (self.root / "session.sh").write_text(SESSION_SCRIPT.replace("@MARKER@", remote.MARKER))
         for release in self.spec.releases:
             self.add_installer(release)
 
@@ -975,7 +980,10 @@ UsePAM no
 PermitRootLogin {root_login}
 StrictModes no
 AllowUsers {user}
-ForceCommand {python} -I -S {lib} session {dir}
+# The login shell (bash) would source the operator's ~/.bashrc first (pyenv set-up costs ~0.1 s a
+# command on some machines); a HOME without one skips that. session.sh sets the server's own HOME.
+SetEnv HOME={dir}/state
+ForceCommand /bin/sh {root}/session.sh {dir}
 Subsystem sftp /usr/lib/openssh/sftp-server
 PrintMotd no
 PrintLastLog no
@@ -987,6 +995,32 @@ AllowAgentForwarding no
 AllowTcpForwarding yes
 PermitOpen {permit}
 LogLevel VERBOSE
+"""
+
+# Every SSH session of a simulated server runs through this (sshd's ForceCommand). It is sh, not
+# Python: it runs once per command, and a Python start-up there cost more than the command itself.
+SESSION_SCRIPT = r"""#!/bin/sh
+# One SSH session inside a simulated server: stand-ins first on PATH, cwd and HOME the server's home,
+# every command line recorded in commands.jsonl.
+dir="$1"
+root="${dir%/*}"; root="${root%/*}"
+name="${dir##*/}"
+export @MARKER@="$root" XSOAR_FLEET_DIR="$dir" XSOAR_FLEET_SERVER="$name" HOME="$dir/home" HOSTNAME="$name"
+export PATH="$root/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+: > "$dir/state/sessions/$$" 2>/dev/null
+if [ -z "${SSH_ORIGINAL_COMMAND+set}" ]; then logged='<shell>'
+elif [ "$SSH_ORIGINAL_COMMAND" = /usr/lib/openssh/sftp-server ]; then logged='<sftp>'
+else logged="$SSH_ORIGINAL_COMMAND"; fi
+encoded=$(printf '%s' "$logged" | base64 -w0)
+{
+  flock 9
+  printf '{"ts": %s, "server": "%s", "command_b64": "%s", "pid": %s}\n' "$(date +%s.%N)" "$name" "$encoded" "$$" \
+    >> "$root/commands.jsonl"
+} 9>>"$root/commands.jsonl.lock"
+cd "$HOME" || exit 1
+if [ -z "${SSH_ORIGINAL_COMMAND+set}" ]; then PS1="$name:\w# " exec /bin/bash --noprofile --norc; fi
+if [ "$SSH_ORIGINAL_COMMAND" = /usr/lib/openssh/sftp-server ]; then exec /usr/lib/openssh/sftp-server; fi
+exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"
 """
 
 SUDO_SCRIPT = r"""#!/bin/sh
