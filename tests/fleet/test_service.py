@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,6 +49,16 @@ def listening(address: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """True as soon as `condition` holds, False if it still does not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_service_status_uses_lsb_exit_codes(fleet: Fleet) -> None:
@@ -108,9 +120,10 @@ def test_tenant_ports_listen_only_while_the_hosts_service_runs(fleet: Fleet) -> 
     host = fleet.server("single-h1")
     ports = host.tenant_ports
     assert ports == {"acme": 18501, "beta": 18502}
-    assert all(listening(host.address, p) for p in ports.values())
+    # The service opens and closes its tenant listeners just after its own start and stop: wait for them.
+    assert eventually(lambda: all(listening(host.address, p) for p in ports.values()))
     host.stop_service()
-    assert not any(listening(host.address, p) for p in ports.values())
+    assert eventually(lambda: not any(listening(host.address, p) for p in ports.values()))
     _, accounts = get(fleet.server("single-main").url("/accounts"))
     assert {a["name"]: a["status"] for a in accounts}["acc_acme"] == "unreachable"
     assert get(fleet.server("single-main").url("/acc_acme/about"))[0] == 502
