@@ -45,6 +45,7 @@ class RunRequest:
     dry_run: bool = False
     probe_in_dry_run: bool = False
     accept_new_host_keys: bool = False
+    ignore_preflight_errors: str | None = None
     state_dir: Path = Path(".xsoar-mt")
     options: RunOptions = field(default_factory=RunOptions)
 
@@ -222,15 +223,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         seen: dict[str, Observation] = {}
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
-            events.emit(Event("probe", f"probing {len(names)} servers"))
-            seen = probe_all(inventory, pool, secrets.api_key, names)
-            problems = [f"{o.server}: {o.error}" for o in seen.values() if o.error]
-            if problems:
-                raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
-            for o in seen.values():
-                events.emit(Event("probe", f"{o.server}: {o.version or 'stopped'}"
-                                  f"{'' if o.running else ' (service stopped)'}", servers=(o.server,),
-                                  data={"version": str(o.version) if o.version else None, "running": o.running}))  # fmt: skip
+            seen = _check_servers(inventory, pool, secrets, target, names, request, events)
         versions = observed_versions(inventory, seen, last_known)
         plan = plan_upgrade(inventory, versions, target, scope)
         if request.plan_file is not None:
@@ -290,6 +283,45 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+
+
+def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, target: str, names: list[str],
+                   request: RunRequest, events: EventSink) -> dict[str, Observation]:  # fmt: skip
+    """Before any change: the preflight checks (a real run) or a probe (a dry run with --probe).
+
+    Either way each server is reached in one or two round trips, and what they saw is what the plan is
+    made from. A preflight failure that is not ignored stops the run here, with nothing changed.
+    """
+    if request.dry_run:
+        events.emit(Event("probe", f"probing {len(names)} servers"))
+        seen = probe_all(inventory, pool, secrets.api_key, names)
+    else:
+        from xsoar_mt.checks import run_preflight
+        from xsoar_mt.checks.preflight import blocking_summary
+
+        events.emit(Event("probe", f"preflight checks on {len(names)} servers"))
+        report = run_preflight(
+            inventory, pool, secrets, target, request.ignore_preflight_errors, servers=names
+        )
+        if report.blocking:
+            raise PreflightFailed(
+                blocking_summary(report.blocking),
+                hint="nothing was changed; fix these, or pass --ignore-preflight-errors=NAME for a "
+                "skippable check (see `xsoar-mt preflight`)",
+            )
+        warned = [f for f in report.findings if f.verdict.value in ("warn", "ignored")]
+        for finding in warned:
+            events.emit(Event("warning", f"preflight {finding.check} on {finding.server}: {finding.detail}",
+                              data={"check": finding.check, "verdict": finding.verdict.value}))  # fmt: skip
+        seen = dict(report.observed)
+    problems = [f"{o.server}: {o.error}" for o in seen.values() if o.error]
+    if problems:
+        raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
+    for o in seen.values():
+        state = "" if o.running else " (service stopped)"
+        events.emit(Event("probe", f"{o.server}: {o.version or 'version unknown'}{state}", servers=(o.server,),
+                          data={"version": str(o.version) if o.version else None, "running": o.running}))  # fmt: skip
+    return seen
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory

@@ -72,7 +72,13 @@ def test_every_topology_upgrades_in_vendor_order_to_the_target(
     fleet: Fleet, tmp_path: Path, deployment: str
 ) -> None:
     inv = inventory(fleet, deployment, tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    # The fleet simulates no Elasticsearch cluster: its preflight check is lowered, openly, for HA.
+    no_es = (
+        ["--ignore-preflight-errors=elasticsearch"]
+        if fleet.spec.deployment(deployment).database == "elasticsearch"
+        else []
+    )
+    result = run(fleet, inv, "--to", "6.12", *no_es)
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, deployment).values()) == {"6.12.0"}
     assert all(s.running for s in fleet.servers(deployment))
@@ -185,11 +191,18 @@ def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> Non
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
 
 
-def test_noexec_tmp_fails_the_install_and_target_dir_fixes_it(fleet: Fleet, tmp_path: Path) -> None:
+def test_noexec_tmp_is_caught_by_preflight_really_fails_the_install_and_target_dir_fixes_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
     fleet.server("single-h2").set_fault(tmp_noexec=True)
     inv = inventory(fleet, "single", tmp_path)
-    failed = run(fleet, inv, "--to", "6.12")
-    assert failed.returncode == 6
+    refused = run(fleet, inv, "--to", "6.12")
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "tmp-noexec on single-h2" in refused.stderr
+    assert not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+    failed = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=tmp-noexec")
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    assert fleet.server("single-h2").running is False
     fixed_inv = inventory(fleet, "single", tmp_path, installer={"target_dir": "/var/tmp"})
     resumed = run(fleet, fixed_inv, "--resume", "latest")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -275,3 +288,19 @@ def test_one_ssh_connection_per_server_for_the_whole_run(fleet: Fleet, tmp_path:
     assert set(stats) == {"single-main", "single-h1", "single-h2"}
     assert all(s["connections"] == 1 for s in stats.values()), stats
     assert all(s["commands"] == len(fleet.commands(name)) for name, s in stats.items())
+
+
+def test_a_failing_preflight_check_stops_the_run_before_any_change_unless_ignored(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h2").set_fault(low_disk=True)
+    inv = inventory(fleet, "single", tmp_path)
+    refused = run(fleet, inv, "--to", "6.12")
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "disk" in refused.stderr and "single-h2" in refused.stderr
+    assert not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+    mandatory = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=sudo")
+    assert mandatory.returncode == 2, mandatory.stdout + mandatory.stderr
+    ignored = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=disk")
+    assert "preflight disk on single-h2" in ignored.stdout
+    assert [s for s, _ in installs(fleet)][:2] == ["single-main", "single-h1"]

@@ -374,3 +374,15 @@ def test_a_plan_within_the_skew_rule_warns_about_the_degraded_window(inventory: 
     finding = skew_finding(inventory, versions, "6.12")
     assert finding.verdict is Verdict.WARN and "content sync" in finding.detail
     assert skew_finding(inventory, versions, "6.11").verdict is Verdict.PASS
+
+
+def test_a_refused_path_to_a_stopped_service_warns_instead_of_failing() -> None:
+    from xsoar_mt.checks.model import Link, PathResult, PathState
+    from xsoar_mt.checks.verdicts import behind_stopped_service, communication_finding
+
+    to_stopped = PathResult(Link("main", "acme@h1", "127.0.0.2", 18501, "main to tenant"), PathState.REFUSED)
+    to_running = PathResult(Link("main", "h2", "127.0.0.3", 443, "main to host"), PathState.REFUSED)
+    marked = [behind_stopped_service(r, frozenset({"h1"})) for r in (to_stopped, to_running)]
+    assert [r.state for r in marked] == [PathState.STOPPED, PathState.REFUSED]
+    assert communication_finding("main", marked[:1]).verdict.value == "warn"
+    assert communication_finding("main", marked).verdict.value == "fail"

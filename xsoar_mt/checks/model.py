@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from xsoar_mt.errors import UsageError
+from xsoar_mt.probe import Observation
 
 
 class Verdict(StrEnum):
@@ -89,6 +90,7 @@ class PathState(StrEnum):
     REFUSED = "refused"  # closed, or nothing listens
     TIMEOUT = "timeout"  # no answer: filtered by a firewall
     UNTESTED = "untested"  # the source server could not be reached, or has no way to test
+    STOPPED = "stopped"  # refused, but the service there is stopped (a failed run's leftover, say)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class PreflightReport:
     ignored: tuple[str, ...] = ()
     seconds: float = 0.0
     ssh: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    observed: Mapping[str, Observation] = field(default_factory=dict)  # each server's state, as probed
 
     @property
     def blocking(self) -> tuple[Finding, ...]:

@@ -38,7 +38,7 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
 from xsoar_mt.installer import normalise_link
 from xsoar_mt.inventory import Inventory, Topology
-from xsoar_mt.probe import parse_state, parse_version, read_version, service_state_command
+from xsoar_mt.probe import Observation, parse_state, parse_version, read_version, service_state_command
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.secrets import REDACTOR, read_secret
@@ -206,6 +206,7 @@ def run_preflight(
 
     paths: list[PathResult] = []
     versions: dict[str, Version] = {}
+    stopped = frozenset(name for name, f in facts.items() if f.running is False)
     for name in names:
         seen = facts[name]
         known = inventory.server(name).version
@@ -241,6 +242,7 @@ def run_preflight(
         results = v.path_results(
             links, parse_tcp(seen.sections["tcp"].text) if "tcp" in seen.sections else {}
         )
+        results = [v.behind_stopped_service(r, stopped) for r in results]  # read at once
         paths += results
         if links:
             findings.append(v.communication_finding(name, results))
@@ -282,7 +284,14 @@ def run_preflight(
         ignored=tuple(sorted(ignored)),
         seconds=time.monotonic() - started,
         ssh=stats,
+        observed={name: _observation(f) for name, f in facts.items()},
     )
+
+
+def _observation(facts: ServerFacts) -> Observation:
+    """What `upgrade run` plans from, taken from the same round trips (no second probe)."""
+    error = facts.ssh_error or facts.sudo_error
+    return Observation(facts.server, facts.version, facts.running, facts.sudo_ok, error)
 
 
 def _server_order(inventory: Inventory, name: str) -> int:

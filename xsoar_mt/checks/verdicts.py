@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from xsoar_mt.checks.model import Finding, Link, PathResult, PathState, Verdict
@@ -297,9 +297,18 @@ def path_state(code: str) -> PathState:
     return PathState.REFUSED
 
 
+def behind_stopped_service(result: PathResult, stopped: frozenset[str]) -> PathResult:
+    """A refused path to a server whose service is stopped says nothing about the network: mark it."""
+    destination = result.link.target.split("@")[-1]
+    if result.state is PathState.REFUSED and destination in stopped:
+        return replace(result, state=PathState.STOPPED)
+    return result
+
+
 def communication_finding(server: str, results: Sequence[PathResult]) -> Finding:
     closed = [r for r in results if r.link.required and r.state in (PathState.REFUSED, PathState.TIMEOUT)]
     untested = [r for r in results if r.state is PathState.UNTESTED]
+    stopped = [r for r in results if r.state is PathState.STOPPED]
     extra = [r for r in results if not r.link.required and r.state is PathState.OPEN]
 
     def name(r: PathResult) -> str:
@@ -318,6 +327,16 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
             + ", ".join(name(r) for r in closed)
             + notes,
             "open these ports between the servers (firewall, security groups) and check the service listens",
+        )
+    if stopped:
+        return Finding(
+            "communication",
+            server,
+            Verdict.WARN,
+            f"{len(stopped)} paths lead to a stopped service and cannot be tested until it runs: "
+            + ", ".join(name(r) for r in stopped)
+            + notes,
+            "start the service, or let `upgrade run --resume` start it, then check again",
         )
     if untested:
         return Finding(

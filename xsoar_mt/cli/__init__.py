@@ -203,6 +203,14 @@ def upgrade_run(
             "--accept-new-host-keys", help="Trust unknown host keys on first contact (never changed ones)."
         ),
     ] = False,
+    ignore_preflight_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--ignore-preflight-errors",
+            help="Skippable preflight checks to lower to warnings (NAME,... or all).",
+            metavar="NAMES",
+        ),
+    ] = None,
     force_unlock: Annotated[
         str | None, typer.Option("--force-unlock", help="Break the lock left by run ID.", metavar="ID")
     ] = None,
@@ -233,10 +241,18 @@ def upgrade_run(
     if not (dry_run or yes or interactive):
         raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
     request = RunRequest(
-        inventory_path=inventory, target=to, scope=scope_from_flags(only, group), plan_file=plan_file,
-        resume=resume, dry_run=dry_run, probe_in_dry_run=probe, accept_new_host_keys=accept_new_host_keys,
-        state_dir=state_dir, options=RunOptions(parallel=parallel),
-    )  # fmt: skip
+        inventory_path=inventory,
+        target=to,
+        scope=scope_from_flags(only, group),
+        plan_file=plan_file,
+        resume=resume,
+        dry_run=dry_run,
+        probe_in_dry_run=probe,
+        accept_new_host_keys=accept_new_host_keys,
+        ignore_preflight_errors=ignore_preflight_errors,
+        state_dir=state_dir,
+        options=RunOptions(parallel=parallel),
+    )
     printer = EventPrinter(json_lines=output is TextOrJson.json)
 
     def confirm(plan: Any) -> bool:
