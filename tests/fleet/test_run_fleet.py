@@ -304,3 +304,25 @@ def test_a_failing_preflight_check_stops_the_run_before_any_change_unless_ignore
     ignored = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=disk")
     assert "preflight disk on single-h2" in ignored.stdout
     assert [s for s, _ in installs(fleet)][:2] == ["single-main", "single-h1"]
+
+
+def test_servers_are_reached_through_a_bastion_whose_host_key_is_checked(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    jump = fleet.server("drmain-h1")  # another deployment's server stands in for the bastion
+    bastion = {"host": jump.address, "port": jump.ssh_port}
+    inv = inventory(fleet, "single", tmp_path, ssh={"bastion": bastion, "config_file": None})
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert not fleet.commands("drmain-h1")  # the bastion only forwarded: it ran no command
+
+    unknown = tmp_path / "known_hosts_without_bastion"
+    unknown.write_text(
+        "".join(line for line in fleet.known_hosts.read_text().splitlines(True) if jump.address not in line)
+    )
+    inv = inventory(fleet, "single", tmp_path, ssh={"bastion": bastion, "config_file": None,
+                                                   "known_hosts": str(unknown)})  # fmt: skip
+    refused = run(fleet, inv, "--to", "6.12")
+    assert refused.returncode == 7
+    assert "unknown host key" in refused.stderr
