@@ -62,14 +62,7 @@ def critical_path(parallel: bool) -> float:
 
 def one_run(fleet: Fleet, work: Path, parallel: int) -> dict[str, Any]:
     fleet.reset()
-    inv = fleet.inventory(
-        "bench",
-        work / "inventory.yaml",
-        commands={
-            "version": "curl -sk --max-time 10 -H @- https://{address}:{port}/about",
-            "health": "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://{address}:{port}/health",
-        },
-    )
+    inv = fleet.inventory("bench", work / "inventory.yaml")
     started = time.monotonic()
     result = subprocess.run(
         [
