@@ -11,19 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from xsoar_mt.errors import ExitCode
 
 if TYPE_CHECKING:
-    from xsoar_mt.checks import PreflightReport
     from xsoar_mt.executor import RunSecrets
     from xsoar_mt.inventory import Inventory
     from xsoar_mt.run import ShellPool
-    from xsoar_mt.status import StatusReport
-    from xsoar_mt.validation import ValidationReport
 
 
 class Output(StrEnum):
@@ -39,14 +33,6 @@ AcceptNewOption = Annotated[
         "--accept-new-host-keys", help="Trust unknown host keys on first contact (never changed ones)."
     ),
 ]
-
-_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "ignored": "magenta"}
-_SKEW_STYLE = {"ok": "green", "degraded": "yellow", "unsupported": "bold red"}
-_PATH_STYLE = {"open": "green", "refused": "bold red", "timeout": "bold red", "untested": "yellow"}
-
-
-def _console() -> Console:
-    return Console(highlight=False)
 
 
 def _prompt(label: str) -> str:
@@ -77,57 +63,6 @@ def _print_json(data: Any) -> None:
 # -- preflight --------------------------------------------------------------------------------------
 
 
-def render_preflight(report: PreflightReport, out: Console) -> None:
-    table = Table(title=f"Preflight checks for {report.target}", title_justify="left", title_style="bold")
-    for column in ("check", "server", "verdict", "detail"):
-        table.add_column(column, overflow="fold")
-    for finding in report.findings:
-        style = _VERDICT_STYLE[finding.verdict.value]
-        detail = escape(finding.detail) + (
-            f"\n[dim]fix: {escape(finding.fix)}[/]" if finding.fix and finding.verdict.value != "pass" else ""
-        )
-        table.add_row(finding.check, finding.server, f"[{style}]{finding.verdict.value}[/]", detail)
-    out.print(table)
-    render_matrix(report, out)
-    if report.ignored:
-        out.print(f"[magenta]Failures of these checks are ignored as asked:[/] {', '.join(report.ignored)}")
-    if report.ok:
-        out.print(f"[green]Nothing blocks an upgrade to {report.target}.[/] ({report.seconds:.1f} s)")
-    else:
-        out.print(
-            f"[bold red]{len(report.blocking)} finding(s) block the upgrade.[/] Fix them, or ignore skippable "
-            "checks with --ignore-preflight-errors=NAME,... (mandatory: ssh, sudo, version)"
-        )
-
-
-def render_matrix(report: PreflightReport, out: Console) -> None:
-    if not report.paths:
-        return
-    sources = list(dict.fromkeys(p.link.source for p in report.paths))
-    targets = list(dict.fromkeys(p.link.target for p in report.paths))
-    cells = {(p.link.source, p.link.target): p for p in report.paths}
-    table = Table(
-        title="Communication matrix (from row to column; * = not required)",
-        title_justify="left",
-        title_style="bold",
-    )
-    table.add_column("from \\ to")
-    for target in targets:
-        table.add_column(target, overflow="fold")
-    for source in sources:
-        row = [source]
-        for target in targets:
-            path = cells.get((source, target))
-            if path is None:
-                row.append("[dim]-[/]")
-                continue
-            mark = "" if path.link.required else "*"
-            style = _PATH_STYLE[path.state.value] if path.link.required else "dim"
-            row.append(f"[{style}]{path.state.value}{mark}[/]\n[dim]{path.link.port}[/]")
-        table.add_row(*row)
-    out.print(table)
-
-
 def _preflight(
     inventory_path: Path,
     to: str,
@@ -155,42 +90,13 @@ def _preflight(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
+        from xsoar_mt.cli.checks_render import _console, render_preflight
+
         render_preflight(report, _console())
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.PREFLIGHT_FAILED))
 
 
 # -- status -----------------------------------------------------------------------------------------
-
-
-def render_status(report: StatusReport, out: Console) -> None:
-    table = Table(title=f"Status of {report.deployment}", title_justify="left", title_style="bold")
-    for column in ("server", "role", "group", "version", "service", "reachable", "skew", "detail"):
-        table.add_column(column, overflow="fold")
-    for row in report.servers:
-        service = {True: "[green]running[/]", False: "[red]stopped[/]", None: "[yellow]unknown[/]"}[
-            row.running
-        ]
-        reachable = "[green]yes[/]" if row.reachable else "[bold red]no[/]"
-        skew = f"[{_SKEW_STYLE[row.skew.value]}]{row.skew.value}[/]" if row.skew else "[yellow]unknown[/]"
-        table.add_row(
-            row.server,
-            row.role,
-            row.group,
-            str(row.version or "-"),
-            service,
-            reachable,
-            skew,
-            escape(row.detail),
-        )
-    out.print(table)
-    style = _SKEW_STYLE[report.skew.value]
-    out.print(f"Skew against main: [{style}]{report.skew.value}[/]")
-    for reason in report.skew_reasons:
-        out.print(f"  - {escape(reason)}")
-    if report.degraded_functions:
-        out.print("[yellow]While a host lags main, these do not work:[/]")
-        for function in report.degraded_functions:
-            out.print(f"  - {function}")
 
 
 def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool) -> None:
@@ -206,25 +112,12 @@ def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool) ->
     if output is Output.json:
         _print_json(report.to_dict())
     else:
+        from xsoar_mt.cli.checks_render import _console, render_status
+
         render_status(report, _console())
 
 
 # -- validate ---------------------------------------------------------------------------------------
-
-
-def render_validation(report: ValidationReport, out: Console) -> None:
-    table = Table(
-        title=f"Validation of {report.deployment} (expected {report.expected or 'unknown'})",
-        title_justify="left",
-        title_style="bold",
-    )
-    for column in ("check", "subject", "result", "detail"):
-        table.add_column(column, overflow="fold")
-    for result in report.results:
-        mark = "[green]ok[/]" if result.ok else "[bold red]fail[/]"
-        table.add_row(result.check, result.subject, mark, escape(result.detail))
-    out.print(table)
-    out.print("[green]Every check passed.[/]" if report.ok else "[bold red]Validation failed.[/]")
 
 
 def _validate(
@@ -251,6 +144,8 @@ def _validate(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
+        from xsoar_mt.cli.checks_render import _console, render_validation
+
         render_validation(report, _console())
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.VALIDATION_FAILED))
 
