@@ -14,7 +14,7 @@ from pathlib import Path
 
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.events import Event, EventSink
-from xsoar_mt.installer import installer_path, normalise_link
+from xsoar_mt.installer import installer_path, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.plan import Action, Phase, Plan, Step
@@ -61,7 +61,6 @@ class RunOptions:
     poll_min: float = 0.5
     poll_max: float = 5.0
     reconnect_timeout: float = 300.0
-    installer_file: Path | None = None  # a local installer for upload delivery
 
 
 @dataclass
@@ -130,7 +129,7 @@ class Executor:
         self._interrupts = 0
         self._steps_done = 0
         self._main = {s.name for s in inventory.main.servers}
-        self._upload_digest: str | None = None
+        self._digests: dict[Path, str] = {}
 
     # -- control ------------------------------------------------------------------------------------
 
@@ -346,24 +345,29 @@ class Executor:
         self._run(step, server, step.command, stdin=link + "\n", timeout=3600)
 
     def _upload(self, step: Step, server: str) -> None:
-        local = self.options.installer_file
-        if local is None:
+        """Send the operator's installer over SFTP unless the server has it already; the server checks it."""
+        if self.inv.installer.file is None:
             raise StepFailed(step, server, "no local installer file to upload (installer.file)")
+        local = local_installer(self.inv.installer, self.inv.path, step.release)
+        if not local.is_file():
+            raise StepFailed(step, server, f"the installer for {step.release} is not at {local}")
         digest = self._local_digest(local)
         expected = self.inv.installer.sha256.get(step.release)
         if expected and expected != digest:
-            raise StepFailed(step, server, f"local installer {local.name} has sha256 {digest}, the inventory "
-                             f"expects {expected}")  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                f"local installer {local.name} has sha256 {digest}, the inventory expects {expected}",
+            )
         remote = installer_path(self.inv.installer, step.release)
         shell = self.shell_for(server)
         have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
-        if not (have.ok and have.stdout.split()[:1] == [digest]):
+        if have.ok and have.stdout.split()[:1] == [digest]:
+            self._emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
+        else:
             self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
             shell.put(local, remote, self._upload_progress(step, server))
-        result = self._run(step, server, step.command, timeout=300)
-        if result.stdout.split()[:1] != [digest]:
-            raise StepFailed(step, server, "the uploaded installer's sha256 does not match the local file; "
-                             "it was not made executable")  # fmt: skip
+        self._run(step, server, step.command, stdin=digest + "\n", timeout=300)
 
     def _upload_progress(self, step: Step, server: str) -> Callable[[int, int], None]:
         """Reports an upload at every tenth of the file, so a large installer shows it is moving."""
@@ -379,14 +383,15 @@ class Executor:
         return progress
 
     def _local_digest(self, path: Path) -> str:
+        """sha256 of a local installer, read once however many servers it goes to."""
         with self._lock:
-            if self._upload_digest is None:
+            if path not in self._digests:
                 sha = hashlib.sha256()
                 with path.open("rb") as handle:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         sha.update(chunk)
-                self._upload_digest = sha.hexdigest()
-            return self._upload_digest
+                self._digests[path] = sha.hexdigest()
+            return self._digests[path]
 
     def _install(self, step: Step, server: str) -> None:
         files = InstallFiles(self.inv.installer.directory, step.release)

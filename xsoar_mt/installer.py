@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from xsoar_mt.errors import InvalidInput
@@ -60,6 +62,18 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
 
 
 def upload_check_command(settings: InstallerSettings, release: str) -> str:
-    """After an SFTP upload: print the installer's sha256 (compared locally) and make it executable."""
+    """After an SFTP upload the server checks the installer's sha256 (expected on stdin) before `chmod +x`."""
     path = shlex.quote(installer_path(settings, release))
-    return f"sha256sum {path} && chmod +x {path}"
+    return (
+        f"IFS= read -r want; got=$(sha256sum {path} | cut -d' ' -f1); "
+        f'if [ "$got" = "$want" ]; then chmod +x {path}; '
+        f'else echo "sha256 of {path} is $got, expected $want: not made executable" >&2; exit 1; fi'
+    )
+
+
+def local_installer(settings: InstallerSettings, inventory_path: str, release: str) -> Path:
+    """The operator's installer file for `release` (`installer.file` may name {release}), relative to the
+    inventory's folder unless absolute."""
+    assert settings.file is not None
+    path = Path(os.path.expanduser(settings.file.format(release=release)))
+    return path if path.is_absolute() else Path(inventory_path).resolve().parent / path

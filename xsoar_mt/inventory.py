@@ -613,6 +613,8 @@ class _Reader:
         if link is not None and link.source == "prompt":
             items["link"].problem("the download link comes from {env: VARIABLE} or {file: PATH}")
         file = self.optional(items, "file", _Node.text, None)
+        if file is not None and not self.placeholders_known(items["file"], file, ("release",)):
+            file = None
         delivery = self.optional(
             items, "delivery", lambda n: n.choice(("server-download", "upload")), base.delivery
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -325,3 +326,37 @@ def test_servers_are_reached_through_a_bastion_whose_host_key_is_checked(
     refused = run(fleet, inv, "--to", "6.12")
     assert refused.returncode == 7
     assert "unknown host key" in refused.stderr
+
+
+def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_verifies_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    local = tmp_path / "installers"
+    local.mkdir()
+    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
+    # single-h2 already holds the very same installer: it must not be sent again
+    (fleet.server("single-h2").home / "xsoar-mt").mkdir(exist_ok=True)
+    shutil.copy(local / "demisto-6.12.sh", fleet.server("single-h2").home / "xsoar-mt" / "demisto-6.12.sh")
+    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None}
+    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    sftp = [c["server"] for c in fleet.commands() if c["command"] == "<sftp>"]
+    assert sorted(sftp) == ["single-h1", "single-main"]
+    assert not [e for e in fleet.events() if e["event"] == "download"]
+
+
+def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contradicts(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    local = tmp_path / "installers"
+    local.mkdir()
+    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
+    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None,
+              "sha256": {"6.12": "0" * 64}}  # fmt: skip
+    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    result = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=installer")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "the inventory expects 000000" in result.stdout
+    assert nothing_changed(fleet)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from xsoar_mt.checks import verdicts as v
 from xsoar_mt.checks.elasticsearch import cluster_answers
@@ -36,7 +34,7 @@ from xsoar_mt.checks.survey import (
 from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
-from xsoar_mt.installer import normalise_link
+from xsoar_mt.installer import local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.probe import Observation, parse_state, parse_version, read_version, service_state_command
 from xsoar_mt.releases import Version
@@ -370,9 +368,7 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
             "delivery is upload but installer.file is not set",
             "set installer.file",
         )
-    path = Path(os.path.expanduser(name))
-    if not path.is_absolute():
-        path = Path(inventory.path).resolve().parent / path
+    path = local_installer(inventory.installer, inventory.path, target)
     if not path.is_file():
         return v.local_installer_finding(str(path), False, None, None)
     expected = inventory.installer.sha256.get(target)
