@@ -111,6 +111,9 @@ class EventPrinter:
 
         self.console = Console(highlight=False, stderr=False)
         self._status: Any = None
+        self._total, self._done, self._began = 0, 0, time.time()
+        self._current: dict[str, str] = {}
+        self._last_output = ""
         self._sink: Any
         if json_lines:
             self._sink = JsonLinesSink(sys.stdout)
@@ -120,9 +123,6 @@ class EventPrinter:
             self._sink = None
 
     def __enter__(self) -> EventPrinter:
-        if self._sink is None:
-            self._status = self.console.status("starting")
-            self._status.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,17 +137,34 @@ class EventPrinter:
 
         message = escape(REDACTOR.redact(event.message))
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+        if event.kind == "run-started":  # after any confirmation prompt, which a spinner would hide
+            self._total, self._done, self._began = int(event.data.get("steps", 0)), 0, event.ts
+            if self._status is None:
+                self._status = self.console.status("starting")
+                self._status.start()
+        elif event.kind == "step-started" and event.step:
+            self._current[event.step] = message
+        elif event.kind == "step-finished" and event.step:
+            self._current.pop(event.step, None)
+            self._done += event.data.get("outcome") == "ok"
         if event.kind == "step-output":
-            self._status.update(f"[dim]{message}[/]")
+            self._last_output = message
+        elif event.kind != "ssh-stats":
+            style = {"warning": "yellow", "would-run": "cyan",
+                     "step-finished": "green" if event.data.get("outcome") == "ok" else "red"}.get(event.kind, "")  # fmt: skip
+            self.console.print(f"[dim]{stamp}[/] " + (f"[{style}]{message}[/]" if style else message))
+        self._refresh(event.ts)
+
+    def _refresh(self, now: float) -> None:
+        """The live line: step k of n, elapsed time, what runs now (its phase is in the step id), last output."""
+        if self._status is None or not self._total:
             return
-        if event.kind == "ssh-stats":
-            return
-        style = {"warning": "yellow", "step-finished": "green" if event.data.get("outcome") == "ok" else "red",
-                 "would-run": "cyan"}.get(event.kind, "")  # fmt: skip
-        text = f"[{style}]{message}[/]" if style else message
-        self.console.print(f"[dim]{stamp}[/] {text}")
-        if event.kind == "step-started":
-            self._status.update(message)
+        elapsed = int(now - self._began)
+        running = "; ".join(self._current.values()) or "between steps"
+        last = f"\n  [dim]{self._last_output}[/]" if self._last_output else ""
+        self._status.update(
+            f"step {self._done + 1} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
+        )
 
 
 def render_recap(outcome: RunOutcome) -> None:
