@@ -147,7 +147,15 @@ class SshShell:
                 ) from None
             except paramiko.AuthenticationException as exc:
                 raise RemoteError(self.server, f"SSH authentication failed ({exc})") from None
-            except (OSError, paramiko.SSHException, EOFError) as exc:
+            except paramiko.SSHException as exc:
+                if "no authentication methods" not in str(exc).lower():
+                    raise ConnectionLost(self.server, f"cannot connect over SSH: {exc}") from None
+                raise RemoteError(
+                    self.server,
+                    "SSH authentication failed: no key to offer",
+                    hint="set ssh.identity_file, or load the key into ssh-agent (SSH_AUTH_SOCK)",
+                ) from None
+            except (OSError, EOFError) as exc:
                 raise ConnectionLost(self.server, f"cannot connect over SSH: {exc}") from None
             transport = conn.client.get_transport()
             if transport is not None and self._target.ssh.keepalive:

@@ -362,3 +362,25 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     assert result.returncode == 6, result.stdout + result.stderr
     assert "the inventory expects 000000" in result.stdout
     assert nothing_changed(fleet)
+
+
+def test_the_ssh_agent_is_used_when_the_inventory_names_no_key(fleet: Fleet, tmp_path: Path) -> None:
+    started = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
+    agent = dict(part.split("=", 1) for part in started.replace(";", "\n").split() if "=" in part)
+    try:
+        with_agent = {**os.environ, "SSH_AUTH_SOCK": agent["SSH_AUTH_SOCK"], "PYTHONPATH": str(REPO)}
+        subprocess.run(["ssh-add", "-q", str(fleet.identity_file)], env=with_agent, check=True, timeout=10)
+        inv = inventory(fleet, "single", tmp_path, ssh={"identity_file": None, "config_file": None})
+        argv = [sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inv), "--to", "6.12", "--dry-run",
+                "--probe", "--state-dir", str(tmp_path / "state")]  # fmt: skip
+        probed = subprocess.run(
+            argv, env=with_agent, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        assert "single-h1: 6.11.0" in probed.stdout
+        without = {k: v for k, v in with_agent.items() if k != "SSH_AUTH_SOCK"}
+        refused = subprocess.run(argv, env=without, capture_output=True, text=True, timeout=120, check=False)
+        assert refused.returncode == 7
+        assert "authentication failed" in refused.stderr
+    finally:
+        os.kill(int(agent["SSH_AGENT_PID"]), signal.SIGTERM)
