@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import InvalidInput, UsageError
 from xsoar_mt.inventory import SecretRef
 
 MASK = "***"
@@ -98,7 +98,7 @@ def refuse_on_command_line(argv: list[str]) -> None:
         if name.startswith("--") and any(
             w in name for w in ("password", "token", "api-key", "secret", "link")
         ):
-            raise InvalidInput(
+            raise UsageError(
                 f"{name}: secrets are never taken on the command line (they would show in shell history "
                 "and process lists)",
                 hint="name an environment variable or a file in the inventory "

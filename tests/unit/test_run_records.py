@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import InvalidInput, UsageError
 from xsoar_mt.inventory import SecretRef
 from xsoar_mt.journal import Journal, LockHeld, RunDir, RunLock, read_journal
 from xsoar_mt.secrets import Redactor, read_secret, refuse_on_command_line
@@ -108,7 +108,7 @@ def test_prompted_secret_without_a_terminal_points_to_env_or_file() -> None:
     "arg", ["--sudo-password=x", "--token", "--api-key=abc", "--download-link=https://x"]
 )
 def test_secrets_on_the_command_line_are_refused_with_a_pointer(arg: str) -> None:
-    with pytest.raises(InvalidInput, match="never taken on the command line"):
+    with pytest.raises(UsageError, match="never taken on the command line"):
         refuse_on_command_line(["upgrade", "run", arg])
 
 

@@ -226,9 +226,7 @@ def upgrade_run(
     from xsoar_mt.executor import RunOptions
     from xsoar_mt.journal import RunLock
     from xsoar_mt.run import RunRequest, run_upgrade
-    from xsoar_mt.secrets import refuse_on_command_line
 
-    refuse_on_command_line(sys.argv[1:])
     if force_unlock is not None:
         RunLock(state_dir, inventory).force_unlock(force_unlock)
         typer.echo(f"lock of run {force_unlock} broken")
@@ -293,7 +291,15 @@ def _print_json(data: Any) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A secret-looking flag is refused here, before Typer parses anything:
+    inside a command it would never be reached (an unknown option is an error first)."""
+    from xsoar_mt.secrets import refuse_on_command_line
+
+    try:
+        refuse_on_command_line(sys.argv[1:])
+    except XsoarMtError as exc:
+        _report(exc)
+        sys.exit(int(exc.exit_code))
     try:
         app()
     except KeyboardInterrupt:

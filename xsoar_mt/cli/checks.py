@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -75,9 +74,7 @@ def _preflight(
     from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
     from xsoar_mt.inventory import load_inventory
     from xsoar_mt.releases import parse_target
-    from xsoar_mt.secrets import refuse_on_command_line
 
-    refuse_on_command_line(sys.argv[1:])
     ignored = parse_ignore(ignore)
     inventory = load_inventory(inventory_path)
     target = parse_target(to, inventory.releases)
