@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.events import Event, EventSink
-from xsoar_mt.installer import installer_path, local_installer, normalise_link
+from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.plan import Action, Phase, Plan, Step
@@ -386,11 +385,7 @@ class Executor:
         """sha256 of a local installer, read once however many servers it goes to."""
         with self._lock:
             if path not in self._digests:
-                sha = hashlib.sha256()
-                with path.open("rb") as handle:
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
-                        sha.update(chunk)
-                self._digests[path] = sha.hexdigest()
+                self._digests[path] = file_sha256(path)
             return self._digests[path]
 
     def _install(self, step: Step, server: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from pathlib import Path
@@ -69,6 +70,15 @@ def upload_check_command(settings: InstallerSettings, release: str) -> str:
         f'if [ "$got" = "$want" ]; then chmod +x {path}; '
         f'else echo "sha256 of {path} is $got, expected $want: not made executable" >&2; exit 1; fi'
     )
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a local file, read in 1 MiB pieces (installers are large)."""
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
 
 
 def local_installer(settings: InstallerSettings, inventory_path: str, release: str) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt.commands import read_plan
 from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, ServerState
@@ -208,7 +209,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
                 ) -> RunOutcome:  # fmt: skip
     inventory = load_inventory(request.inventory_path)
     resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
-    target, scope, last_known = _intent(request, resumed, inventory)
+    saved = read_plan(request.plan_file) if request.plan_file is not None else None
+    target, scope, last_known = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     sudo, secrets = load_secrets(
@@ -226,10 +228,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             seen = _check_servers(inventory, pool, secrets, target, names, request, events)
         versions = observed_versions(inventory, seen, last_known)
         plan = plan_upgrade(inventory, versions, target, scope)
-        if request.plan_file is not None:
-            from xsoar_mt.commands import read_plan
-
-            saved = read_plan(request.plan_file)
+        if saved is not None:
             saved.basis.require_same(plan.basis)
             plan = saved
         plan = _with_recovery(plan, inventory, seen, scope)
@@ -324,14 +323,11 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
     return seen
 
 
-def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory
+def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None
             ) -> tuple[str, Scope, dict[str, str]]:  # fmt: skip
-    """Target, scope and last known versions: from the flags, or from the run being resumed."""
+    """Target, scope and last known versions: from the flags, a saved plan, or the run being resumed."""
     if resumed is None:
-        if request.plan_file is not None and request.target is None:
-            from xsoar_mt.commands import read_plan
-
-            saved = read_plan(request.plan_file)
+        if saved is not None and request.target is None:
             return saved.target, saved.scope, {}
         if request.target is None:
             raise InvalidInput("give --to RELEASE, --plan FILE or --resume RUN")

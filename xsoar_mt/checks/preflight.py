@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +33,7 @@ from xsoar_mt.checks.survey import (
 from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
-from xsoar_mt.installer import local_installer, normalise_link
+from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.probe import Observation, parse_state, parse_version, read_version, service_state_command
 from xsoar_mt.releases import Version
@@ -372,13 +371,7 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
     if not path.is_file():
         return v.local_installer_finding(str(path), False, None, None)
     expected = inventory.installer.sha256.get(target)
-    digest = None
-    if expected is not None:
-        sha = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(chunk)
-        digest = sha.hexdigest()
+    digest = file_sha256(path) if expected is not None else None
     return v.local_installer_finding(str(path), True, digest, expected)
 
 
