@@ -86,14 +86,20 @@ Responder = Callable[[str, str], Result]
 
 @dataclass
 class Recorder:
-    """Every command a dry run would have sent, in order, shared by the recording shells."""
+    """Every command a dry run would have sent, in order, shared by the recording shells.
+
+    `listener`, when given, hears each command as it is recorded (a dry run reports it as an event).
+    """
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    listener: Callable[[str, str], None] | None = None
 
     def add(self, server: str, command: str) -> None:
         with self.lock:
             self.lines.append((server, command))
+        if self.listener is not None:
+            self.listener(server, command)
 
 
 class RecordingShell:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from xsoar_mt.commands import read_plan
 from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
@@ -236,7 +235,11 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             s.name: ServerState(versions.get(s.name), seen[s.name].running if s.name in seen else None)
             for s in inventory.servers
         }
-        recorder = Recorder()
+        recorder = Recorder(
+            listener=lambda server, command: events.emit(
+                Event("would-run", f"{server}: {command}", servers=(server,))
+            )
+        )
         run_dir = None
         sinks: list[EventSink] = [events]
         if request.dry_run:
@@ -248,7 +251,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             responder = _recorded_responder(inventory, simulated)
 
             def recording(name: str) -> RemoteShell:
-                return _EmittingShell(RecordingShell(name, recorder, responder), events)
+                return RecordingShell(name, recorder, responder)
 
             shells: Callable[[str], RemoteShell] = ShellPool(recording)
         else:
@@ -355,28 +358,3 @@ def _with_recovery(plan: Plan, inventory: Inventory, seen: Mapping[str, Observat
     if not stopped:
         return plan
     return replace(plan, phases=(recovery_phase(inventory, stopped, plan.target), *plan.phases))
-
-
-class _EmittingShell:
-    """A recording shell that also reports each command as a `would-run` event, in order."""
-
-    def __init__(self, inner: RecordingShell, events: EventSink) -> None:
-        self.inner = inner
-        self.server = inner.server
-        self.events = events
-
-    def connect(self) -> None:
-        pass
-
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
-        self.events.emit(Event("would-run", f"{self.server}: {command}", servers=(self.server,)))
-        return self.inner.run(command, stdin=stdin, timeout=timeout)
-
-    def put(self, local: Path, remote: str, progress: Any = None) -> None:
-        self.events.emit(
-            Event("would-run", f"{self.server}: sftp put {local.name} {remote}", servers=(self.server,))
-        )
-        self.inner.put(local, remote, progress)
-
-    def close(self) -> None:
-        pass
