@@ -8,10 +8,13 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from xsoar_mt.errors import InvalidInput, UsageError
-from xsoar_mt.inventory import SecretRef
+
+if TYPE_CHECKING:  # every command imports this module at start-up; the inventory (and YAML) only for types
+    from xsoar_mt.inventory import SecretRef
 
 MASK = "***"
 
