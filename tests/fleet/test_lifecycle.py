@@ -58,8 +58,14 @@ def test_no_process_survives_a_fleet_stop(tmp_path: Path) -> None:
         while not (fleet.server("life-main").dir / "state" / "install.pid").exists():
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        # 2 sshd, 1 service, installer, restarter, sleeper, the held session...: the held session is
+        # still connecting when Popen returns, so wait for it rather than race it.
+        deadline = time.monotonic() + 10
         before = fleet.pids() | set(processes_marked(fleet.root))
-        assert len(before) >= 8  # 2 sshd, 1 service, installer, restarter, sleeper, session...
+        while len(before) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            before = fleet.pids() | set(processes_marked(fleet.root))
+        assert len(before) >= 8
     finally:
         fleet.stop()
         if held is not None:
