@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xsoar_mt.download import DownloadFailed, Downloads, LocalInstaller
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.events import Event, EventSink
 from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
@@ -113,6 +114,7 @@ class Executor:
         secrets: RunSecrets,
         options: RunOptions = RunOptions(),
         run_dir: RunDir | None = None,
+        downloads: Downloads | None = None,
     ) -> None:
         self.inv = inventory
         self.plan = plan
@@ -129,6 +131,8 @@ class Executor:
         self._steps_done = 0
         self._main = {s.name for s in inventory.main.servers}
         self._digests: dict[Path, str] = {}
+        self.downloads = downloads  # upload delivery from a link: each installer is downloaded here once
+        self._announced: set[str] = set()
 
     # -- control ------------------------------------------------------------------------------------
 
@@ -345,6 +349,26 @@ class Executor:
 
     def _upload(self, step: Step, server: str) -> None:
         """Send the operator's installer over SFTP unless the server has it already; the server checks it."""
+        local = self._local_installer(step, server)
+        remote = installer_path(self.inv.installer, step.release)
+        shell = self.shell_for(server)
+        have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
+        if have.ok and have.stdout.split()[:1] == [local.sha256]:
+            self._emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
+        else:
+            self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
+            shell.put(local.path, remote, self._upload_progress(step, server))
+        self._run(step, server, step.command, stdin=local.sha256 + "\n", timeout=300)
+
+    def _local_installer(self, step: Step, server: str) -> LocalInstaller:
+        """The installer to upload: downloaded once from the link, or the operator's own file."""
+        if self.downloads is not None:
+            try:
+                found = self.downloads.get(step.release, self._download_progress(step))
+            except DownloadFailed as exc:
+                raise StepFailed(step, server, exc.message, hint=exc.hint) from None
+            self._announce(step, found)
+            return found
         if self.inv.installer.file is None:
             raise StepFailed(step, server, "no local installer file to upload (installer.file)")
         local = local_installer(self.inv.installer, self.inv.path, step.release)
@@ -358,15 +382,32 @@ class Executor:
                 server,
                 f"local installer {local.name} has sha256 {digest}, the inventory expects {expected}",
             )
-        remote = installer_path(self.inv.installer, step.release)
-        shell = self.shell_for(server)
-        have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
-        if have.ok and have.stdout.split()[:1] == [digest]:
-            self._emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
-        else:
-            self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
-            shell.put(local, remote, self._upload_progress(step, server))
-        self._run(step, server, step.command, stdin=digest + "\n", timeout=300)
+        return LocalInstaller(local, digest)
+
+    def _announce(self, step: Step, found: LocalInstaller) -> None:
+        """Say once per release where the uploaded installer came from (the journal keeps its sha256)."""
+        with self._lock:
+            if step.release in self._announced:
+                return
+            self._announced.add(step.release)
+        how = "taken from the cache" if found.reused else "downloaded"
+        self._emit("installer-downloaded", f"installer for {step.release} {how}: {found.path} "
+                   f"(sha256 {found.sha256})", step,
+                   release=step.release, sha256=found.sha256, path=str(found.path), reused=found.reused)  # fmt: skip
+
+    def _download_progress(self, step: Step) -> Callable[[int, int], None]:
+        """Reports the one local download at every tenth (or every 64 MiB when the size is unknown)."""
+        reported = [-1]
+
+        def progress(received: int, total: int) -> None:
+            mark = received * 10 // total if total else received >> 26
+            if mark > reported[0]:
+                reported[0] = mark
+                of = f" of {total >> 20}" if total else ""
+                self._emit("step-output", f"downloading the {step.release} installer: {received >> 20}{of} MiB",
+                           step, received=received, total=total)  # fmt: skip
+
+        return progress
 
     def _upload_progress(self, step: Step, server: str) -> Callable[[int, int], None]:
         """Reports an upload at every tenth of the file, so a large installer shows it is moving."""

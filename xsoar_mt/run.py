@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xsoar_mt.commands import read_plan
+from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, ServerState
@@ -128,13 +129,14 @@ def load_secrets(
                 by_source[ref] = read_secret(ref, label, prompt=prompt)
             sudo[name] = by_source[ref]
     link = None
-    if need_link and inventory.installer.delivery == "server-download":
-        if inventory.installer.link is None:
+    installer = inventory.installer
+    if need_link and (installer.delivery == "server-download" or installer.link is not None):
+        if installer.link is None:
             raise InvalidInput(
                 "installer.link is not set: the servers need the download link",
                 hint="set installer.link: {env: NAME} or {file: PATH}, or use delivery: upload",
             )
-        link = read_secret(inventory.installer.link, "download link", prompt=None)
+        link = read_secret(installer.link, "download link", prompt=None)
     api_key = read_secret(inventory.api_key, "API key", prompt=prompt) if inventory.api_key else None
     return sudo, RunSecrets(link=link, api_key=api_key)
 
@@ -269,7 +271,15 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             shells = pool
             executor_options = request.options
         executor = Executor(
-            inventory, plan, shells, Fanout(*sinks), state, secrets, executor_options, run_dir
+            inventory,
+            plan,
+            shells,
+            Fanout(*sinks),
+            state,
+            secrets,
+            executor_options,
+            run_dir,
+            _downloads(inventory, request, secrets, resumed),
         )
         on_executor(executor)
         report = executor.execute()
@@ -285,6 +295,29 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+
+
+def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, resumed: RunDir | None
+               ) -> Downloads | None:  # fmt: skip
+    """Upload delivery from a link: installers downloaded once on this machine (simulated in a dry run).
+
+    A cached download is reused when its sha256 is one the inventory pins, or one the run being resumed
+    downloaded; the inventory's pin wins where both exist.
+    """
+    installer = inventory.installer
+    if installer.delivery != "upload" or installer.link is None:
+        return None
+    if request.dry_run:
+        return simulated(installer.build)
+    assert secrets.link is not None  # load_secrets read it
+    known: dict[str, str] = {}
+    if resumed is not None:
+        for record in read_journal(resumed.journal_path):
+            if record.get("kind") == "installer-downloaded":
+                data = record.get("data", {})
+                known[data["release"]] = data["sha256"]
+    known.update(installer.sha256)
+    return from_link(secrets.link, installer.build, request.state_dir / "installers", known)
 
 
 def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, target: str, names: list[str],

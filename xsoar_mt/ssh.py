@@ -265,7 +265,7 @@ class SshShell:
             sftp = self._conn.client.open_sftp()
             try:
                 sftp.put(str(local), remote, callback=progress)
-                sftp.chmod(remote, 0o700)
+                sftp.chmod(remote, 0o600)  # private, and not executable until the server checked its sha256
             finally:
                 sftp.close()
         except (OSError, EOFError, paramiko.SSHException) as exc:

@@ -49,6 +49,7 @@ class Faults:
     tls10: bool = False
     expired_cert: bool = False
     own_cert: bool = False  # a certificate of its own instead of the one its HA group shares
+    corrupt_uploads: bool = False  # every installer that arrives over SFTP has one byte changed
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Faults | None) -> Faults:

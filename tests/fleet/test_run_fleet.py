@@ -364,6 +364,59 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     assert nothing_changed(fleet)
 
 
+def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it_to_every_server(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.download_stub import download_server
+
+    fleet.reset(versions={s.name: "6.10.0" for s in fleet.servers("drmain")})
+    token = "tok-" + os.urandom(8).hex()
+    with download_server(fleet.downloads, token, tmp_path / "stub") as stub:
+        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
+        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        link = tmp_path / "link"
+        link.write_text(stub.link() + "\n")
+        link.chmod(0o600)
+        inv = inventory(
+            fleet, "drmain", tmp_path, installer={"delivery": "upload", "link": {"file": str(link)}}
+        )
+        result = run(fleet, inv, "--to", "6.12")
+        assert result.returncode == 0, result.stdout + result.stderr
+        # once per hop on this machine, whatever the number of servers; preflight only asked (HEAD)
+        assert stub.downloads() == ["6_11_latest", "6_12_latest"]
+        assert [r["method"] for r in stub.requests].count("HEAD") == 1
+    assert set(versions(fleet, "drmain").values()) == {"6.12.0"}
+    assert not [e for e in fleet.events() if e["event"] == "download"]  # no server downloaded anything
+    sftp = sorted(c["server"] for c in fleet.commands() if c["command"] == "<sftp>")
+    assert sftp == sorted(["drmain-p", "drmain-s", "drmain-h1"] * 2)  # every server, each hop
+    cache = inv.parent / "state" / "installers"
+    assert sorted(p.name for p in cache.iterdir()) == ["demisto-6_11_latest.sh", "demisto-6_12_latest.sh"]
+    assert {oct(p.stat().st_mode & 0o777) for p in cache.iterdir()} == {"0o600"}
+    assert "downloaded" in result.stdout
+    produced = [p for p in (inv.parent / "state").rglob("*") if p.is_file() and p.parent != cache]
+    for text in [result.stdout, result.stderr, *(p.read_text(errors="replace") for p in produced)]:
+        assert token not in text
+
+
+def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_never_run(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    local = tmp_path / "installers"
+    local.mkdir()
+    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
+    fleet.server("single-h1").set_fault(corrupt_uploads=True)
+    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None}
+    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "single-h1" in result.stdout and "not made executable" in result.stdout
+    assert nothing_changed(fleet)
+    arrived = fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh"
+    assert arrived.read_bytes() != (local / "demisto-6.12.sh").read_bytes()  # the fault did corrupt it
+    assert not os.access(arrived, os.X_OK)
+
+
 def test_the_ssh_agent_is_used_when_the_inventory_names_no_key(fleet: Fleet, tmp_path: Path) -> None:
     started = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
     agent = dict(part.split("=", 1) for part in started.replace(";", "\n").split() if "=" in part)

@@ -181,6 +181,8 @@ def run_preflight(
                 findings.append(
                     Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")
                 )
+    elif installer.link is not None:
+        findings.append(_local_link(inventory, secrets, target))
     else:
         findings.append(_local_installer(inventory, target))
 
@@ -355,6 +357,23 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
             "check deployment.elasticsearch_url and the credentials, and that this machine reaches the cluster",
         )
     return v.elasticsearch_finding(health, settings, v.needed_indices(inventory), options)
+
+
+def _local_link(inventory: Inventory, secrets: RunSecrets, target: str) -> Finding:
+    """Upload delivery from a link: this machine downloads the installer, so this machine must reach it."""
+    from xsoar_mt.download import DownloadFailed, check_link
+
+    fix = "check installer.link (a fresh link from the vendor) and that this machine reaches its host"
+    if secrets.link is None:
+        return Finding(
+            "installer", "local", Verdict.FAIL, "no download link (installer.link is unreadable)", fix
+        )
+    try:
+        return Finding(
+            "installer", "local", Verdict.PASS, check_link(secrets.link, target, inventory.installer.build)
+        )
+    except (DownloadFailed, InvalidInput) as exc:
+        return Finding("installer", "local", Verdict.FAIL, exc.message, exc.hint or fix)
 
 
 def _local_installer(inventory: Inventory, target: str) -> Finding:

@@ -49,7 +49,7 @@ def _connect(inventory: Inventory, accept_new: bool, *, want_link: bool) -> tupl
     names = [s.name for s in inventory.servers]
     sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=_prompt)
     link_ref = inventory.installer.link
-    if want_link and link_ref is not None and inventory.installer.delivery == "server-download":
+    if want_link and link_ref is not None:
         with contextlib.suppress(InvalidInput):  # the installer check reports a missing link
             secrets = replace(secrets, link=read_secret(link_ref, "download link"))
     return ssh_pool(inventory, sudo, accept_new), secrets
