@@ -325,15 +325,15 @@ class Executor:
         return command.replace("{server}", server).replace("{address}", self.inv.server(server).address)
 
     def _command(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command)
+        self._run(step, server, step.command_on(server))
 
     def _stop(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command)
+        self._run(step, server, step.command_on(server))
         with self._lock:
             self.state[server].running = False
 
     def _start(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command)
+        self._run(step, server, step.command_on(server))
         with self._lock:
             self.state[server].running = True
 
@@ -345,7 +345,7 @@ class Executor:
         if self.secrets.link is None:
             raise StepFailed(step, server, "no download link (installer.link in the inventory)")
         link = normalise_link(self.secrets.link, step.release, installer.build)
-        self._run(step, server, step.command, stdin=link + "\n", timeout=3600)
+        self._run(step, server, step.command_on(server), stdin=link + "\n", timeout=3600)
 
     def _upload(self, step: Step, server: str) -> None:
         """Send the operator's installer over SFTP unless the server has it already; the server checks it."""
@@ -358,7 +358,7 @@ class Executor:
         else:
             self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
             shell.put(local.path, remote, self._upload_progress(step, server))
-        self._run(step, server, step.command, stdin=local.sha256 + "\n", timeout=300)
+        self._run(step, server, step.command_on(server), stdin=local.sha256 + "\n", timeout=300)
 
     def _local_installer(self, step: Step, server: str) -> LocalInstaller:
         """The installer to upload: downloaded once from the link, or the operator's own file."""
@@ -432,7 +432,7 @@ class Executor:
     def _install(self, step: Step, server: str) -> None:
         files = InstallFiles(self.inv.installer.directory, step.release)
         shell = self.shell_for(server)
-        started = self._run(step, server, files.launch(step.command), timeout=120)
+        started = self._run(step, server, files.launch(step.command_on(server)), timeout=120)
         if "ATTACHED" in started.stdout:
             self._emit("warning", f"{server}: an installer is already running; following it", step, (server,))
         log = self.run_dir.server_log(server) if self.run_dir else None
@@ -518,7 +518,7 @@ class Executor:
         deadline = time.monotonic() + health.timeout
         interval = min(health.interval, self.options.poll_max)
         shell = self.shell_for(server)
-        command = self._for(server, step.command)
+        command = self._for(server, step.command_on(server))
         last = "no answer yet"
         while True:
             try:

@@ -483,6 +483,10 @@ class _Reader:
         releases = self.optional(top, "releases", self.release_line, ReleaseLine())
         installer = self.optional(top, "installer", self.installer, InstallerSettings())
         commands = self.optional(top, "commands", self.commands, Commands())
+        if installer.target_dir and "{target}" not in commands.install and "commands" in top:
+            top["commands"].problem(
+                "commands.install has no {target}, so installer.target_dir would be ignored: add {target}"
+            )
         health = self.optional(top, "health", self.health, Health())
         durations: dict[str, float] = self.optional(top, "durations", self.durations, {})
 

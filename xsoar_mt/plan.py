@@ -70,6 +70,7 @@ class Step:
     release: str  # the release this step works toward
     verdict_after: Verdict = Verdict.OK
     sets_release: str | None = None  # the release the servers run after this step (installs)
+    per_server: Mapping[str, str] = field(default_factory=dict, hash=False)  # servers whose command differs
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class Step:
         release: str,
         verdict_after: Verdict = Verdict.OK,
         sets_release: str | None = None,
+        per_server: Mapping[str, str] | None = None,
     ) -> None:
         # The same fields and frozen afterwards, but set in one go: the generated frozen __init__ calls
         # object.__setattr__ once per field, which was 40% of planning a 1,000-server deployment.
@@ -98,8 +100,13 @@ class Step:
                 "release": release,
                 "verdict_after": verdict_after,
                 "sets_release": sets_release,
+                "per_server": per_server or {},
             },
         )
+
+    def command_on(self, server: str) -> str:
+        """The command this step runs on `server`: its own one, where preflight made it differ."""
+        return self.per_server.get(server, self.command)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +119,7 @@ class Step:
             "release": self.release,
             "sets_release": self.sets_release,
             "verdict_after": self.verdict_after.value,
+            **({"per_server": dict(self.per_server)} if self.per_server else {}),
         }
 
     @classmethod
@@ -126,6 +134,7 @@ class Step:
             release=data["release"],
             sets_release=data.get("sets_release"),
             verdict_after=Verdict(data["verdict_after"]),
+            per_server=dict(data.get("per_server") or {}),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
@@ -198,15 +198,6 @@ class _Builder:
         self.verdict = state.verdict()
         self.ever_degraded = self.verdict is not Verdict.OK
         cmds = inventory.commands
-        target_flag = (
-            f"-target {shlex.quote(inventory.installer.target_dir)}" if inventory.installer.target_dir else ""
-        )
-        flags = " ".join(shlex.quote(f) for f in inventory.installer.extra_flags)
-        self._install = {
-            "target": target_flag,
-            "flags": flags,
-            "port": str(inventory.communication_port),
-        }
         self._health = _squash(
             f"{cmds.status} && {cmds.health.format(port=inventory.communication_port, address='{address}')}"
         )
@@ -267,10 +258,7 @@ class _Builder:
 
     def _install_command(self, release: str) -> str:
         if release not in self._installs:
-            path = shlex.quote(installer_path(self.inv.installer, release))
-            self._installs[release] = _squash(
-                self.inv.commands.install.format(installer=path, **self._install, **_PER_SERVER)
-            )
+            self._installs[release] = install_command(self.inv, release, self.inv.installer.target_dir)
         return self._installs[release]
 
     def _fetch_command(self, release: str) -> str:
@@ -426,3 +414,36 @@ def recovery_phase(inventory: Inventory, stopped: list[str], release: str) -> Ph
                 Step(f"recover/{action.value}/{name}", "recover", action, (name,), command, why, release)
             )
     return Phase("recover", "Recover: start servers left stopped", tuple(steps))
+
+
+def install_command(inventory: Inventory, release: str, target_dir: str | None) -> str:
+    """The install command for `release`; `-target DIR` (the vendor wants it before any other flag) when
+    the installer must not extract itself to /tmp."""
+    installer = inventory.installer
+    return _squash(
+        inventory.commands.install.format(
+            installer=shlex.quote(installer_path(installer, release)),
+            target=f"-target {shlex.quote(target_dir)}" if target_dir else "",
+            flags=" ".join(shlex.quote(f) for f in installer.extra_flags),
+            port=str(inventory.communication_port),
+            **_PER_SERVER,
+        )
+    )
+
+
+def with_extract_dirs(plan: Plan, inventory: Inventory, extract_dirs: Mapping[str, str]) -> Plan:
+    """The plan with `-target DIR` added to the install command of each server in `extract_dirs`
+    (servers where preflight found /tmp mounted noexec); those servers get a command of their own."""
+    if not extract_dirs:
+        return plan
+    phases = []
+    for phase in plan.phases:
+        steps = []
+        for step in phase.steps:
+            affected = [s for s in step.servers if s in extract_dirs]
+            if step.action is _INSTALL and affected:
+                own = {s: install_command(inventory, step.release, extract_dirs[s]) for s in affected}
+                step = replace(step, per_server={**step.per_server, **own})
+            steps.append(step)
+        phases.append(replace(phase, steps=tuple(steps)))
+    return replace(plan, phases=tuple(phases))

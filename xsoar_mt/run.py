@@ -18,7 +18,7 @@ from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, Serve
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, RunLock, new_run_id, read_journal
 from xsoar_mt.plan import Plan, Scope
-from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.probe import Observation, probe
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
@@ -224,15 +224,16 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
     pool: ShellPool | None = None
     try:
         seen: dict[str, Observation] = {}
+        extract_dirs: Mapping[str, str] = {}
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
-            seen = _check_servers(inventory, pool, secrets, target, names, request, events)
+            seen, extract_dirs = _check_servers(inventory, pool, secrets, target, names, request, events)
         versions = observed_versions(inventory, seen, last_known)
         plan = plan_upgrade(inventory, versions, target, scope)
         if saved is not None:
             saved.basis.require_same(plan.basis)
             plan = saved
-        plan = _with_recovery(plan, inventory, seen, scope)
+        plan = with_extract_dirs(_with_recovery(plan, inventory, seen, scope), inventory, extract_dirs)
         state = {
             s.name: ServerState(versions.get(s.name), seen[s.name].running if s.name in seen else None)
             for s in inventory.servers
@@ -321,12 +322,14 @@ def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, r
 
 
 def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, target: str, names: list[str],
-                   request: RunRequest, events: EventSink) -> dict[str, Observation]:  # fmt: skip
+                   request: RunRequest, events: EventSink) -> tuple[dict[str, Observation], Mapping[str, str]]:  # fmt: skip
     """Before any change: the preflight checks (a real run) or a probe (a dry run with --probe).
 
     Either way each server is reached in one or two round trips, and what they saw is what the plan is
-    made from. A preflight failure that is not ignored stops the run here, with nothing changed.
+    made from. A preflight failure that is not ignored stops the run here, with nothing changed. Also
+    returns the servers whose installer gets `-target` because their /tmp is mounted noexec.
     """
+    extract_dirs: Mapping[str, str] = {}
     if request.dry_run:
         events.emit(Event("probe", f"probing {len(names)} servers"))
         seen = probe_all(inventory, pool, secrets.api_key, names)
@@ -349,6 +352,7 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
             events.emit(Event("warning", f"preflight {finding.check} on {finding.server}: {finding.detail}",
                               data={"check": finding.check, "verdict": finding.verdict.value}))  # fmt: skip
         seen = dict(report.observed)
+        extract_dirs = report.extract_dirs
     problems = [f"{o.server}: {o.error}" for o in seen.values() if o.error]
     if problems:
         raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
@@ -356,7 +360,7 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
         state = "" if o.running else " (service stopped)"
         events.emit(Event("probe", f"{o.server}: {o.version or 'version unknown'}{state}", servers=(o.server,),
                           data={"version": str(o.version) if o.version else None, "running": o.running}))  # fmt: skip
-    return seen
+    return seen, extract_dirs
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None

@@ -90,7 +90,7 @@ def test_preflight_exits_7_on_a_failure_and_0_once_it_is_ignored(
     assert result.exit_code == 7, result.output
     data = json.loads(result.output)
     failing = {f["check"] for f in data["findings"] if f["verdict"] == "fail"}
-    assert failing == {"disk", "tmp-noexec"}
+    assert failing == {"disk"}  # /tmp noexec only warns: the run adds -target
     assert {s for s, _ in recorder.lines} == {"m1", "h1"}
     assert len(recorder.lines) == 4  # two round trips per server
     ignored = runner.invoke(
@@ -103,11 +103,11 @@ def test_preflight_exits_7_on_a_failure_and_0_once_it_is_ignored(
             "6.12",
             "-o",
             "json",
-            "--ignore-preflight-errors=disk,tmp-noexec",
+            "--ignore-preflight-errors=disk",
         ],
     )
     assert ignored.exit_code == 0, ignored.output
-    assert json.loads(ignored.output)["ignored_checks"] == ["disk", "tmp-noexec"]
+    assert json.loads(ignored.output)["ignored_checks"] == ["disk"]
 
 
 def test_preflight_text_shows_the_table_the_matrix_and_the_fix(
@@ -117,7 +117,7 @@ def test_preflight_text_shows_the_table_the_matrix_and_the_fix(
     result = runner.invoke(app, ["preflight", "-i", str(inventory), "--to", "6.12"], env={"COLUMNS": "200"})
     assert result.exit_code == 7
     assert "Communication matrix" in result.output
-    assert "installer.target_dir: /var/tmp" in result.output
+    assert "gets -target /var/tmp/xsoar-mt/extract" in result.output
     assert "block the upgrade" in result.output
 
 

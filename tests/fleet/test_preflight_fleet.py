@@ -168,15 +168,22 @@ def test_low_disk_fails_and_can_be_ignored(fleet: Fleet, tmp_path: Path) -> None
     assert ignored.ok and verdicts(ignored, "disk")["single-h1"] is Verdict.IGNORED
 
 
-def test_a_noexec_tmp_fails_until_the_inventory_sets_a_target_dir(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_noexec_tmp_gets_an_automatic_target_and_a_noexec_target_dir_fails(
+    fleet: Fleet, tmp_path: Path
+) -> None:
     fleet.reset(faults={"single-h2": {"tmp_noexec": True}})
     report = preflight(fleet, "single", tmp_path)
-    assert verdicts(report, "tmp-noexec")["single-h2"] is Verdict.FAIL
-    assert "-target /var/tmp" in next(
-        f.fix for f in report.findings if f.check == "tmp-noexec" and f.verdict is Verdict.FAIL
-    )
-    fixed = preflight(fleet, "single", tmp_path, installer={"target_dir": "/var/tmp"})
-    assert verdicts(fixed, "tmp-noexec")["single-h2"] is Verdict.PASS
+    assert verdicts(report, "tmp-noexec") == {
+        "single-main": Verdict.PASS,
+        "single-h1": Verdict.PASS,
+        "single-h2": Verdict.WARN,
+    }
+    assert report.ok
+    assert report.extract_dirs == {"single-h2": "xsoar-mt/extract"}
+    assert "gets -target xsoar-mt/extract" in detail(report, "tmp-noexec", "single-h2")
+    chosen = preflight(fleet, "single", tmp_path, installer={"target_dir": "/tmp/xsoar"})
+    assert verdicts(chosen, "tmp-noexec")["single-h2"] is Verdict.FAIL  # the operator's choice is noexec too
+    assert chosen.extract_dirs == {}
 
 
 def test_a_blocked_tenant_port_fails_communication_from_its_host_and_from_main(

@@ -193,24 +193,6 @@ def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> Non
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
 
 
-def test_noexec_tmp_is_caught_by_preflight_really_fails_the_install_and_target_dir_fixes_it(
-    fleet: Fleet, tmp_path: Path
-) -> None:
-    fleet.server("single-h2").set_fault(tmp_noexec=True)
-    inv = inventory(fleet, "single", tmp_path)
-    refused = run(fleet, inv, "--to", "6.12")
-    assert refused.returncode == 7, refused.stdout + refused.stderr
-    assert "tmp-noexec on single-h2" in refused.stderr
-    assert nothing_changed(fleet)
-    failed = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=tmp-noexec")
-    assert failed.returncode == 6, failed.stdout + failed.stderr
-    assert fleet.server("single-h2").running is False
-    fixed_inv = inventory(fleet, "single", tmp_path, installer={"target_dir": "/var/tmp"})
-    resumed = run(fleet, fixed_inv, "--resume", "latest")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert fleet.server("single-h2").version == "6.12.0"
-
-
 def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp_path: Path) -> None:
     inv = inventory(fleet, "single", tmp_path)
     plan = tmp_path / "plan.json"
@@ -415,6 +397,20 @@ def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_ne
     arrived = fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh"
     assert arrived.read_bytes() != (local / "demisto-6.12.sh").read_bytes()  # the fault did corrupt it
     assert not os.access(arrived, os.X_OK)
+
+
+def test_a_server_whose_tmp_is_noexec_is_installed_with_target_and_the_others_without(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.reset(faults={"single-h2": {"tmp_noexec": True}})
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    targets = {e["server"]: e.get("target") for e in fleet.events() if e["event"] == "install_begin"}
+    assert targets == {"single-main": None, "single-h1": None, "single-h2": "xsoar-mt/extract"}
+    assert "preflight tmp-noexec on single-h2: /tmp is mounted noexec" in result.stdout
+    assert "gets -target xsoar-mt/extract" in result.stdout
 
 
 def test_the_ssh_agent_is_used_when_the_inventory_names_no_key(fleet: Fleet, tmp_path: Path) -> None:

@@ -336,3 +336,25 @@ def test_a_servers_ssh_settings_inherit_the_defaults_and_override_per_server() -
 
 def test_the_digest_changes_with_the_files_text() -> None:
     assert parse(BASE).digest != parse(BASE + "# a comment\n").digest
+
+
+def test_upload_delivery_from_a_link_is_valid() -> None:
+    inventory = parse(BASE + "installer: {delivery: upload, link: {env: XSOAR_LINK}}\n")
+    assert inventory.installer.delivery == "upload" and inventory.installer.link is not None
+
+
+def test_upload_delivery_with_neither_file_nor_link_is_refused_at_its_line() -> None:
+    assert problems(BASE + "installer: {delivery: upload}\n") == [
+        "inv.yaml:12: installer.delivery: upload delivery needs installer.file (a local installer) or "
+        "installer.link (downloaded once on this machine, then uploaded)"
+    ]
+
+
+def test_a_target_dir_the_install_command_cannot_use_is_refused() -> None:
+    text = (
+        BASE + "installer: {target_dir: /var/tmp}\ncommands: {install: 'sudo {installer} -- -multi-tenant'}\n"
+    )
+    assert problems(text) == [
+        "inv.yaml:13: commands: commands.install has no {target}, so installer.target_dir would be ignored: "
+        "add {target}"
+    ]

@@ -11,7 +11,7 @@ from tests.unit.inventories import GroupSpec, build
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope
-from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
 
@@ -170,6 +170,23 @@ def test_target_dir_comes_before_the_other_installer_flags() -> None:
         install.command
         == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -backup=false"
     )
+
+
+def test_a_server_with_noexec_tmp_gets_its_own_install_command_with_target() -> None:
+    inventory = elastic(ha("main", "6.11", "6.11", "6.11"))
+    base = plan(inventory)
+    adjusted = with_extract_dirs(base, inventory, {"main-2": "/var/tmp/xsoar-mt/extract"})
+    for before, after in zip(base.steps, adjusted.steps, strict=True):
+        if after.action is INSTALL and "main-2" in after.servers:
+            assert after.command == before.command  # the other servers keep the plain command
+            assert after.per_server == {
+                "main-2": "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant"
+            }
+            assert after.command_on("main-1") == before.command
+        else:
+            assert after == before
+    assert any(s.per_server for s in adjusted.steps)
+    assert Plan.from_dict(json.loads(json.dumps(adjusted.to_dict()))) == adjusted
 
 
 def test_validate_checks_main_through_the_load_balancer_and_every_tenant_through_main() -> None:

@@ -193,17 +193,48 @@ def test_low_free_space_under_var_lib_demisto_fails_and_the_installer_directory_
     assert "0.1 GB free on /var, needs 10.0 GB" in found[1].detail
 
 
-def test_noexec_tmp_fails_and_names_the_target_dir_fix() -> None:
-    finding = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False)
-    assert finding.verdict is Verdict.FAIL
-    assert "installer.target_dir: /var/tmp" in finding.fix and "-target /var/tmp" in finding.fix
+def test_noexec_tmp_gets_an_automatic_target_under_the_installer_directory() -> None:
+    exec_ok = parse_sections("==xsoar-mt== installer-dir-mount\nrw,relatime\n==rc== 0\n")[
+        "installer-dir-mount"
+    ]
+    finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False,
+                                  installer=exec_ok, installer_dir="/var/tmp/xsoar-mt",
+                                  auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
+    assert finding.verdict is Verdict.WARN
+    assert target == "/var/tmp/xsoar-mt/extract"
+    assert "gets -target /var/tmp/xsoar-mt/extract" in finding.detail
+
+
+def test_noexec_tmp_fails_when_the_install_command_has_no_place_for_target() -> None:
+    finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False,
+                                  installer_dir="/var/tmp/xsoar-mt", auto_dir=None)  # fmt: skip
+    assert finding.verdict is Verdict.FAIL and target is None
+    assert "{target}" in finding.fix
+
+
+def test_a_noexec_target_dir_fails_and_gets_no_automatic_target() -> None:
+    finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/srv/x", target_dir_set=True,
+                                  auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
+    assert finding.verdict is Verdict.FAIL and target is None
+    assert "installer.target_dir /srv/x is mounted noexec too" in finding.fix
+
+
+def test_a_noexec_installer_directory_fails_whatever_tmp_allows() -> None:
+    sections = parse_sections(
+        "==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n"
+        "==xsoar-mt== installer-dir-mount\nrw,nosuid,noexec\n==rc== 0\n"
+    )
+    finding, target = tmp_finding("g1a", sections["extract-dir"], "/tmp", target_dir_set=False,
+                                  installer=sections["installer-dir-mount"], installer_dir="/var/tmp/xsoar-mt",
+                                  auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
+    assert finding.verdict is Verdict.FAIL and target is None
+    assert "installer.directory /var/tmp/xsoar-mt is on a noexec mount" in finding.detail
 
 
 def test_an_exec_mount_passes_the_tmp_check() -> None:
     sections = parse_sections("==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n")
-    assert (
-        tmp_finding("g1a", sections["extract-dir"], "/var/tmp", target_dir_set=True).verdict is Verdict.PASS
-    )
+    finding, target = tmp_finding("g1a", sections["extract-dir"], "/var/tmp", target_dir_set=True)
+    assert finding.verdict is Verdict.PASS and target is None
 
 
 def test_a_server_below_one_servers_sizing_fails_the_system_check() -> None:

@@ -119,6 +119,7 @@ class PreflightReport:
     seconds: float = 0.0
     ssh: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     observed: Mapping[str, Observation] = field(default_factory=dict)  # each server's state, as probed
+    extract_dirs: Mapping[str, str] = field(default_factory=dict)  # -target added where /tmp is noexec
 
     @property
     def blocking(self) -> tuple[Finding, ...]:

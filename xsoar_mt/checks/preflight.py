@@ -205,6 +205,10 @@ def run_preflight(
 
     paths: list[PathResult] = []
     versions: dict[str, Version] = {}
+    extract_dirs: dict[str, str] = {}
+    auto_dir = (
+        f"{installer.directory.rstrip('/')}/extract" if "{target}" in inventory.commands.install else None
+    )
     stopped = frozenset(name for name, f in facts.items() if f.running is False)
     for name in names:
         seen = facts[name]
@@ -228,14 +232,18 @@ def run_preflight(
             installer.directory,
             options,
         )
-        findings.append(
-            v.tmp_finding(
-                name,
-                seen.sections.get("extract-dir"),
-                installer.target_dir or "/tmp",
-                bool(installer.target_dir),
-            )
+        tmp, extract_dir = v.tmp_finding(
+            name,
+            seen.sections.get("extract-dir"),
+            installer.target_dir or "/tmp",
+            bool(installer.target_dir),
+            installer=seen.sections.get("installer-dir-mount"),
+            installer_dir=installer.directory,
+            auto_dir=auto_dir,
         )
+        findings.append(tmp)
+        if extract_dir is not None:
+            extract_dirs[name] = extract_dir
         findings.append(_system(inventory, name, seen))
         links = [k for k in communication_links(inventory) if k.source == name]
         results = v.path_results(
@@ -284,6 +292,7 @@ def run_preflight(
         seconds=time.monotonic() - started,
         ssh=stats,
         observed={name: _observation(f) for name, f in facts.items()},
+        extract_dirs=extract_dirs,
     )
 
 

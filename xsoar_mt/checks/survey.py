@@ -54,20 +54,22 @@ def _existing(path: str) -> str:
     return f'd={shlex.quote(path)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
 
 
+def _mount_options(path: str) -> str:
+    """Shell printing the mount options of the file system holding `path` (or its nearest parent)."""
+    return (
+        _existing(path) + 'if command -v findmnt >/dev/null 2>&1; then findmnt -no OPTIONS --target "$d"; '
+        "else awk -v d=\"$d\" '$2==d {print $4}' /proc/mounts; fi"
+    )
+
+
 def survey_script(request: SurveyRequest) -> str:
     parts = ["IFS= read -r xm_h; IFS= read -r xm_l; "]
     if request.version_command:
         parts.append(_section("version", f"printf '%s\\n' \"$xm_h\" | {request.version_command}"))
     parts.append(_section("df-installer", _existing(request.installer_dir) + 'df -Pk "$d"'))
     parts.append(_section("df-data", _existing(DATA_DIR) + 'df -Pk "$d"'))
-    parts.append(
-        _section(
-            "extract-dir",
-            _existing(request.extract_dir)
-            + 'if command -v findmnt >/dev/null 2>&1; then findmnt -no OPTIONS --target "$d"; '
-            "else awk -v d=\"$d\" '$2==d {print $4}' /proc/mounts; fi",
-        )
-    )
+    parts.append(_section("extract-dir", _mount_options(request.extract_dir)))
+    parts.append(_section("installer-dir-mount", _mount_options(request.installer_dir)))
     parts.append(_section("nproc", "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"))
     parts.append(_section("memory", "free -b 2>/dev/null || grep -i '^MemTotal:' /proc/meminfo"))
     if request.link_check:

@@ -220,27 +220,50 @@ def disk_findings(
     return findings
 
 
-def tmp_finding(server: str, section: Section | None, extract_dir: str, target_dir_set: bool) -> Finding:
-    options = section.text.strip().split(",") if section and section.text.strip() else []
-    if not options:
-        return Finding(
-            "tmp-noexec", server, Verdict.WARN, f"could not read the mount options of {extract_dir}"
-        )
-    if "noexec" in options:
-        if target_dir_set:
-            fix = f"installer.target_dir {extract_dir} is mounted noexec too: choose a directory that allows exec"
-        else:
-            fix = "set installer.target_dir: /var/tmp in the inventory (the installer then gets -target /var/tmp)"
+def _options(section: Section | None) -> list[str]:
+    return section.text.strip().split(",") if section and section.text.strip() else []
+
+
+def tmp_finding(server: str, section: Section | None, extract_dir: str, target_dir_set: bool, *,
+                installer: Section | None = None, installer_dir: str = "", auto_dir: str | None = None,
+                ) -> tuple[Finding, str | None]:  # fmt: skip
+    """Can the installer run and extract itself? Returns the finding, and the `-target` directory the run
+    adds for this server (when /tmp is noexec and the inventory names none) or None.
+
+    `auto_dir` is that directory (under installer.directory, whose mount must allow exec anyway), or None
+    when commands.install has no {target} to put it in.
+    """
+    if "noexec" in _options(installer):
         return Finding(
             "tmp-noexec",
             server,
             Verdict.FAIL,
-            f"{extract_dir} is mounted noexec: the installer cannot run from it",
-            fix,
-        )
+            f"installer.directory {installer_dir} is on a noexec mount: the installer cannot run from it",
+            "set installer.directory to a directory on a mount that allows exec",
+        ), None
+    options = _options(section)
+    if not options:
+        return Finding(
+            "tmp-noexec", server, Verdict.WARN, f"could not read the mount options of {extract_dir}"
+        ), None
+    if "noexec" not in options:
+        return Finding(
+            "tmp-noexec", server, Verdict.PASS, f"{extract_dir} allows exec (the installer extracts there)"
+        ), None
+    problem = f"{extract_dir} is mounted noexec: the installer cannot run from it"
+    if target_dir_set:
+        fix = f"installer.target_dir {extract_dir} is mounted noexec too: choose a directory that allows exec"
+        return Finding("tmp-noexec", server, Verdict.FAIL, problem, fix), None
+    if auto_dir is None:
+        fix = "commands.install has no {target}: add it, so the installer can be given -target"
+        return Finding("tmp-noexec", server, Verdict.FAIL, problem, fix), None
     return Finding(
-        "tmp-noexec", server, Verdict.PASS, f"{extract_dir} allows exec (the installer extracts there)"
-    )
+        "tmp-noexec",
+        server,
+        Verdict.WARN,
+        f"{extract_dir} is mounted noexec: this server's installer gets -target {auto_dir}",
+        "nothing to do; set installer.target_dir to choose the directory yourself",
+    ), auto_dir
 
 
 def system_finding(

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from xsoar_mt.inventory import Group, Inventory
-from xsoar_mt.plan import Plan
+from xsoar_mt.plan import Plan, Step
 from xsoar_mt.skew import Verdict
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def render_plan(plan: Plan, saved_to: Path | None = None) -> None:
                 str(number),
                 step.action.value,
                 ", ".join(step.servers),
-                step.command,
+                _command_cell(step),
                 f"[{style}]{step.verdict_after.value}[/]",
             )
         out.print(table)
@@ -85,6 +86,15 @@ def render_plan(plan: Plan, saved_to: Path | None = None) -> None:
     _summary(out, plan)
     if saved_to is not None:
         out.print(f"Plan saved to {saved_to}; run exactly it with `xsoar-mt upgrade run --plan {saved_to}`.")
+
+
+def _command_cell(step: Step) -> Text:
+    """The step's command (as text, never markup), then any server's own command beneath it."""
+    cell = Text(step.command)
+    for server, own in sorted(step.per_server.items()):
+        cell.append(f"\non {server}: ", style="italic")
+        cell.append(own)
+    return cell
 
 
 def _summary(out: Console, plan: Plan) -> None:
