@@ -379,6 +379,7 @@ def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it
     produced = [p for p in (inv.parent / "state").rglob("*") if p.is_file() and p.parent != cache]
     for text in [result.stdout, result.stderr, *(p.read_text(errors="replace") for p in produced)]:
         assert token not in text
+    assert not [c for c in fleet.commands() if token in c["command"]]
 
 
 def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_never_run(
