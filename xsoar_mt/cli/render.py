@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.console import Group as Stack
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -124,6 +125,7 @@ class EventPrinter:
         self._total, self._done, self._began = 0, 0, time.time()
         self._current: dict[str, str] = {}
         self._last_output = ""
+        self._transfers: dict[str, tuple[int, int]] = {}  # server (or "download 6.12") -> (done, total)
         self._sink: Any
         if json_lines:
             self._sink = JsonLinesSink(sys.stdout)
@@ -157,7 +159,9 @@ class EventPrinter:
         elif event.kind == "step-finished" and event.step:
             self._current.pop(event.step, None)
             self._done += event.data.get("outcome") == "ok"
-        if event.kind == "step-output":
+        if event.kind == "step-output" and "total" in event.data:
+            self._transfer(event)
+        elif event.kind == "step-output":
             self._last_output = message
         elif event.kind != "ssh-stats":
             style = {"warning": "yellow", "would-run": "cyan",
@@ -165,16 +169,40 @@ class EventPrinter:
             self.console.print(f"[dim]{stamp}[/] " + (f"[{style}]{message}[/]" if style else message))
         self._refresh(event.ts)
 
+    def _transfer(self, event: Event) -> None:
+        """An upload's (per server) or the local download's progress: a bar each while it moves."""
+        done = int(event.data.get("sent", event.data.get("received", 0)))
+        total = int(event.data["total"])
+        key = event.servers[0] if event.servers else f"download {event.data.get('release', '')}".strip()
+        if total and done >= total:
+            self._transfers.pop(key, None)
+        else:
+            self._transfers[key] = (done, total)
+
     def _refresh(self, now: float) -> None:
-        """The live line: step k of n, elapsed time, what runs now (its phase is in the step id), last output."""
+        """The live line: step k of n, elapsed time, what runs now (its phase is in the step id), last output,
+        and a bar for each transfer under way."""
         if self._status is None or not self._total:
             return
         elapsed = int(now - self._began)
         running = "; ".join(self._current.values()) or "between steps"
         last = f"\n  [dim]{self._last_output}[/]" if self._last_output else ""
-        self._status.update(
-            f"step {self._done + 1} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
-        )
+        line = f"step {self._done + 1} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
+        if not self._transfers:
+            self._status.update(line)
+            return
+        self._status.update(Stack(Text.from_markup(line), transfer_bars(self._transfers)))
+
+
+def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
+    """One row per transfer: who, a bar, and how much of how much (MiB)."""
+    from rich.progress_bar import ProgressBar
+
+    grid = Table.grid(padding=(0, 1))
+    for key, (done, total) in sorted(transfers.items()):
+        size = f"{done >> 20} of {total >> 20} MiB" if total else f"{done >> 20} MiB"
+        grid.add_row(f"  {key}", ProgressBar(total=total or None, completed=done, width=30), size)
+    return grid
 
 
 def render_recap(outcome: RunOutcome) -> None:
