@@ -26,6 +26,9 @@ class DownloadServer:
     token: str
     corrupt: bool = False  # serve every installer with one byte changed
     html: bool = False  # answer with a login page instead of the installer
+    redirect: str | None = (
+        None  # answer /download-params with a 302 to this address (/cdn/NAME serves a file)
+    )
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     ca_file: Path | None = None
@@ -69,7 +72,19 @@ def download_server(folder: Path, token: str, workdir: Path) -> Iterator[Downloa
             if send_body:
                 self.wfile.write(body)
 
+        def answer_redirect(self) -> bool:
+            if stub.redirect is None or not self.path.startswith("/download-params"):
+                return False
+            stub.requests.append({"method": self.command, "download_name": "", "status": 302})
+            self.send_response(302)
+            self.send_header("Location", stub.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def resolve(self, path: str, query: dict[str, str], name: str) -> tuple[int, bytes, str]:
+            if path.startswith("/cdn/") and (stub.folder / path[len("/cdn/") :]).is_file():
+                return 200, (stub.folder / path[len("/cdn/") :]).read_bytes(), "application/x-sh"
             if not path.startswith("/download-params"):
                 return 404, b"Not Found", "text/plain"
             if query.get("token") != stub.token or query.get("eula") != "accept":
@@ -91,10 +106,12 @@ def download_server(folder: Path, token: str, workdir: Path) -> Iterator[Downloa
             return 200, data, "application/x-sh"
 
         def do_GET(self) -> None:
-            self.answer(True)
+            if not self.answer_redirect():
+                self.answer(True)
 
         def do_HEAD(self) -> None:
-            self.answer(False)
+            if not self.answer_redirect():
+                self.answer(False)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

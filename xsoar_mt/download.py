@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -55,7 +56,17 @@ def _opened(url: str, what: str, timeout: float, method: str = "GET") -> Iterato
     import urllib.error
     import urllib.request
 
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+    class HttpsOnly(urllib.request.HTTPRedirectHandler):
+        """Follow the vendor's redirects (to its CDN), but never away from HTTPS."""
+
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            if urlsplit(newurl).scheme != "https":
+                raise DownloadFailed(f"{what}: redirected to a plain-http address, refused")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=ssl.create_default_context()), HttpsOnly()
+    )
     request = urllib.request.Request(url, headers={"User-Agent": f"xsoar-mt/{__version__}"}, method=method)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -109,6 +120,12 @@ def download_installer(link: str, release: str, build: str | None, cache: Path, 
         received = total = 0
         with _opened(url, what, timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)
+            free = shutil.disk_usage(cache).free
+            if total > free:
+                raise DownloadFailed(
+                    f"{what}: it is {total >> 20} MiB and {cache} has {free >> 20} MiB free",
+                    hint="free space there, or run from another directory (--state-dir)",
+                )
             try:
                 while chunk := response.read(CHUNK):
                     os.write(fd, chunk)

@@ -396,27 +396,27 @@ class Executor:
                    release=step.release, sha256=found.sha256, path=str(found.path), reused=found.reused)  # fmt: skip
 
     def _download_progress(self, step: Step) -> Callable[[int, int], None]:
-        """Reports the one local download at every tenth (or every 64 MiB when the size is unknown)."""
+        """Reports the one local download at every 2% (or every 64 MiB when the size is unknown)."""
         reported = [-1]
 
         def progress(received: int, total: int) -> None:
-            mark = received * 10 // total if total else received >> 26
+            mark = received * 50 // total if total else received >> 26
             if mark > reported[0]:
                 reported[0] = mark
                 of = f" of {total >> 20}" if total else ""
                 self._emit("step-output", f"downloading the {step.release} installer: {received >> 20}{of} MiB",
-                           step, received=received, total=total)  # fmt: skip
+                           step, received=received, total=total, release=step.release)  # fmt: skip
 
         return progress
 
     def _upload_progress(self, step: Step, server: str) -> Callable[[int, int], None]:
-        """Reports an upload at every tenth of the file, so a large installer shows it is moving."""
+        """Reports an upload at every 2% of the file, so a large installer shows it is moving."""
         reported = [-1]
 
         def progress(sent: int, total: int) -> None:
-            tenth = sent * 10 // total if total else 10
-            if tenth > reported[0]:
-                reported[0] = tenth
+            mark = sent * 50 // total if total else 50
+            if mark > reported[0]:
+                reported[0] = mark
                 self._emit("step-output", f"{server}: uploaded {sent >> 20} of {total >> 20} MiB", step,
                            (server,), sent=sent, total=total)  # fmt: skip
 

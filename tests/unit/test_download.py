@@ -13,6 +13,7 @@ import pytest
 from tests.download_stub import DownloadServer, download_server
 from xsoar_mt.download import DownloadFailed, Downloads, check_link, download_installer, from_link
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "stub-token-5c1d9e"
 INSTALLER = b"#!/bin/sh\n# installer stand-in\n" + bytes(range(256)) * 12_000  # about 3 MiB
 
@@ -135,3 +136,45 @@ def test_the_link_check_says_whether_the_link_answers(stub: DownloadServer) -> N
     assert "answers from here (127.0.0.1" in said
     with pytest.raises(DownloadFailed, match="HTTP 404"):
         check_link(stub.link(), "6.9", None)
+
+
+def test_a_redirect_to_plain_http_is_refused(stub: DownloadServer, tmp_path: Path) -> None:
+    stub.redirect = "http://127.0.0.1:9/demisto.sh"
+    with pytest.raises(DownloadFailed, match="redirected to a plain-http address, refused"):
+        download_installer(stub.link(), "6.12", None, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_redirect_to_the_vendors_cdn_over_https_is_followed(stub: DownloadServer, tmp_path: Path) -> None:
+    stub.redirect = f"{stub.url}/cdn/demisto-6.12.sh"
+    got = download_installer(stub.link(), "6.12", None, tmp_path / "cache")
+    assert got.path.read_bytes() == INSTALLER
+    assert [r["status"] for r in stub.requests] == [302, 200]
+
+
+def test_a_resumed_run_reuses_the_installer_its_journal_says_it_downloaded(
+    stub: DownloadServer, tmp_path: Path
+) -> None:
+    from xsoar_mt.executor import RunSecrets
+    from xsoar_mt.inventory import parse_inventory
+    from xsoar_mt.journal import Journal, RunDir
+    from xsoar_mt.run import RunRequest, _downloads
+
+    text = (
+        (ROOT / "inventory.example.yaml").read_text().replace("delivery: server-download", "delivery: upload")
+    )
+    inventory = parse_inventory(text, str(tmp_path / "inventory.yaml"))
+    state = tmp_path / "state"
+    first = download_installer(stub.link(), "6.12", None, state / "installers")
+    run_dir = RunDir.create(state, "20261130-000000-abcd")
+    Journal(run_dir.journal_path).append(
+        {"kind": "installer-downloaded", "data": {"release": "6.12", "sha256": first.sha256}}
+    )
+    request = RunRequest(tmp_path / "inventory.yaml", state_dir=state)
+    resumed = _downloads(inventory, request, RunSecrets(link=stub.link()), run_dir)
+    fresh = _downloads(inventory, request, RunSecrets(link=stub.link()), None)
+    assert resumed is not None and fresh is not None
+    assert resumed.get("6.12").reused
+    assert stub.downloads() == ["6_12_latest"]
+    assert not fresh.get("6.12").reused  # a new run does not trust an unpinned cache
+    assert stub.downloads() == ["6_12_latest", "6_12_latest"]
