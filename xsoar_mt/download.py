@@ -43,6 +43,13 @@ class LocalInstaller:
     path: Path
     sha256: str
     reused: bool = False
+    simulated: bool = False  # a dry run's stand-in: nothing was downloaded
+
+    @property
+    def how(self) -> str:
+        if self.simulated:
+            return "would be downloaded once on this machine"
+        return "taken from the cache" if self.reused else "downloaded"
 
 
 def cache_name(release: str, build: str | None) -> str:
@@ -196,5 +203,7 @@ def from_link(link: str, build: str | None, cache: Path, known: Mapping[str, str
 def simulated(build: str | None) -> Downloads:
     """Downloads for a dry run: nothing is fetched; the upload steps name the file a run would download."""
     return Downloads(
-        lambda release, progress: LocalInstaller(Path(cache_name(release, build)), "<sha256 of the download>")
+        lambda release, progress: LocalInstaller(
+            Path(cache_name(release, build)), "<sha256 of the download>", simulated=True
+        )
     )

@@ -390,8 +390,7 @@ class Executor:
             if step.release in self._announced:
                 return
             self._announced.add(step.release)
-        how = "taken from the cache" if found.reused else "downloaded"
-        self._emit("installer-downloaded", f"installer for {step.release} {how}: {found.path} "
+        self._emit("installer-downloaded", f"installer for {step.release} {found.how}: {found.path} "
                    f"(sha256 {found.sha256})", step,
                    release=step.release, sha256=found.sha256, path=str(found.path), reused=found.reused)  # fmt: skip
 

@@ -42,6 +42,20 @@ def test_dry_run_prints_every_command_in_plan_order_and_changes_nothing(
     assert not (tmp_path / "state").exists()
 
 
+def test_dry_run_of_upload_from_a_link_names_the_one_download_and_fetches_nothing(
+    inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory.write_text(inventory.read_text().replace("delivery: server-download", "delivery: upload"))
+    monkeypatch.delenv("XSOAR_DOWNLOAD_LINK", raising=False)  # a dry run reads no secret
+    result = runner.invoke(app, ["upgrade", "run", "-i", str(inventory), "--to", "6.12", "--dry-run",
+                                 "--state-dir", str(tmp_path / "state")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("would be downloaded once on this machine") == 2  # 6.11, then 6.12
+    puts = [line for line in result.output.splitlines() if "sftp put demisto-6_12_latest.sh" in line]
+    assert len(puts) == 7  # every server gets it
+    assert not (tmp_path / "state").exists()
+
+
 def test_dry_run_json_emits_one_event_per_line_with_would_run_commands(inventory: Path) -> None:
     result = runner.invoke(
         app, ["upgrade", "run", "-i", str(inventory), "--to", "6.11", "--dry-run", "-o", "json"]
