@@ -234,8 +234,9 @@ class Executor:
     def _run_step(self, step: Step) -> None:
         if step.action is Action.INSTALL:
             self._check_skew(step)
+        own = {"per_server": dict(step.per_server)} if step.per_server else {}
         self._emit("step-started", f"{step.action.value} on {', '.join(step.servers)} ({step.id})", step,
-                   step.servers, command=step.command)  # fmt: skip
+                   step.servers, command=step.command, **own)  # fmt: skip
         started = time.monotonic()
         try:
             if step.action is Action.VALIDATE:

@@ -412,6 +412,13 @@ def test_a_server_whose_tmp_is_noexec_is_installed_with_target_and_the_others_wi
     assert targets == {"single-main": None, "single-h1": None, "single-h2": "xsoar-mt/extract"}
     assert "preflight tmp-noexec on single-h2: /tmp is mounted noexec" in result.stdout
     assert "gets -target xsoar-mt/extract" in result.stdout
+    (journal,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    own = [
+        r["data"]["per_server"] for r in records if r["kind"] == "step-started" and "per_server" in r["data"]
+    ]
+    assert len(own) == 1 and list(own[0]) == ["single-h2"]
+    assert "-target xsoar-mt/extract -- -multi-tenant" in own[0]["single-h2"]
 
 
 def test_the_ssh_agent_is_used_when_the_inventory_names_no_key(fleet: Fleet, tmp_path: Path) -> None:
