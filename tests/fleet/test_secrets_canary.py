@@ -8,6 +8,7 @@ and the fleet's own configuration of what it expects).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -17,8 +18,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import yaml
 
+from tests.elasticsearch_stub import ClusterState, elasticsearch_stub
 from tests.fleet.fleet import Fleet, require_sshd
+from tests.fleet.inventory import write_secret
 from tests.fleet.spec import FleetSpec
 
 pytestmark = pytest.mark.fleet
@@ -27,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tok" + secrets.token_hex(12)
 SUDO = "sudo" + secrets.token_hex(12)
 API_KEY = "key" + secrets.token_hex(12)
-SECRETS = {"download token": TOKEN, "sudo password": SUDO, "API key": API_KEY}
+ES_PASSWORD = "es" + secrets.token_hex(12)
+SECRETS = {"download token": TOKEN, "sudo password": SUDO, "API key": API_KEY,
+           "Elasticsearch password": ES_PASSWORD}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +45,7 @@ def canary_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             "deployments": [
                 {
                     "name": "canary",
+                    "database": "elasticsearch",
                     "api_key": API_KEY,
                     "version": "6.11.0",
                     "main": {"server": {"name": "c-main", "sudo_password": SUDO}, "tenants": ["ops"]},
@@ -99,7 +106,14 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     fleet.add_installer("6.12")
     work = tmp_path / "work"
     work.mkdir()
+    cluster = ClusterState(credentials=f"elastic:{ES_PASSWORD}")
+    stack = contextlib.ExitStack()
+    es = stack.enter_context(elasticsearch_stub(cluster))
+    credentials = write_secret(fleet, "es-credentials", f"elastic:{ES_PASSWORD}")
     inv = fleet.inventory("canary", work / "inventory.yaml")
+    data = yaml.safe_load(inv.read_text())
+    data["deployment"].update(elasticsearch_url=es.url, elasticsearch_credentials={"file": str(credentials)})
+    inv.write_text(yaml.safe_dump(data))
     state = ["--state-dir", str(work / "state")]
     fleet.server("c-h2").set_fault(installer_fails=True)
 
@@ -123,6 +137,12 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     for command in ("preflight", "validate"):
         outputs[command] = xsoar_mt(work, command, "-i", str(inv), "--to", "6.12")
         assert "No such command" not in outputs[command].stderr, f"{command} is not available"
+
+    stack.close()
+    # the credentials really were used: every request to the cluster carried them (and none went without)
+    assert cluster.seen_authorization and all(
+        a and a.startswith("Basic ") for a in cluster.seen_authorization
+    )
 
     for name, result in outputs.items():
         assert leaks(result.stdout + result.stderr) == [], f"{name} printed a secret"
