@@ -28,10 +28,14 @@ class RunningStub:
 
 
 @contextmanager
-def elasticsearch_stub(state: ClusterState | None = None) -> Iterator[RunningStub]:
-    """Serve on an ephemeral port of 127.0.0.1 (loopback only) until the block ends."""
+def elasticsearch_stub(
+    state: ClusterState | None = None, address: tuple[str, int] = ("127.0.0.1", 0)
+) -> Iterator[RunningStub]:
+    """Serve on `address` (an ephemeral port of 127.0.0.1 unless told; loopback only) until the block ends."""
     import base64
 
+    if not address[0].startswith("127."):
+        raise ValueError(f"the Elasticsearch stub serves on loopback only, not {address[0]}")
     cluster = state or ClusterState()
 
     class Handler(BaseHTTPRequestHandler):
@@ -78,11 +82,30 @@ def elasticsearch_stub(state: ClusterState | None = None) -> Iterator[RunningStu
             else:
                 self.reply(404, {"error": f"no handler for {path}"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = ThreadingHTTPServer(address, Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield RunningStub(f"http://127.0.0.1:{server.server_address[1]}", cluster)
+        yield RunningStub(f"http://{address[0]}:{server.server_address[1]}", cluster)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.elasticsearch_stub ADDRESS PORT`: a healthy cluster until SIGTERM (the fleet's)."""
+    import signal
+
+    address, port = argv[0], int(argv[1])
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with elasticsearch_stub(ClusterState(), (address, port)):
+        print("listening", flush=True)
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

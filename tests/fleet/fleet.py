@@ -41,6 +41,8 @@ from tests.fleet.spec import DeploymentSpec, Faults, FleetSpec, GroupSpec, Role,
 
 SSHD = remote.SSHD
 PYTHON = os.path.realpath(sys.executable)
+REPO = Path(__file__).resolve().parents[2]
+ELASTICSEARCH_PORT = 9200
 SERVICE_FAULTS = ("health_503_seconds", "blocked_ports", "tls10", "expired_cert", "own_cert")
 PYTHON_TOOLS = ("service", "systemctl", "wget", "curl", "df", "findmnt", "nproc", "free")
 
@@ -174,6 +176,8 @@ class Fleet:
         try:
             self._start_sshds(list(self.placements))
             self._run_parallel(self._start_service_quietly, list(self.placements))
+            if any(d.database == "elasticsearch" for d in self.spec.deployments):
+                self._start_elasticsearch()
             self._write_baseline()
         except BaseException:
             self.stop()
@@ -583,6 +587,36 @@ class Fleet:
         for name in names:
             remote.wait_sshd(self.server_dir(name))
 
+    @property
+    def elasticsearch_url(self) -> str:
+        """The fleet's Elasticsearch stand-in (tests/elasticsearch_stub.py): a healthy cluster, no credentials."""
+        return f"http://127.77.{self.subnet}.254:{ELASTICSEARCH_PORT}"
+
+    def _start_elasticsearch(self) -> None:
+        """One cluster for every Elasticsearch deployment, a process of the fleet's (pid recorded)."""
+        address = f"127.77.{self.subnet}.254"
+        log = open(self.root / "elasticsearch.log", "wb")  # noqa: SIM115  (the child keeps it)
+        with log:
+            process = subprocess.Popen(
+                [PYTHON, "-m", "tests.elasticsearch_stub", address, str(ELASTICSEARCH_PORT)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=REPO,
+                env={**os.environ, remote.MARKER: str(self.root), "PYTHONPATH": str(REPO)},
+                start_new_session=True,
+            )
+        (self.root / "elasticsearch.pid").write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((address, ELASTICSEARCH_PORT), 0.2):
+                return
+            if process.poll() is not None:
+                break
+            time.sleep(0.02)
+        log_text = (self.root / "elasticsearch.log").read_text(errors="replace")
+        raise FleetError(f"the Elasticsearch stand-in did not listen on {address}: {log_text.strip()[-300:]}")
+
     def _restart_sshd(self, name: str) -> None:
         directory = self.server_dir(name)
         pid = remote.read_pid(directory / "sshd.pid")
@@ -795,6 +829,9 @@ class Server:
 def recorded_pids(root: Path) -> list[int]:
     """The pids the fleet recorded: restarters and installers first, sshd and services last."""
     pids: list[int] = []
+    pid = remote.read_pid(root / "elasticsearch.pid")
+    if pid is not None:
+        pids.append(pid)
     for directory in sorted((root / "servers").glob("*")):
         state = directory / "state"
         for record in (state / "restarter.pid", state / "install.pid"):
@@ -840,6 +877,8 @@ def stop_root(root: Path, timeout: float = 5.0) -> None:
             if remote.pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (root / "elasticsearch.pid").unlink()
     for directory in (root / "servers").glob("*"):
         for name in ("sshd.pid", "state/service.json", "state/install.pid", "state/restarter.pid"):
             with contextlib.suppress(FileNotFoundError):

@@ -88,8 +88,7 @@ def inventory_data(fleet: Fleet, deployment: DeploymentSpec) -> dict[str, Any]:
         "hosts": [],
     }
     if deployment.database == "elasticsearch":
-        # Nothing listens there: the fleet does not simulate Elasticsearch (yet).
-        data["deployment"]["elasticsearch_url"] = f"http://127.77.{fleet.subnet}.254:9200"
+        data["deployment"]["elasticsearch_url"] = fleet.elasticsearch_url
     if deployment.api_key:
         data["deployment"]["api_key"] = {
             "file": str(write_secret(fleet, f"api-key-{deployment.name}", deployment.api_key))

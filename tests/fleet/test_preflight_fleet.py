@@ -190,7 +190,7 @@ def test_a_blocked_tenant_port_fails_communication_from_its_host_and_from_main(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet.reset(faults={"mixed-ga": {"blocked_ports": [18502]}})
-    report = preflight(fleet, "mixed", tmp_path, ignore="elasticsearch")
+    report = preflight(fleet, "mixed", tmp_path)
     found = verdicts(report, "communication")
     assert found == {
         "mixed-main": Verdict.FAIL,
@@ -223,7 +223,7 @@ def test_an_expired_certificate_fails_tls(fleet: Fleet, tmp_path: Path) -> None:
 
 def test_an_ha_peer_with_its_own_certificate_fails_tls_for_the_group(fleet: Fleet, tmp_path: Path) -> None:
     fleet.reset(faults={"hahosts-g1b": {"own_cert": True}})
-    report = preflight(fleet, "hahosts", tmp_path, ignore="elasticsearch")
+    report = preflight(fleet, "hahosts", tmp_path)
     found = verdicts(report, "tls")
     assert (found["hahosts-main"], found["hahosts-g1a"], found["hahosts-g1b"]) == (
         Verdict.PASS,
@@ -262,7 +262,7 @@ def test_a_wrong_api_key_is_not_a_main_account_key(fleet: Fleet, tmp_path: Path)
 
 
 def test_the_right_api_key_is_reported_as_a_main_account_key(fleet: Fleet, tmp_path: Path) -> None:
-    report = preflight(fleet, "mixed", tmp_path, ignore="elasticsearch")
+    report = preflight(fleet, "mixed", tmp_path)
     assert "main-account key" in detail(report, "api-key", "deployment")
     assert "reaches every tenant" in detail(report, "api-key", "deployment")
 

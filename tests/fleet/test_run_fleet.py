@@ -72,15 +72,9 @@ def test_every_topology_upgrades_in_vendor_order_to_the_target(
     fleet: Fleet, tmp_path: Path, deployment: str
 ) -> None:
     inv = inventory(fleet, deployment, tmp_path)
-    # The fleet simulates no Elasticsearch cluster: its preflight check is lowered, openly, for HA.
-    no_es = (
-        ["--ignore-preflight-errors=elasticsearch"]
-        if fleet.spec.deployment(deployment).database == "elasticsearch"
-        else []
-    )
     # The mixed deployment's two host groups go side by side: the order checker still sees vendor order.
     parallel = ["--parallel", "2"] if deployment == "mixed" else []
-    result = run(fleet, inv, "--to", "6.12", *no_es, *parallel)
+    result = run(fleet, inv, "--to", "6.12", *parallel)
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, deployment).values()) == {"6.12.0"}
     assert all(s.running for s in fleet.servers(deployment))
