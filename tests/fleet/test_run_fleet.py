@@ -306,6 +306,33 @@ def test_servers_are_reached_through_a_bastion_whose_host_key_is_checked(
     assert "unknown host key" in refused.stderr
 
 
+def test_proxyjump_hops_from_the_ssh_config_have_their_host_keys_checked(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    jump = fleet.server("drmain-h1")  # another deployment's server stands in for the jump host
+    addresses = " ".join(s.address for s in fleet.servers("single"))
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host {addresses}\n    ProxyJump {fleet.user}@{jump.address}:{jump.ssh_port}\n"
+        f"Host *\n    IdentityFile {fleet.identity_file}\n"
+    )
+    inv = inventory(fleet, "single", tmp_path, ssh={"config_file": str(config)})
+    result = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "single-h1: 6.11.0" in result.stdout
+    assert not fleet.commands("drmain-h1")  # the jump host only forwarded: it ran no command
+
+    unknown = tmp_path / "known_hosts_without_jump"
+    unknown.write_text(
+        "".join(line for line in fleet.known_hosts.read_text().splitlines(True) if jump.address not in line)
+    )
+    inv = inventory(fleet, "single", tmp_path, ssh={"config_file": str(config), "known_hosts": str(unknown)})
+    refused = run(fleet, inv, "--to", "6.12")
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "unknown host key" in refused.stderr
+    assert nothing_changed(fleet)
+
+
 def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_verifies_it(
     fleet: Fleet, tmp_path: Path
 ) -> None:
