@@ -13,6 +13,9 @@ from xsoar_mt.skew import Verdict
 PLAN_FORMAT_VERSION = 1
 
 _set_fields = object.__setattr__
+# No server runs a command of its own: one empty mapping shared by such steps (typed read-only; steps
+# are frozen and nothing writes to it), not a new dict for each of thousands of steps.
+_SAME_EVERYWHERE: Mapping[str, str] = {}
 
 
 class Action(StrEnum):
@@ -100,7 +103,7 @@ class Step:
                 "release": release,
                 "verdict_after": verdict_after,
                 "sets_release": sets_release,
-                "per_server": per_server or {},
+                "per_server": per_server or _SAME_EVERYWHERE,
             },
         )
 
