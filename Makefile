@@ -15,15 +15,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The fleet tests need a real OpenSSH server (and the client tools, curl and openssl it drives);
-# install whatever is missing. sshd also needs its privilege separation directory.
-FLEET_TOOLS := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/curl /usr/bin/openssl /usr/bin/flock
+# The fleet tests need a real OpenSSH server (and the client tools, curl and openssl it drives, and
+# strace, with which the secrets canary records the argv of every process a server runs); install
+# whatever is missing. sshd also needs its privilege separation directory.
+FLEET_TOOLS := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/curl /usr/bin/openssl /usr/bin/flock /usr/bin/strace
 sshd:
 	@for tool in $(FLEET_TOOLS); do [ -x $$tool ] || missing=1; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing openssh-server, openssh-client, curl, openssl, util-linux (apt-get)"; \
+	  echo "installing openssh-server, openssh-client, curl, openssl, util-linux, strace (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    openssh-server openssh-client curl openssl util-linux >/dev/null; \
+	    openssh-server openssh-client curl openssl util-linux strace >/dev/null; \
 	fi
 	@mkdir -p /run/sshd && chmod 0755 /run/sshd
 

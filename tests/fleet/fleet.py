@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -253,6 +254,22 @@ class Fleet:
                 record["command"] = base64.b64decode(record.pop("command_b64")).decode(errors="replace")
         return [c for c in found if server is None or c["server"] == server]
 
+    def process_argvs(self, server: str | None = None) -> list[tuple[str, list[str]]]:
+        """With `trace_exec`: (server, argv) of every process any SSH command started, as strace saw its
+        execve (failed tries on other PATH entries too)."""
+        if not self.spec.trace_exec:
+            raise FleetError("this fleet does not trace processes: set trace_exec in its spec")
+        found = []
+        for directory in sorted((self.root / "servers").glob("*")):
+            if server is not None and directory.name != server:
+                continue
+            for trace in sorted((directory / "state" / "exec").glob("*.trace")):
+                for line in trace.read_text(errors="replace").splitlines():
+                    argv = _execve_argv(line)
+                    if argv is not None:
+                        found.append((directory.name, argv))
+        return found
+
     def inventory(self, deployment: str, path: Path | None = None, **overrides: Any) -> Path:
         """Write an xsoar-mt inventory for one deployment of this fleet (see inventory.py)."""
         from tests.fleet.inventory import write_inventory
@@ -452,6 +469,11 @@ class Fleet:
             )
         )
         (directory / "state" / "version").write_text(self._versions[name])
+        if self.spec.trace_exec:
+            if not shutil.which("strace"):
+                raise FleetError("trace_exec needs strace: run `make sshd` (apt-get install strace)")
+            (directory / "state" / "trace_exec").touch()
+            (directory / "state" / "exec").mkdir(exist_ok=True)
         self._apply_faults(name, self._faults[name], initial=True)
         self._write_config(name)
         self._clean_home(name)
@@ -929,6 +951,26 @@ def _ed25519_pair(key: Any, comment: str) -> tuple[bytes, str]:
     return private, f"{public.decode()} {comment}\n"
 
 
+_EXECVE = re.compile(r'^\d+ execve\("(?:[^"\\]|\\.)*", (\[.*?\]), 0x')
+
+
+def _execve_argv(line: str) -> list[str] | None:
+    """The argv of one strace execve line (strace prints it as a C string array, JSON-compatible
+    except for octal escapes of bytes that are not printable)."""
+    found = _EXECVE.match(line)
+    if found is None:
+        return None
+    text = re.sub(  # octal escapes become JSON's \\u escapes; an escaped backslash stays as it is
+        r"\\(\\|[0-7]{1,3})",
+        lambda m: "\\\\" if m.group(1) == "\\" else f"\\u{int(m.group(1), 8):04x}",
+        found.group(1),
+    )
+    try:
+        return [str(a) for a in json.loads(text)]
+    except ValueError:
+        return [found.group(1)]
+
+
 def make_certificate(addresses: list[str], common_name: str, *, expired: bool = False) -> tuple[bytes, bytes]:
     """A self-signed EC certificate for the given addresses (plus 127.0.0.1 and localhost)."""
     from cryptography import x509
@@ -1075,6 +1117,12 @@ if [ -e "$dir/state/corrupt_uploads" ]; then
 fi
 if [ -z "${SSH_ORIGINAL_COMMAND+set}" ]; then PS1="$name:\w# " exec /bin/bash --noprofile --norc; fi
 if [ "$SSH_ORIGINAL_COMMAND" = /usr/lib/openssh/sftp-server ]; then exec /usr/lib/openssh/sftp-server; fi
+if [ -e "$dir/state/trace_exec" ]; then
+  # the argv of every process this command starts, detached ones included (-D: the tracer is not the
+  # session's process, so the session ends when the command does)
+  exec strace -D -f -qq -e trace=execve -e signal=none -s 65535 -o "$dir/state/exec/$$.trace" \
+    /bin/bash -c "$SSH_ORIGINAL_COMMAND"
+fi
 exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"
 """
 

@@ -182,6 +182,7 @@ class FleetSpec:
     deployments: tuple[DeploymentSpec, ...]
     download_token: str | None = "fleet-token"
     releases: tuple[str, ...] = RELEASES
+    trace_exec: bool = False  # record the argv of every process a command starts (strace; slower)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FleetSpec:
@@ -189,6 +190,8 @@ class FleetSpec:
         spec = cls(deployments, data.get("download_token", "fleet-token"))
         if "releases" in data:
             spec = replace(spec, releases=tuple(str(r) for r in data["releases"]))
+        if data.get("trace_exec"):
+            spec = replace(spec, trace_exec=True)
         spec.check()
         return spec
 

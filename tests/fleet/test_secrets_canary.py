@@ -1,8 +1,8 @@
 """Canary: random secrets go through every command against the fleet and never appear anywhere.
 
 Searched: the console output of each command, every file the commands produced (plans, journals, logs),
-the fleet's record of every command line run over SSH, its event log, and every file left in the
-servers' homes. Not searched: the files that hold the secrets on purpose (the inventory's secret files
+the fleet's record of every command line run over SSH, the argv of every process those commands started
+(the fleet traces each execve with strace), its event log, and every file left in the servers' homes. Not searched: the files that hold the secrets on purpose (the inventory's secret files
 and the fleet's own configuration of what it expects).
 """
 
@@ -42,6 +42,7 @@ def canary_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     spec = FleetSpec.from_dict(
         {
             "download_token": TOKEN,
+            "trace_exec": True,
             "deployments": [
                 {
                     "name": "canary",
@@ -157,6 +158,25 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     for record in commands:
         assert leaks(record["command"]) == [], f"a command line on {record['server']} holds a secret"
     assert leaks(fleet.event_log.read_text()) == []
+    argvs = fleet.process_argvs()
+    assert len(argvs) > 100
+    # the servers downloaded the installer: wget ran, and the link reached it on stdin, not in its argv
+    assert ["wget", "-q", "-O", "xsoar-mt/demisto-6.12.sh", "-i", "-"] in [a for _, a in argvs]
+    for server, argv in argvs:
+        assert leaks("\0".join(argv)) == [], f"a process on {server} had a secret in its argv: {argv[:3]}"
     for server in fleet.servers("canary"):
         for path in files_under(server.home, skip=set()):
             assert leaks(path.read_text(errors="replace")) == [], f"{path} on {server.name} holds a secret"
+
+
+def test_the_fleet_records_the_argv_of_every_process_and_not_shell_builtins(canary_fleet: Fleet) -> None:
+    probe = "argv-probe-" + secrets.token_hex(4)
+    before = len(canary_fleet.process_argvs("c-main"))
+    done = canary_fleet.ssh(
+        "c-main", f'x={probe}; printf \'%s\' "$x" | /bin/cat >/dev/null; (/bin/echo "$x" >/dev/null &); wait'
+    )
+    assert done.returncode == 0, done.stderr
+    argvs = [argv for _, argv in canary_fleet.process_argvs("c-main")[before:]]
+    assert ["/bin/cat"] in argvs  # printf is a builtin: its argument is in no process's argv
+    assert ["/bin/echo", probe] in argvs  # a process started in the background is traced too
+    assert not [a for a in argvs if probe in a and a[0] not in ("/bin/bash", "/bin/echo")]
