@@ -67,3 +67,15 @@ def test_progress_never_reaches_the_scrolling_lines() -> None:
         printer.emit(Event("warning", "a warning line"))
     assert "a warning line" in screen.getvalue()
     assert "uploaded" not in screen.getvalue()
+
+
+def test_a_download_of_unknown_size_loses_its_bar_once_downloaded() -> None:
+    printer, _ = on_a_terminal()
+    with printer:
+        printer.emit(Event("run-started", "run: 9 steps", data={"steps": 9}))
+        printer.emit(Event("step-output", "downloading", "prepare/fetch", (),
+                           {"received": 64 * MIB, "total": 0, "release": "6.12"}))  # fmt: skip
+        assert "download 6.12" in live(printer) and "64 MiB" in live(printer)
+        printer.emit(Event("installer-downloaded", "installer for 6.12 downloaded", "prepare/fetch", (),
+                           {"release": "6.12", "sha256": "0" * 64}))  # fmt: skip
+        assert "download 6.12" not in live(printer)

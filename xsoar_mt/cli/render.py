@@ -159,6 +159,8 @@ class EventPrinter:
         elif event.kind == "step-finished" and event.step:
             self._current.pop(event.step, None)
             self._done += event.data.get("outcome") == "ok"
+        if event.kind == "installer-downloaded":  # done, even when its size was never announced
+            self._transfers.pop(f"download {event.data.get('release', '')}", None)
         if event.kind == "step-output" and "total" in event.data:
             self._transfer(event)
         elif event.kind == "step-output":
