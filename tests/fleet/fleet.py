@@ -254,9 +254,11 @@ class Fleet:
                 record["command"] = base64.b64decode(record.pop("command_b64")).decode(errors="replace")
         return [c for c in found if server is None or c["server"] == server]
 
-    def process_argvs(self, server: str | None = None) -> list[tuple[str, list[str]]]:
-        """With `trace_exec`: (server, argv) of every process any SSH command started, as strace saw its
-        execve (failed tries on other PATH entries too)."""
+    def process_argvs(self, server: str | None = None) -> list[tuple[str, str, list[str]]]:
+        """With `trace_exec`: (server, session, argv) of every process any SSH command started, as strace
+        saw its execve (failed tries on other PATH entries too); `session` names the SSH session (the pid
+        of its shell). Each tracer writes as the process starts, not when the SSH command returns: a
+        process started in the background may show up a moment later."""
         if not self.spec.trace_exec:
             raise FleetError("this fleet does not trace processes: set trace_exec in its spec")
         found = []
@@ -267,7 +269,7 @@ class Fleet:
                 for line in trace.read_text(errors="replace").splitlines():
                     argv = _execve_argv(line)
                     if argv is not None:
-                        found.append((directory.name, argv))
+                        found.append((directory.name, trace.stem, argv))
         return found
 
     def inventory(self, deployment: str, path: Path | None = None, **overrides: Any) -> Path:
@@ -951,7 +953,7 @@ def _ed25519_pair(key: Any, comment: str) -> tuple[bytes, str]:
     return private, f"{public.decode()} {comment}\n"
 
 
-_EXECVE = re.compile(r'^\d+ execve\("(?:[^"\\]|\\.)*", (\[.*?\]), 0x')
+_EXECVE = re.compile(r'^\d+\s+execve\("(?:[^"\\]|\\.)*", (\[.*?\]), 0x')
 
 
 def _execve_argv(line: str) -> list[str] | None:
