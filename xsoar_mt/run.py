@@ -211,7 +211,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
     inventory = load_inventory(request.inventory_path)
     resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
     saved = read_plan(request.plan_file) if request.plan_file is not None else None
-    target, scope, last_known = _intent(request, resumed, inventory, saved)
+    target, scope, last_known, downloaded = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     sudo, secrets = load_secrets(
@@ -280,7 +280,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             secrets,
             executor_options,
             run_dir,
-            _downloads(inventory, request, secrets, resumed),
+            _downloads(inventory, request, secrets, downloaded),
         )
         on_executor(executor)
         report = executor.execute()
@@ -298,12 +298,12 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             lock.release()
 
 
-def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, resumed: RunDir | None
+def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, downloaded: Mapping[str, str]
                ) -> Downloads | None:  # fmt: skip
     """Upload delivery from a link: installers downloaded once on this machine (simulated in a dry run).
 
     A cached download is reused when its sha256 is one the inventory pins, or one the run being resumed
-    downloaded; the inventory's pin wins where both exist.
+    downloaded (`downloaded`, release to sha256); the inventory's pin wins where both exist.
     """
     installer = inventory.installer
     if installer.delivery != "upload" or installer.link is None:
@@ -311,13 +311,7 @@ def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, r
     if request.dry_run:
         return simulated(installer.build)
     assert secrets.link is not None  # load_secrets read it
-    known: dict[str, str] = {}
-    if resumed is not None:
-        for record in read_journal(resumed.journal_path):
-            if record.get("kind") == "installer-downloaded":
-                data = record.get("data", {})
-                known[data["release"]] = data["sha256"]
-    known.update(installer.sha256)
+    known = {**downloaded, **installer.sha256}
     return from_link(secrets.link, installer.build, request.state_dir / "installers", known)
 
 
@@ -364,26 +358,31 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None
-            ) -> tuple[str, Scope, dict[str, str]]:  # fmt: skip
-    """Target, scope and last known versions: from the flags, a saved plan, or the run being resumed."""
+            ) -> tuple[str, Scope, dict[str, str], dict[str, str]]:  # fmt: skip
+    """Target, scope, last known versions and the sha256 of each installer downloaded so far: from the
+    flags, a saved plan, or the journal of the run being resumed (read once, here)."""
     if resumed is None:
         if saved is not None and request.target is None:
-            return saved.target, saved.scope, {}
+            return saved.target, saved.scope, {}, {}
         if request.target is None:
             raise InvalidInput("give --to RELEASE, --plan FILE or --resume RUN")
-        return parse_target(request.target, inventory.releases), request.scope, {}
+        return parse_target(request.target, inventory.releases), request.scope, {}, {}
     records = read_journal(resumed.journal_path)
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None:
         raise InvalidInput(f"run {resumed.run_id} has no recorded intent; start a new run with --to")
     last_known: dict[str, str] = {}
+    downloaded: dict[str, str] = {}
     for record in records:
-        for name, version in (record.get("data", {}).get("versions") or {}).items():
+        data = record.get("data", {})
+        for name, version in (data.get("versions") or {}).items():
             last_known[name] = version
+        if record.get("kind") == "installer-downloaded":
+            downloaded[data["release"]] = data["sha256"]
     target = intent["target"]
     if request.target is not None and parse_target(request.target, inventory.releases) != target:
         raise InvalidInput(f"run {resumed.run_id} targets {target}, not {request.target}")
-    return target, Scope.from_dict(intent["scope"]), last_known
+    return target, Scope.from_dict(intent["scope"]), last_known, downloaded
 
 
 def _with_recovery(plan: Plan, inventory: Inventory, seen: Mapping[str, Observation], scope: Scope) -> Plan:

@@ -158,7 +158,7 @@ def test_a_resumed_run_reuses_the_installer_its_journal_says_it_downloaded(
     from xsoar_mt.executor import RunSecrets
     from xsoar_mt.inventory import parse_inventory
     from xsoar_mt.journal import Journal, RunDir
-    from xsoar_mt.run import RunRequest, _downloads
+    from xsoar_mt.run import RunRequest, _downloads, _intent
 
     text = (
         (ROOT / "inventory.example.yaml").read_text().replace("delivery: server-download", "delivery: upload")
@@ -167,12 +167,13 @@ def test_a_resumed_run_reuses_the_installer_its_journal_says_it_downloaded(
     state = tmp_path / "state"
     first = download_installer(stub.link(), "6.12", None, state / "installers")
     run_dir = RunDir.create(state, "20261130-000000-abcd")
-    Journal(run_dir.journal_path).append(
-        {"kind": "installer-downloaded", "data": {"release": "6.12", "sha256": first.sha256}}
-    )
-    request = RunRequest(tmp_path / "inventory.yaml", state_dir=state)
-    resumed = _downloads(inventory, request, RunSecrets(link=stub.link()), run_dir)
-    fresh = _downloads(inventory, request, RunSecrets(link=stub.link()), None)
+    journal = Journal(run_dir.journal_path)
+    journal.append({"kind": "run-intent", "target": "6.12", "scope": {"main": True, "groups": None}})
+    journal.append({"kind": "installer-downloaded", "data": {"release": "6.12", "sha256": first.sha256}})
+    request = RunRequest(tmp_path / "inventory.yaml", state_dir=state, resume=run_dir.run_id)
+    *_, downloaded = _intent(request, run_dir, inventory, None)  # what --resume reads from the journal
+    resumed = _downloads(inventory, request, RunSecrets(link=stub.link()), downloaded)
+    fresh = _downloads(inventory, request, RunSecrets(link=stub.link()), {})
     assert resumed is not None and fresh is not None
     assert resumed.get("6.12").reused
     assert stub.downloads() == ["6_12_latest"]
