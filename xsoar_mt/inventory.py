@@ -626,13 +626,7 @@ class _Reader:
             node.problem("give either link or file, not both")
         if file is not None and delivery == "server-download":
             items["file"].problem("a local installer file needs `delivery: upload`")
-        if (
-            delivery == "upload"
-            and file is None
-            and link is None
-            and "file" not in items
-            and "link" not in items
-        ):
+        if delivery == "upload" and "file" not in items and "link" not in items:
             items["delivery"].problem(
                 "upload delivery needs installer.file (a local installer) or installer.link "
                 "(downloaded once on this machine, then uploaded)"
