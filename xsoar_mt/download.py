@@ -95,11 +95,16 @@ def _opened(url: str, what: str, timeout: float, method: str = "GET") -> Iterato
         raise DownloadFailed(f"{what}: {_reason(exc)}") from None
 
 
-def check_link(link: str, release: str, build: str | None, timeout: float = 20.0) -> str:
-    """Ask for the installer's headers only (HEAD, as `wget --spider` does): what preflight says of the link."""
+def _vendor_url(link: str, release: str, build: str | None) -> tuple[str, str]:
+    """The link for `release` (registered with the redactor: it carries the token) and its host."""
     url = normalise_link(link, release, build)
     REDACTOR.register(url)
-    host = urlsplit(url).hostname or "the download host"
+    return url, urlsplit(url).hostname or "the download host"
+
+
+def check_link(link: str, release: str, build: str | None, timeout: float = 20.0) -> str:
+    """Ask for the installer's headers only (HEAD, as `wget --spider` does): what preflight says of the link."""
+    url, host = _vendor_url(link, release, build)
     with _opened(url, f"the {release} installer link ({host})", timeout, method="HEAD") as response:
         size = int(response.headers.get("Content-Length") or 0)
     return f"the {release} installer link answers from here ({host}{f', {size >> 20} MiB' if size else ''})"
@@ -109,9 +114,7 @@ def download_installer(link: str, release: str, build: str | None, cache: Path, 
                        known_sha256: str | None = None, progress: Progress | None = None,
                        timeout: float = 60.0) -> LocalInstaller:  # fmt: skip
     """Download the installer for `release` into `cache` (or reuse a cached one whose sha256 is known)."""
-    url = normalise_link(link, release, build)
-    REDACTOR.register(url)
-    host = urlsplit(url).hostname or "the download host"
+    url, host = _vendor_url(link, release, build)
     final = cache / cache_name(release, build)
     if known_sha256 and final.is_file() and file_sha256(final) == known_sha256:
         return LocalInstaller(final, known_sha256, reused=True)
