@@ -181,13 +181,14 @@ def run_preflight(
                 findings.append(
                     Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")
                 )
-    elif installer.link is not None:
-        findings.append(_local_link(inventory, secrets, target))
-    else:
+    elif installer.link is None:
         findings.append(_local_installer(inventory, target))
+    # upload from a link: the link is asked from this machine alongside the servers, below
 
     width = max(1, min(64, len(names)))
-    with ThreadPoolExecutor(max_workers=width * 2 + 1) as pool:
+    local_link = installer.delivery == "upload" and installer.link is not None
+    with ThreadPoolExecutor(max_workers=width * 2 + 2) as pool:
+        link_job = pool.submit(_local_link, inventory, secrets, target) if local_link else None
         tls_jobs: dict[str, Future[v.TlsObservation]] = {
             name: pool.submit(observe, inventory.server(name).address, inventory.communication_port)
             for name in names
@@ -200,6 +201,8 @@ def run_preflight(
         }
         facts = {name: job.result() for name, job in fact_jobs.items()}
         tls = {name: job.result() for name, job in tls_jobs.items()}
+        if link_job is not None:
+            findings.append(link_job.result())
         if es_job is not None:
             findings.append(es_job.result())
 
