@@ -333,17 +333,23 @@ def test_proxyjump_hops_from_the_ssh_config_have_their_host_keys_checked(
     assert nothing_changed(fleet)
 
 
+def upload_inventory(fleet: Fleet, tmp_path: Path, **installer: Any) -> tuple[Path, Path]:
+    """An inventory for upload delivery of the operator's own file (6.12, copied next to it): (inventory,
+    that file)."""
+    local = tmp_path / "installers" / "demisto-6.12.sh"
+    local.parent.mkdir()
+    shutil.copy(fleet.downloads / "demisto-6.12.sh", local)
+    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None, **installer}
+    return inventory(fleet, "single", tmp_path, installer=upload), local
+
+
 def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_verifies_it(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    local = tmp_path / "installers"
-    local.mkdir()
-    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
+    inv, local = upload_inventory(fleet, tmp_path)
     # single-h2 already holds the very same installer: it must not be sent again
     (fleet.server("single-h2").home / "xsoar-mt").mkdir(exist_ok=True)
-    shutil.copy(local / "demisto-6.12.sh", fleet.server("single-h2").home / "xsoar-mt" / "demisto-6.12.sh")
-    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None}
-    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    shutil.copy(local, fleet.server("single-h2").home / "xsoar-mt" / "demisto-6.12.sh")
     result = run(fleet, inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
@@ -355,12 +361,7 @@ def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_veri
 def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contradicts(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    local = tmp_path / "installers"
-    local.mkdir()
-    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
-    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None,
-              "sha256": {"6.12": "0" * 64}}  # fmt: skip
-    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    inv, _ = upload_inventory(fleet, tmp_path, sha256={"6.12": "0" * 64})
     result = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=installer")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "the inventory expects 000000" in result.stdout
@@ -406,18 +407,14 @@ def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it
 def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_never_run(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    local = tmp_path / "installers"
-    local.mkdir()
-    shutil.copy(fleet.downloads / "demisto-6.12.sh", local / "demisto-6.12.sh")
     fleet.server("single-h1").set_fault(corrupt_uploads=True)
-    upload = {"delivery": "upload", "file": "installers/demisto-{release}.sh", "link": None}
-    inv = inventory(fleet, "single", tmp_path, installer=upload)
+    inv, local = upload_inventory(fleet, tmp_path)
     result = run(fleet, inv, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "single-h1" in result.stdout and "not made executable" in result.stdout
     assert nothing_changed(fleet)
     arrived = fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh"
-    assert arrived.read_bytes() != (local / "demisto-6.12.sh").read_bytes()  # the fault did corrupt it
+    assert arrived.read_bytes() != local.read_bytes()  # the fault did corrupt it
     assert not os.access(arrived, os.X_OK)
 
 
