@@ -1,0 +1,99 @@
+"""The deployment's local record under the state directory: the last view of every server, across runs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from xsoar_mt.inventory import Inventory
+from xsoar_mt.observed import Known, ServerView
+
+
+def deployment_key(inventory: Inventory) -> str:
+    """A name for the deployment that copies of its inventory share: its name and its main servers' addresses."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", inventory.name)[:60] or "deployment"
+    addresses = ",".join(sorted(s.address for s in inventory.main.servers))
+    return f"{name}-{hashlib.sha256(addresses.encode()).hexdigest()[:8]}"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+class KnownState:
+    """`<state-dir>/deployments/<key>/servers.json`: each server's last view, and the backups taken.
+
+    Updated on every probe and step, by every command that reads servers; read by `upgrade plan` without
+    `--probe` and as the third source of a version when a server cannot tell its own.
+    """
+
+    def __init__(self, state_dir: Path, inventory: Inventory) -> None:
+        self.key = deployment_key(inventory)
+        self.path = state_dir / "deployments" / self.key / "servers.json"
+        self._lock = threading.Lock()
+        self._data: dict[str, Any] = {"deployment": inventory.name, "servers": {}, "backups": {}}
+        self.problem: str | None = None
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            self.problem = f"{self.path}: the local record cannot be read ({exc}); starting from nothing"
+            return
+        if isinstance(loaded, dict):
+            self._data.update({k: v for k, v in loaded.items() if k in ("servers", "backups", "durations")})
+
+    def servers(self) -> dict[str, Known]:
+        out: dict[str, Known] = {}
+        for name, entry in dict(self._data.get("servers") or {}).items():
+            with contextlib.suppress(Exception):  # an entry this version cannot read is as good as none
+                out[str(name)] = Known.from_dict(entry)
+        return out
+
+    def backups(self) -> dict[str, list[str]]:
+        """Server -> the releases it has a completed pre-upgrade backup for."""
+        raw = self._data.get("backups") or {}
+        return {str(k): [str(r) for r in v] for k, v in raw.items() if isinstance(v, list)}
+
+    def record(self, views: Iterable[ServerView], run_id: str | None = None) -> None:
+        with self._lock:
+            servers = self._data.setdefault("servers", {})
+            for view in views:
+                servers[view.server] = view.known(run_id).to_dict()
+            self._save()
+
+    def record_backup(self, servers: Iterable[str], release: str) -> None:
+        with self._lock:
+            backups = self._data.setdefault("backups", {})
+            for server in servers:
+                taken = backups.setdefault(server, [])
+                if release not in taken:
+                    taken.append(release)
+            self._save()
+
+    def snapshot(self) -> Mapping[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self._data))  # type: ignore[no-any-return]  # a deep copy of JSON data
+
+    def _save(self) -> None:
+        write_private(self.path, json.dumps(self._data, indent=1, sort_keys=True) + "\n")
