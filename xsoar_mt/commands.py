@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from xsoar_mt.errors import InvalidInput, UsageError
@@ -23,11 +24,51 @@ def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
     return Scope()
 
 
-def make_plan(inventory_path: Path, target: str, scope: Scope) -> Plan:
-    """`upgrade plan`: the plan from the versions the inventory records."""
+def make_plan(
+    inventory_path: Path,
+    target: str,
+    scope: Scope,
+    *,
+    state_dir: Path = Path(".xsoar-mt"),
+    probe: bool = False,
+    accept_new_host_keys: bool = False,
+    prompt: Callable[[str], str] | None = None,
+) -> Plan:
+    """`upgrade plan`: the plan from the servers' versions.
+
+    With `probe`, every server is read over SSH (read only) and the plan is made from what they answer,
+    as `upgrade run` would make it. Without, no server is contacted: the versions come from the local
+    record of the last observation under `state_dir`, then the inventory's `version:`.
+    """
+    from xsoar_mt.known import KnownState
+    from xsoar_mt.run import offline_state, require_versions
+
     inventory = load_inventory(inventory_path)
     release = parse_target(target, inventory.releases)
-    return plan_upgrade(inventory, inventory.versions(), release, scope)
+    known = KnownState(state_dir, inventory)
+    if not probe:
+        observed = offline_state(inventory, known)
+        require_versions(observed, inventory_path, probed=False,
+                         hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
+        return plan_upgrade(inventory, observed.versions(), release, scope)
+    from xsoar_mt.run import load_secrets, observe_deployment, ssh_pool
+
+    names = [s.name for s in inventory.servers]
+    sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=prompt)
+    pool = ssh_pool(inventory, sudo, accept_new_host_keys)
+    try:
+        observed, readings = observe_deployment(inventory, pool, secrets.api_key, known)
+    finally:
+        pool.close()
+    unreachable = [f"{r.server}: {r.error}" for r in readings.values() if r.error]
+    if unreachable:
+        from xsoar_mt.run import PreflightFailed
+
+        raise PreflightFailed(
+            unreachable, hint="the plan needs every server's answer; fix these and plan again"
+        )
+    require_versions(observed, inventory_path, probed=True, hint="nothing was changed")
+    return plan_upgrade(inventory, observed.versions(), release, scope, observed.facts(known.backups()))
 
 
 def write_plan(plan: Plan, path: Path) -> None:

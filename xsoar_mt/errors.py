@@ -61,6 +61,21 @@ class PlanRefused(XsoarMtError):
     exit_code = ExitCode.PLAN_REFUSED
 
 
+class VersionsUnknown(XsoarMtError):
+    """Some server's version cannot be known, so no plan can start: one line per server says how to settle it."""
+
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+    def __init__(
+        self, problems: list[str], *, hint: str | None = None, exit_code: ExitCode | None = None
+    ) -> None:
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} servers have no known version",
+                         hint=hint)  # fmt: skip
+        self.problems = problems
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
 class StalePlan(XsoarMtError):
     exit_code = ExitCode.STALE_PLAN
 

@@ -1,15 +1,25 @@
-"""Carrying out a plan: steps in order, the skew rule checked before each install, a clean stop on failure."""
+"""Carrying out a plan: steps in order, the skew rule checked before each install, a clean stop on failure.
+
+The executor keeps one `ServerView` per server (observed.py) and updates it from what every step saw:
+a stop, an installer's exit code, a start, a health gate and the version `/about` reports after it. Each
+change is reported as a `server-state` event (the journal keeps them) and written to the deployment's
+local record. On a failure or a first interrupt no new group is started, and a group already under way
+is finished (or, if nothing was installed in it yet, started again), so no server is left stopped and no
+HA group or DR pair is left on mixed versions where the vendor's order allows it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from xsoar_mt.download import DownloadFailed, Downloads, LocalInstaller
 from xsoar_mt.errors import ExitCode, XsoarMtError
@@ -17,35 +27,59 @@ from xsoar_mt.events import Event, EventSink
 from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
+from xsoar_mt.known import KnownState
+from xsoar_mt.observed import Installer, Marker, Observed, ServerView, Service, Source
 from xsoar_mt.plan import Action, Phase, Plan, Step
-from xsoar_mt.probe import read_version
+from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
 from xsoar_mt.skew import Verdict, judge
 from xsoar_mt.validation import validate_step
 
 ShellFor = Callable[[str], RemoteShell]
+T = TypeVar("T")
 
 
 class StepFailed(XsoarMtError):
     exit_code = ExitCode.STEP_FAILED
 
-    def __init__(self, step: Step, server: str | None, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        step: Step,
+        server: str | None,
+        message: str,
+        *,
+        hint: str | None = None,
+        servers: tuple[str, ...] | None = None,
+    ) -> None:
         where = f" on {server}" if server else ""
         super().__init__(f"step {step.id} ({step.action.value}){where} failed: {message}", hint=hint)
         self.step = step
         self.server = server
         self.detail = f"{server}: {message}" if server else message
+        # the servers this failure is about (an HA step may fail on one server and succeed on another)
+        self.servers = servers if servers is not None else ((server,) if server else step.servers)
+
+
+class ValidationFailed(StepFailed):
+    exit_code = ExitCode.VALIDATION_FAILED
 
 
 @dataclass
 class ServerState:
-    """What the run knows of a server now."""
+    """What the run knows of a server now: its view, and how the run went for it."""
 
-    version: Version | None
-    running: bool | None
+    view: ServerView
     last_step: str | None = None
-    outcome: str | None = None
+    outcome: str | None = None  # ok | failed | incomplete | not started | skipped
+
+    @property
+    def version(self) -> Version | None:
+        return self.view.version
+
+    @property
+    def running(self) -> bool | None:
+        return self.view.running
 
 
 @dataclass(frozen=True)
@@ -69,9 +103,12 @@ class RunReport:
     servers: dict[str, ServerState]
     steps_done: int
     failures: list[str] = field(default_factory=list)
+    validation_only: bool = False  # every failure was a validation step's
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.outcome == "failed" and self.validation_only:
+            return ExitCode.VALIDATION_FAILED
         return {
             "succeeded": ExitCode.OK,
             "failed": ExitCode.STEP_FAILED,
@@ -80,27 +117,70 @@ class RunReport:
 
 
 class InstallFiles:
-    """Where a detached installer leaves its output, exit code and pid on the server."""
+    """Where a detached installer leaves its output, exit code, pid and boot id on the server."""
 
     def __init__(self, directory: str, release: str) -> None:
         base = f"{directory.rstrip('/')}/install-{release}"
-        self.log, self.rc, self.pid = (shlex.quote(f"{base}.{ext}") for ext in ("log", "rc", "pid"))
+        self.release = release
+        self.log, self.rc, self.pid, self.boot = (
+            shlex.quote(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
+        )
+        self.marker = shlex.quote(f"{directory.rstrip('/')}/state.json")
+        self.marker_tmp = shlex.quote(f"{directory.rstrip('/')}/state.json.installer")
+        self._alive = (
+            f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
+            f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
+        )
 
-    def launch(self, install_command: str) -> str:
-        """Start the installer detached (it survives a dropped SSH connection), or attach to a running one."""
+    def launch(self, install_command: str, marker: str) -> str:
+        """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
+
+        When the installer exits 0 the wrapper itself writes xsoar-mt's marker (`marker`: its JSON without
+        the closing brace and the time, which the server's clock gives), so what was installed is known
+        even if this machine never hears the end.
+        """
         elevated = install_command.startswith("sudo ")
         body = install_command[len("sudo ") :] if elevated else install_command
-        inner = f"{body} > {self.log} 2>&1; echo $? > {self.rc}"
+        inner = (
+            f"{body} > {self.log} 2>&1; xm_rc=$?; echo $xm_rc > {self.rc}; "
+            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {shlex.quote(marker)} "$(date +%s)" '
+            f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
+        )
         launch = (
-            f"if [ -f {self.pid} ] && [ ! -s {self.rc} ] && [ -d /proc/$(cat {self.pid}) ]; then echo ATTACHED; "
-            f"else rm -f {self.rc}; nohup setsid sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null & "
+            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
+            f"else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
+            f"nohup setsid sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
         return f"sudo sh -c {shlex.quote(launch)}" if elevated else launch
 
     def poll(self, offset: int) -> str:
-        """First line: the exit code, or `-` while running; then the log from byte `offset` on."""
-        return f"cat {self.rc} 2>/dev/null || echo -; tail -c +{offset + 1} {self.log} 2>/dev/null"
+        """First line: `<exit code or -> <alive 0|1> <boot id now> <boot id at launch>`; then the log from
+        byte `offset` on."""
+        return (
+            f"{self._alive}xm_c=$(cat {self.rc} 2>/dev/null); xm_k=$(cat {self.boot} 2>/dev/null); "
+            f'echo "${{xm_c:--}} $xm_a $(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo -) ${{xm_k:--}}"; '
+            f"tail -c +{offset + 1} {self.log} 2>/dev/null"
+        )
+
+
+@dataclass(frozen=True)
+class _Poll:
+    code: str | None  # the exit code, or None while there is none
+    alive: bool
+    rebooted: bool
+    output: str
+
+    @classmethod
+    def parse(cls, stdout: str) -> _Poll:
+        head, _, output = stdout.partition("\n")
+        fields = head.split()
+        if len(fields) != 4:  # a scripted or older answer: just the exit code or `-`
+            code = head.strip()
+            return cls(None if code in ("", "-") else code, code in ("", "-"), False, output)
+        code, alive, boot_now, boot_then = fields
+        rebooted = boot_now != "-" and boot_then != "-" and boot_now != boot_then
+        return cls(None if code == "-" else code, alive == "1" and not rebooted, rebooted, output)
 
 
 class Executor:
@@ -110,59 +190,125 @@ class Executor:
         plan: Plan,
         shell_for: ShellFor,
         events: EventSink,
-        state: Mapping[str, ServerState],
+        observed: Observed,
         secrets: RunSecrets,
         options: RunOptions = RunOptions(),
         run_dir: RunDir | None = None,
         downloads: Downloads | None = None,
+        known: KnownState | None = None,
+        run_id: str | None = None,
+        write_markers: bool = True,
     ) -> None:
         self.inv = inventory
         self.plan = plan
         self.shell_for = shell_for
         self.events = events
-        self.state = dict(state)
+        self.state = {name: ServerState(view) for name, view in observed.views.items()}
         self.secrets = secrets
         self.options = options
         self.run_dir = run_dir
+        self.known = known
+        self.run_id = run_id
+        self.write_markers = write_markers
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._failures: list[StepFailed] = []
-        self._interrupts = 0
+        self._fatal: list[str] = []
+        self._interrupts = 0  # written by the signal handler: nothing else happens there
+        self._noticed = 0
         self._steps_done = 0
+        self._steps_failed = 0
+        self._skipped = False
         self._main = {s.name for s in inventory.main.servers}
         self._digests: dict[Path, str] = {}
         self.downloads = downloads  # upload delivery from a link: each installer is downloaded here once
         self._announced: set[str] = set()
+        self._local_record_warned = False
 
     # -- control ------------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """First call: start nothing new. Second: stop waiting for running steps too."""
+        """Called from a signal handler: it only counts. The run notices it between and within steps.
+
+        First: finish the groups under way, start nothing new. Second: stop waiting for anything.
+        """
         self._interrupts += 1
-        self._wake.set()
-        if self._interrupts == 1:
-            self._emit("warning", "interrupt: finishing running steps, starting nothing new "
-                       "(interrupt again to stop waiting; installers already started keep running)")  # fmt: skip
-        else:
+
+    def fail_run(self, message: str) -> None:
+        """Something outside any step (the journal, say) went wrong: start nothing new, and say why."""
+        with self._lock:
+            if message not in self._fatal:
+                self._fatal.append(message)
+
+    def _notice(self) -> None:
+        """Report interrupts the signal handler counted (from the run's own threads, never the handler)."""
+        seen = self._interrupts
+        if seen <= self._noticed:
+            return
+        with self._lock:
+            if seen <= self._noticed:
+                return
+            first, self._noticed = self._noticed, seen
+        if first == 0:
+            self._emit("warning", "interrupt: finishing the groups under way so none is left stopped, starting "
+                       "nothing new (interrupt again to stop waiting; installers already started keep running)")  # fmt: skip
+        if seen > 1:
             self._emit("warning", "second interrupt: no longer waiting for running steps")
 
     @property
     def stopping(self) -> bool:
-        return self._interrupts > 0 or bool(self._failures)
+        return self._interrupts > 0 or bool(self._failures) or bool(self._fatal)
 
     @property
     def abandon(self) -> bool:
         return self._interrupts > 1
 
+    def _cancelled(self) -> bool:
+        return self._interrupts > 1
+
     def _sleep(self, seconds: float) -> None:
-        self._wake.wait(seconds)
-        if self.abandon:
-            return
-        self._wake.clear()
+        """Wait, waking at once for a second interrupt (checked every 50 ms: nothing is signalled to wake us)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._notice()
+            left = deadline - time.monotonic()
+            if left <= 0 or self.abandon:
+                return
+            time.sleep(min(0.05, left))
 
     def _emit(self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (),
               **data: object) -> None:  # fmt: skip
         self.events.emit(Event(kind, message, step.id if step else None, servers, data))
+
+    # -- the observed state -------------------------------------------------------------------------
+
+    def _update(self, server: str, step: Step | None = None, **changes: object) -> ServerView:
+        """Change what the run knows of `server`, report it (the journal keeps it) and record it locally."""
+        with self._lock:
+            view = replace(self.state[server].view, **changes)  # type: ignore[arg-type]  # ServerView fields
+            self.state[server].view = view
+        self._emit("server-state", f"{server}: {view.describe_version()}, {view.service.value}", step,
+                   (server,), **view.to_dict())  # fmt: skip
+        if self.known is not None:
+            try:
+                self.known.record([view], self.run_id)
+            except OSError as exc:
+                if not self._local_record_warned:
+                    self._local_record_warned = True
+                    self._emit("warning", f"cannot update the local record {self.known.path}: {exc}; "
+                               "the journal still records every change")  # fmt: skip
+        return view
+
+    def _verified(self, step: Step, server: str, version: Version) -> None:
+        """`/about` answered: the version is known for sure; xsoar-mt's marker on the server says so too."""
+        self._update(server, step, version=version, source=Source.API, at=time.time(), unknown=None, basis=None,
+                     service=Service.RUNNING, healthy=True)  # fmt: skip
+        if self.write_markers:
+            marker = Marker(version, time.time(), "api", self.run_id)
+            try:
+                self.shell_for(server).run(marker_command(self.inv, server, marker), timeout=60)
+            except RemoteError as exc:
+                self._emit("warning", f"{server}: could not write the marker {marker_path(self.inv)}: "
+                           f"{exc.detail}", step, (server,))  # fmt: skip
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -170,20 +316,63 @@ class Executor:
         total = self.plan.step_count
         self._emit("run-started", f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
                    target=self.plan.target, steps=total)  # fmt: skip
-        for lanes, width in self._batches():
-            if self.stopping:
-                break
-            self._run_lanes(lanes, width)
-        if self._failures:
+        try:
+            for lanes, width in self._batches():
+                self._notice()
+                if self.stopping:
+                    self._skipped = True
+                    break
+                self._run_lanes(lanes, width)
+        except Exception as exc:  # a bug or an I/O error outside any step: still a recap and an exit code
+            self.fail_run(f"unexpected error: {type(exc).__name__}: {exc}")
+        self._notice()
+        failures = [f.message for f in self._failures] + self._fatal
+        if failures:
             outcome = "failed"
-        elif self._interrupts:
+        elif self._interrupts and (self._skipped or self._steps_done < total):
             outcome = "interrupted"
         else:
             outcome = "succeeded"
-        report = RunReport(outcome, self.state, self._steps_done, [f.message for f in self._failures])
-        self._emit("run-finished", f"run {outcome}: {self._steps_done} of {total} steps done",
-                   outcome=outcome, fleet={n: _state_dict(s) for n, s in self.state.items()})  # fmt: skip
+        self._settle_outcomes()
+        validation_only = (
+            bool(self._failures)
+            and not self._fatal
+            and all(isinstance(f, ValidationFailed) for f in self._failures)
+        )
+        report = RunReport(outcome, self.state, self._steps_done, failures, validation_only)
+        try:
+            self._emit("run-finished", f"run {outcome}: {self._steps_done} of {total} steps done",
+                       outcome=outcome, fleet={n: _state_dict(s) for n, s in self.state.items()})  # fmt: skip
+        except Exception as exc:  # the recap still comes, from the report
+            report.failures.append(f"could not report the end of the run: {exc}")
         return report
+
+    def _settle_outcomes(self) -> None:
+        """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
+        planned: dict[str, None] = {}
+        for step in self.plan.steps:
+            if step.action is not Action.VALIDATE:
+                planned.update(dict.fromkeys(step.servers))
+        phase_of = {step.id: step.phase for step in self.plan.steps}
+        for name, state in self.state.items():
+            if state.outcome == "failed":
+                continue
+            if name not in planned:
+                state.outcome = "skipped"
+            elif state.outcome is None or (
+                phase_of.get(state.last_step or "") == "prepare"
+                and state.last_step != self._last_step_of(name)
+            ):
+                state.outcome = "not started"  # nothing but its backup and installer delivery ran
+            elif state.last_step != self._last_step_of(name):
+                state.outcome = "incomplete"
+
+    def _last_step_of(self, server: str) -> str | None:
+        last = None
+        for step in self.plan.steps:
+            if server in step.servers and step.action is not Action.VALIDATE:
+                last = step.id
+        return last
 
     def _batches(self) -> Iterator[tuple[list[list[Step]], int]]:
         """Lanes that may run side by side: prepare steps, or the phases of different host groups."""
@@ -205,7 +394,9 @@ class Executor:
     def _run_lanes(self, lanes: list[list[Step]], width: int) -> None:
         if len(lanes) == 1 or width <= 1:
             for lane in lanes:
+                self._notice()
                 if self.stopping:
+                    self._skipped = True
                     return
                 self._run_lane(lane)
             return
@@ -216,20 +407,63 @@ class Executor:
     def _wait(self, futures: list[Future[None]]) -> None:
         pending = set(futures)
         while pending:
-            _, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            self._notice()
+            _, pending = wait(pending, timeout=0.2)
         for future in futures:
-            future.result()
+            try:
+                future.result()
+            except Exception as exc:  # _run_lane catches everything it can; this is the last net
+                self.fail_run(f"unexpected error in a lane: {type(exc).__name__}: {exc}")
 
     def _run_lane(self, steps: list[Step]) -> None:
+        """One phase (or one prepare step). Once its first step ran, it is finished unless a step of its own
+        fails or a second interrupt comes: a group is never left half-done because another lane failed."""
+        self._notice()
+        if self.stopping:
+            self._skipped = True
+            return
+        began: list[Step] = []
         for step in steps:
-            if self.stopping:
+            self._notice()
+            if self.abandon or self._fatal:
+                self._skipped = True
                 return
+            began.append(step)
             try:
                 self._run_step(step)
             except StepFailed as failure:
                 with self._lock:
                     self._failures.append(failure)
+                self._restore(began)
                 return
+            except Exception as exc:  # a bug, or an I/O error around the step: a failure all the same
+                unexpected = StepFailed(step, None, f"unexpected error: {type(exc).__name__}: {exc}")
+                with self._lock:
+                    self._failures.append(unexpected)
+                return
+
+    def _restore(self, began: list[Step]) -> None:
+        """After a failure in a group before any install began: start again what this phase stopped.
+
+        The group is then running on the release it had, as before the run. Once an install began there is
+        no consistent version to go back to; the recap says what each server runs and `--resume` finishes.
+        """
+        if not began or began[0].phase in ("prepare", "recover", "validate") or self.abandon:
+            return
+        if any(s.action is Action.INSTALL for s in began):
+            return
+        stopped = [n for s in began if s.action is Action.STOP for n in s.servers
+                   if self.state[n].view.service is not Service.RUNNING]  # fmt: skip
+        if not stopped:
+            return
+        self._emit("warning", f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
+                   "again on the release it had", servers=tuple(stopped))  # fmt: skip
+        start = self.inv.commands.start.format(server="{server}", address="{address}")
+        for server in stopped:
+            try:
+                self._service(began[-1], server, self._for(server, start), True)
+            except (StepFailed, RemoteError) as exc:
+                self._emit("warning", f"{server}: could not start it again: {exc.message}", servers=(server,))
 
     def _run_step(self, step: Step) -> None:
         if step.action is Action.INSTALL:
@@ -244,26 +478,31 @@ class Executor:
             else:
                 self._each(step, self._handler(step.action))
         except StepFailed as failure:
-            self._mark(step, "failed")
+            failed = set(failure.servers)
+            self._mark(step, [s for s in step.servers if s not in failed], "ok")
+            self._mark(step, [s for s in step.servers if s in failed], "failed")
+            with self._lock:
+                self._steps_failed += 1
             self._emit("step-finished", failure.message, step, step.servers, outcome="failed",
-                       error=failure.message, seconds=round(time.monotonic() - started, 3))  # fmt: skip
+                       error=failure.message, failed=sorted(failed),
+                       seconds=round(time.monotonic() - started, 3))  # fmt: skip
             raise
-        self._mark(step, "ok")
+        self._mark(step, step.servers, "ok")
         with self._lock:
             self._steps_done += 1
         versions = {s: str(self.state[s].version) for s in step.servers if self.state[s].version}
         self._emit("step-finished", f"done: {step.action.value} on {', '.join(step.servers)}", step, step.servers,
                    outcome="ok", seconds=round(time.monotonic() - started, 3), versions=versions)  # fmt: skip
 
-    def _mark(self, step: Step, outcome: str) -> None:
+    def _mark(self, step: Step, servers: list[str] | tuple[str, ...], outcome: str) -> None:
         with self._lock:
-            for server in step.servers:
+            for server in servers:
                 self.state[server].last_step = step.id
                 self.state[server].outcome = outcome
 
     def _handler(self, action: Action) -> Callable[[Step, str], None]:
         return {
-            Action.BACKUP: self._command,
+            Action.BACKUP: self._backup,
             Action.STOP: self._stop,
             Action.START: self._start,
             Action.FETCH: self._fetch,
@@ -287,21 +526,27 @@ class Executor:
         if errors:
             if len(errors) == 1:
                 raise errors[0]
-            raise StepFailed(step, None, "; ".join(e.detail for e in errors), hint=errors[0].hint)
+            raise StepFailed(step, None, "; ".join(e.detail for e in errors), hint=errors[0].hint,
+                             servers=tuple(s for e in errors for s in e.servers))  # fmt: skip
 
     def _guarded(self, handler: Callable[[Step, str], None], step: Step, server: str) -> None:
+        """Any error on one server becomes that server's step failure: never an escape without a recap."""
         try:
             handler(step, server)
         except StepFailed:
             raise
         except RemoteError as exc:
-            raise StepFailed(step, server, exc.message, hint=exc.hint) from None
+            raise StepFailed(step, server, exc.detail, hint=exc.hint) from None
+        except Exception as exc:
+            raise StepFailed(step, server, f"unexpected error: {type(exc).__name__}: {exc}") from None
 
     # -- the skew rule, on what the servers really run ----------------------------------------------
 
     def _check_skew(self, step: Step) -> None:
         with self._lock:
-            releases = {n: s.version.release for n, s in self.state.items() if s.version is not None}
+            releases = {
+                n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None
+            }
         for server in step.servers:
             releases[server] = step.release
         main = {n: r for n, r in releases.items() if n in self._main}
@@ -312,31 +557,84 @@ class Executor:
             raise StepFailed(step, None, f"refused: it would leave the deployment unsupported ({reasons})",
                              hint="the servers do not run what the plan expected; check them and plan again")  # fmt: skip
 
-    # -- actions ------------------------------------------------------------------------------------
+    # -- running commands ---------------------------------------------------------------------------
 
     def _run(self, step: Step, server: str, command: str, *, stdin: str | None = None,
              timeout: float | None = 600) -> Result:  # fmt: skip
-        result = self.shell_for(server).run(self._for(server, command), stdin=stdin, timeout=timeout)
+        result = self.shell_for(server).run(command, stdin=stdin, timeout=timeout, cancel=self._cancelled)
         if not result.ok:
             raise StepFailed(step, server, f"exit {result.exit_code}: {result.tail(5) or 'no output'}")
         return result
 
-    def _for(self, server: str, command: str) -> str:
-        """Fill in the per-server placeholders a step's command may hold ({server}, {address})."""
-        return command.replace("{server}", server).replace("{address}", self.inv.server(server).address)
+    def _retrying(self, step: Step, server: str, attempt: Callable[[], T]) -> tuple[T, bool]:
+        """Run an idempotent command; after a dropped connection, reconnect and run it again.
 
-    def _command(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command_on(server))
+        Returns the result and whether the connection dropped on the way.
+        """
+        dropped = False
+        deadline = time.monotonic() + self.options.reconnect_timeout
+        while True:
+            try:
+                return attempt(), dropped
+            except ConnectionLost as lost:
+                if self.abandon or time.monotonic() > deadline:
+                    raise
+                dropped = True
+                self._emit(
+                    "warning", f"{server}: {lost.detail}; reconnecting to run it again", step, (server,)
+                )
+                self._reconnect(step, self.shell_for(server))
+
+    def _for(self, server: str, command: str) -> str:
+        """Fill in the per-server placeholders a step's command may hold ({server}, {address}, {stamp})."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
+            f"-{self.run_id[-4:]}" if self.run_id else ""
+        )
+        return (
+            command.replace("{server}", server)
+            .replace("{address}", self.inv.server(server).address)
+            .replace("{stamp}", stamp)
+        )
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def _backup(self, step: Step, server: str) -> None:
+        # a fresh stamp each attempt: a backup that was cut off is never overwritten, nor any other
+        self._retrying(
+            step, server, lambda: self._run(step, server, self._for(server, step.command_on(server)))
+        )
+        if self.known is not None:
+            try:
+                self.known.record_backup([server], step.release)
+            except OSError as exc:
+                self._emit("warning", f"cannot record {server}'s backup locally: {exc}", step, (server,))
+        self._emit("backup-taken", f"{server}: backed up before {step.release}", step, (server,),
+                   release=step.release)  # fmt: skip
 
     def _stop(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command_on(server))
-        with self._lock:
-            self.state[server].running = False
+        self._service(step, server, self._for(server, step.command_on(server)), False)
 
     def _start(self, step: Step, server: str) -> None:
-        self._run(step, server, step.command_on(server))
-        with self._lock:
-            self.state[server].running = True
+        self._service(step, server, self._for(server, step.command_on(server)), True)
+
+    def _service(self, step: Step, server: str, command: str, start: bool) -> None:
+        """Stop or start (both idempotent): run again after a dropped connection, then confirm with status."""
+        try:
+            _, dropped = self._retrying(step, server, lambda: self._run(step, server, command, timeout=300))
+        except StepFailed:
+            if start:
+                self._update(server, step, service=Service.FAILED, healthy=False)
+            raise
+        if dropped:
+            status = self.shell_for(server).run(self._for(server, self.inv.commands.status), timeout=60,
+                                                cancel=self._cancelled)  # fmt: skip
+            if (status.exit_code == 0) != start:
+                seen = "running" if status.exit_code == 0 else f"not running (status {status.exit_code})"
+                raise StepFailed(step, server, f"after reconnecting, the service is {seen}")
+        if start:
+            self._update(server, step, service=Service.RUNNING, healthy=None)
+        else:
+            self._update(server, step, service=Service.STOPPED, healthy=False)
 
     def _fetch(self, step: Step, server: str) -> None:
         installer = self.inv.installer
@@ -346,7 +644,10 @@ class Executor:
         if self.secrets.link is None:
             raise StepFailed(step, server, "no download link (installer.link in the inventory)")
         link = normalise_link(self.secrets.link, step.release, installer.build)
-        self._run(step, server, step.command_on(server), stdin=link + "\n", timeout=3600)
+        command = self._for(server, step.command_on(server))
+        self._retrying(
+            step, server, lambda: self._run(step, server, command, stdin=link + "\n", timeout=3600)
+        )
 
     def _upload(self, step: Step, server: str) -> None:
         """Send the operator's installer over SFTP unless the server has it already; the server checks it."""
@@ -430,70 +731,84 @@ class Executor:
             return self._digests[path]
 
     def _install(self, step: Step, server: str) -> None:
+        """Launch the installer detached (or attach to the one still running) and follow it by pid and boot id."""
         files = InstallFiles(self.inv.installer.directory, step.release)
         shell = self.shell_for(server)
-        started = self._run(step, server, files.launch(step.command_on(server)), timeout=120)
-        if "ATTACHED" in started.stdout:
-            self._emit("warning", f"{server}: an installer is already running; following it", step, (server,))
+        before = self.state[server].view
+        basis = before.planning_version
+        marker = Marker(Version.parse(step.release), 0, "installer", self.run_id).prefix(server)
+        launched = self._run(
+            step, server, files.launch(self._for(server, step.command_on(server)), marker), timeout=120
+        )
+        attached = "ATTACHED" in launched.stdout
+        if attached:
+            self._emit("warning", f"{server}: an installer for {step.release} is already running; following it",
+                       step, (server,))  # fmt: skip
+        now = time.time()
+        self._update(server, step, version=None, source=None, at=None, basis=basis, service=Service.STOPPED,
+                     healthy=False, unknown=f"installer for {step.release} running since {_hhmm(now)}",
+                     installer=Installer(step.release, None, None, True, False, now, None))  # fmt: skip
+        code = self._follow(step, server, shell, files)
+        finished = time.time()
+        if code != "0":
+            tail = ""
+            with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
+                tail = "\n".join(shell.run(f"tail -n 5 {files.log}", timeout=60).stdout.splitlines()[-5:])
+            done = Installer(step.release, None, int(code) if code.lstrip("-").isdigit() else None, False, False,
+                             now, finished)  # fmt: skip
+            self._update(server, step, unknown=done.describe(), installer=done)
+            self._emit("install-failed", f"{server}: installer for {step.release} exited {code}", step, (server,),
+                       release=step.release, exit_code=code)  # fmt: skip
+            raise StepFailed(step, server, f"the installer exited {code}: {tail or 'no output'}",
+                             hint="read the server's log, fix the cause, then `xsoar-mt upgrade run --resume`")  # fmt: skip
+        self._update(server, step, version=Version.parse(step.release), source=Source.MARKER, at=finished,
+                     unknown=None, basis=None,
+                     installer=Installer(step.release, None, 0, False, False, now, finished))  # fmt: skip
+        self._emit("installed", f"{server}: installed {step.release}", step, (server,), release=step.release,
+                   attached=attached)  # fmt: skip
+
+    def _follow(self, step: Step, server: str, shell: RemoteShell, files: InstallFiles) -> str:
+        """Poll the installer until it leaves an exit code; fail when it vanished or ran past the limit."""
         log = self.run_dir.server_log(server) if self.run_dir else None
         offset, began = 0, time.monotonic()
+        limit = self.inv.installer.max_minutes * 60
         while True:
             if self.abandon:
-                raise StepFailed(
-                    step,
-                    server,
-                    "stopped waiting (second interrupt); the installer keeps running "
-                    "on the server and `--resume` will follow it",
-                )
+                raise StepFailed(step, server, "stopped waiting (second interrupt); the installer keeps running "
+                                 "on the server and `--resume` will follow it")  # fmt: skip
             # Poll at a tenth of the time waited so far: the lag in noticing the end stays near 10%.
             elapsed = time.monotonic() - began
             self._sleep(max(self.options.poll_min, min(self.options.poll_max, elapsed / 10)))
+            if self.abandon:
+                continue
             try:
-                polled = shell.run(files.poll(offset), timeout=60)
+                polled = shell.run(files.poll(offset), timeout=60, cancel=self._cancelled)
             except ConnectionLost as lost:
-                self._emit("warning", f"{server}: {lost.message}; the installer keeps running; reconnecting",
+                self._emit("warning", f"{server}: {lost.detail}; the installer keeps running; reconnecting",
                            step, (server,))  # fmt: skip
                 self._reconnect(step, shell)
                 continue
-            code, _, output = polled.stdout.partition("\n")
-            if output:
-                offset += len(output.encode())
+            seen = _Poll.parse(polled.stdout)
+            if seen.output:
+                offset += len(seen.output.encode())
                 if log:
-                    log.append(output)
-                last = output.strip().splitlines()[-1:] or [""]
+                    log.append(seen.output)
+                last = seen.output.strip().splitlines()[-1:] or [""]
                 self._emit("step-output", f"{server}: {last[0]}", step, (server,), line=last[0])
-            if code.strip() not in ("", "-"):
-                break
-        if code.strip() != "0":
-            tail = "\n".join(shell.run(f"tail -n 5 {files.log}", timeout=60).stdout.splitlines()[-5:])
-            raise StepFailed(step, server, f"the installer exited {code.strip()}: {tail or 'no output'}",
-                             hint="read the server's log, fix the cause, then `xsoar-mt upgrade run --resume`")  # fmt: skip
-        version = self._version_after_install(step, server, shell)
-        if version.release != step.release:
-            raise StepFailed(step, server, f"the installer finished but the server reports {version}, "
-                             f"not {step.release}")  # fmt: skip
-        with self._lock:
-            self.state[server].version = version
-
-    def _version_after_install(self, step: Step, server: str, shell: RemoteShell) -> Version:
-        """The installer starts the service; read the version once it answers (within the health timeout)."""
-        deadline = time.monotonic() + self.inv.health.timeout
-        interval = self.options.poll_min
-        while True:
-            try:
-                version = read_version(shell, self.inv, self.secrets.api_key)
-                with self._lock:
-                    self.state[server].running = True
-                return version
-            except ConnectionLost:
-                self._reconnect(step, shell)
-            except RemoteError as exc:
-                if time.monotonic() > deadline or self.abandon:
-                    raise StepFailed(
-                        step, server, f"no version readable after the install: {exc.message}"
-                    ) from None
-            self._sleep(interval)
-            interval = min(self.inv.health.max_interval, interval * 2)
+            if seen.code is not None:
+                return seen.code
+            if seen.rebooted:
+                raise StepFailed(step, server, f"the server restarted while the installer for {step.release} "
+                                 "ran; it left no exit code, so what it installed is unknown",
+                                 hint="check the server, then `--resume` (the install runs again)")  # fmt: skip
+            if not seen.alive:
+                raise StepFailed(step, server, f"the installer for {step.release} is gone and left no exit code "
+                                 "(killed, or its exit code could not be written: is the disk full?)",
+                                 hint="check the server's disk and log, then `--resume` (the install runs again)")  # fmt: skip
+            if time.monotonic() - began > limit:
+                raise StepFailed(step, server, f"the installer for {step.release} still runs after "
+                                 f"{self.inv.installer.max_minutes:g} minutes (installer.max_minutes); it was left running",
+                                 hint="`--resume` follows it to its end once it finishes")  # fmt: skip
 
     def _reconnect(self, step: Step, shell: RemoteShell) -> None:
         deadline = time.monotonic() + self.options.reconnect_timeout
@@ -509,11 +824,12 @@ class Executor:
                 raise
             except RemoteError as exc:
                 if time.monotonic() > deadline:
-                    raise StepFailed(step, shell.server, f"could not reconnect: {exc.message}") from None
+                    raise StepFailed(step, shell.server, f"could not reconnect: {exc.detail}") from None
             self._sleep(delay)
             delay = min(5.0, delay * 2)
 
     def _healthy(self, step: Step, server: str) -> None:
+        """Wait for the health check, then read the version from `/about` (JSON only) and check the release."""
         health = self.inv.health
         deadline = time.monotonic() + health.timeout
         interval = min(health.interval, self.options.poll_max)
@@ -522,26 +838,70 @@ class Executor:
         last = "no answer yet"
         while True:
             try:
-                result = shell.run(command, timeout=60)
+                result = shell.run(command, timeout=60, cancel=self._cancelled)
                 if _answers_healthy(result):
-                    with self._lock:
-                        self.state[server].running = True
-                    return
+                    break
                 last = f"exit {result.exit_code}: {result.tail(2) or result.stdout.strip()[-60:]}"
             except ConnectionLost:
                 self._reconnect(step, shell)
             if self.abandon:
                 raise StepFailed(step, server, "stopped waiting for health (second interrupt)")
             if time.monotonic() > deadline:
+                self._update(server, step, healthy=False)
                 raise StepFailed(step, server, f"not healthy after {health.timeout:g}s ({last})",
                                  hint="check the service on the server; raise health.timeout if it is slow")  # fmt: skip
             self._sleep(interval)
             interval = min(health.max_interval, interval * 2)
+        version = self._read_version(step, server, shell, deadline)
+        group_phase = step.phase not in ("recover", "validate")
+        if group_phase and version.release != step.release:
+            self._update(server, step, version=version, source=Source.API, at=time.time(), unknown=None,
+                         basis=None, service=Service.RUNNING, healthy=True)  # fmt: skip
+            raise StepFailed(step, server, f"it is healthy but runs {version}, not {step.release} as planned",
+                             hint="the installer did not install the release the plan expected: check the "
+                             "installer file and link, then plan again")  # fmt: skip
+        self._verified(step, server, version)
+
+    def _read_version(self, step: Step, server: str, shell: RemoteShell, deadline: float) -> Version:
+        interval = self.options.poll_min or 0.05
+        while True:
+            try:
+                return read_version(shell, self.inv, self.secrets.api_key)
+            except ConnectionLost:
+                self._reconnect(step, shell)
+            except RemoteError as exc:
+                if time.monotonic() > deadline or self.abandon:
+                    raise StepFailed(
+                        step, server, f"healthy, but its version cannot be read: {exc.detail}"
+                    ) from None
+            self._sleep(interval)
+            interval = min(self.inv.health.max_interval, interval * 2)
 
     def _validate(self, step: Step) -> None:
-        problems = validate_step(step, self.inv, self.shell_for, self.secrets.api_key)
-        if problems:
-            raise StepFailed(step, step.servers[0], "; ".join(problems))
+        entry = step.servers[0]
+        try:
+            problems, _ = self._retrying(
+                step,
+                entry,
+                lambda: _Problems(
+                    validate_step(step, self.inv, self.shell_for, self.secrets.api_key, self.plan.scope)
+                ),
+            )
+        except RemoteError as exc:
+            raise ValidationFailed(step, entry, exc.detail) from None
+        if problems.items:
+            raise ValidationFailed(step, entry, "; ".join(problems.items))
+
+
+@dataclass(frozen=True)
+class _Problems:
+    """Validation problems, shaped like a Result so validation can go through `_retrying`."""
+
+    items: list[str]
+
+
+def _hhmm(epoch: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch))
 
 
 def _answers_healthy(result: Result) -> bool:
@@ -554,7 +914,7 @@ def _answers_healthy(result: Result) -> bool:
 
 def _state_dict(state: ServerState) -> dict[str, object]:
     return {
-        "version": str(state.version) if state.version else None,
+        **state.view.to_dict(),
         "running": state.running,
         "last_step": state.last_step,
         "outcome": state.outcome,

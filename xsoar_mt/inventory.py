@@ -133,6 +133,7 @@ class InstallerSettings:
     extra_flags: tuple[str, ...] = ()
     build: str | None = None
     sha256: Mapping[str, str] = field(default_factory=dict)
+    max_minutes: float = 120.0  # an installer still running after this long fails its step (left running)
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,12 @@ class Commands:
     stop: str = "sudo service demisto stop"
     start: str = "sudo service demisto start"
     status: str = "sudo service demisto status"
-    install: str = "sudo {installer} {target} -- -multi-tenant {flags}"
+    # The installer does not start the service itself: the plan's own start step does, so an installer's
+    # exit code says only whether it installed, and a failed start is a step of its own.
+    install: str = "sudo {installer} {target} -- -multi-tenant -do-not-start-server {flags}"
     backup: str = (
         "sudo mkdir -p {backup_dir} && "
-        "sudo tar -czf {backup_dir}/demisto-before-{version}.tar.gz -C / etc/demisto.conf var/lib/demisto"
+        "sudo tar -czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
     )
     backup_dir: str = "/var/tmp/xsoar-mt/backup"
     version: str = "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about"
@@ -286,6 +289,7 @@ _INSTALLER_KEYS = (
     "extra_flags",
     "build",
     "sha256",
+    "max_minutes",
 )
 _DURATION_KEYS = ("stop", "install", "start", "healthy")
 _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
@@ -294,7 +298,7 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "status": ("server", "address"),
     "backup_dir": (),
     "install": ("installer", "target", "flags", "port", "server", "address"),
-    "backup": ("backup_dir", "version", "server", "address"),
+    "backup": ("backup_dir", "version", "stamp", "server", "address"),
     "version": ("port", "address"),
     "health": ("port", "address"),
 }
@@ -641,6 +645,7 @@ class _Reader:
             extra_flags=self.optional(items, "extra_flags", _Node.string_list, ()),
             build=self.optional(items, "build", _Node.text, None),
             sha256=sha,
+            max_minutes=self.optional(items, "max_minutes", lambda n: n.number(0.01), base.max_minutes),
         )
 
     def checksums(self, node: _Node) -> dict[str, str] | None:

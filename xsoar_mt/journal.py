@@ -8,6 +8,7 @@ import json
 import os
 import secrets as _random
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,17 +43,21 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def find(cls, state_dir: Path, which: str) -> RunDir:
+    def find(cls, state_dir: Path, which: str, deployment: str | None = None) -> RunDir:
+        """The run `which` (an id), or with `latest` the newest run of `deployment` (its key, known.py)."""
         runs = state_dir / "runs"
         if which == "latest":
             found = (
                 sorted(p for p in runs.glob("*") if (p / "journal.jsonl").exists()) if runs.exists() else []
             )
+            if deployment is not None:
+                found = [p for p in found if _deployment_of(p / "journal.jsonl") == deployment]
             if not found:
-                raise InvalidInput(f"no run to resume under {runs}")
+                of = " of this deployment" if deployment is not None else ""
+                raise InvalidInput(f"no run{of} to resume under {runs}")
             return cls(found[-1])
         path = runs / which
-        if not (path / "journal.jsonl").exists():
+        if "/" in which or not (path / "journal.jsonl").exists():
             raise InvalidInput(f"no run {which} under {runs}")
         return cls(path)
 
@@ -86,33 +91,68 @@ class ServerLog:
 
 
 class Journal:
-    """Append-only JSON lines, flushed and fsynced, one per step start and outcome."""
+    """Append-only JSON lines, written whole, flushed and fsynced, one per step start and outcome."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = _private_open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        self._lock = threading.Lock()
 
     def append(self, record: Mapping[str, Any]) -> None:
         line = REDACTOR.redact(json.dumps({"ts": round(time.time(), 3), **record}, sort_keys=False))
-        os.write(self._fd, (line + "\n").encode())
-        os.fsync(self._fd)
+        data = (line + "\n").encode()
+        with self._lock:
+            written = 0
+            while written < len(data):  # a short write (a full disk) raises below, never leaves half a line
+                count = os.write(self._fd, data[written:])
+                if count <= 0:
+                    raise OSError(f"{self.path}: the journal could not be written")
+                written += count
+            os.fsync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every record; a last line cut off by a crash (no newline, not JSON) is left out, not an error."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the journal: {exc.strerror or exc}") from None
+    lines = text.split("\n")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
+            if number == len(lines):  # torn: the process died while writing it
+                break
             raise InvalidInput(
                 f"{path}:{number}: the journal line is not JSON (was the file edited?)"
             ) from None
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def _deployment_of(journal: Path) -> str | None:
+    """The deployment key a run's journal names in its first records (None when it names none)."""
+    try:
+        with journal.open(encoding="utf-8", errors="replace") as handle:
+            for _, line in zip(range(5), handle, strict=False):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+                if isinstance(record, dict) and record.get("kind") in ("run-intent", "run-resumed"):
+                    deployment = record.get("deployment")
+                    return str(deployment) if deployment is not None else None
+    except OSError:
+        return None
+    return None
 
 
 class LockHeld(XsoarMtError):

@@ -247,7 +247,8 @@ class Plan:
 
     @property
     def nothing_to_do(self) -> bool:
-        return not any(s.action is Action.INSTALL for s in self.steps)
+        """No step at all: every server in scope runs the target, and none needs starting or checking."""
+        return not self.phases
 
     @property
     def servers_to_upgrade(self) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
@@ -34,6 +34,9 @@ _WHY = {
     "dr-secondary": "DR: the secondary is upgraded before the primary",
     "dr-secondary-up": "DR: the secondary must be up while the primary is upgraded",
     "dr-primary": "DR: upgrade the primary once the secondary runs the new release",
+    "recover-start": "start a server found down (a failed or interrupted run may have left it so)",
+    "recover-healthy": "wait until it answers again",
+    "verify-healthy": "every server in scope is up and healthy on its release",
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-main": "main answers on its communication port",
     "validate-tenants": "every tenant answers through main",
@@ -44,6 +47,23 @@ _WHY = {
 _STOP, _INSTALL, _START, _HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
 _UNSUPPORTED, _DEGRADED = Verdict.UNSUPPORTED, Verdict.DEGRADED
 _VALUE = {action: action.value for action in Action}
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the observed state adds to the versions (observed.py): what a plan must work around."""
+
+    in_flight: Mapping[str, str] = field(
+        default_factory=dict
+    )  # server -> release its installer is installing
+    down: frozenset[str] = frozenset()  # servers whose service is not running
+    backed_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # server -> releases backed up for
+    verify: bool = (
+        False  # end with a health gate on every server in scope and validation, even with no install
+    )
+
+
+NO_FACTS = PlanFacts()
 
 
 @dataclass(frozen=True)
@@ -59,11 +79,15 @@ def plan_upgrade(
     versions: Mapping[str, Version],
     target: str,
     scope: Scope = Scope(),
+    facts: PlanFacts = NO_FACTS,
 ) -> Plan:
     """The ordered plan that takes the servers in `scope` to `target` without breaking the skew rule.
 
-    `versions` are the servers' current versions (from the inventory, or probed). Raises PlanRefused
-    when no order keeps the rule, InvalidInput for a bad scope or target.
+    `versions` are the servers' current versions (observed, recorded or from the inventory); `facts` what
+    else was observed: installers still running (followed, never started again, nothing backed up, fetched
+    or stopped around them), servers found down (started again; in a half-upgraded HA group or DR pair the
+    upgraded members are started and gated healthy before the next install), backups already taken.
+    Raises PlanRefused when no order keeps the rule, InvalidInput for a bad scope or target.
     """
     line = inventory.releases
     line.index(target)
@@ -88,7 +112,9 @@ def plan_upgrade(
         )
 
     waves = _waves(inventory, state, target, scope)
-    builder = _Builder(inventory, state, scope)
+    _check_in_flight(inventory, state, waves, facts)
+    builder = _Builder(inventory, state, scope, facts)
+    builder.recover(waves)
     builder.prepare(waves, versions)
     for wave in waves:
         for group in wave.groups:
@@ -101,8 +127,13 @@ def plan_upgrade(
             f"after this plan, hosts left out of scope lag main by one release ({lagging}): "
             "some functions do not work until they are upgraded too"
         )
-    if builder.phases:
+    if builder.phases or facts.verify:
         builder.validate(target)
+    down_outside = sorted(facts.down - set(builder.touched) - _in_scope(inventory, scope))
+    if down_outside:
+        warnings.append(
+            f"out of scope and not running: {', '.join(down_outside)} (this plan does not start them)"
+        )
     skipped = [
         Skipped(s.name, str(versions[s.name]), f"already runs {target}")
         for g in inventory.groups
@@ -143,6 +174,31 @@ def _check_scope(inventory: Inventory, scope: Scope) -> None:
             raise UsageError(f"--group {name}: no such host group (known: {', '.join(known) or 'none'})")
     if not scope.main and scope.groups == ():
         raise UsageError("the scope is empty: give --only main, --group NAME, or neither for everything")
+
+
+def _in_scope(inventory: Inventory, scope: Scope) -> set[str]:
+    return {s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers}
+
+
+def _check_in_flight(inventory: Inventory, state: FleetState, waves: list[_Wave], facts: PlanFacts) -> None:
+    """An installer still running must be the install the plan needs next on that server; it is followed."""
+    for server, release in facts.in_flight.items():
+        group = inventory.group_of(server)
+        first = next(
+            (w.release for w in waves if group in w.groups and _below(inventory, state, server, w.release)),
+            None,
+        )
+        if first != release:
+            needed = f"the plan needs {first} there first" if first else "the plan installs nothing there"
+            raise PlanRefused(
+                f"{server} is still installing {release}, but {needed}",
+                hint=f"let the installer on {server} finish, then plan again",
+            )
+
+
+def _below(inventory: Inventory, state: FleetState, server: str, release: str) -> bool:
+    index = inventory.releases.index
+    return index(state.release_of(server)) < index(release)
 
 
 def _current_releases(inventory: Inventory, versions: Mapping[str, Version]) -> dict[str, str]:
@@ -190,11 +246,13 @@ def _waves(inventory: Inventory, state: FleetState, target: str, scope: Scope) -
 class _Builder:
     """Turns waves into phases and steps, tracking the fleet's versions and verdict step by step."""
 
-    def __init__(self, inventory: Inventory, state: FleetState, scope: Scope) -> None:
+    def __init__(self, inventory: Inventory, state: FleetState, scope: Scope, facts: PlanFacts) -> None:
         self.inv = inventory
         self.state = state
         self.scope = scope
+        self.facts = facts
         self.phases: list[Phase] = []
+        self.touched: dict[str, None] = {}  # servers some group phase of the plan starts or gates
         self.verdict = state.verdict()
         self.ever_degraded = self.verdict is not Verdict.OK
         cmds = inventory.commands
@@ -209,24 +267,47 @@ class _Builder:
 
     # -- prepare ----------------------------------------------------------------------------------
 
+    def recover(self, waves: list[_Wave]) -> None:
+        """Start, first, the servers in scope found down that no group phase of this plan will start."""
+        planned = {s.name for w in waves for g in w.groups for s in g.servers}
+        in_scope = _in_scope(self.inv, self.scope)
+        down = [s.name for s in self.inv.servers if s.name in self.facts.down and s.name in in_scope]
+        todo = [name for name in down if name not in planned]
+        if not todo:
+            return
+        steps: list[Step] = []
+        for name in todo:
+            release = self.state.release_of(name)
+            steps.append(self._step("recover", Action.START, (name,), self._start, "recover-start", release))
+            steps.append(
+                self._step("recover", Action.HEALTHY, (name,), self._health, "recover-healthy", release)
+            )
+            self.touched[name] = None
+        self.phases.append(Phase("recover", "Recover: start servers found down", tuple(steps)))
+
     def prepare(self, waves: list[_Wave], versions: Mapping[str, Version]) -> None:
         steps: list[Step] = []
         backed_up: set[str] = set()
         cmds = self.inv.commands
+        earlier = self.facts.backed_up
         for wave in waves:
             for group in wave.groups:
                 todo = self._todo(group, wave.release)
-                names = tuple(s.name for s in todo)
-                fresh = tuple(n for n in names if n not in backed_up)
+                # A server whose installer for this release still runs keeps its file: no fetch, no backup.
+                names = tuple(s.name for s in todo if self.facts.in_flight.get(s.name) != wave.release)
+                fresh = tuple(
+                    n for n in names if n not in backed_up and wave.release not in earlier.get(n, ())
+                )
+                backed_up.update(n for n in names)
                 if fresh and cmds.backup:
                     # Named after the first release these servers move to: the backup holds what ran before it.
                     backup = cmds.backup.format(
-                        backup_dir=cmds.backup_dir, version=wave.release, **_PER_SERVER
+                        backup_dir=cmds.backup_dir, version=wave.release, stamp="{stamp}", **_PER_SERVER
                     )
                     steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", wave.release))
-                    backed_up.update(fresh)
-                fetch = self._fetch_command(wave.release)
-                steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", wave.release))
+                if names:
+                    fetch = self._fetch_command(wave.release)
+                    steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", wave.release))
         if steps:
             self.phases.append(Phase("prepare", "Prepare: back up and deliver installers", tuple(steps)))
 
@@ -242,6 +323,8 @@ class _Builder:
         todo = self._todo(group, release)
         if not todo:
             return
+        names = tuple(s.name for s in todo)
+        done = tuple(s.name for s in group.servers if s.name not in names)
         phase_id = f"{'main' if group.is_main else group.name}@{release}"
         commands = {
             _STOP: self._stop,
@@ -249,10 +332,13 @@ class _Builder:
             _INSTALL: self._install_command(release),
             _HEALTHY: self._health,
         }
+        pattern = _pattern(group, names, done, self.facts)
         steps = [
             self._step(phase_id, action, servers, commands[action], why, release)
-            for action, servers, why in _pattern(group, tuple(s.name for s in todo))
+            for action, servers, why in pattern
+            if servers
         ]
+        self.touched.update(dict.fromkeys(s.name for s in group.servers))
         title = f"{group.label}: to {release}"
         self.phases.append(Phase(phase_id, title, tuple(steps), group.name, release))
 
@@ -301,6 +387,9 @@ class _Builder:
         step_id = f"{phase}/{kind}/{label}"
         return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
 
+    def _order(self, name: str) -> int:
+        return [s.name for s in self.inv.servers].index(name)
+
     # -- validate -----------------------------------------------------------------------------------
 
     def validate(self, target: str) -> None:
@@ -308,6 +397,12 @@ class _Builder:
         entry = main.servers[0].name
         port = self.inv.communication_port
         steps: list[Step] = []
+        if self.facts.verify:  # a resume checks every server in scope, not only those it worked on
+            for name in sorted(_in_scope(self.inv, self.scope) - set(self.touched), key=self._order):
+                release = self.state.release_of(name)
+                steps.append(
+                    self._step("validate", _HEALTHY, (name,), self._health, "verify-healthy", release)
+                )
         if main.load_balancer:
             steps.append(
                 self._step(
@@ -349,24 +444,68 @@ class _Builder:
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
 
 
-def _pattern(group: Group, names: tuple[str, ...]) -> list[tuple[Action, tuple[str, ...], str]]:
-    """The vendor's order for one group: (action, servers, why) in sequence."""
-    if group.topology is Topology.DR and len(names) == 2:
-        primary, secondary = (group.primary.name,), (group.secondary.name,)
+def _pattern(
+    group: Group, names: tuple[str, ...], done: tuple[str, ...] = (), facts: PlanFacts = NO_FACTS
+) -> list[tuple[Action, tuple[str, ...], str]]:
+    """The vendor's order for one group: (action, servers, why) in sequence.
+
+    `names` are the servers still to install, `done` the group's servers already on the release (a group
+    a failed run left half-upgraded): those are started if down and gated healthy before the next install.
+    A server whose installer still runs is not stopped again: its install step follows that installer.
+    """
+
+    def stoppable(servers: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s for s in servers if s not in facts.in_flight)
+
+    def gate(servers: tuple[str, ...], why: str) -> list[tuple[Action, tuple[str, ...], str]]:
+        down = tuple(s for s in servers if s in facts.down)
+        return [(_START, down, why), (_HEALTHY, servers, why)]
+
+    if group.topology is Topology.DR and (len(names) == 2 or done):
+        primary, secondary = group.primary.name, group.secondary.name
+        if len(names) == 2:
+            return [
+                (_STOP, stoppable((primary,)), "dr-stop-primary"),
+                (_STOP, stoppable((secondary,)), "dr-stop-secondary"),
+                (_INSTALL, (secondary,), "dr-secondary"),
+                (_START, (secondary,), "dr-secondary-up"),
+                (_HEALTHY, (secondary,), "dr-secondary-up"),
+                (_INSTALL, (primary,), "dr-primary"),
+                (_START, (primary,), "start"),
+                (_HEALTHY, (primary,), "healthy"),
+            ]
+        if names == (primary,):  # the secondary is upgraded already: it must be up before the primary
+            return [
+                *gate((secondary,), "dr-secondary-up"),
+                (_STOP, stoppable((primary,)), "dr-stop-primary"),
+                (_INSTALL, (primary,), "dr-primary"),
+                (_START, (primary,), "start"),
+                (_HEALTHY, (primary,), "healthy"),
+            ]
+        return [  # only the secondary is behind (upgraded out of order by hand): the primary is left alone
+            (_STOP, stoppable((secondary,)), "dr-stop-secondary"),
+            (_INSTALL, (secondary,), "dr-secondary"),
+            (_START, (secondary,), "dr-secondary-up"),
+            (_HEALTHY, (secondary,), "dr-secondary-up"),
+        ]
+    if group.topology is Topology.HA and done:
+        # Some servers run the release already: the rest are stopped (no mixed versions running together),
+        # those are brought up and healthy, then the rest are installed together.
         return [
-            (_STOP, primary, "dr-stop-primary"),
-            (_STOP, secondary, "dr-stop-secondary"),
-            (_INSTALL, secondary, "dr-secondary"),
-            (_START, secondary, "dr-secondary-up"),
-            (_HEALTHY, secondary, "dr-secondary-up"),
-            (_INSTALL, primary, "dr-primary"),
-            (_START, primary, "start"),
-            (_HEALTHY, primary, "healthy"),
+            (_STOP, stoppable(names), "ha-stop"),
+            *gate(done, "ha-first-healthy"),
+            (_INSTALL, names, "ha-rest"),
+            (_START, names, "start"),
+            (_HEALTHY, names, "healthy"),
         ]
     if group.topology is Topology.HA and len(names) > 1:
         first, rest = names[:1], names[1:]
+        in_flight = [n for n in names if n in facts.in_flight]
+        if in_flight:  # the installer still running is the one to follow first
+            first = (in_flight[0],)
+            rest = tuple(n for n in names if n != in_flight[0])
         return [
-            (_STOP, names, "ha-stop"),
+            (_STOP, stoppable(names), "ha-stop"),
             (_INSTALL, first, "ha-first"),
             (_START, first, "start"),
             (_HEALTHY, first, "ha-first-healthy"),
@@ -375,7 +514,7 @@ def _pattern(group: Group, names: tuple[str, ...]) -> list[tuple[Action, tuple[s
             (_HEALTHY, rest, "healthy"),
         ]
     return [
-        (_STOP, names, "single-stop"),
+        (_STOP, stoppable(names), "single-stop"),
         (_INSTALL, names, "main-first" if group.is_main else "single-install"),
         (_START, names, "start"),
         (_HEALTHY, names, "healthy"),
@@ -396,24 +535,6 @@ def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:
 
 def _squash(command: str) -> str:
     return re.sub(r"\s+", " ", command).strip()
-
-
-def recovery_phase(inventory: Inventory, stopped: list[str], release: str) -> Phase:
-    """Start servers that a failed run left stopped and that the plan will not install again."""
-    health = _squash(
-        f"{inventory.commands.status} && "
-        + inventory.commands.health.format(port=inventory.communication_port, address="{address}")
-    )
-    steps: list[Step] = []
-    for name in stopped:
-        for action, command, why in (
-            (Action.START, inventory.commands.start, "start a server a failed run left stopped"),
-            (Action.HEALTHY, health, "wait until it answers again"),
-        ):
-            steps.append(
-                Step(f"recover/{action.value}/{name}", "recover", action, (name,), command, why, release)
-            )
-    return Phase("recover", "Recover: start servers left stopped", tuple(steps))
 
 
 def install_command(inventory: Inventory, release: str, target_dir: str | None) -> str:

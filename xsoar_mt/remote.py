@@ -61,6 +61,13 @@ class SudoRejected(RemoteError):
     """sudo did not accept the password (or needs one and none was given)."""
 
 
+class Cancelled(RemoteError):
+    """The operator asked to stop waiting (a second interrupt) while a command ran; it was cut off."""
+
+
+Cancel = Callable[[], bool]
+
+
 class RemoteShell(Protocol):
     """A shell on one server: run a command, put a file. One connection, reused by every step."""
 
@@ -68,7 +75,14 @@ class RemoteShell(Protocol):
 
     def connect(self) -> None: ...
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result: ...
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> Result: ...
 
     def put(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None: ...
 
@@ -113,7 +127,14 @@ class RecordingShell:
     def connect(self) -> None:
         pass
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> Result:
         self.recorder.add(self.server, command)
         return self.responder(self.server, command)
 

@@ -1,31 +1,33 @@
-"""`upgrade run`: secrets, lock, probe, plan (or a saved plan checked for staleness), then the executor."""
+"""`upgrade run`: secrets, lock, the observed state (preflight), plan (or a saved plan checked), then the executor."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xsoar_mt.commands import read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
-from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
+from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown, XsoarMtError
 from xsoar_mt.events import Event, EventSink, Fanout
-from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, ServerState
+from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, RunLock, new_run_id, read_journal
+from xsoar_mt.known import KnownState
+from xsoar_mt.observed import Observed, Reading, resolve, unknown_lines
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
-from xsoar_mt.probe import Observation, probe
 from xsoar_mt.releases import Version, parse_target
-from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
+from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
 
 # A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
 DRY_RUN_LINK = "https://download.demisto.com/download-params/?token=dry-run&eula=accept"
+DEFAULT_STATE_DIR = Path(".xsoar-mt")
 
 
 class PreflightFailed(XsoarMtError):
@@ -33,7 +35,7 @@ class PreflightFailed(XsoarMtError):
 
     def __init__(self, problems: list[str], hint: str | None = None) -> None:
         super().__init__("cannot start: " + "; ".join(problems), hint=hint)
-        self.problems = problems
+        self.problems = [f"cannot start: {problem}" for problem in problems]
 
 
 @dataclass
@@ -47,8 +49,10 @@ class RunRequest:
     probe_in_dry_run: bool = False
     accept_new_host_keys: bool = False
     ignore_preflight_errors: str | None = None
-    state_dir: Path = Path(".xsoar-mt")
+    state_dir: Path = DEFAULT_STATE_DIR
     options: RunOptions = field(default_factory=RunOptions)
+    yes: bool = False  # repeated in the printed resume command, as are the flags below
+    json_output: bool = False
 
 
 @dataclass
@@ -66,14 +70,25 @@ class RunOutcome:
 
 
 class JournalSink:
-    """The journal records every event but the installer's streamed output."""
+    """The journal records every event but the installer's streamed output.
 
-    def __init__(self, journal: Journal) -> None:
+    A journal that cannot be written (a full disk) must not take the run down mid-step: the failure is
+    handed to `on_failure` (the executor then starts nothing new) and reported once on the console.
+    """
+
+    def __init__(self, journal: Journal, on_failure: Callable[[str], None]) -> None:
         self.journal = journal
+        self.on_failure = on_failure
+        self.failed: str | None = None
 
     def emit(self, event: Event) -> None:
-        if event.kind not in ("step-output", "would-run"):
+        if event.kind in ("step-output", "would-run") or self.failed is not None:
+            return
+        try:
             self.journal.append(event.to_dict())
+        except OSError as exc:
+            self.failed = f"the journal {self.journal.path} cannot be written ({exc.strerror or exc})"
+            self.on_failure(self.failed)
 
 
 class ShellPool:
@@ -152,32 +167,44 @@ def ssh_pool(inventory: Inventory, sudo: Mapping[str, str], accept_new: bool) ->
     )
 
 
-def probe_all(inventory: Inventory, pool: Callable[[str], RemoteShell], api_key: str | None,
-              servers: list[str]) -> dict[str, Observation]:  # fmt: skip
-    with ThreadPoolExecutor(max_workers=max(1, min(32, len(servers)))) as workers:
-        found = list(workers.map(lambda name: probe(pool(name), inventory, api_key), servers))
-    return {o.server: o for o in found}
+def observe_deployment(
+    inventory: Inventory,
+    pool: Callable[[str], RemoteShell],
+    api_key: str | None,
+    known: KnownState | None,
+) -> tuple[Observed, Mapping[str, Reading]]:
+    """Every server read at once (read only), resolved with the local record, which is then updated."""
+    from xsoar_mt.probe import observe_all
+
+    readings = observe_all(inventory, pool, api_key)
+    observed = resolve(inventory, readings, known.servers() if known else {})
+    if known is not None:
+        known.record(observed.views.values())
+    return observed, readings
 
 
-def observed_versions(inventory: Inventory, seen: Mapping[str, Observation],
-                      last_known: Mapping[str, str]) -> dict[str, Version]:  # fmt: skip
-    """A running server's probed version; for a stopped one, the last version the journal or inventory knows."""
-    versions: dict[str, Version] = {}
-    unknown = []
-    for server in inventory.servers:
-        observation = seen.get(server.name)
-        if observation is not None and observation.version is not None:
-            versions[server.name] = observation.version
-        elif server.name in last_known:
-            versions[server.name] = Version.parse(last_known[server.name])
-        elif server.version is not None:
-            versions[server.name] = server.version
-        else:
-            unknown.append(server.name)
-    if unknown:
-        raise PreflightFailed([f"{n}: the service is stopped and no version is known" for n in unknown],
-                              hint="start the service, or give its `version:` in the inventory")  # fmt: skip
-    return versions
+def offline_state(inventory: Inventory, known: KnownState | None) -> Observed:
+    """What is known without asking the servers: the local record, then the inventory."""
+    return resolve(inventory, {}, known.servers() if known else {})
+
+
+def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, hint: str) -> None:
+    """Stop when some server's version is unknown: one line per server, naming the ways to settle it.
+
+    Without a probe nothing was asked, so the servers are only named (exit 3: give the versions, or probe);
+    after a probe each line says why that server's version cannot be known (exit 7).
+    """
+    unknown = observed.unknown()
+    if not unknown:
+        return
+    if not probed:
+        names = ", ".join(v.server for v in unknown)
+        raise VersionsUnknown(
+            [f"no version known for {names}: nothing is recorded for them under the state directory and "
+             f"{inventory_path} gives no `version:`"],
+            hint=hint, exit_code=ExitCode.INVALID_INVENTORY,
+        )  # fmt: skip
+    raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)
 
 
 def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Callable[[str, str], Result]:
@@ -187,9 +214,11 @@ def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> C
     def respond(server: str, command: str) -> Result:
         if "__xsoar_mt_sudo" in command:
             return Result(server, command, 0, "__xsoar_mt_sudo=0\n__xsoar_mt_status=0\n")
-        if command.startswith("cat ") and (found := installed.search(command)):
+        if "nohup setsid" in command:
+            return Result(server, command, 0, "STARTED\n")
+        if "xm_c=$(cat" in command and (found := installed.search(command)):
             versions[server] = Version.parse(found.group(1))
-            return Result(server, command, 0, "0\n")
+            return Result(server, command, 0, "0 0 - -\n")
         if "/about" in command and "/acc_" not in command and "for t in" not in command:
             return Result(server, command, 0, json.dumps({"demistoVersion": str(versions[server])}))
         if "for t in" in command:
@@ -205,39 +234,61 @@ def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> C
     return respond
 
 
+def resume_command(request: RunRequest, run_id: str) -> str:
+    """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
+    words = ["xsoar-mt", "upgrade", "run", "-i", str(request.inventory_path), "--resume", run_id]
+    if request.state_dir != DEFAULT_STATE_DIR:
+        words += ["--state-dir", str(request.state_dir)]
+    if request.ignore_preflight_errors:
+        words += ["--ignore-preflight-errors", request.ignore_preflight_errors]
+    if request.options.parallel > 1:
+        words += ["--parallel", str(request.options.parallel)]
+    if request.json_output:
+        words += ["-o", "json"]
+    if request.yes:
+        words.append("--yes")
+    return shlex.join(words)
+
+
 def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str], str] | None,
                 confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
                 ) -> RunOutcome:  # fmt: skip
     inventory = load_inventory(request.inventory_path)
-    resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
+    known = KnownState(request.state_dir, inventory)
+    if known.problem:
+        events.emit(Event("warning", known.problem))
+    resumed = RunDir.find(request.state_dir, request.resume, known.key) if request.resume else None
     saved = read_plan(request.plan_file) if request.plan_file is not None else None
-    target, scope, last_known, downloaded = _intent(request, resumed, inventory, saved)
+    target, scope, downloaded = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     sudo, secrets = load_secrets(
-        inventory, names, need_sudo=uses_ssh, need_link=not request.dry_run, prompt=prompt
-    )
+        inventory, [s.name for s in inventory.servers], need_sudo=uses_ssh, need_link=not request.dry_run,
+        prompt=prompt,
+    )  # fmt: skip
     lock = RunLock(request.state_dir, request.inventory_path)
     run_id = resumed.run_id if resumed else new_run_id()
     if not request.dry_run:
         lock.acquire(run_id)
     pool: ShellPool | None = None
     try:
-        seen: dict[str, Observation] = {}
         extract_dirs: Mapping[str, str] = {}
+        readings: Mapping[str, Reading] = {}
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
-            seen, extract_dirs = _check_servers(inventory, pool, secrets, target, names, request, events)
-        versions = observed_versions(inventory, seen, last_known)
-        plan = plan_upgrade(inventory, versions, target, scope)
+            observed, readings, extract_dirs = _check_servers(
+                inventory, pool, secrets, target, names, scope, request, events, known, resumed is not None
+            )
+        else:
+            observed = offline_state(inventory, known)
+            require_versions(observed, request.inventory_path, probed=False,
+                             hint="add --probe to read the servers' versions over SSH (read only)")  # fmt: skip
+        facts = observed.facts(known.backups(), verify=resumed is not None)
+        plan = plan_upgrade(inventory, observed.versions(), target, scope, facts)
         if saved is not None:
             saved.basis.require_same(plan.basis)
             plan = saved
-        plan = with_extract_dirs(_with_recovery(plan, inventory, seen, scope), inventory, extract_dirs)
-        state = {
-            s.name: ServerState(versions.get(s.name), seen[s.name].running if s.name in seen else None)
-            for s in inventory.servers
-        }
+        plan = with_extract_dirs(plan, inventory, extract_dirs)
         recorder = Recorder(
             listener=lambda server, command: events.emit(
                 Event("would-run", f"{server}: {command}", servers=(server,))
@@ -245,30 +296,32 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         )
         run_dir = None
         sinks: list[EventSink] = [events]
+        journal: Journal | None = None
         if request.dry_run:
             secrets = replace(secrets, link=secrets.link or DRY_RUN_LINK)
             executor_options = replace(
                 request.options, parallel=1, prepare_parallel=1, poll_min=0, poll_max=0
             )
-            simulated = dict(versions)
-            responder = _recorded_responder(inventory, simulated)
+            responder = _recorded_responder(inventory, dict(observed.versions()))
 
             def recording(name: str) -> RemoteShell:
                 return RecordingShell(name, recorder, responder)
 
             shells: Callable[[str], RemoteShell] = ShellPool(recording)
         else:
-            if plan.nothing_to_do and not any(p.id == "recover" for p in plan.phases):
+            if plan.nothing_to_do:
                 return RunOutcome(None, plan, None, None)
             if not confirm(plan):
                 raise XsoarMtError("not confirmed: nothing was changed")
+            assert pool is not None
+            _write_markers(inventory, pool, observed, readings, names, run_id, events)
             run_dir = resumed or RunDir.create(request.state_dir, run_id)
             run_dir.write_private(f"plan-{new_run_id()}.json", json.dumps(plan.to_dict(), indent=2))
             journal = Journal(run_dir.journal_path)
-            journal.append({"kind": "run-resumed" if resumed else "run-intent", "inventory":
-                            str(request.inventory_path.resolve()), "target": target, "scope": scope.to_dict()})  # fmt: skip
-            sinks.append(JournalSink(journal))
-            assert pool is not None
+            journal.append({"kind": "run-resumed" if resumed else "run-intent", "deployment": known.key,
+                            "inventory": str(request.inventory_path.resolve()), "target": target,
+                            "scope": scope.to_dict(),
+                            "observed": {n: v.to_dict() for n, v in observed.views.items()}})  # fmt: skip
             shells = pool
             executor_options = request.options
         executor = Executor(
@@ -276,19 +329,24 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             plan,
             shells,
             Fanout(*sinks),
-            state,
+            observed,
             secrets,
             executor_options,
             run_dir,
             _downloads(inventory, request, secrets, downloaded),
+            known=None if request.dry_run else known,
+            run_id=run_id,
+            write_markers=not request.dry_run,
         )
+        if journal is not None:
+            executor.events = Fanout(*sinks, JournalSink(journal, executor.fail_run))
         on_executor(executor)
         report = executor.execute()
         if pool is not None:
             events.emit(Event("ssh-stats", "SSH use per server", data=pool.stats()))
         resume = None
         if report.outcome != "succeeded" and not request.dry_run:
-            resume = f"xsoar-mt upgrade run -i {request.inventory_path} --resume {run_id}"
+            resume = resume_command(request, run_id)
         return RunOutcome(report, plan, run_id if run_dir else None, run_dir.path if run_dir else None,
                           recorder.lines, resume)  # fmt: skip
     finally:
@@ -296,6 +354,28 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+
+
+def _write_markers(inventory: Inventory, pool: Callable[[str], RemoteShell], observed: Observed,
+                   readings: Mapping[str, Reading], names: list[str], run_id: str, events: EventSink) -> None:  # fmt: skip
+    """xsoar-mt's marker on each server in scope whose `/about` answered something the marker does not say."""
+    from xsoar_mt.observed import Marker
+    from xsoar_mt.probe import marker_command
+
+    for name in names:
+        view, reading = observed[name], readings.get(name)
+        if view.version is None or view.source is None or view.source.value != "api" or reading is None:
+            continue
+        if reading.marker is not None and reading.marker.version == view.version:
+            continue
+        try:
+            pool(name).run(
+                marker_command(inventory, name, Marker(view.version, 0, "api", run_id)), timeout=60
+            )
+        except RemoteError as exc:
+            events.emit(
+                Event("warning", f"{name}: could not write xsoar-mt's marker: {exc.detail}", servers=(name,))
+            )
 
 
 def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, downloaded: Mapping[str, str]
@@ -316,25 +396,35 @@ def _downloads(inventory: Inventory, request: RunRequest, secrets: RunSecrets, d
 
 
 def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, target: str, names: list[str],
-                   request: RunRequest, events: EventSink) -> tuple[dict[str, Observation], Mapping[str, str]]:  # fmt: skip
-    """Before any change: the preflight checks (a real run) or a probe (a dry run with --probe).
+                   scope: Scope, request: RunRequest, events: EventSink, known: KnownState, resuming: bool,
+                   ) -> tuple[Observed, Mapping[str, Reading], Mapping[str, str]]:  # fmt: skip
+    """Before any change: the preflight checks (a real run) or a read-only look (a dry run with --probe).
 
-    Either way each server is reached in one or two round trips, and what they saw is what the plan is
-    made from. A preflight failure that is not ignored stops the run here, with nothing changed. Also
-    returns the servers whose installer gets `-target` because their /tmp is mounted noexec.
+    Either way every server of the deployment is read (the ones out of scope read only), once, and the
+    observed state the plan is made from comes out of those answers and the local record. A preflight
+    failure that is not ignored stops the run here, with nothing changed. Also returns the servers whose
+    installer gets `-target` because their /tmp is mounted noexec.
     """
     extract_dirs: Mapping[str, str] = {}
     if request.dry_run:
-        events.emit(Event("probe", f"probing {len(names)} servers"))
-        seen = probe_all(inventory, pool, secrets.api_key, names)
+        events.emit(Event("probe", f"reading {len(inventory.servers)} servers (read only)"))
+        observed, readings = observe_deployment(inventory, pool, secrets.api_key, known)
+        problems = [f"{r.server}: {r.error}" for r in readings.values() if r.error]
+        if problems:
+            raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
+        require_versions(observed, request.inventory_path, probed=True, hint="nothing was changed")
     else:
         from xsoar_mt.checks import run_preflight
         from xsoar_mt.checks.preflight import blocking_summary
 
-        events.emit(Event("probe", f"preflight checks on {len(names)} servers"))
+        events.emit(Event("probe", f"preflight checks on {len(names)} servers in scope, "
+                          f"{len(inventory.servers) - len(names)} more read only"))  # fmt: skip
         report = run_preflight(
-            inventory, pool, secrets, target, request.ignore_preflight_errors, servers=names
-        )
+            inventory, pool, secrets, target, request.ignore_preflight_errors, servers=names,
+            known=known.servers(), scope=scope, backed_up=known.backups(), verify=resuming,
+        )  # fmt: skip
+        observed, readings = report.observed, report.readings
+        known.record(observed.views.values())
         if report.blocking:
             raise PreflightFailed(
                 blocking_summary(report.blocking),
@@ -345,52 +435,35 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
         for finding in warned:
             events.emit(Event("warning", f"preflight {finding.check} on {finding.server}: {finding.detail}",
                               data={"check": finding.check, "verdict": finding.verdict.value}))  # fmt: skip
-        seen = dict(report.observed)
         extract_dirs = report.extract_dirs
-    problems = [f"{o.server}: {o.error}" for o in seen.values() if o.error]
-    if problems:
-        raise PreflightFailed(problems, hint="nothing was changed; fix these and run again")
-    for o in seen.values():
-        state = "" if o.running else " (service stopped)"
-        events.emit(Event("probe", f"{o.server}: {o.version or 'version unknown'}{state}", servers=(o.server,),
-                          data={"version": str(o.version) if o.version else None, "running": o.running}))  # fmt: skip
-    return seen, extract_dirs
+    for view in observed.views.values():
+        state = "" if view.running else f" ({view.service.value})"
+        source = f" [{view.source.value}]" if view.source else ""
+        events.emit(Event("probe", f"{view.server}: {view.describe_version()}{source}{state}",
+                          servers=(view.server,), data=view.to_dict()))  # fmt: skip
+    return observed, readings, extract_dirs
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None
-            ) -> tuple[str, Scope, dict[str, str], dict[str, str]]:  # fmt: skip
-    """Target, scope, last known versions and the sha256 of each installer downloaded so far: from the
-    flags, a saved plan, or the journal of the run being resumed (read once, here)."""
+            ) -> tuple[str, Scope, dict[str, str]]:  # fmt: skip
+    """Target, scope and the sha256 of each installer downloaded so far: from the flags, a saved plan,
+    or the journal of the run being resumed (read once, here)."""
     if resumed is None:
         if saved is not None and request.target is None:
-            return saved.target, saved.scope, {}, {}
+            return saved.target, saved.scope, {}
         if request.target is None:
-            raise InvalidInput("give --to RELEASE, --plan FILE or --resume RUN")
-        return parse_target(request.target, inventory.releases), request.scope, {}, {}
+            raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
+        return parse_target(request.target, inventory.releases), request.scope, {}
     records = read_journal(resumed.journal_path)
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None:
         raise InvalidInput(f"run {resumed.run_id} has no recorded intent; start a new run with --to")
-    last_known: dict[str, str] = {}
     downloaded: dict[str, str] = {}
     for record in records:
         data = record.get("data", {})
-        for name, version in (data.get("versions") or {}).items():
-            last_known[name] = version
-        if record.get("kind") == "installer-downloaded":
-            downloaded[data["release"]] = data["sha256"]
-    target = intent["target"]
+        if record.get("kind") == "installer-downloaded" and isinstance(data, dict):
+            downloaded[str(data.get("release"))] = str(data.get("sha256"))
+    target = str(intent["target"])
     if request.target is not None and parse_target(request.target, inventory.releases) != target:
-        raise InvalidInput(f"run {resumed.run_id} targets {target}, not {request.target}")
-    return target, Scope.from_dict(intent["scope"]), last_known, downloaded
-
-
-def _with_recovery(plan: Plan, inventory: Inventory, seen: Mapping[str, Observation], scope: Scope) -> Plan:
-    """Servers found stopped that the plan will not install are started first (a failed run's leftovers)."""
-    from xsoar_mt.planner import recovery_phase
-
-    installing = set(plan.servers_to_upgrade)
-    stopped = [n for n, o in seen.items() if o.running is False and n not in installing]
-    if not stopped:
-        return plan
-    return replace(plan, phases=(recovery_phase(inventory, stopped, plan.target), *plan.phases))
+        raise UsageError(f"run {resumed.run_id} targets {target}, not {request.target}")
+    return target, Scope.from_dict(intent["scope"]), downloaded

@@ -22,6 +22,8 @@ from fabric import Config, Connection
 from xsoar_mt.inventory import Bastion, Server, SshSettings
 from xsoar_mt.remote import (
     SUDO_PROMPT,
+    Cancel,
+    Cancelled,
     ConnectionLost,
     HostKeyRefused,
     RemoteError,
@@ -180,8 +182,18 @@ class SshShell:
 
     # -- running ------------------------------------------------------------------------------------
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
-        """Run `command`; feed `stdin`, or answer sudo's prompt with the password. Never both."""
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> Result:
+        """Run `command`; feed `stdin`, or answer sudo's prompt with the password. Never both.
+
+        `cancel`, when it turns true, cuts the command off (its channel is closed) and raises Cancelled.
+        """
         self.connect()
         assert self._conn is not None
         uses_sudo = "sudo" in command
@@ -199,14 +211,16 @@ class SshShell:
                 channel.sendall(stdin.encode())
             if not (uses_sudo and self._sudo_password is not None):
                 channel.shutdown_write()
-            return self._collect(channel, command, timeout)
+            return self._collect(channel, command, timeout, cancel)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
             raise ConnectionLost(
                 self.server, f"SSH connection lost while running a command ({exc})"
             ) from None
 
-    def _collect(self, channel: paramiko.Channel, command: str, timeout: float | None) -> Result:
+    def _collect(
+        self, channel: paramiko.Channel, command: str, timeout: float | None, cancel: Cancel | None
+    ) -> Result:
         deadline = time.monotonic() + timeout if timeout else None
         out, err = bytearray(), bytearray()
         answered = 0
@@ -229,6 +243,9 @@ class SshShell:
                 break
             if channel.closed and not progressed:
                 break
+            if cancel is not None and not progressed and cancel():
+                channel.close()
+                raise Cancelled(self.server, "stopped waiting for the command (second interrupt)")
             if deadline and time.monotonic() > deadline:
                 channel.close()
                 return Result(self.server, command, 124, _clean(out), _clean(err) + "\n(timed out)")

@@ -1,17 +1,16 @@
-"""Live status of a deployment: every server's role, version, service state, reachability and skew."""
+"""Live status of a deployment: every server's role, version (and its source), service state, reachability and skew."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xsoar_mt.inventory import Inventory, Role
-from xsoar_mt.probe import Observation, probe
+from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import RemoteError, RemoteShell
-from xsoar_mt.skew import Judgement, Verdict, judge
+from xsoar_mt.remote import RemoteShell
+from xsoar_mt.skew import Verdict, judge
 
 
 @dataclass(frozen=True)
@@ -23,8 +22,10 @@ class ServerStatus:
     reachable: bool
     running: bool | None
     version: Version | None
-    skew: Verdict | None  # this server's verdict against main; None when its version is unknown
+    skew: Verdict | None  # this server's verdict against main; None (unknown) when it cannot be judged
     detail: str = ""
+    source: str | None = None  # where the version comes from: api, marker, state, inventory
+    service: str = "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,8 +35,10 @@ class ServerStatus:
             "address": self.address,
             "reachable": self.reachable,
             "running": self.running,
+            "service": self.service,
             "version": str(self.version) if self.version else None,
-            "skew": self.skew.value if self.skew else None,
+            "source": self.source,
+            "skew": self.skew.value if self.skew else "unknown",
             "detail": self.detail,
         }
 
@@ -44,14 +47,15 @@ class ServerStatus:
 class StatusReport:
     deployment: str
     servers: tuple[ServerStatus, ...]
-    skew: Verdict
+    skew: Verdict | None  # None: some server's version is unknown, so the deployment cannot be judged
     skew_reasons: tuple[str, ...]
     degraded_functions: tuple[str, ...]
+    observed: Observed = field(default_factory=Observed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "deployment": self.deployment,
-            "skew": self.skew.value,
+            "skew": self.skew.value if self.skew else "unknown",
             "skew_reasons": list(self.skew_reasons),
             "degraded_functions": list(self.degraded_functions),
             "servers": [s.to_dict() for s in self.servers],
@@ -64,68 +68,70 @@ def role_label(inventory: Inventory, name: str) -> str:
     return kind if server.role is Role.SINGLE else f"{kind} ({server.role.value})"
 
 
-def observe_one(shell: RemoteShell, inventory: Inventory, api_key: str | None) -> tuple[bool, Observation]:
-    """(reachable, what the probe saw): connecting is tried first so an unreachable server is told apart."""
-    try:
-        shell.connect()
-    except RemoteError as exc:
-        return False, Observation(shell.server, error=exc.detail)
-    return True, probe(shell, inventory, api_key)
+def judge_status(inventory: Inventory, observed: Observed) -> StatusReport:
+    """Pure: the table and the skew verdict from the observed state.
 
-
-def judge_status(inventory: Inventory, seen: Mapping[str, tuple[bool, Observation]]) -> StatusReport:
-    """Pure: the table and the skew verdict from what was observed (stopped servers use the inventory's version)."""
-    versions: dict[str, Version] = {}
-    for server in inventory.servers:
-        _, observation = seen[server.name]
-        version = observation.version or server.version
-        if version is not None:
-            versions[server.name] = version
+    A server's skew is judged on versions the servers themselves tell (the API or xsoar-mt's marker); an
+    unreachable server, or one known only from the local record or the inventory, is `unknown`, and so is
+    the deployment's verdict while any server's version is unknown.
+    """
+    views = observed.views
+    versions = {n: v.version for n, v in views.items() if v.version is not None}
     main = {s.name: versions[s.name].release for s in inventory.main.servers if s.name in versions}
     hosts = {
         s.name: versions[s.name].release for g in inventory.hosts for s in g.servers if s.name in versions
     }
-    judgement: Judgement = judge(main, hosts, inventory.releases)
+    judgement = judge(main, hosts, inventory.releases)
     faults = {f.server: f for f in judgement.faults}
     rows = []
+    unknown: list[str] = []
     for server in inventory.servers:
-        reachable, observation = seen[server.name]
+        view = views[server.name]
         fault = faults.get(server.name)
-        version = observation.version
-        notes = []
-        if observation.error:
-            notes.append(observation.error)
-        if version is None and server.name in versions:
-            notes.append(f"inventory says {versions[server.name]}")
+        notes = [view.error] if view.error else []
+        notes += list(view.notes)
+        if view.unknown:
+            notes.append(f"version unknown: {view.unknown}")
         if fault is not None:
             notes.append(fault.reason)
-        skew = (fault.verdict if fault else Verdict.OK) if server.name in versions else None
+        judged = view.version is not None and view.reachable is not False
+        if not judged:
+            unknown.append(server.name)
         rows.append(
             ServerStatus(
                 server.name,
                 role_label(inventory, server.name),
                 server.group,
                 server.address,
-                reachable,
-                observation.running,
-                version,
-                skew,
+                view.reachable is not False,
+                view.running,
+                view.version,
+                (fault.verdict if fault else Verdict.OK) if judged else None,
                 "; ".join(notes),
+                view.source.value if view.source else None,
+                view.service.value,
             )
         )
+    reasons = tuple(f.reason for f in judgement.faults)
+    if unknown:
+        reasons = (f"cannot judge: version unknown for {', '.join(unknown)}", *reasons)
     return StatusReport(
         inventory.name,
         tuple(rows),
-        judgement.verdict,
-        tuple(f.reason for f in judgement.faults),
+        None if unknown else judgement.verdict,
+        reasons,
         judgement.degraded_functions,
+        observed,
     )
 
 
 def deployment_status(
-    inventory: Inventory, shells: Callable[[str], RemoteShell], api_key: str | None
+    inventory: Inventory,
+    shells: Callable[[str], RemoteShell],
+    api_key: str | None,
+    known: Mapping[str, Known] | None = None,
 ) -> StatusReport:
-    names = [s.name for s in inventory.servers]
-    with ThreadPoolExecutor(max_workers=max(1, min(64, len(names)))) as pool:
-        found = list(pool.map(lambda n: observe_one(shells(n), inventory, api_key), names))
-    return judge_status(inventory, dict(zip(names, found, strict=True)))
+    from xsoar_mt.probe import observe_all
+
+    readings = observe_all(inventory, shells, api_key)
+    return judge_status(inventory, resolve(inventory, readings, known or {}))

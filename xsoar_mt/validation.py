@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xsoar_mt.inventory import Inventory
+from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.plan import Action, Scope, Step
-from xsoar_mt.probe import Observation
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteError, RemoteShell
 
@@ -48,9 +48,14 @@ def parse_tenant_answers(stdout: str) -> dict[str, str]:
     return answers
 
 
-def check_tenants(inventory: Inventory, answers: dict[str, str], target: str | None) -> list[str]:
+def check_tenants(
+    inventory: Inventory, answers: dict[str, str], target: str | None, scope: Scope | None = None
+) -> list[str]:
+    """Every tenant answers through main; those of groups in `scope` on `target` (the others, out of scope,
+    are not expected to have moved)."""
     problems: list[str] = []
     for group in inventory.groups:
+        expected = target if scope is None or scope.covers(group.name, group.is_main) else None
         for tenant in group.tenants:
             raw = answers.get(tenant.account, "")
             try:
@@ -60,15 +65,21 @@ def check_tenants(inventory: Inventory, answers: dict[str, str], target: str | N
                     f"tenant {tenant.name} ({group.name}) did not answer through main: {raw[:80]!r}"
                 )
                 continue
-            if target is not None and version.release != target:
-                problems.append(f"tenant {tenant.name} ({group.name}) runs {version}, expected {target}")
+            if expected is not None and version.release != expected:
+                problems.append(f"tenant {tenant.name} ({group.name}) runs {version}, expected {expected}")
     return problems
 
 
 def validate_step(
-    step: Step, inventory: Inventory, shell_for: Callable[[str], RemoteShell], api_key: str | None
+    step: Step,
+    inventory: Inventory,
+    shell_for: Callable[[str], RemoteShell],
+    api_key: str | None,
+    scope: Scope | None = None,
 ) -> list[str]:
-    """Carry out one validation step of a plan; return the problems found (none means it passed)."""
+    """Carry out one validation step of a plan; return the problems found (none means it passed).
+
+    Tenants of groups outside `scope` must answer through main, on whatever release they run."""
     main = inventory.main
     entry = step.servers[0]
     shell = shell_for(entry)
@@ -86,7 +97,7 @@ def validate_step(
     stdin = f"Authorization: {api_key}\n" if api_key else "\n"
     result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin,
                        timeout=60 + 15 * len(accounts))  # fmt: skip
-    return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release or None)
+    return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release or None, scope)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -109,6 +120,7 @@ class ValidationReport:
     deployment: str
     expected: str | None
     results: tuple[ValidationResult, ...]
+    observed: Observed = field(default_factory=Observed)  # what each server was seen to run
 
     @property
     def ok(self) -> bool:
@@ -124,23 +136,25 @@ class ValidationReport:
 
 
 def check_servers(
-    inventory: Inventory, seen: Mapping[str, Observation], expected: str, names: Sequence[str]
+    inventory: Inventory, observed: Observed, expected: str, names: Sequence[str]
 ) -> list[ValidationResult]:
-    """Pure: each server in scope runs `expected` and its service is up."""
+    """Pure: each server in scope runs `expected` (as `/about` reports it) and its service is up."""
     results = []
     for name in names:
-        observation = seen.get(name)
-        if observation is None or observation.error:
-            detail = observation.error if observation and observation.error else "not probed"
+        view = observed.views.get(name)
+        if view is None or view.reachable is False:
+            detail = view.error if view is not None and view.error else "not probed"
             results.append(ValidationResult("servers", name, False, f"could not be checked: {detail}"))
-        elif not observation.running:
-            results.append(ValidationResult("servers", name, False, "the service is not running"))
-        elif observation.version is None or observation.version.release != expected:
+        elif not view.running:
+            results.append(ValidationResult("servers", name, False, f"the service is {view.service.value}"))
+        elif view.version is None or view.version.release != expected:
             results.append(
-                ValidationResult("servers", name, False, f"runs {observation.version}, expected {expected}")
+                ValidationResult(
+                    "servers", name, False, f"runs {view.describe_version()}, expected {expected}"
+                )
             )
         else:
-            results.append(ValidationResult("servers", name, True, f"runs {observation.version}"))
+            results.append(ValidationResult("servers", name, True, f"runs {view.version} ({view.source})"))
     return results
 
 
@@ -150,27 +164,17 @@ def validate_deployment(
     api_key: str | None,
     expected: str | None = None,
     scope: Scope | None = None,
+    known: Mapping[str, Known] | None = None,
 ) -> ValidationReport:
     """Main answers (through the load balancer for HA), every tenant answers through main with the expected
     release, and every server in scope runs it. Without `expected`, main's release is expected everywhere."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from xsoar_mt.probe import probe
+    from xsoar_mt.probe import observe_all
 
     scope = scope or Scope()
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     every = list(dict.fromkeys([*(s.name for s in inventory.main.servers), *names]))
-
-    def look(name: str) -> Observation:
-        shell = shell_for(name)
-        try:
-            shell.connect()
-        except RemoteError as exc:
-            return Observation(name, error=exc.detail)
-        return probe(shell, inventory, api_key)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(64, len(every)))) as pool:
-        seen = {o.server: o for o in pool.map(look, every)}
+    observed = resolve(inventory, observe_all(inventory, shell_for, api_key, every), known or {}, every)
+    seen = observed.views
     if expected is None:
         mains = [v for s in inventory.main.servers if (v := seen[s.name].version) is not None]
         expected = max(mains).release if mains else None
@@ -210,5 +214,5 @@ def validate_deployment(
     if expected is None:
         results.append(ValidationResult("servers", "main", False, "main's version could not be read"))
     else:
-        results += check_servers(inventory, seen, expected, names)
-    return ValidationReport(inventory.name, expected, tuple(results))
+        results += check_servers(inventory, observed, expected, names)
+    return ValidationReport(inventory.name, expected, tuple(results), observed)

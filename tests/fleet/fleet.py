@@ -272,11 +272,14 @@ class Fleet:
                         found.append((directory.name, trace.stem, argv))
         return found
 
-    def inventory(self, deployment: str, path: Path | None = None, **overrides: Any) -> Path:
-        """Write an xsoar-mt inventory for one deployment of this fleet (see inventory.py)."""
+    def inventory(
+        self, deployment: str, path: Path | None = None, *, versions: bool = False, **overrides: Any
+    ) -> Path:
+        """Write an xsoar-mt inventory for one deployment of this fleet (see inventory.py): without
+        `version:` keys unless `versions` is true."""
         from tests.fleet.inventory import write_inventory
 
-        return write_inventory(self, self.spec.deployment(deployment), path, **overrides)
+        return write_inventory(self, self.spec.deployment(deployment), path, versions=versions, **overrides)
 
     def ssh(
         self,

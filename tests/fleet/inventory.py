@@ -22,17 +22,18 @@ def write_secret(fleet: Fleet, name: str, value: str) -> Path:
     return path
 
 
-def inventory_data(fleet: Fleet, deployment: DeploymentSpec) -> dict[str, Any]:
-    """The inventory as a plain dict: every server, tenant port, key and secret file of the fleet."""
+def inventory_data(fleet: Fleet, deployment: DeploymentSpec, versions: bool = False) -> dict[str, Any]:
+    """The inventory as a plain dict: every server, tenant port, key and secret file of the fleet.
+
+    Like an operator's first inventory it gives no `version:` (xsoar-mt reads the servers), unless a test
+    asks for `versions` (each server's current version) or writes its own through overrides.
+    """
 
     def server(spec: ServerSpec) -> dict[str, Any]:
         place = fleet.placements[spec.name]
-        entry: dict[str, Any] = {
-            "name": spec.name,
-            "address": place.address,
-            "ssh_port": place.ssh_port,
-            "version": fleet.server(spec.name).version,
-        }
+        entry: dict[str, Any] = {"name": spec.name, "address": place.address, "ssh_port": place.ssh_port}
+        if versions:
+            entry["version"] = fleet.server(spec.name).version
         password = spec.sudo_password
         if password is None and fleet.server(spec.name).faults.wrong_sudo_password:
             password = "operators-password"
@@ -80,7 +81,7 @@ def inventory_data(fleet: Fleet, deployment: DeploymentSpec) -> dict[str, Any]:
             "backup_dir": "xsoar-mt/backup",
             "backup": (
                 "mkdir -p {backup_dir} && sudo tar -czf "
-                "{backup_dir}/demisto-{server}-{version}.tar.gz etc/demisto.conf var/lib/demisto"
+                "{backup_dir}/demisto-{server}-before-{version}-{stamp}.tar.gz etc/demisto.conf var/lib/demisto"
             ),
         },
         "health": {"timeout": 60, "interval": 0.2, "max_interval": 1},
@@ -114,10 +115,15 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_inventory(
-    fleet: Fleet, deployment: DeploymentSpec, path: Path | None = None, **overrides: Any
+    fleet: Fleet,
+    deployment: DeploymentSpec,
+    path: Path | None = None,
+    *,
+    versions: bool = False,
+    **overrides: Any,
 ) -> Path:
     """Write the inventory (``overrides`` deep-merged at the top level) and return its path."""
-    data = merge(inventory_data(fleet, deployment), overrides)
+    data = merge(inventory_data(fleet, deployment, versions), overrides)
     path = Path(path) if path is not None else fleet.root / f"inventory-{deployment.name}.yaml"
     path.write_text(
         f"# Inventory for the xsoar-mt test fleet at {fleet.root} (deployment {deployment.name}).\n"

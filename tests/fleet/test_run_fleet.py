@@ -190,7 +190,9 @@ def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> Non
 def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp_path: Path) -> None:
     inv = inventory(fleet, "single", tmp_path)
     plan = tmp_path / "plan.json"
-    made = xsoar_mt("upgrade", "plan", "-i", str(inv), "--to", "6.12", "--out", str(plan), cwd=tmp_path)
+    made = xsoar_mt(
+        "upgrade", "plan", "-i", str(inv), "--to", "6.12", "--probe", "--out", str(plan), cwd=tmp_path
+    )
     assert made.returncode == 0, made.stderr
     fleet.server("single-h2").set_version("6.10.0")  # someone rolled it back by hand since the plan was made
     result = run(fleet, inv, "--plan", str(plan))

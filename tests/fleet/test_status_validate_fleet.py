@@ -50,16 +50,56 @@ def test_status_reports_a_lagging_host_as_degraded_with_the_functions_that_stop(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet.reset(versions={"single-main": "6.12.0"})
-    fleet.server("single-h2").stop_service()
     inventory = fleet.inventory("single", tmp_path / "inventory.yaml")
     data = json.loads(xsoar_mt("status", "-i", str(inventory), "-o", "json").stdout)
     rows = {s["server"]: s for s in data["servers"]}
-    assert rows["single-h1"]["skew"] == "degraded"
-    assert rows["single-h2"]["running"] is False and "inventory says 6.11.0" in rows["single-h2"]["detail"]
+    assert rows["single-h1"]["skew"] == "degraded" and rows["single-h1"]["source"] == "api"
     assert data["skew"] == "degraded"
     assert any("content sync" in f for f in data["degraded_functions"])
+    assert "degraded" in xsoar_mt("status", "-i", str(inventory)).stdout
+
+
+def test_status_reads_a_stopped_servers_version_from_the_marker_xsoar_mt_keeps_there(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inventory = fleet.inventory("single", tmp_path / "inventory.yaml")
+    fleet.add_installer("6.12")
+    done = subprocess.run(
+        [sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inventory), "--to", "6.12", "--yes",
+         "--only", "main", "--state-dir", str(tmp_path / "run-state")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    fleet.server("single-main").stop_service()
+    fleet.server("single-h2").stop_service()
+    data = json.loads(
+        xsoar_mt("status", "-i", str(inventory), "-o", "json").stdout
+    )  # another state dir: no record
+    rows = {s["server"]: s for s in data["servers"]}
+    assert (rows["single-main"]["version"], rows["single-main"]["source"]) == ("6.12.0", "marker")
+    assert rows["single-main"]["service"] == "stopped" and rows["single-main"]["skew"] == "ok"
+    assert (
+        rows["single-h2"]["version"] is None and rows["single-h2"]["skew"] == "unknown"
+    )  # nothing records it
+    assert data["skew"] == "unknown"
+
+
+def test_status_says_where_each_version_comes_from_and_reports_a_stale_inventory(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h2").stop_service()
+    inventory = fleet.inventory("single", tmp_path / "inventory.yaml", versions=True)
+    text = inventory.read_text()
+    at = text.index("name: single-h1")
+    inventory.write_text(text[:at] + text[at:].replace("version: 6.11.0", "version: 6.10.0", 1))  # stale
+    data = json.loads(xsoar_mt("status", "-i", str(inventory), "-o", "json").stdout)
+    rows = {s["server"]: s for s in data["servers"]}
+    assert (rows["single-h1"]["version"], rows["single-h1"]["source"]) == ("6.11.0", "api")
+    assert "inventory says 6.10.0, single-h1 reports 6.11.0" in rows["single-h1"]["detail"]
+    assert (rows["single-h2"]["version"], rows["single-h2"]["source"]) == ("6.11.0", "inventory")
+    assert rows["single-h2"]["running"] is False
     text = xsoar_mt("status", "-i", str(inventory)).stdout
-    assert "degraded" in text and "stopped" in text
+    assert "inventory" in text and "stopped" in text
 
 
 def test_status_marks_a_server_with_a_changed_host_key_unreachable(fleet: Fleet, tmp_path: Path) -> None:
@@ -108,5 +148,5 @@ def test_validate_fails_when_a_server_is_not_on_the_expected_release_or_stopped(
     result = xsoar_mt("validate", "-i", str(inventory), "--to", "6.12")
     assert result.returncode == 9
     assert "runs 6.11.0, expected 6.12" in result.stdout
-    assert "the service is not running" in result.stdout
+    assert "the service is stopped" in result.stdout
     assert "Validation failed." in result.stdout

@@ -60,20 +60,21 @@ class ScriptedFleet:
             server.polls_left = 2
             self.events.append((name, "install-begin", server.version))
             return ok("STARTED\n")
-        if command.startswith("cat ") and ".rc" in command:
+        if (
+            "xm_c=$(cat" in command
+        ):  # a poll: `<exit code|-> <alive> <boot now> <boot at launch>`, then the log
             if server.drop_on_poll:
                 server.drop_on_poll -= 1
                 raise ConnectionLost(name, "connection reset by peer")
             server.polls_left -= 1
             if server.polls_left > 0:
-                return ok("-\ninstalling...\n")
+                return ok("- 1 b1 b1\ninstalling...\n")
             if server.install_fails:
-                return ok("1\ninstaller: error: disk full\n")
+                return ok("1 0 b1 b1\ninstaller: error: disk full\n")
             assert server.pending_install is not None
             server.version = f"{server.pending_install}.0"
-            server.running = True
             self.events.append((name, "install-end", server.version))
-            return ok("0\ndone\n")
+            return ok("0 0 b1 b1\ndone\n")
         if command.startswith("tail -n"):
             return ok("installer: error: disk full\n")
         if "/about" in command and "for t in" not in command:
@@ -114,7 +115,9 @@ class ScriptedShell:
     def connect(self) -> None:
         self.connects += 1
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float | None = None, cancel: object = None
+    ) -> Result:
         return self.fleet.answer(self.server, command, stdin)
 
     def put(self, local: Path, remote: str, progress: object = None) -> None:

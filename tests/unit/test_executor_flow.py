@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from xsoar_mt.events import Event
 from xsoar_mt.executor import Executor, RunOptions, RunSecrets, ServerState
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.journal import RunDir
+from xsoar_mt.observed import resolve
 from xsoar_mt.plan import Action
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version
@@ -54,11 +56,11 @@ def _setup(
     inventory = parse_inventory(INVENTORY, "inv.yaml")
     fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
     plan = plan_upgrade(inventory, inventory.versions(), target)
-    state = {s.name: ServerState(s.version, True) for s in inventory.servers}
+    observed = resolve(inventory, {}, {})
     sink = Collected()
     shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
     executor = Executor(
-        inventory, plan, shells.__getitem__, sink, state, RunSecrets(link=LINK), options, run_dir
+        inventory, plan, shells.__getitem__, sink, observed, RunSecrets(link=LINK), options, run_dir
     )
     return inventory, fleet, executor, sink
 
@@ -108,7 +110,7 @@ def test_install_is_refused_when_observed_versions_would_leave_the_fleet_unsuppo
     _, fleet, executor, _ = _setup()
     # The plan was made from the inventory's 6.10, but the run observed h2 on 6.9: main's first install
     # would put h2 two releases behind, so it is refused before anything is installed.
-    executor.state["h2"] = ServerState(Version.parse("6.9.0"), True)
+    executor.state["h2"] = ServerState(replace(executor.state["h2"].view, version=Version.parse("6.9.0")))
     report = executor.execute()
     assert report.outcome == "failed"
     assert "main@6.11/install/m2" in report.failures[0]
@@ -116,7 +118,7 @@ def test_install_is_refused_when_observed_versions_would_leave_the_fleet_unsuppo
     assert fleet.installs() == []
 
 
-def test_first_interrupt_lets_the_running_step_finish_and_starts_nothing_new() -> None:
+def test_first_interrupt_finishes_the_group_under_way_and_starts_no_other() -> None:
     _, fleet, executor, _ = _setup()
 
     def interrupt_during_first_main_install(server: str, command: str) -> None:
@@ -127,9 +129,10 @@ def test_first_interrupt_lets_the_running_step_finish_and_starts_nothing_new() -
     report = executor.execute()
     assert report.outcome == "interrupted"
     assert report.exit_code == 130
-    assert fleet.installs() == ["m2"]
-    assert str(fleet.version("m2")) == "6.11.0"  # the running install was followed to its end
-    assert report.servers["m2"].last_step is not None and "install" in report.servers["m2"].last_step
+    assert fleet.installs() == ["m2", "m1"]  # main's DR pair is finished, so it is not left stopped
+    assert {str(fleet.version(n)) for n in ("m1", "m2")} == {"6.11.0"}
+    assert all(fleet.servers[n].running for n in fleet.servers)
+    assert report.servers["h1"].outcome == "not started"
 
 
 def test_second_interrupt_stops_waiting_for_the_installer() -> None:

@@ -11,7 +11,7 @@ from tests.unit.inventories import GroupSpec, build
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope
-from xsoar_mt.planner import plan_upgrade, with_extract_dirs
+from xsoar_mt.planner import PlanFacts, plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
 
@@ -156,7 +156,7 @@ def test_the_fetch_step_makes_the_installer_executable() -> None:
 
 def test_the_install_runs_the_installer_in_multi_tenant_mode() -> None:
     install = next(s for s in plan(bolt(single("main"))).steps if s.action is INSTALL)
-    assert install.command == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant"
+    assert install.command == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant -do-not-start-server"
 
 
 def test_target_dir_comes_before_the_other_installer_flags() -> None:
@@ -168,7 +168,7 @@ def test_target_dir_comes_before_the_other_installer_flags() -> None:
     install = next(s for s in plan(inventory).steps if s.action is INSTALL)
     assert (
         install.command
-        == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -backup=false"
+        == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -do-not-start-server -backup=false"
     )
 
 
@@ -180,7 +180,7 @@ def test_a_server_with_noexec_tmp_gets_its_own_install_command_with_target() -> 
         if after.action is INSTALL and "main-2" in after.servers:
             assert after.command == before.command  # the other servers keep the plain command
             assert after.per_server == {
-                "main-2": "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant"
+                "main-2": "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant -do-not-start-server"
             }
             assert after.command_on("main-1") == before.command
         else:
@@ -310,10 +310,17 @@ def test_servers_at_the_target_are_skipped_and_never_touched() -> None:
     ]
 
 
-def test_a_half_upgraded_dr_main_finishes_without_touching_the_done_secondary() -> None:
+def test_a_half_upgraded_dr_main_gates_the_done_secondary_healthy_before_the_primary_install() -> None:
     p = plan(bolt(dr("main", "6.11", "6.12"), single("a", "6.11")))
-    touched = {n for s in p.steps if s.action is not Action.VALIDATE for n in s.servers}
-    assert "main-s" not in touched
+    changed = {
+        n for s in p.steps if s.action in (STOP, INSTALL, Action.BACKUP, Action.FETCH) for n in s.servers
+    }
+    assert "main-s" not in changed  # never stopped, backed up or installed again
+    assert sequence(p, "main@6.12")[:3] == [
+        (HEALTHY, ("main-s",)),
+        (STOP, ("main-p",)),
+        (INSTALL, ("main-p",)),
+    ]
     assert installs(p) == [("main-p",), ("a-0",)]
     assert Verdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
 
@@ -321,7 +328,11 @@ def test_a_half_upgraded_dr_main_finishes_without_touching_the_done_secondary() 
 def test_a_half_upgraded_main_is_finished_before_hosts_on_a_two_hop_plan() -> None:
     p = plan(bolt(dr("main", "6.10", "6.11"), single("a", "6.10")))
     assert phase_ids(p) == ["prepare", "main@6.11", "a@6.11", "main@6.12", "a@6.12", "validate"]
-    assert sequence(p, "main@6.11")[1] == (INSTALL, ("main-p",))
+    assert sequence(p, "main@6.11")[:3] == [
+        (HEALTHY, ("main-s",)),
+        (STOP, ("main-p",)),
+        (INSTALL, ("main-p",)),
+    ]
 
 
 def test_everything_at_the_target_is_nothing_to_do() -> None:
@@ -443,3 +454,93 @@ def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:
     assert dataclasses.replace(step) == step
     assert hash(dataclasses.replace(step)) == hash(step)
     assert dataclasses.asdict(step)["id"] == step.id
+
+
+# -- what the observed state adds: installers in flight, servers down, backups taken, a resume's checks --
+
+
+def plan_with(inventory: Inventory, facts: PlanFacts, target: str = "6.12", scope: Scope = Scope()) -> Plan:
+    return plan_upgrade(inventory, inventory.versions(), target, scope, facts)
+
+
+def test_an_installer_in_flight_is_followed_without_backup_fetch_or_stop_around_it() -> None:
+    inv = bolt(single("main", "6.12"), single("a", "6.11"), single("b", "6.11"))
+    p = plan_with(inv, PlanFacts(in_flight={"a-0": "6.12"}))
+    around = [s for s in p.steps if "a-0" in s.servers and s.action in (Action.BACKUP, Action.FETCH, STOP)]
+    assert around == []
+    assert sequence(p, "a@6.12") == [(INSTALL, ("a-0",)), (START, ("a-0",)), (HEALTHY, ("a-0",))]
+    assert sequence(p, "b@6.12")[0] == (STOP, ("b-0",))
+
+
+def test_an_installer_in_flight_for_another_release_than_the_plan_needs_is_refused() -> None:
+    inv = bolt(single("main", "6.12"), single("a", "6.11"))
+    with pytest.raises(PlanRefused, match=r"a-0 is still installing 6\.13"):
+        plan_with(inv, PlanFacts(in_flight={"a-0": "6.13"}))
+
+
+def test_the_ha_member_whose_installer_still_runs_is_followed_first() -> None:
+    inv = elastic(single("main", "6.12"), ha("g", "6.11", "6.11", "6.11"))
+    p = plan_with(inv, PlanFacts(in_flight={"g-1": "6.12"}))
+    assert sequence(p, "g@6.12")[:2] == [(STOP, ("g-0", "g-2")), (INSTALL, ("g-1",))]
+
+
+def test_a_half_upgraded_ha_group_stops_the_rest_then_gates_the_done_members_before_installing() -> None:
+    inv = elastic(single("main", "6.12"), ha("g", "6.12", "6.11", "6.11"))
+    p = plan_with(inv, PlanFacts(down=frozenset({"g-0", "g-1", "g-2"})))
+    assert sequence(p, "g@6.12") == [
+        (STOP, ("g-1", "g-2")),
+        (START, ("g-0",)),
+        (HEALTHY, ("g-0",)),
+        (INSTALL, ("g-1", "g-2")),
+        (START, ("g-1", "g-2")),
+        (HEALTHY, ("g-1", "g-2")),
+    ]
+
+
+def test_a_dr_pair_whose_secondary_is_done_and_down_starts_it_before_the_primary_install() -> None:
+    inv = bolt(single("main", "6.12"), dr("d", "6.11", "6.12"))
+    p = plan_with(inv, PlanFacts(down=frozenset({"d-p", "d-s"})))
+    assert sequence(p, "d@6.12")[:4] == [
+        (START, ("d-s",)),
+        (HEALTHY, ("d-s",)),
+        (STOP, ("d-p",)),
+        (INSTALL, ("d-p",)),
+    ]
+
+
+def test_servers_found_down_that_no_phase_starts_are_recovered_first() -> None:
+    inv = bolt(single("main", "6.12"), single("a", "6.12"), single("b", "6.11"))
+    p = plan_with(inv, PlanFacts(down=frozenset({"main-0", "a-0"})))
+    assert phase_ids(p)[0] == "recover"
+    assert sequence(p, "recover") == [
+        (START, ("main-0",)), (HEALTHY, ("main-0",)), (START, ("a-0",)), (HEALTHY, ("a-0",)),
+    ]  # fmt: skip
+
+
+def test_a_server_down_out_of_scope_is_not_started_but_named() -> None:
+    inv = bolt(single("main", "6.11"), single("a", "6.11"))
+    p = plan_with(inv, PlanFacts(down=frozenset({"a-0"})), scope=Scope(main=True, groups=()))
+    assert "recover" not in phase_ids(p)
+    assert any("out of scope and not running: a-0" in w for w in p.warnings)
+
+
+def test_a_server_backed_up_for_the_release_is_not_backed_up_again() -> None:
+    inv = bolt(single("main", "6.11"), single("a", "6.11"))
+    p = plan_with(inv, PlanFacts(backed_up={"main-0": ("6.12",)}))
+    backups = [s.servers for s in p.steps if s.action is Action.BACKUP]
+    assert backups == [("a-0",)]
+
+
+def test_a_resume_with_nothing_to_install_still_gates_every_server_and_validates() -> None:
+    inv = bolt(single("main", "6.12", tenants=1), single("a", "6.12"))
+    p = plan_with(inv, PlanFacts(verify=True))
+    assert not p.nothing_to_do
+    assert phase_ids(p) == ["validate"]
+    assert [(s.action, s.servers) for s in p.steps][:2] == [(HEALTHY, ("main-0",)), (HEALTHY, ("a-0",))]
+    assert any(s.action is Action.VALIDATE for s in p.steps)
+
+
+def test_backups_are_named_with_a_stamp_the_run_fills_in() -> None:
+    p = plan(bolt(single("main", "6.11"), single("a", "6.11")))
+    (backup, *_) = [s for s in p.steps if s.action is Action.BACKUP]
+    assert "demisto-before-6.12-{stamp}.tar.gz" in backup.command

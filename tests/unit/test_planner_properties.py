@@ -94,9 +94,9 @@ def test_every_plan_keeps_the_vendor_order_and_the_skew_rule_at_every_step(case:
     installed_at: dict[tuple[str, str], int] = {}  # (server, release) -> step number
 
     for number, step in enumerate(plan.steps):
-        if step.action is not Action.VALIDATE:
+        if step.action not in (Action.VALIDATE, Action.START, Action.HEALTHY):  # gating a done server is fine
             assert not at_target_before & set(step.servers), (
-                f"{step.id} touches a server already at the target"
+                f"{step.id} changes a server already at the target"
             )
         if step.action is Action.STOP:
             stopped |= set(step.servers)

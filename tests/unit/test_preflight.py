@@ -35,6 +35,8 @@ from xsoar_mt.checks.verdicts import (
 )
 from xsoar_mt.errors import UsageError
 from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.observed import Observed, Reading, resolve
+from xsoar_mt.plan import Scope
 from xsoar_mt.releases import Version
 
 INVENTORY = """
@@ -393,18 +395,46 @@ def test_a_key_main_refuses_is_not_a_main_account_key() -> None:
     assert finding.verdict is Verdict.FAIL and "not a main-account key" in finding.detail
 
 
+def answered(inventory: Inventory, versions: dict[str, str]) -> Observed:
+    """The observed state when every server's /about answered with these versions."""
+    readings = {
+        n: Reading(n, 1.0, sudo_ok=True, status_code=0, api_version=Version.parse(v))
+        for n, v in versions.items()
+    }
+    return resolve(inventory, readings, {})
+
+
 def test_a_host_two_releases_behind_main_fails_the_version_check(inventory: Inventory) -> None:
-    versions = {s.name: Version.parse("6.11.0") for s in inventory.servers}
-    versions["s1"] = Version.parse("6.9.0")
-    finding = skew_finding(inventory, versions, "6.12")
+    versions = {s.name: "6.11.0" for s in inventory.servers}
+    versions["s1"] = "6.9.0"
+    finding = skew_finding(inventory, answered(inventory, versions), "6.12")
     assert finding.verdict is Verdict.FAIL and "already unsupported" in finding.detail
+    assert "now unsupported" in finding.detail
 
 
 def test_a_plan_within_the_skew_rule_warns_about_the_degraded_window(inventory: Inventory) -> None:
-    versions = {s.name: Version.parse("6.11.0") for s in inventory.servers}
-    finding = skew_finding(inventory, versions, "6.12")
+    observed = answered(inventory, {s.name: "6.11.0" for s in inventory.servers})
+    finding = skew_finding(inventory, observed, "6.12")
     assert finding.verdict is Verdict.WARN and "content sync" in finding.detail
-    assert skew_finding(inventory, versions, "6.11").verdict is Verdict.PASS
+    assert skew_finding(inventory, observed, "6.11").verdict is Verdict.PASS
+
+
+def test_the_version_check_says_when_the_deployment_is_degraded_now(inventory: Inventory) -> None:
+    main = inventory.main.servers[0].name
+    versions = {s.name: "6.10.0" for s in inventory.servers} | {main: "6.11.0"}
+    finding = skew_finding(inventory, answered(inventory, versions), "6.11")
+    assert finding.verdict is Verdict.WARN
+    assert finding.detail.startswith("now degraded")
+    assert "after the plan to 6.11" in finding.detail and ": ok" in finding.detail
+
+
+def test_the_version_check_judges_a_scoped_plan_on_the_whole_deployment(inventory: Inventory) -> None:
+    observed = answered(inventory, {s.name: "6.11.0" for s in inventory.servers})
+    finding = skew_finding(inventory, observed, "6.12", Scope(main=True, groups=()))
+    assert finding.verdict is Verdict.WARN
+    assert (
+        "now ok" in finding.detail and "): degraded (g1a runs 6.11, one release behind main" in finding.detail
+    )
 
 
 def test_a_refused_path_to_a_stopped_service_warns_instead_of_failing() -> None:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from xsoar_mt.errors import UsageError
-from xsoar_mt.probe import Observation
+from xsoar_mt.observed import Observed, Reading
 
 
 class Verdict(StrEnum):
@@ -118,7 +118,8 @@ class PreflightReport:
     ignored: tuple[str, ...] = ()
     seconds: float = 0.0
     ssh: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    observed: Mapping[str, Observation] = field(default_factory=dict)  # each server's state, as probed
+    observed: Observed = field(default_factory=Observed)  # every server, as resolved from what was read
+    readings: Mapping[str, Reading] = field(default_factory=dict)  # what each server answered
     extract_dirs: Mapping[str, str] = field(default_factory=dict)  # -target added where /tmp is noexec
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -35,7 +35,10 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology
-from xsoar_mt.probe import Observation, parse_state, parse_version, read_version, service_state_command
+from xsoar_mt.observed import Installer, Known, Marker, Reading, resolve
+from xsoar_mt.plan import Scope
+from xsoar_mt.probe import observe as observe_server
+from xsoar_mt.probe import parse_facts, parse_state, parse_version, read_version, state_command, status_code
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.secrets import REDACTOR, read_secret
@@ -54,6 +57,25 @@ class ServerFacts:
     version: Version | None = None
     version_error: str | None = None
     sections: dict[str, Section] = field(default_factory=dict)
+    status_code: int | None = None
+    marker: Marker | None = None
+    installers: tuple[Installer, ...] = ()
+    read_at: float = 0.0
+
+    def reading(self) -> Reading:
+        """The same facts as the observed-state model reads them (no second probe)."""
+        error = self.ssh_error or self.sudo_error
+        return Reading(
+            self.server,
+            self.read_at or time.time(),
+            error=error,
+            sudo_ok=self.sudo_ok,
+            status_code=self.status_code,
+            api_version=self.version,
+            api_error=self.version_error,
+            marker=self.marker,
+            installers=self.installers,
+        )
 
 
 def _survey_request(
@@ -100,9 +122,13 @@ def gather(
         facts.ssh_error, facts.ssh_kind = exc.detail, "auth"
         return facts
     try:
-        state = shell.run(service_state_command(inventory), timeout=60)
+        state = shell.run(state_command(inventory, shell.server, with_version=False), timeout=60)
+        facts.read_at = time.time()
         facts.sudo_ok, running = parse_state(state.stdout)
         facts.running = running if facts.sudo_ok else None
+        facts.marker, facts.installers = parse_facts(state.stdout, facts.read_at)
+        if facts.sudo_ok:
+            facts.status_code = status_code(state.stdout)
         if not facts.sudo_ok:
             facts.sudo_error = f"`sudo true` failed: {state.tail(2) or 'no output'}"
     except SudoRejected as exc:
@@ -148,11 +174,18 @@ def run_preflight(
     *,
     options: v.PreflightOptions | None = None,
     servers: Sequence[str] | None = None,
+    known: Mapping[str, Known] | None = None,
+    scope: Scope = Scope(),
+    backed_up: Mapping[str, Sequence[str]] | None = None,
+    verify: bool = False,
 ) -> PreflightReport:
-    """Every preflight check against every server (or `servers`), concurrently; nothing is changed.
+    """Every preflight check against every server in scope (or `servers`), concurrently; nothing is changed.
 
-    `secrets` carries the download link (for the installer check) and the API key; the Elasticsearch
-    credentials are read here from their source. `report.blocking` lists what stops an upgrade.
+    The servers out of scope are read too, read-only (one round trip each, two with a sudo password), so
+    the skew rule is judged on the whole deployment: scope narrows what changes, never what is observed.
+    `known` is the deployment's local record (a version's third source). `secrets` carries the download
+    link (for the installer check) and the API key; the Elasticsearch credentials are read here from
+    their source. `report.blocking` lists what stops an upgrade.
     """
     started = time.monotonic()
     ignored = ignore if isinstance(ignore, frozenset) else parse_ignore(ignore)
@@ -199,15 +232,21 @@ def run_preflight(
         fact_jobs = {
             name: pool.submit(gather, inventory, shells(name), target, secrets, link) for name in names
         }
+        others = [s.name for s in inventory.servers if s.name not in fact_jobs]
+        read_jobs = {
+            name: pool.submit(observe_server, shells(name), inventory, secrets.api_key) for name in others
+        }
         facts = {name: job.result() for name, job in fact_jobs.items()}
+        readings = {name: f.reading() for name, f in facts.items()}
+        readings.update({name: job.result() for name, job in read_jobs.items()})
         tls = {name: job.result() for name, job in tls_jobs.items()}
         if link_job is not None:
             findings.append(link_job.result())
         if es_job is not None:
             findings.append(es_job.result())
 
+    observed = resolve(inventory, readings, known or {})
     paths: list[PathResult] = []
-    versions: dict[str, Version] = {}
     extract_dirs: dict[str, str] = {}
     auto_dir = (
         f"{installer.directory.rstrip('/')}/extract" if "{target}" in inventory.commands.install else None
@@ -215,17 +254,12 @@ def run_preflight(
     stopped = frozenset(name for name, f in facts.items() if f.running is False)
     for name in names:
         seen = facts[name]
-        known = inventory.server(name).version
         findings.append(v.ssh_finding(name, seen.ssh_error, seen.ssh_kind))
         if seen.ssh_error is not None:
-            if known is not None:
-                versions[name] = known
             continue
         has_password = inventory.server(name).ssh.sudo_password is not None
         findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
-        findings.append(v.server_version_finding(name, seen.version, seen.running, known, seen.version_error))
-        if seen.version is not None or known is not None:
-            versions[name] = seen.version or known  # type: ignore[assignment]  # one of them is set
+        findings.append(v.server_version_finding(observed[name]))
         if link is not None:
             findings.append(v.installer_link_finding(name, seen.sections.get("installer-link"), target))
         findings += v.disk_findings(
@@ -263,20 +297,10 @@ def run_preflight(
     findings += v.tls_findings(
         tls, [[s.name for s in g.servers] for g in inventory.groups if g.topology is Topology.HA], options
     )
+    for name in others:  # read only: a version finding each, so an unknown one is named
+        findings.append(v.server_version_finding(observed[name], in_scope=False))
     findings.append(_api_key(inventory, facts))
-    if len(versions) == len(inventory.servers):
-        findings.append(v.skew_finding(inventory, versions, target))
-    else:
-        missing = sorted({s.name for s in inventory.servers} - set(versions))
-        findings.append(
-            Finding(
-                "version",
-                "deployment",
-                Verdict.FAIL,
-                f"no version known for {', '.join(missing)}: cannot judge the skew",
-                "make the servers reachable, or give their `version:` in the inventory",
-            )
-        )
+    findings.append(v.skew_finding(inventory, observed, target, scope, observed.facts(backed_up, verify)))
     order = list(CHECKS)
     findings.sort(key=lambda f: (order.index(f.check), _server_order(inventory, f.server)))
     redacted = [
@@ -294,15 +318,10 @@ def run_preflight(
         ignored=tuple(sorted(ignored)),
         seconds=time.monotonic() - started,
         ssh=stats,
-        observed={name: _observation(f) for name, f in facts.items()},
+        observed=observed,
+        readings=readings,
         extract_dirs=extract_dirs,
     )
-
-
-def _observation(facts: ServerFacts) -> Observation:
-    """What `upgrade run` plans from, taken from the same round trips (no second probe)."""
-    error = facts.ssh_error or facts.sudo_error
-    return Observation(facts.server, facts.version, facts.running, facts.sudo_ok, error)
 
 
 def _server_order(inventory: Inventory, name: str) -> int:

@@ -11,7 +11,11 @@ from xsoar_mt.checks.model import Finding, Link, PathResult, PathState, Verdict
 from xsoar_mt.checks.survey import DiskSpace, Section, parse_df
 from xsoar_mt.errors import InvalidInput, PlanRefused
 from xsoar_mt.inventory import Inventory
+from xsoar_mt.observed import Observed, ServerView, Source, unknown_lines
+from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.planner import PlanFacts
 from xsoar_mt.releases import Version
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge
 from xsoar_mt.skew import Verdict as Skew
 
 GB = 1000**3
@@ -63,61 +67,98 @@ def sudo_finding(server: str, sudo_ok: bool | None, error: str | None, with_pass
     return Finding("sudo", server, Verdict.PASS, f"sudo works {how}")
 
 
-def server_version_finding(
-    server: str,
-    version: Version | None,
-    running: bool | None,
-    known: Version | None,
-    error: str | None = None,
-) -> Finding:
-    if version is not None:
-        state = "running" if running is not False else "state unknown"
-        return Finding("version", server, Verdict.PASS, f"{version} ({state})")
-    why = error or ("the service is stopped" if running is False else "the version probe did not answer")
-    if known is not None:
+def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
+    """One server's version: where it comes from, what disagrees, and whether a plan can start from it."""
+    name = view.server
+    scope = "" if in_scope else " (out of scope: read only)"
+    if view.version is not None:
+        source = view.source.value if view.source else "?"
+        detail = f"{view.version} ({source}, {view.service.value}){scope}"
+        if view.notes:
+            return Finding(
+                "version", name, Verdict.WARN, f"{detail}; {'; '.join(view.notes)}",
+                f"fix or remove `version:` for {name} in the inventory: the server's own answer is used",
+            )  # fmt: skip
+        if view.source is Source.API:
+            return Finding("version", name, Verdict.PASS, detail)
         return Finding(
-            "version",
-            server,
-            Verdict.WARN,
-            f"{why}; using the inventory's {known}",
+            "version", name, Verdict.WARN, f"{detail}: the service does not answer, so the {source} is used",
             "start the service (`sudo service demisto start`) so its running version can be read",
-        )
-    return Finding(
-        "version",
-        server,
-        Verdict.FAIL,
-        f"{why}, and the inventory gives no version",
-        "start the service, or give the server's `version:` in the inventory",
-    )
+        )  # fmt: skip
+    if view.in_flight is not None:
+        return Finding(
+            "version", name, Verdict.WARN,
+            f"{view.unknown}{scope}: `upgrade run` follows it to its end and never starts it again",
+            "let it finish, or `xsoar-mt upgrade run --resume` to follow it",
+        )  # fmt: skip
+    if view.basis is not None:
+        return Finding(
+            "version", name, Verdict.WARN,
+            f"version unknown ({view.unknown}){scope}; planned from {view.basis}, its last verified version, "
+            "so that install runs again",
+            "fix what made the installer fail (its log is in the installer directory), then run or resume",
+        )  # fmt: skip
+    return Finding("version", name, Verdict.FAIL, unknown_lines([view], "the inventory")[0],
+                   "start the service so /about answers, or give the server's `version:` in the inventory")  # fmt: skip
 
 
-def skew_finding(inventory: Inventory, versions: Mapping[str, Version], target: str) -> Finding:
-    """The skew verdict now (judged by the planner) and along the plan to `target`."""
+def skew_finding(
+    inventory: Inventory,
+    observed: Observed,
+    target: str,
+    scope: Scope = Scope(),
+    facts: PlanFacts | None = None,
+) -> Finding:
+    """The skew verdict now, on every server of the deployment, and after the plan to `target` for `scope`."""
     from xsoar_mt.planner import plan_upgrade
 
+    judged = observed.judge(inventory)
+    if judged is None:
+        missing = [v.server for v in observed.views.values() if v.version is None]
+        now = f"now: cannot be judged (version unknown for {', '.join(missing)})"
+    else:
+        reasons = "; ".join(f.reason for f in judged.faults)
+        now = f"now {judged.verdict.value}" + (f" ({reasons})" if reasons else "")
+    if observed.unknown():
+        names = ", ".join(v.server for v in observed.unknown())
+        return Finding("version", "deployment", Verdict.FAIL, f"{now}; no plan can start without a version for {names}",
+                       "settle each server's version (see its own finding), then run again")  # fmt: skip
     try:
-        plan = plan_upgrade(inventory, versions, target)
+        plan = plan_upgrade(inventory, observed.versions(), target, scope, facts or PlanFacts())
     except (PlanRefused, InvalidInput) as exc:
-        return Finding("version", "deployment", Verdict.FAIL, exc.message, exc.hint or "")
-    if plan.nothing_to_do:
-        return Finding("version", "deployment", Verdict.PASS, f"every server already runs {target}")
-    worst = max(
-        (s.verdict_after for s in plan.steps),
-        key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index,
-        default=Skew.OK,
+        return Finding("version", "deployment", Verdict.FAIL, f"{now}; {exc.message}", exc.hint or "")
+    after = after_plan(inventory, observed.versions(), plan)
+    along = [s.verdict_after for s in plan.steps]
+    worst = max(along, key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index, default=after.verdict)
+    reasons = "; ".join(f.reason for f in after.faults)
+    what = (
+        "nothing to do"
+        if plan.nothing_to_do
+        else f"hops {' -> '.join(plan.hops) or 'none'}, {plan.step_count} steps"
     )
-    hops = " -> ".join(plan.hops)
-    detail = f"skew ok now; plan to {target} (hops {hops}, {plan.step_count} steps) keeps the skew rule"
-    if worst is Skew.DEGRADED or plan.degraded_functions:
-        functions = "; ".join(plan.degraded_functions)
-        return Finding(
-            "version",
-            "deployment",
-            Verdict.WARN,
-            f"{detail}; while hosts lag main by one release these do not work: {functions}",
-            "upgrade every host group in the same window to keep the degraded time short",
-        )
+    detail = f"{now}; after the plan to {target} ({scope.describe()}; {what}): {after.verdict.value}"
+    detail += f" ({reasons})" if reasons else ""
+    degraded = (judged is not None and judged.verdict is Skew.DEGRADED) or Skew.DEGRADED in (
+        worst,
+        after.verdict,
+    )
+    if degraded or plan.degraded_functions:
+        functions = "; ".join(plan.degraded_functions or DEGRADED_FUNCTIONS)
+        return Finding("version", "deployment", Verdict.WARN,
+                       f"{detail}; while hosts lag main by one release these do not work: {functions}",
+                       "upgrade every host group in the same window to keep the degraded time short")  # fmt: skip
     return Finding("version", "deployment", Verdict.PASS, detail)
+
+
+def after_plan(inventory: Inventory, versions: Mapping[str, Version], plan: Plan) -> Judgement:
+    """The skew verdict once every install of `plan` is done."""
+    releases = {name: version.release for name, version in versions.items()}
+    for step in plan.steps:
+        if step.sets_release is not None:
+            releases.update(dict.fromkeys(step.servers, step.sets_release))
+    main = {s.name: releases[s.name] for s in inventory.main.servers}
+    hosts = {s.name: releases[s.name] for g in inventory.hosts for s in g.servers}
+    return judge(main, hosts, inventory.releases)
 
 
 # -- installer --------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
 def _report(exc: XsoarMtError) -> None:
     from xsoar_mt.secrets import REDACTOR
 
-    problems = exc.problems if isinstance(exc, InventoryError) else [exc.message]
+    problems = list(getattr(exc, "problems", None) or [exc.message])
     for problem in problems:
         typer.echo(REDACTOR.redact(f"error: {problem}"), err=True)
     if exc.hint:
@@ -146,11 +146,33 @@ def upgrade_plan(
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan (JSON) for `upgrade run --plan`.")
     ] = None,
+    probe: Annotated[
+        bool,
+        typer.Option("--probe", help="Read every server's state over SSH (read only) and plan from it."),
+    ] = False,
+    accept_new_host_keys: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-host-keys",
+            help="With --probe: trust unknown host keys on first contact (never changed ones).",
+        ),
+    ] = False,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
+    ] = Path(".xsoar-mt"),
 ) -> None:
-    """Show the exact ordered steps that take the deployment to a release. Changes nothing."""
+    """Show the exact ordered steps that take the deployment to a release. Changes nothing.
+
+    Without --probe no server is contacted: versions come from the last observation recorded under
+    --state-dir, then the inventory's `version:`.
+    """
     from xsoar_mt.commands import make_plan, scope_from_flags, write_plan
 
-    plan = make_plan(inventory, to, scope_from_flags(only, group))
+    def ask(label: str) -> str:
+        return str(typer.prompt(label, hide_input=True))
+
+    plan = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
+                     accept_new_host_keys=accept_new_host_keys, prompt=ask)  # fmt: skip
     if out is not None:
         write_plan(plan, out)
     if output is PlanFormat.json:
@@ -250,6 +272,8 @@ def upgrade_run(
         ignore_preflight_errors=ignore_preflight_errors,
         state_dir=state_dir,
         options=RunOptions(parallel=parallel),
+        yes=yes,
+        json_output=output is TextOrJson.json,
     )
     printer = EventPrinter(json_lines=output is TextOrJson.json)
 

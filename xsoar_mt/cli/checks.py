@@ -26,6 +26,9 @@ class Output(StrEnum):
 
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+StateDirOption = Annotated[
+    Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
+]
 AcceptNewOption = Annotated[
     bool,
     typer.Option(
@@ -70,20 +73,25 @@ def _preflight(
     accept_new_host_keys: bool,
     min_installer_free_gb: float,
     min_data_free_gb: float,
+    state_dir: Path,
 ) -> None:
     from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
     from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.known import KnownState
     from xsoar_mt.releases import parse_target
 
     ignored = parse_ignore(ignore)
     inventory = load_inventory(inventory_path)
     target = parse_target(to, inventory.releases)
+    known = KnownState(state_dir, inventory)
     pool, secrets = _connect(inventory, accept_new_host_keys, want_link=True)
     options = PreflightOptions(min_installer_free_gb=min_installer_free_gb, min_data_free_gb=min_data_free_gb)
     try:
-        report = run_preflight(inventory, pool, secrets, target, ignored, options=options)
+        report = run_preflight(inventory, pool, secrets, target, ignored, options=options,
+                               known=known.servers(), backed_up=known.backups())  # fmt: skip
     finally:
         pool.close()
+    _record(known, report.observed)
     if output is Output.json:
         _print_json(report.to_dict())
     else:
@@ -96,16 +104,27 @@ def _preflight(
 # -- status -----------------------------------------------------------------------------------------
 
 
-def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool) -> None:
+def _record(known: Any, observed: Any) -> None:
+    """Keep what was just observed in the local record; a record that cannot be written is only a warning."""
+    try:
+        known.record(observed.views.values())
+    except OSError as exc:
+        typer.echo(f"warning: cannot update the local record {known.path}: {exc}", err=True)
+
+
+def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool, state_dir: Path) -> None:
     from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.known import KnownState
     from xsoar_mt.status import deployment_status
 
     inventory = load_inventory(inventory_path)
+    known = KnownState(state_dir, inventory)
     pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
     try:
-        report = deployment_status(inventory, pool, secrets.api_key)
+        report = deployment_status(inventory, pool, secrets.api_key, known.servers())
     finally:
         pool.close()
+    _record(known, report.observed)
     if output is Output.json:
         _print_json(report.to_dict())
     else:
@@ -124,20 +143,24 @@ def _validate(
     group: list[str] | None,
     output: Output,
     accept_new_host_keys: bool,
+    state_dir: Path,
 ) -> None:
     from xsoar_mt.commands import scope_from_flags
     from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.known import KnownState
     from xsoar_mt.releases import parse_target
     from xsoar_mt.validation import validate_deployment
 
     inventory = load_inventory(inventory_path)
     scope = scope_from_flags(only, group)
     expected = parse_target(to, inventory.releases) if to else None
+    known = KnownState(state_dir, inventory)
     pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
     try:
-        report = validate_deployment(inventory, pool, secrets.api_key, expected, scope)
+        report = validate_deployment(inventory, pool, secrets.api_key, expected, scope, known.servers())
     finally:
         pool.close()
+    _record(known, report.observed)
     if output is Output.json:
         _print_json(report.to_dict())
     else:
@@ -172,10 +195,11 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         min_data_free_gb: Annotated[
             float, typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto.")
         ] = 10.0,
+        state_dir: StateDirOption = Path(".xsoar-mt"),
     ) -> None:
         """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
         _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
-                   min_installer_free_gb, min_data_free_gb)  # fmt: skip
+                   min_installer_free_gb, min_data_free_gb, state_dir)  # fmt: skip
 
     @app.command("status")
     @boundary
@@ -183,9 +207,10 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         inventory: InventoryOption,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
+        state_dir: StateDirOption = Path(".xsoar-mt"),
     ) -> None:
-        """Every server's role, version, service state, reachability and skew against main, live."""
-        _status(inventory, output, accept_new_host_keys)
+        """Every server's role, version (and where it comes from), service, reachability and skew, live."""
+        _status(inventory, output, accept_new_host_keys, state_dir)
 
     @app.command("validate")
     @boundary
@@ -198,6 +223,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         ] = None,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
+        state_dir: StateDirOption = Path(".xsoar-mt"),
     ) -> None:
         """Main answers, every tenant answers through main, every server runs the release and is up."""
-        _validate(inventory, to, only, group, output, accept_new_host_keys)
+        _validate(inventory, to, only, group, output, accept_new_host_keys, state_dir)

@@ -93,15 +93,16 @@ def render_status(report: StatusReport, out: Console) -> None:
             row.server,
             row.role,
             row.group,
-            str(row.version or "-"),
+            f"{row.version} ({row.source})" if row.version else "-",
             service,
             reachable,
             skew,
             escape(row.detail),
         )
     out.print(table)
-    style = _SKEW_STYLE[report.skew.value]
-    out.print(f"Skew against main: [{style}]{report.skew.value}[/]")
+    verdict = report.skew.value if report.skew else "unknown"
+    style = _SKEW_STYLE.get(verdict, "yellow")
+    out.print(f"Skew against main: [{style}]{verdict}[/]")
     for reason in report.skew_reasons:
         out.print(f"  - {escape(reason)}")
     if report.degraded_functions:
