@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test test-fast lint demo bench fleet-up fleet-down clean sshd
+.PHONY: all install test test-fast test-matrix lint demo bench fleet-up fleet-down clean sshd
 
 all: test
 
@@ -29,10 +29,14 @@ sshd:
 	@mkdir -p /run/sshd && chmod 0755 /run/sshd
 
 test: install sshd
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not matrix_only"
+
+# Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
+test-matrix: install sshd
+	$(PY) -m pytest -q -m fault_matrix tests/fleet/test_fault_matrix.py
 
 test-fast: install
-	$(PY) -m pytest -q -m "not fleet"
+	$(PY) -m pytest -q -m "not fleet and not matrix_only"
 
 lint: install
 	$(VENV)/bin/ruff check xsoar_mt tests bench

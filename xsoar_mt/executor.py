@@ -32,7 +32,7 @@ from xsoar_mt.observed import Installer, Marker, Observed, ServerView, Service, 
 from xsoar_mt.plan import Action, Phase, Plan, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
+from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
 from xsoar_mt.skew import Verdict, judge
 from xsoar_mt.validation import validate_step
 
@@ -51,6 +51,7 @@ class StepFailed(XsoarMtError):
         *,
         hint: str | None = None,
         servers: tuple[str, ...] | None = None,
+        interrupted: bool = False,
     ) -> None:
         where = f" on {server}" if server else ""
         super().__init__(f"step {step.id} ({step.action.value}){where} failed: {message}", hint=hint)
@@ -59,6 +60,7 @@ class StepFailed(XsoarMtError):
         self.detail = f"{server}: {message}" if server else message
         # the servers this failure is about (an HA step may fail on one server and succeed on another)
         self.servers = servers if servers is not None else ((server,) if server else step.servers)
+        self.interrupted = interrupted  # cut off by the operator's second interrupt, not a fault
 
 
 class ValidationFailed(StepFailed):
@@ -130,6 +132,14 @@ class InstallFiles:
         self._alive = (
             f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
             f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
+        )
+
+    def follow(self) -> str:
+        """For an installer seen running when the plan was made: attach to it, or find it finished; never
+        start another (it may have ended between that look and this step)."""
+        return (
+            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
+            f"elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
         )
 
     def launch(self, install_command: str, marker: str) -> str:
@@ -327,9 +337,10 @@ class Executor:
             self.fail_run(f"unexpected error: {type(exc).__name__}: {exc}")
         self._notice()
         failures = [f.message for f in self._failures] + self._fatal
-        if failures:
+        cut_off = self._interrupts > 0 and not self._fatal and all(f.interrupted for f in self._failures)
+        if failures and not cut_off:
             outcome = "failed"
-        elif self._interrupts and (self._skipped or self._steps_done < total):
+        elif self._interrupts and (failures or self._skipped or self._steps_done < total):
             outcome = "interrupted"
         else:
             outcome = "succeeded"
@@ -535,6 +546,8 @@ class Executor:
             handler(step, server)
         except StepFailed:
             raise
+        except Cancelled as exc:
+            raise StepFailed(step, server, exc.detail, interrupted=True) from None
         except RemoteError as exc:
             raise StepFailed(step, server, exc.detail, hint=exc.hint) from None
         except Exception as exc:
@@ -737,13 +750,18 @@ class Executor:
         before = self.state[server].view
         basis = before.planning_version
         marker = Marker(Version.parse(step.release), 0, "installer", self.run_id).prefix(server)
-        launched = self._run(
-            step, server, files.launch(self._for(server, step.command_on(server)), marker), timeout=120
+        following = before.in_flight == step.release
+        command = (
+            files.follow() if following else files.launch(self._for(server, step.command_on(server)), marker)
         )
-        attached = "ATTACHED" in launched.stdout
+        launched = self._run(step, server, command, timeout=120)
+        if "VANISHED" in launched.stdout:
+            raise StepFailed(step, server, f"the installer for {step.release} seen running before is gone and left "
+                             "no exit code", hint="check the server, then `--resume` (the install runs again)")  # fmt: skip
+        attached = "ATTACHED" in launched.stdout or "FINISHED" in launched.stdout
         if attached:
-            self._emit("warning", f"{server}: an installer for {step.release} is already running; following it",
-                       step, (server,))  # fmt: skip
+            self._emit("warning", f"{server}: an installer for {step.release} was already running; following it "
+                       "(none is started again)", step, (server,))  # fmt: skip
         now = time.time()
         self._update(server, step, version=None, source=None, at=None, basis=basis, service=Service.STOPPED,
                      healthy=False, unknown=f"installer for {step.release} running since {_hhmm(now)}",
@@ -775,7 +793,7 @@ class Executor:
         while True:
             if self.abandon:
                 raise StepFailed(step, server, "stopped waiting (second interrupt); the installer keeps running "
-                                 "on the server and `--resume` will follow it")  # fmt: skip
+                                 "on the server and `--resume` will follow it", interrupted=True)  # fmt: skip
             # Poll at a tenth of the time waited so far: the lag in noticing the end stays near 10%.
             elapsed = time.monotonic() - began
             self._sleep(max(self.options.poll_min, min(self.options.poll_max, elapsed / 10)))
@@ -815,7 +833,9 @@ class Executor:
         delay = 0.5
         while True:
             if self.abandon:
-                raise StepFailed(step, shell.server, "stopped waiting to reconnect (second interrupt)")
+                raise StepFailed(
+                    step, shell.server, "stopped waiting to reconnect (second interrupt)", interrupted=True
+                )
             try:
                 shell.connect()
                 self._emit("warning", f"{shell.server}: reconnected", step, (shell.server,))
@@ -845,7 +865,9 @@ class Executor:
             except ConnectionLost:
                 self._reconnect(step, shell)
             if self.abandon:
-                raise StepFailed(step, server, "stopped waiting for health (second interrupt)")
+                raise StepFailed(
+                    step, server, "stopped waiting for health (second interrupt)", interrupted=True
+                )
             if time.monotonic() > deadline:
                 self._update(server, step, healthy=False)
                 raise StepFailed(step, server, f"not healthy after {health.timeout:g}s ({last})",
@@ -872,7 +894,10 @@ class Executor:
             except RemoteError as exc:
                 if time.monotonic() > deadline or self.abandon:
                     raise StepFailed(
-                        step, server, f"healthy, but its version cannot be read: {exc.detail}"
+                        step,
+                        server,
+                        f"healthy, but its version cannot be read: {exc.detail}",
+                        interrupted=self.abandon,
                     ) from None
             self._sleep(interval)
             interval = min(self.inv.health.max_interval, interval * 2)
@@ -887,6 +912,8 @@ class Executor:
                     validate_step(step, self.inv, self.shell_for, self.secrets.api_key, self.plan.scope)
                 ),
             )
+        except Cancelled as exc:
+            raise StepFailed(step, entry, exc.detail, interrupted=True) from None
         except RemoteError as exc:
             raise ValidationFailed(step, entry, exc.detail) from None
         if problems.items:

@@ -52,13 +52,16 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
     shell builtin, so it never appears on any process's command line or in shell history.
     """
     path = shlex.quote(installer_path(settings, release))
+    part = shlex.quote(installer_path(settings, release) + ".part")
     directory = shlex.quote(settings.directory)
+    # Downloaded to a .part file and renamed when complete: an installer already there (perhaps running)
+    # is never truncated, and a cut-off download never passes for a whole one.
     return (
         f"mkdir -p {directory} && IFS= read -r link && "
         "if command -v wget >/dev/null 2>&1; "
-        f"then printf '%s\\n' \"$link\" | wget -q -O {path} -i -; "
-        f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {path} -K -; fi && '
-        f"chmod +x {path}"
+        f"then printf '%s\\n' \"$link\" | wget -q -O {part} -i -; "
+        f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {part} -K -; fi && '
+        f"chmod +x {part} && mv -f {part} {path}"
     )
 
 

@@ -425,6 +425,13 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
         )  # fmt: skip
         observed, readings = report.observed, report.readings
         known.record(observed.views.values())
+        if [(f.check, f.server) for f in report.blocking] == [
+            ("version", "deployment")
+        ] and not observed.unknown():
+            # only the plan itself is refused: the same error (and exit code) as a dry run or `upgrade plan`
+            plan_upgrade(
+                inventory, observed.versions(), target, scope, observed.facts(known.backups(), resuming)
+            )
         if report.blocking:
             raise PreflightFailed(
                 blocking_summary(report.blocking),

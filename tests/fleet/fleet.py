@@ -400,7 +400,9 @@ class Fleet:
         sudo = bin_dir / "sudo"
         sudo.write_text(SUDO_SCRIPT)
         sudo.chmod(0o755)
-        (self.root / "session.sh").write_text(SESSION_SCRIPT.replace("@MARKER@", remote.MARKER))
+        (self.root / "session.sh").write_text(
+            SESSION_SCRIPT.replace("@MARKER@", remote.MARKER).replace("@PYTHON@", PYTHON)
+        )
         for release in self.spec.releases:
             self.add_installer(release)
 
@@ -691,6 +693,15 @@ class Fleet:
         else:
             with contextlib.suppress(FileNotFoundError):
                 password_file.unlink()
+        (directory / "state" / "tenants_503").unlink(missing_ok=True)
+        if new.tenants_503:
+            (directory / "state" / "tenants_503").touch()
+        rules = directory / "state" / "command_faults.json"
+        if new.commands != old.commands or initial:
+            if new.commands:  # each rule counts down the commands it may still hit
+                remote.write_atomic(rules, json.dumps([{**r, "left": r["times"]} for r in new.commands]))
+            else:
+                rules.unlink(missing_ok=True)
         marker = directory / "state" / "corrupt_uploads"
         if new.corrupt_uploads and not marker.exists():
             marker.touch()
@@ -1110,6 +1121,16 @@ encoded=$(printf '%s' "$logged" | base64 -w0)
     >> "$root/commands.jsonl"
 } 9>>"$root/commands.jsonl.lock"
 cd "$HOME" || exit 1
+if [ -s "$dir/state/command_faults.json" ] && [ -n "${SSH_ORIGINAL_COMMAND+set}" ]; then
+  # fault commands: a rule matching this command line fails it, drops SSH, or delays it
+  verdict=$("@PYTHON@" -IS "$root/lib/xsoar_fleet_remote.py" command-fault "$dir")
+  case "$verdict" in
+    fail) echo "xsoar-fleet: simulated failure of this command (fault commands)" >&2; exit 1 ;;
+    hang) exec sleep 3600 ;;
+    "slow "*) sleep "${verdict#slow }" ;;
+    drop) exit 255 ;;  # sshd is gone already, and this session with it
+  esac
+fi
 if [ -e "$dir/state/corrupt_uploads" ]; then
   # fault corrupt_uploads: an installer that arrived since the fault was set gets one byte changed, unless
   # its content is one this fault already left (a session that began mid-upload may see it half-written)

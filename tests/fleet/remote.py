@@ -426,6 +426,9 @@ def serve(directory: Path) -> int:
             if api_key and auth != api_key:
                 self.reply(401, {"error": "unauthorized"})
                 return
+            if self.tenant is not None and os.path.exists(state_path(cfg, "tenants_503")):
+                self.reply(503, {"error": "tenant unavailable (fault tenants_503)"})
+                return
             if path == "/about":
                 about = {
                     "demistoVersion": version.split(" ")[0],
@@ -601,7 +604,7 @@ def run_install(
     if free_kb(cfg) < INSTALLER_NEEDS_KB:
         return fail("not enough free disk space to install (need 2 GB)")
 
-    seconds = float(cfg.get("install_seconds", 0.5))
+    seconds = float(fault.get("install_seconds") or cfg.get("install_seconds", 0.5))
     steps = ["Backing up data", "Installing binaries", "Migrating data", "Updating tenants"]
     drop_after = len(steps) // 2
     for index, step in enumerate(steps):
@@ -991,8 +994,45 @@ def main(tool: str, args: Sequence[str]) -> int:
     return TOOLS[tool](args)
 
 
+def command_fault(directory: Path) -> int:
+    """Fault `commands`: print what the session must do with SSH_ORIGINAL_COMMAND (run, fail, hang, slow N,
+    drop), counting down the rule that matched. A drop takes sshd away here, before answering."""
+    cfg = load_config(directory)
+    command = os.environ.get("SSH_ORIGINAL_COMMAND", "")
+    rules_file = directory / "state" / "command_faults.json"
+    lock = directory / "state" / "command_faults.lock"
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            rules = json.loads(rules_file.read_text() or "[]")
+        except (FileNotFoundError, json.JSONDecodeError):
+            rules = []
+        hit = None
+        for rule in rules:
+            if rule["left"] > 0 and re.search(rule["match"], command):
+                rule["left"] -= 1
+                hit = rule
+                break
+        if hit is not None:
+            write_atomic(rules_file, json.dumps(rules))
+    if hit is None:
+        print("run")
+        return 0
+    record_event(cfg, "fault", detail=f"{hit['action']} on a command matching {hit['match']!r}")
+    if hit["action"] == "slow":
+        print(f"slow {hit['seconds']:g}")
+    elif hit["action"] == "drop":
+        print("drop", flush=True)
+        drop_ssh(cfg, float(hit["seconds"] or 2))
+    else:
+        print(hit["action"])
+    return 0
+
+
 def entry(argv: Sequence[str]) -> int:
     command, rest = argv[0], list(argv[1:])
+    if command == "command-fault":
+        return command_fault(Path(rest[0]))
     if command == "session":
         return session(Path(rest[0]))
     if command == "serve":

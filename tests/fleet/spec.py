@@ -50,6 +50,12 @@ class Faults:
     expired_cert: bool = False
     own_cert: bool = False  # a certificate of its own instead of the one its HA group shares
     corrupt_uploads: bool = False  # every installer that arrives over SFTP has one byte changed
+    install_seconds: float = 0.0  # when set, installs take this long instead of the server's usual time
+    tenants_503: bool = False  # the host's tenants answer 503 (read per request: no service restart)
+    # Commands that misbehave: each rule {match: regex searched in the SSH command line, action: fail |
+    # drop | slow | hang, seconds: for drop (sshd away that long) and slow (a pause before it runs),
+    # times: how many matching commands it hits (default 1)}. See docs/fleet.md.
+    commands: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Faults | None) -> Faults:
@@ -64,15 +70,39 @@ class Faults:
         values = dict(data)
         if "blocked_ports" in values:
             values["blocked_ports"] = tuple(int(p) for p in values["blocked_ports"])
+        if "commands" in values:
+            values["commands"] = tuple(command_fault(rule) for rule in values["commands"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["blocked_ports"] = list(self.blocked_ports)
+        data["commands"] = [dict(rule) for rule in self.commands]
         return data
 
     def changed(self, **values: Any) -> Faults:
         return Faults.from_dict({**self.to_dict(), **values})
+
+
+COMMAND_FAULT_ACTIONS = ("fail", "drop", "slow", "hang")
+
+
+def command_fault(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked command-fault rule (see Faults.commands)."""
+    import re
+
+    unknown = set(rule) - {"match", "action", "seconds", "times"}
+    if unknown or "match" not in rule or rule.get("action") not in COMMAND_FAULT_ACTIONS:
+        raise ValueError(
+            f"a command fault needs match and action ({', '.join(COMMAND_FAULT_ACTIONS)}): {rule}"
+        )
+    re.compile(str(rule["match"]))
+    return {
+        "match": str(rule["match"]),
+        "action": str(rule["action"]),
+        "seconds": float(rule.get("seconds", 0)),
+        "times": int(rule.get("times", 1)),
+    }
 
 
 @dataclass(frozen=True)

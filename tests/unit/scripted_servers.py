@@ -86,6 +86,10 @@ class ScriptedFleet:
                 server.unhealthy_polls -= 1
                 return ok("503")
             return ok("200" if server.running else "000")
+        if command.endswith("service demisto status"):
+            return Result(
+                name, command, 0 if server.running else 3, "active" if server.running else "inactive"
+            )
         if command.endswith("service demisto stop"):
             server.running = False
             self.events.append((name, "stop", server.version))

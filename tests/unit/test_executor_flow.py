@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.unit.scripted_servers import ScriptedFleet
-from xsoar_mt.events import Event
+from xsoar_mt.events import Event, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunSecrets, ServerState
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.journal import RunDir
@@ -16,6 +17,7 @@ from xsoar_mt.observed import resolve
 from xsoar_mt.plan import Action
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version
+from xsoar_mt.remote import ConnectionLost, Result
 
 INVENTORY = """
 inventory_version: 1
@@ -145,7 +147,7 @@ def test_second_interrupt_stops_waiting_for_the_installer() -> None:
 
     fleet.hooks.append(interrupt_twice)
     report = executor.execute()
-    assert report.outcome == "failed"
+    assert report.outcome == "interrupted" and report.exit_code == 130
     assert "second interrupt" in report.failures[0]
     assert str(fleet.version("m2")) == "6.10.0"  # not followed: the installer is left to finish on its own
 
@@ -201,3 +203,201 @@ def test_every_step_start_and_outcome_is_reported(action: Action) -> None:
     finished = {e.step for e in sink.kinds("step-finished")}
     assert started == finished
     assert any(action.value in (s or "") for s in started)
+
+
+# -- recovery on the worst night (issue 12) ----------------------------------------------------------
+
+
+def test_the_signal_handler_only_counts_so_it_cannot_deadlock_on_a_lock_the_run_holds() -> None:
+    _, _, executor, _ = _setup()
+    held = threading.Lock()
+    executor.events = Fanout(Collected())
+    with held, executor.events._lock:  # the run is in the middle of reporting an event
+        executor.request_stop()  # what SIGINT's handler calls: returns at once, reports nothing
+    assert executor.stopping and not executor.abandon
+
+
+def test_an_unexpected_error_inside_a_step_is_that_steps_failure_with_a_recap() -> None:
+    _, fleet, executor, sink = _setup()
+
+    def broken(server: str, command: str) -> None:
+        if server == "h1" and "service demisto stop" in command:
+            raise ValueError("a bug")
+
+    fleet.hooks.append(broken)
+    report = executor.execute()
+    assert report.outcome == "failed" and report.exit_code == 6
+    assert "unexpected error: ValueError: a bug" in report.failures[0]
+    assert report.servers["h1"].outcome == "failed"
+    assert sink.kinds("run-finished")[0].data["outcome"] == "failed"
+    assert "h2" not in fleet.installs()
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run_with_a_recap(tmp_path: Path) -> None:
+    from xsoar_mt.journal import Journal
+    from xsoar_mt.run import JournalSink
+
+    _, fleet, executor, sink = _setup()
+    journal = Journal(tmp_path / "journal.jsonl")
+    full = [0]
+
+    def append(record: object) -> None:
+        full[0] += 1
+        if full[0] > 12:
+            raise OSError(28, "No space left on device")
+
+    journal.append = append  # type: ignore[method-assign]  # a disk that fills up mid-run
+    executor.events = Fanout(sink, JournalSink(journal, executor.fail_run))
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert any("journal" in f and "No space left" in f for f in report.failures)
+    assert sink.kinds("run-finished")  # the other sinks still hear the end
+    assert len(fleet.installs()) < 4  # nothing new was started once the record was lost
+
+
+def test_a_dropped_connection_during_stop_is_reconnected_and_the_stop_run_again_then_confirmed() -> None:
+    _, fleet, executor, _ = _setup()
+    drops = [1]
+
+    def drop_once(server: str, command: str) -> None:
+        if server == "h1" and command.endswith("service demisto stop") and drops[0]:
+            drops[0] -= 1
+            raise ConnectionLost(server, "connection reset by peer")
+
+    fleet.hooks.append(drop_once)
+    report = executor.execute()
+    assert report.outcome == "succeeded"
+    stops = [c for n, c, _ in fleet.calls if n == "h1" and c.endswith("service demisto stop")]
+    assert len(stops) == 2
+    assert [c for n, c, _ in fleet.calls if n == "h1" and c.endswith("service demisto status")]  # confirmed
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("- 0 b1 b1\n", "is gone and left no exit code"),
+        ("- 0 b2 b1\n", "the server restarted while the installer"),
+    ],
+)
+def test_an_installer_that_vanishes_fails_its_step_saying_what_was_seen(answer: str, said: str) -> None:
+    _, fleet, executor, _ = _setup()
+    original = fleet.answer
+
+    def vanished(name: str, command: str, stdin: str | None) -> Result:
+        if name == "m2" and "xm_c=$(cat" in command:
+            fleet.calls.append((name, command, stdin))
+            return Result(name, command, 0, answer)
+        return original(name, command, stdin)
+
+    fleet.answer = vanished  # type: ignore[method-assign]  # this server's installer disappears
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert said in report.failures[0]
+    assert report.servers["m2"].version is None and "installer for 6.11" in (
+        report.servers["m2"].view.unknown or ""
+    )
+
+
+def test_an_installer_running_past_its_limit_fails_the_step_and_is_left_running() -> None:
+    inventory, fleet, executor, _ = _setup()
+    executor.inv = replace(inventory, installer=replace(inventory.installer, max_minutes=0.0001))
+    fleet.servers["m2"].polls_left = 10**6
+    original = fleet.answer
+
+    def slow(name: str, command: str, stdin: str | None) -> Result:
+        if "nohup setsid" in command:
+            result = original(name, command, stdin)
+            fleet.servers[name].polls_left = 10**6
+            return result
+        return original(name, command, stdin)
+
+    fleet.answer = slow  # type: ignore[method-assign]
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert "still runs after" in report.failures[0] and "left running" in report.failures[0]
+
+
+def test_an_install_that_brings_up_another_release_than_planned_fails_after_the_health_gate() -> None:
+    _, fleet, executor, _ = _setup()
+    original = fleet.answer
+
+    def wrong(name: str, command: str, stdin: str | None) -> Result:
+        result = original(name, command, stdin)
+        if name == "m2" and "/about" in command and result.ok:
+            return Result(name, command, 0, '{"demistoVersion": "6.10.0"}')
+        return result
+
+    fleet.answer = wrong  # type: ignore[method-assign]
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert "runs 6.10.0, not 6.11 as planned" in report.failures[0]
+    assert fleet.installs() == ["m2"]  # the primary was not installed after it
+
+
+def test_a_failure_in_one_lane_lets_the_group_under_way_in_another_finish() -> None:
+    _, fleet, executor, _ = _setup(options=RunOptions(parallel=2, poll_min=0, poll_max=0))
+    fleet.servers["h1"].install_fails = True
+    h2_began = threading.Event()
+
+    def h1_fails_once_h2_is_under_way(server: str, command: str) -> None:
+        if "nohup setsid" in command and server == "h2":
+            h2_began.set()
+        if "nohup setsid" in command and server == "h1":
+            assert h2_began.wait(5)
+
+    fleet.hooks.append(h1_fails_once_h2_is_under_way)
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert str(fleet.version("h2")) == "6.11.0" and fleet.servers["h2"].running  # not left stopped
+    assert report.servers["h2"].outcome == "ok"
+
+
+def test_a_stop_that_fails_in_an_ha_group_starts_the_members_it_stopped_again() -> None:
+    inventory = parse_inventory(HA_INVENTORY, "inv.yaml")
+    fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
+
+    def refuse_stop(server: str, command: str) -> None:
+        if server == "g2" and command.endswith("service demisto stop"):
+            raise ConnectionLost(server, "gone")  # and it stays gone: the stop cannot be confirmed
+
+    fleet.hooks.append(refuse_stop)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
+    executor = Executor(inventory, plan, shells.__getitem__, Collected(), resolve(inventory, {}, {}),
+                        RunSecrets(link=LINK), RunOptions(poll_min=0, poll_max=0, reconnect_timeout=0))  # fmt: skip
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert fleet.servers["g1"].running and fleet.servers["g3"].running  # started again on 6.10
+    assert fleet.installs() == ["m1"]
+
+
+def test_per_server_outcomes_do_not_blame_a_sibling_for_a_failure_in_a_shared_step() -> None:
+    inventory = parse_inventory(HA_INVENTORY, "inv.yaml")
+    fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
+    fleet.servers["g3"].install_fails = True
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
+    executor = Executor(inventory, plan, shells.__getitem__, Collected(), resolve(inventory, {}, {}),
+                        RunSecrets(link=LINK), FAST)  # fmt: skip
+    report = executor.execute()
+    assert report.servers["g3"].outcome == "failed"
+    assert report.servers["g2"].outcome == "incomplete"  # its install (shared with g3) went fine
+    assert str(report.servers["g2"].version) == "6.11.0"
+
+
+HA_INVENTORY = """
+inventory_version: 1
+deployment: {name: t, database: elasticsearch, elasticsearch_url: "https://127.0.0.1:9200"}
+installer:
+  link: {env: XSOAR_TEST_LINK}
+health: {timeout: 1, interval: 0.01, max_interval: 0.01}
+main:
+  server: {name: m1, address: 127.0.0.1, version: 6.10.0}
+hosts:
+  - name: g
+    ha:
+      servers:
+        - {name: g1, address: 127.0.1.1, version: 6.10.0}
+        - {name: g2, address: 127.0.1.2, version: 6.10.0}
+        - {name: g3, address: 127.0.1.3, version: 6.10.0}
+"""

@@ -1,0 +1,104 @@
+"""Running xsoar-mt against the fleet as an operator does, and reading back what the servers saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.fleet.fleet import Fleet
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def xsoar_mt(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xsoar_mt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def run(inv: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`upgrade run` with the inventory's folder as working directory and its own state directory."""
+    return xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
+                    cwd=inv.parent, timeout=timeout)  # fmt: skip
+
+
+def run_json(
+    inv: Path, *args: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """`upgrade run -o json`: the process and its events."""
+    result = run(inv, *args, "-o", "json", timeout=timeout)
+    return result, [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def start_run(inv: Path, *args: str) -> subprocess.Popen[str]:
+    """`upgrade run -o json` in the background, to interrupt it."""
+    argv = [sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inv), "--yes",
+            "--state-dir", str(inv.parent / "state"), "-o", "json", *args]  # fmt: skip
+    return subprocess.Popen(
+        argv, cwd=inv.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+
+
+def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool], times: int = 1,
+                   timeout: float = 120) -> tuple[str, str]:  # fmt: skip
+    """Send SIGINT `times` once `ready()` holds, then wait for the run to end; its (stdout, stderr)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            out, err = process.communicate(timeout=30)
+            raise AssertionError(
+                f"the moment to interrupt never came (exit {process.returncode})\n{out}\n{err}"
+            )
+        time.sleep(0.05)
+    for _ in range(times):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    return process.communicate(timeout=timeout)
+
+
+def events_of(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def installs(fleet: Fleet) -> list[tuple[str, str]]:
+    """(server, release installed) for every installer that began."""
+    return [(e["server"], e["version_after"]) for e in fleet.events() if e["event"] == "install_begin"]
+
+
+def completed_installs(fleet: Fleet) -> list[tuple[str, str]]:
+    return [(e["server"], e["version_after"]) for e in fleet.events() if e["event"] == "install_end"]
+
+
+def order_violations(fleet: Fleet) -> list[Any]:
+    from tests.fleet.order import check_order
+
+    return list(check_order(fleet.events(), fleet.spec))
+
+
+def versions(fleet: Fleet, deployment: str) -> dict[str, str]:
+    return {s.name: s.version for s in fleet.servers(deployment)}
+
+
+def recap_versions(events: list[dict[str, Any]]) -> dict[str, str | None]:
+    """What the run's last report says each server runs (the run-finished event's fleet)."""
+    (finished,) = [e for e in events if e["kind"] == "run-finished"]
+    return {name: state["version"] for name, state in finished["data"]["fleet"].items()}
+
+
+def nothing_changed(fleet: Fleet) -> bool:
+    """No service was stopped and no installer began."""
+    return not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]

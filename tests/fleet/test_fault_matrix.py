@@ -1,0 +1,209 @@
+"""The fault matrix: every fault at every kind of step in every host-group shape, then `--resume`.
+
+Faults: a command fails (until cleared), the SSH connection drops (once, for two seconds), Ctrl-C once,
+Ctrl-C twice, health never comes. Steps: backup, fetch, stop, install, start, wait-healthy, validate.
+Shapes: a single host, an HA group, a DR pair (each with a single main, 6.11 to 6.12). Each case checks:
+the run ends with the exit code of docs/reference/exit-codes.md and a recap that matches the servers;
+after the fault is cleared `--resume` finishes; no vendor-order violation; no release installed twice on
+a server; no backup overwritten. `make test` runs the cases of SLICE; `make test-matrix` runs them all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fleet.fleet import Fleet
+from tests.fleet.runs import (
+    events_of,
+    interrupt_when,
+    order_violations,
+    recap_versions,
+    run,
+    run_json,
+    start_run,
+    versions,
+)
+
+pytestmark = [pytest.mark.fleet, pytest.mark.fault_matrix]
+
+FAULTS = ("fail", "drop", "ctrl-c", "ctrl-c-twice", "unhealthy")
+STEPS = ("backup", "fetch", "stop", "install", "start", "wait-healthy", "validate")
+SHAPES = ("single", "ha", "dr")
+
+# What each step runs on its server, as the fleet sees the SSH command line.
+MATCH = {
+    "backup": r"tar -czf",
+    "fetch": r"read -r link",
+    "stop": r"service demisto stop",
+    "start": r"service demisto start",
+    "wait-healthy": r"/health",
+    "validate": r"for t in",
+}
+
+# The exit code each fault leaves at each step (None: the fault cannot happen at that step). A dropped
+# connection is reconnected and the step run again (all steps are idempotent, an install is followed);
+# Ctrl-C once finishes the group under way; when it comes during the last step there is nothing left
+# to skip and the run ends normally.
+EXPECTED: dict[str, dict[str, int | None]] = {
+    "fail": {s: 6 for s in STEPS} | {"validate": 9},
+    "drop": dict.fromkeys(STEPS, 0),
+    "ctrl-c": dict.fromkeys(STEPS, 130) | {"validate": 0},
+    "ctrl-c-twice": dict.fromkeys(STEPS, 130),
+    "unhealthy": dict.fromkeys(STEPS, None) | {"wait-healthy": 6, "validate": 9},
+}
+
+# The representative cases `make test` runs.
+SLICE = {
+    ("fail", "install", "ha"),
+    ("fail", "start", "dr"),
+    ("fail", "stop", "ha"),
+    ("drop", "stop", "single"),
+    ("ctrl-c", "install", "dr"),
+    ("ctrl-c-twice", "install", "ha"),
+    ("unhealthy", "wait-healthy", "dr"),
+    ("fail", "validate", "single"),
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    deployment: str
+    servers: tuple[str, ...]
+    main: str
+
+    def target(self, step: str) -> str:
+        """The server the fault hits: the one the step acts on first."""
+        if step == "validate":
+            return self.main  # validation runs on main
+        if self.deployment == "drhosts":
+            primary, secondary = self.servers
+            return primary if step == "stop" else secondary  # the primary is stopped first
+        return self.servers[0]
+
+
+SHAPE = {
+    "single": Shape("single", ("single-h1",), "single-main"),
+    "ha": Shape("hahosts", ("hahosts-g1a", "hahosts-g1b"), "hahosts-main"),
+    "dr": Shape("drhosts", ("drhosts-d1p", "drhosts-d1s"), "drhosts-main"),
+}
+
+
+def cases() -> list[Any]:
+    found = []
+    for fault in FAULTS:
+        for step in STEPS:
+            if EXPECTED[fault][step] is None:
+                continue
+            for shape in SHAPES:
+                marks = [] if (fault, step, shape) in SLICE else [pytest.mark.matrix_only]
+                found.append(pytest.param(fault, step, shape, marks=marks, id=f"{fault}-{step}-{shape}"))
+    return found
+
+
+def backups(fleet: Fleet, deployment: str) -> dict[Path, tuple[int, int]]:
+    """Every backup file on the deployment's servers: (size, modification time)."""
+    found = {}
+    for server in fleet.servers(deployment):
+        folder = server.home / "xsoar-mt" / "backup"
+        for path in folder.glob("*.tar.gz") if folder.exists() else ():
+            info = path.stat()
+            found[path] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def fault_seen(fleet: Fleet, server: str) -> bool:
+    return any(e["event"] == "fault" and e["server"] == server for e in fleet.events())
+
+
+def install_began(fleet: Fleet, server: str) -> bool:
+    return any(e["event"] == "install_begin" and e["server"] == server for e in fleet.events())
+
+
+def first_run(
+    fleet: Fleet, inv: Path, fault: str, step: str, shape: Shape
+) -> tuple[int, list[dict[str, Any]]]:
+    """Arm the fault, run to 6.12, and return the exit code and the run's events."""
+    server = fleet.server(shape.target(step))
+    if fault == "fail":
+        if step == "install":
+            server.set_fault(installer_fails=True)
+        else:
+            server.set_fault(commands=[{"match": MATCH[step], "action": "fail", "times": 1000}])
+    elif fault == "drop":
+        if step == "install":
+            server.set_fault(ssh_drop_seconds=2)
+        else:
+            server.set_fault(commands=[{"match": MATCH[step], "action": "drop", "seconds": 2}])
+    elif fault == "unhealthy" and step == "wait-healthy":
+        server.set_fault(health_503_seconds=10**6)
+    if fault in ("fail", "drop") or (fault, step) == ("unhealthy", "wait-healthy"):
+        result, events = run_json(inv, "--to", "6.12")
+        return result.returncode, events
+
+    process = start_run(inv, "--to", "6.12")
+    if fault == "unhealthy":  # validate: the group's tenants stop answering once the run is under way
+        group = [fleet.server(n) for n in shape.servers]
+        deadline = time.monotonic() + 120
+        while not any(install_began(fleet, s.name) for s in group):
+            assert process.poll() is None and time.monotonic() < deadline, "the run never reached the group"
+            time.sleep(0.05)
+        for member in group:
+            member.set_fault(tenants_503=True)
+        out, _ = process.communicate(timeout=300)
+        return process.returncode, events_of(out)
+    times = 2 if fault == "ctrl-c-twice" else 1
+    if step == "install":
+        server.set_fault(install_seconds=4)
+        out, _ = interrupt_when(process, lambda: install_began(fleet, server.name), times)
+    else:
+        server.set_fault(commands=[{"match": MATCH[step], "action": "slow", "seconds": 4}])
+        out, _ = interrupt_when(process, lambda: fault_seen(fleet, server.name), times)
+    return process.returncode, events_of(out)
+
+
+@pytest.mark.parametrize(("fault", "step", "shape_name"), cases())
+def test_a_fault_halts_the_run_with_a_true_recap_and_resume_finishes(
+    fleet: Fleet, tmp_path: Path, fault: str, step: str, shape_name: str
+) -> None:
+    shape = SHAPE[shape_name]
+    fleet.add_installer("6.12")
+    inv = fleet.inventory(shape.deployment, tmp_path / "inventory.yaml",
+                          health={"timeout": 4, "interval": 0.2, "max_interval": 0.5})  # fmt: skip
+    code, events = first_run(fleet, inv, fault, step, shape)
+    assert code == EXPECTED[fault][step], f"exit {code}\n" + "\n".join(
+        e["message"] for e in events if e["kind"] in ("step-finished", "warning", "run-finished")
+    )
+    recap = recap_versions(events)
+    (finished,) = [e for e in events if e["kind"] == "run-finished"]
+    for server in fleet.servers(shape.deployment):
+        said = finished["data"]["fleet"][server.name]
+        if recap[server.name] is None:  # unknown: only while an installer failed, vanished or still runs
+            assert said["unknown"], said
+        else:
+            assert recap[server.name] == server.version, (server.name, said)
+        if said["running"] is not None and not said["unknown"]:
+            assert said["running"] == server.running, (server.name, said)
+    taken = backups(fleet, shape.deployment)
+
+    for server in fleet.servers(shape.deployment):
+        server.clear_faults()
+    resumed = run(inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert set(versions(fleet, shape.deployment).values()) == {"6.12.0"}
+    assert all(s.running for s in fleet.servers(shape.deployment))
+    assert order_violations(fleet) == []
+    done: set[tuple[str, str]] = set()
+    for event in fleet.events():  # no release is installed again on a server that completed it
+        key = (event["server"], event.get("version_after", ""))
+        if event["event"] == "install_begin":
+            assert key not in done, f"{key} installed again after it completed\n{resumed.stdout}"
+        elif event["event"] == "install_end":
+            done.add(key)
+    after = backups(fleet, shape.deployment)
+    for path, seen in taken.items():
+        assert after.get(path) == seen, f"backup {path.name} was overwritten or removed"
