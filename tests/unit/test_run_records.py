@@ -32,6 +32,24 @@ def test_a_corrupted_journal_line_is_reported_with_its_line_number(tmp_path: Pat
         read_journal(path)
 
 
+def test_a_last_line_torn_by_a_crash_is_left_out_and_the_journal_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"kind": "run-intent"}\n{"kind": "step-started", "st')
+    assert [r["kind"] for r in read_journal(path)] == ["run-intent"]
+
+
+def test_resume_latest_takes_the_newest_run_of_the_same_deployment_only(tmp_path: Path) -> None:
+    for run_id, deployment in (("20261201-010000-aaaa", "acme-1"), ("20261201-020000-bbbb", "other-2")):
+        folder = tmp_path / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "journal.jsonl").write_text(
+            json.dumps({"kind": "run-intent", "deployment": deployment}) + "\n"
+        )
+    assert RunDir.find(tmp_path, "latest", "acme-1").run_id == "20261201-010000-aaaa"
+    with pytest.raises(InvalidInput, match="no run of this deployment"):
+        RunDir.find(tmp_path, "latest", "third-3")
+
+
 def test_second_run_on_the_same_inventory_is_locked_out_with_the_owner_named(tmp_path: Path) -> None:
     inventory = tmp_path / "inv.yaml"
     inventory.write_text("")
