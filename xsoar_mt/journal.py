@@ -1,13 +1,10 @@
-"""A run's directory: its plan, the append-only journal, per-server logs, and the lock against a second run."""
+"""A run's directory: its plan, the append-only journal and per-server logs (locks are in lock.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import json
 import os
 import secrets as _random
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -15,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
+from xsoar_mt.errors import InvalidInput
 from xsoar_mt.secrets import REDACTOR
 
 
@@ -153,65 +150,3 @@ def _deployment_of(journal: Path) -> str | None:
     except OSError:
         return None
     return None
-
-
-class LockHeld(XsoarMtError):
-    exit_code = ExitCode.LOCKED
-
-
-class RunLock:
-    """One run at a time per inventory: a lock file naming its owner, taken with O_EXCL."""
-
-    def __init__(self, state_dir: Path, inventory_path: Path) -> None:
-        key = str(inventory_path.resolve()).replace("/", "_").strip("_")
-        self.path = state_dir / "locks" / f"{key}.lock"
-
-    def acquire(self, run_id: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        owner = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
-                 "user": getpass.getuser(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-        try:
-            fd = _private_open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        except FileExistsError:
-            raise self._held() from None
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(owner, handle)
-
-    def _held(self) -> LockHeld:
-        try:
-            owner = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            owner = {}
-        run_id = owner.get("run_id", "?")
-        stale = ""
-        if owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0))):
-            stale = " (its process is gone: the lock looks stale)"
-        return LockHeld(
-            f"another run holds the lock for this inventory: run {run_id}, pid {owner.get('pid')} on "
-            f"{owner.get('host')} by {owner.get('user')} since {owner.get('started')}{stale}",
-            hint=f"if that run is really over, break the lock with --force-unlock {run_id}",
-        )
-
-    def force_unlock(self, run_id: str) -> None:
-        if not self.path.exists():
-            raise InvalidInput("there is no lock to break for this inventory")
-        owner = json.loads(self.path.read_text(encoding="utf-8"))
-        if owner.get("run_id") != run_id:
-            raise InvalidInput(f"the lock belongs to run {owner.get('run_id')}, not {run_id}")
-        self.path.unlink()
-
-    def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

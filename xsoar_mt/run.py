@@ -16,8 +16,9 @@ from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown,
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
-from xsoar_mt.journal import Journal, RunDir, RunLock, new_run_id, read_journal
+from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState
+from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Observed, Reading, resolve, unknown_lines
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
@@ -266,16 +267,23 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         inventory, [s.name for s in inventory.servers], need_sudo=uses_ssh, need_link=not request.dry_run,
         prompt=prompt,
     )  # fmt: skip
-    lock = RunLock(request.state_dir, request.inventory_path)
+    lock = RunLock(request.state_dir, known.key)
     run_id = resumed.run_id if resumed else new_run_id()
     if not request.dry_run:
         lock.acquire(run_id)
     pool: ShellPool | None = None
+    deployment_lock: DeploymentLock | None = None
+    lost: list[str] = []  # the deployment lock, broken by someone else while this run held it
+    on_lost: list[Callable[[str], None]] = [lost.append]
     try:
         extract_dirs: Mapping[str, str] = {}
         readings: Mapping[str, Reading] = {}
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
+            if not request.dry_run:
+                deployment_lock = DeploymentLock(inventory, pool(lock_server(inventory)), run_id)
+                deployment_lock.acquire()
+                deployment_lock.start_heartbeat(lambda message: _tell(on_lost, message))
             observed, readings, extract_dirs = _check_servers(
                 inventory, pool, secrets, target, names, scope, request, events, known, resumed is not None
             )
@@ -340,6 +348,9 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         )
         if journal is not None:
             executor.events = Fanout(*sinks, JournalSink(journal, executor.fail_run))
+        on_lost.append(executor.fail_run)
+        for message in lost:
+            executor.fail_run(message)
         on_executor(executor)
         report = executor.execute()
         if pool is not None:
@@ -350,10 +361,39 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         return RunOutcome(report, plan, run_id if run_dir else None, run_dir.path if run_dir else None,
                           recorder.lines, resume)  # fmt: skip
     finally:
+        if deployment_lock is not None:
+            deployment_lock.release()
         if pool is not None:
             pool.close()
         if not request.dry_run:
             lock.release()
+
+
+def _tell(hooks: list[Callable[[str], None]], message: str) -> None:
+    for hook in hooks:
+        hook(message)
+
+
+def force_unlock(inventory_path: Path, state_dir: Path, run_id: str, accept_new_host_keys: bool) -> str:
+    """`--force-unlock ID`: break the lock of run ID on the deployment (main) and on this machine."""
+    inventory = load_inventory(inventory_path)
+    known = KnownState(state_dir, inventory)
+    here = RunLock(state_dir, known.key).force_unlock(run_id)
+    pool = ssh_pool(inventory, {}, accept_new_host_keys)
+    try:
+        there = DeploymentLock(inventory, pool(lock_server(inventory)), run_id).force_unlock(run_id)
+    finally:
+        pool.close()
+    where = [
+        w
+        for w, broken in ((f"the deployment ({lock_server(inventory)})", there), ("this machine", here))
+        if broken
+    ]
+    return (
+        f"lock of run {run_id} broken on {' and '.join(where)}"
+        if where
+        else f"no lock of run {run_id} was held"
+    )
 
 
 def _write_markers(inventory: Inventory, pool: Callable[[str], RemoteShell], observed: Observed,

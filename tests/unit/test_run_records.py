@@ -10,7 +10,8 @@ import pytest
 
 from xsoar_mt.errors import InvalidInput, UsageError
 from xsoar_mt.inventory import SecretRef
-from xsoar_mt.journal import Journal, LockHeld, RunDir, RunLock, read_journal
+from xsoar_mt.journal import Journal, RunDir, read_journal
+from xsoar_mt.lock import LockHeld, RunLock
 from xsoar_mt.secrets import Redactor, read_secret, refuse_on_command_line
 
 
@@ -50,31 +51,60 @@ def test_resume_latest_takes_the_newest_run_of_the_same_deployment_only(tmp_path
         RunDir.find(tmp_path, "latest", "third-3")
 
 
-def test_second_run_on_the_same_inventory_is_locked_out_with_the_owner_named(tmp_path: Path) -> None:
-    inventory = tmp_path / "inv.yaml"
-    inventory.write_text("")
-    RunLock(tmp_path, inventory).acquire("run-1")
+def test_second_run_of_the_deployment_here_is_locked_out_with_the_owner_named(tmp_path: Path) -> None:
+    RunLock(tmp_path, "acme-1234").acquire("run-1")
     with pytest.raises(LockHeld) as held:
-        RunLock(tmp_path, inventory).acquire("run-2")
+        RunLock(tmp_path, "acme-1234").acquire("run-2")
+    assert held.value.exit_code == 10
     assert "run run-1" in held.value.message
     assert f"pid {os.getpid()}" in held.value.message
     assert held.value.hint is not None and "--force-unlock run-1" in held.value.hint
 
 
-def test_a_lock_whose_process_is_gone_is_called_stale_and_can_be_broken(tmp_path: Path) -> None:
-    inventory = tmp_path / "inv.yaml"
-    inventory.write_text("")
-    lock = RunLock(tmp_path, inventory)
+def test_a_lock_whose_process_is_gone_is_called_stale_and_can_be_broken_only_with_its_id(
+    tmp_path: Path,
+) -> None:
+    lock = RunLock(tmp_path, "acme-1234")
     lock.acquire("run-1")
     owner = json.loads(lock.path.read_text())
     owner["pid"] = 2**22 + 12345  # no such process
     lock.path.write_text(json.dumps(owner))
     with pytest.raises(LockHeld, match="stale"):
-        RunLock(tmp_path, inventory).acquire("run-2")
-    with pytest.raises(InvalidInput, match="belongs to run run-1"):
+        RunLock(tmp_path, "acme-1234").acquire("run-2")
+    with pytest.raises(LockHeld, match="belongs to run run-1"):
         lock.force_unlock("run-2")
-    lock.force_unlock("run-1")
-    RunLock(tmp_path, inventory).acquire("run-2")
+    assert lock.force_unlock("run-1")
+    assert not lock.force_unlock("run-1")  # nothing left to break
+    RunLock(tmp_path, "acme-1234").acquire("run-2")
+
+
+def test_a_run_releases_only_its_own_lock_never_a_newer_runs(tmp_path: Path) -> None:
+    first = RunLock(tmp_path, "acme-1234")
+    first.acquire("run-1")
+    assert first.force_unlock("run-1")  # broken by an operator while run-1 still ran
+    RunLock(tmp_path, "acme-1234").acquire("run-2")
+    first.release()  # run-1 ends
+    assert json.loads(first.path.read_text())["run_id"] == "run-2"
+
+
+def test_an_empty_lock_file_is_named_unreadable_and_can_be_broken(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path, "acme-1234")
+    lock.path.parent.mkdir(parents=True)
+    lock.path.write_text("")
+    with pytest.raises(LockHeld, match="owner cannot be read") as held:
+        lock.acquire("run-1")
+    assert held.value.hint is not None and "--force-unlock unreadable" in held.value.hint
+    assert lock.force_unlock("unreadable")
+
+
+def test_a_resume_of_the_same_run_takes_over_the_lock_its_dead_process_left(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path, "acme-1234")
+    lock.acquire("run-1")
+    owner = json.loads(lock.path.read_text())
+    owner["pid"] = 2**22 + 12345
+    lock.path.write_text(json.dumps(owner))
+    RunLock(tmp_path, "acme-1234").acquire("run-1")
+    assert json.loads(lock.path.read_text())["pid"] == os.getpid()
 
 
 def test_latest_run_is_the_newest_with_a_journal(tmp_path: Path) -> None:

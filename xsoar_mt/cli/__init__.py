@@ -246,12 +246,12 @@ def upgrade_run(
     from xsoar_mt.cli.render import EventPrinter, render_plan, render_recap
     from xsoar_mt.commands import scope_from_flags
     from xsoar_mt.executor import RunOptions
-    from xsoar_mt.journal import RunLock
     from xsoar_mt.run import RunRequest, run_upgrade
 
     if force_unlock is not None:
-        RunLock(state_dir, inventory).force_unlock(force_unlock)
-        typer.echo(f"lock of run {force_unlock} broken")
+        from xsoar_mt.run import force_unlock as break_lock
+
+        typer.echo(break_lock(inventory, state_dir, force_unlock, accept_new_host_keys))
         return
     from xsoar_mt.errors import UsageError
 

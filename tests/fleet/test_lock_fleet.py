@@ -1,0 +1,108 @@
+"""The run lock held on the deployment itself, on real OpenSSH servers: two operators, two machines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.fleet import Fleet
+from tests.fleet.runs import installs, order_violations, run, start_run, versions, xsoar_mt
+
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture(autouse=True)
+def installers(fleet: Fleet) -> None:
+    fleet.add_installer("6.12")
+
+
+def lock_dir(fleet: Fleet) -> Path:
+    return fleet.server("single-main").home / "xsoar-mt" / "run.lock"
+
+
+def second_operator(inv: Path, tmp_path: Path) -> Path:
+    """A copy of the inventory in another folder: another operator's machine and state directory."""
+    other = tmp_path / "other-operator"
+    other.mkdir()
+    return Path(shutil.copy(inv, other / "inventory.yaml"))
+
+
+def test_a_second_operator_with_a_copy_of_the_inventory_is_refused_naming_the_first(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-main").set_fault(install_seconds=6)
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    first = start_run(inv, "--to", "6.12")
+    deadline = time.monotonic() + 120
+    while not installs(fleet):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never began an install"
+        time.sleep(0.05)
+    owner = json.loads((lock_dir(fleet) / "owner.json").read_text())
+    second = run(second_operator(inv, tmp_path), "--to", "6.12")
+    assert second.returncode == 10, second.stdout + second.stderr
+    assert f"run {owner['run_id']} by {owner['operator']} on {owner['machine']}" in second.stderr
+    assert f"--force-unlock {owner['run_id']}" in second.stderr
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err
+    assert not lock_dir(fleet).exists()  # released by its owner at the end
+    assert [s for s, _ in installs(fleet)] == ["single-main", "single-h1", "single-h2"]
+
+
+def test_a_lock_left_by_a_dead_run_is_broken_only_with_its_id_then_another_operator_runs(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-main").set_fault(install_seconds=3)
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    dead = start_run(inv, "--to", "6.12")
+    deadline = time.monotonic() + 120
+    while not installs(fleet):
+        assert dead.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    dead.send_signal(signal.SIGKILL)  # the laptop closed: no release, no recap
+    dead.communicate(timeout=30)
+    run_id = json.loads((lock_dir(fleet) / "owner.json").read_text())["run_id"]
+    fleet.server("single-main").clear_faults()
+
+    other = second_operator(inv, tmp_path)
+    refused = run(other, "--to", "6.12")
+    assert refused.returncode == 10 and run_id in refused.stderr
+    wrong = xsoar_mt("upgrade", "run", "-i", str(other), "--force-unlock", "not-that-run", cwd=other.parent)
+    assert wrong.returncode == 10 and f"belongs to run {run_id}" in wrong.stderr
+    broken = xsoar_mt("upgrade", "run", "-i", str(other), "--state-dir", str(other.parent / "state"),
+                      "--force-unlock", run_id, cwd=other.parent)  # fmt: skip
+    assert broken.returncode == 0, broken.stderr
+    assert f"lock of run {run_id} broken on the deployment (single-main)" in broken.stdout
+    finished = run(other, "--to", "6.12")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert order_violations(fleet) == []
+
+
+def test_a_run_never_releases_a_lock_another_run_took_after_a_force_unlock(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.lock import DeploymentLock, LockHeld
+    from xsoar_mt.run import ssh_pool
+
+    inventory = load_inventory(fleet.inventory("single", tmp_path / "inventory.yaml"))
+    pool = ssh_pool(inventory, {}, False)
+    try:
+        first = DeploymentLock(inventory, pool("single-main"), "run-1")
+        first.acquire()
+        assert DeploymentLock(inventory, pool("single-main"), "run-2").force_unlock("run-1")
+        second = DeploymentLock(inventory, pool("single-main"), "run-2")
+        second.acquire()
+        first.release()  # run-1 ends after its lock was broken and taken
+        assert json.loads((lock_dir(fleet) / "owner.json").read_text())["run_id"] == "run-2"
+        with pytest.raises(LockHeld, match="run run-2"):
+            DeploymentLock(inventory, pool("single-main"), "run-3").acquire()
+        second.release()
+        assert not lock_dir(fleet).exists()
+    finally:
+        pool.close()
