@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from xsoar_mt.errors import InvalidInput, UsageError
-from xsoar_mt.inventory import load_inventory
+from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import parse_target
@@ -23,11 +23,11 @@ def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
     return Scope()
 
 
-def make_plan(inventory_path: Path, target: str, scope: Scope) -> Plan:
-    """`upgrade plan`: the plan from the versions the inventory records."""
+def make_plan(inventory_path: Path, target: str, scope: Scope) -> tuple[Inventory, Plan]:
+    """`upgrade plan`: the inventory, and the plan from the versions it records."""
     inventory = load_inventory(inventory_path)
     release = parse_target(target, inventory.releases)
-    return plan_upgrade(inventory, inventory.versions(), release, scope)
+    return inventory, plan_upgrade(inventory, inventory.versions(), release, scope)
 
 
 def write_plan(plan: Plan, path: Path) -> None:

@@ -146,11 +146,14 @@ def upgrade_plan(
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan (JSON) for `upgrade run --plan`.")
     ] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
+    ] = False,
 ) -> None:
     """Show the exact ordered steps that take the deployment to a release. Changes nothing."""
     from xsoar_mt.commands import make_plan, scope_from_flags, write_plan
 
-    plan = make_plan(inventory, to, scope_from_flags(only, group))
+    loaded, plan = make_plan(inventory, to, scope_from_flags(only, group))
     if out is not None:
         write_plan(plan, out)
     if output is PlanFormat.json:
@@ -160,9 +163,10 @@ def upgrade_plan(
 
         typer.echo(yaml.safe_dump(plan.to_dict(), sort_keys=False, width=1000), nl=False)
     else:
-        from xsoar_mt.cli.render import render_plan
+        from xsoar_mt.cli.plan_text import render_plan
+        from xsoar_mt.cli.render import console
 
-        render_plan(plan, saved_to=out)
+        render_plan(plan, loaded, console(), saved_to=out, detail=detail)
     if plan.nothing_to_do:
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
@@ -221,7 +225,8 @@ def upgrade_run(
     """Carry out the upgrade over SSH, in the vendor's order, checking the skew rule before every step."""
     import signal
 
-    from xsoar_mt.cli.render import EventPrinter, render_plan, render_recap
+    from xsoar_mt.cli.plan_text import render_plan
+    from xsoar_mt.cli.render import EventPrinter, console, render_recap
     from xsoar_mt.commands import scope_from_flags
     from xsoar_mt.executor import RunOptions
     from xsoar_mt.journal import RunLock
@@ -256,7 +261,9 @@ def upgrade_run(
     def confirm(plan: Any) -> bool:
         if yes:
             return True
-        render_plan(plan)
+        from xsoar_mt.inventory import load_inventory
+
+        render_plan(plan, load_inventory(inventory), console())
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
     def prompt(label: str) -> str:
