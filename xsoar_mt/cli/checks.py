@@ -151,7 +151,7 @@ def _validate(
 
 
 def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    @app.command("preflight")
+    @app.command("preflight", short_help="Check everything that would stop an upgrade.")
     @boundary
     def preflight(
         inventory: InventoryOption,
@@ -177,7 +177,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
                    min_installer_free_gb, min_data_free_gb)  # fmt: skip
 
-    @app.command("status")
+    @app.command("status", short_help="Each server's version, service and skew, live.")
     @boundary
     def status(
         inventory: InventoryOption,
@@ -187,7 +187,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         """Every server's role, version, service state, reachability and skew against main, live."""
         _status(inventory, output, accept_new_host_keys)
 
-    @app.command("validate")
+    @app.command("validate", short_help="Check that main and every tenant answer.")
     @boundary
     def validate(
         inventory: InventoryOption,
