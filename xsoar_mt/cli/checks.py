@@ -70,6 +70,8 @@ def _preflight(
     accept_new_host_keys: bool,
     min_installer_free_gb: float,
     min_data_free_gb: float,
+    verbose: bool = False,
+    matrix: bool = False,
 ) -> None:
     from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
     from xsoar_mt.inventory import load_inventory
@@ -87,9 +89,10 @@ def _preflight(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_preflight
+        from xsoar_mt.cli.checks_render import render_preflight
+        from xsoar_mt.cli.render import console
 
-        render_preflight(report, _console())
+        render_preflight(report, console(), verbose=verbose, matrix=matrix)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.PREFLIGHT_FAILED))
 
 
@@ -109,9 +112,10 @@ def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool) ->
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_status
+        from xsoar_mt.cli.checks_render import render_status
+        from xsoar_mt.cli.render import console
 
-        render_status(report, _console())
+        render_status(report, console())
 
 
 # -- validate ---------------------------------------------------------------------------------------
@@ -141,9 +145,10 @@ def _validate(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_validation
+        from xsoar_mt.cli.checks_render import render_validation
+        from xsoar_mt.cli.render import console
 
-        render_validation(report, _console())
+        render_validation(report, console())
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.VALIDATION_FAILED))
 
 
@@ -167,15 +172,24 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
         min_installer_free_gb: Annotated[
-            float, typer.Option("--min-installer-free-gb", help="Free space needed in installer.directory.")
+            float,
+            typer.Option("--min-installer-free-gb", help="Free space needed in installer.directory, in GiB."),
         ] = 4.0,
         min_data_free_gb: Annotated[
-            float, typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto.")
+            float,
+            typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto, in GiB."),
         ] = 10.0,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Text: every check on every server, and the matrix.")
+        ] = False,
+        matrix: Annotated[
+            bool,
+            typer.Option("--matrix", help="Text: the communication matrix even when every path is open."),
+        ] = False,
     ) -> None:
         """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
         _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
-                   min_installer_free_gb, min_data_free_gb)  # fmt: skip
+                   min_installer_free_gb, min_data_free_gb, verbose, matrix)  # fmt: skip
 
     @app.command("status", short_help="Each server's version, service and skew, live.")
     @boundary
