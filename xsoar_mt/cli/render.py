@@ -118,7 +118,7 @@ class EventPrinter:
             self._current[event.step] = message
         elif event.kind == "step-finished" and event.step:
             self._current.pop(event.step, None)
-            self._done += event.data.get("outcome") == "ok"
+            self._done += event.data.get("outcome") in ("ok", "failed")
         if event.kind == "installer-downloaded":  # done, even when its size was never announced
             self._transfers.pop(f"download {event.data.get('release', '')}", None)
         if event.kind == "step-output" and "total" in event.data:
@@ -149,7 +149,8 @@ class EventPrinter:
         elapsed = int(now - self._began)
         running = "; ".join(self._current.values()) or "between steps"
         last = f"\n  [dim]{self._last_output}[/]" if self._last_output else ""
-        line = f"step {self._done + 1} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
+        step = min(self._done + 1, self._total)  # the step under way; never past the run's total
+        line = f"step {step} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
         if not self._transfers:
             self._status.update(line)
             return
@@ -167,6 +168,9 @@ def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
     return grid
 
 
+_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "not started": "yellow", "skipped": "dim"}
+
+
 def render_recap(outcome: RunOutcome) -> None:
     out = console()
     report = outcome.report
@@ -181,9 +185,17 @@ def render_recap(outcome: RunOutcome) -> None:
     table = Table(title=f"Run {outcome.run_id}: {report.outcome}", title_justify="left")
     for column in ("server", "version", "service", "last step", "outcome"):
         table.add_column(column)
-    for name, state in report.servers.items():
+    for name, state in report.servers.items():  # each server's own outcome, set by the executor
         service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
-        table.add_row(name, str(state.version or "?"), service, state.last_step or "-", state.outcome or "-")
+        own = state.outcome or "-"
+        style = _OUTCOME_STYLE.get(own, "")
+        table.add_row(
+            name,
+            str(state.version or "?"),
+            service,
+            state.last_step or "-",
+            f"[{style}]{own}[/]" if style else own,
+        )
     out.print(table)
     for failure in report.failures:
         out.print(f"[red]failed:[/] {escape(failure)}")
