@@ -4,8 +4,6 @@ a 42-server fleet (every host runs a tenant on a one-server-sized machine: one w
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,23 +17,15 @@ PREFLIGHT_SERVERS = 42
 PLAN_AIM, PREFLIGHT_AIM = 300, 40  # issue 14
 
 
-def piped(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """`xsoar-mt ARGS | cat`: stdout a pipe, no COLUMNS."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args], capture_output=True, text=True, env=env, cwd=REPO
-    )
-
-
 def plan_lines() -> dict[str, Any]:
+    from tests.cli.piped import piped
     from tests.unit.inventories import forty_groups_yaml
 
     with tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as folder:
         inventory = Path(folder) / "forty-groups.yaml"
         inventory.write_text(forty_groups_yaml())
-        text = piped(["upgrade", "plan", "-i", str(inventory), "--to", "6.12"])
-        detail = piped(["upgrade", "plan", "-i", str(inventory), "--to", "6.12", "--detail"])
+        text = piped("upgrade", "plan", "-i", str(inventory), "--to", "6.12")
+        detail = piped("upgrade", "plan", "-i", str(inventory), "--to", "6.12", "--detail")
     assert text.returncode == 0, text.stderr
     return {
         "plan_deployment": "DR main pair + 20 single hosts + 20 DR host pairs, 80 tenants, 6.10 -> 6.12",
@@ -47,6 +37,7 @@ def plan_lines() -> dict[str, Any]:
 
 
 def preflight_lines() -> dict[str, Any]:
+    from tests.cli.piped import piped
     from tests.fleet.fleet import Fleet
     from tests.fleet.spec import sized_spec
 
@@ -54,8 +45,8 @@ def preflight_lines() -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as root,
         Fleet(sized_spec(PREFLIGHT_SERVERS), Path(root)) as fleet,
     ):
-        result = piped(["preflight", "-i", str(fleet.inventory("bench")), "--to", "6.12"])
-        verbose = piped(["preflight", "-i", str(fleet.inventory("bench")), "--to", "6.12", "--verbose"])
+        result = piped("preflight", "-i", str(fleet.inventory("bench")), "--to", "6.12")
+        verbose = piped("preflight", "-i", str(fleet.inventory("bench")), "--to", "6.12", "--verbose")
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warn ")]
     return {

@@ -3,14 +3,12 @@ appear whole. The real entry point in a subprocess, standard output piped."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli.piped import piped
 from xsoar_mt.cli import render
 from xsoar_mt.executor import RunReport, ServerState
 from xsoar_mt.inventory import load_inventory
@@ -23,20 +21,6 @@ EXAMPLE = ROOT / "inventory.example.yaml"
 GROUPS = ([], ["inventory"], ["upgrade"])
 COMMANDS = (["inventory", "validate"], ["upgrade", "plan"], ["upgrade", "run"], ["preflight"], ["status"],
             ["validate"])  # fmt: skip
-
-
-def piped(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**environ, **env},
-    )
 
 
 def cut(text: str) -> list[str]:

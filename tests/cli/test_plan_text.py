@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from tests.cli.piped import piped
 from tests.unit.inventories import forty_groups_yaml
 from xsoar_mt.cli.plan_text import render_plan, sequence
 from xsoar_mt.inventory import Inventory, load_inventory
@@ -23,21 +21,6 @@ from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory.example.yaml"
 MAX_LINES = 300  # the issue's aim for the 40-group deployment, piped
-
-
-def piped(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m xsoar_mt ARGS | cat`: standard output is a pipe, and no COLUMNS unless given."""
-    environ = {
-        k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**environ, **env},
-    )
 
 
 @pytest.fixture(scope="module")
