@@ -46,14 +46,13 @@ def render_plan(
 
 def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -> None:
     start = _start_release(plan, inventory)
-    path = " -> ".join(([start] if start else []) + list(plan.hops)) or plan.target
-    hops = f"{len(plan.hops)} hop{'' if len(plan.hops) == 1 else 's'}"
-    out.print(
-        Text.assemble(
-            ("Upgrade plan", "bold"),
-            f" for {plan.deployment}: {path} ({hops}; scope: {plan.scope.describe()})",
-        )
-    )
+    scope = f"scope: {plan.scope.describe()}"
+    if plan.hops:
+        path = " -> ".join(([start] if start else []) + list(plan.hops))
+        head = f"{path} ({_count(len(plan.hops), 'hop')}; {scope})"
+    else:
+        head = f"to {plan.target} ({scope})"
+    out.print(Text.assemble(("Upgrade plan", "bold"), f" for {plan.deployment}: {head}"))
     if plan.nothing_to_do:
         out.print(f"Nothing to do: every server in scope already runs {plan.target}.")
         _skipped_and_warnings(out, plan)
@@ -62,8 +61,8 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
     tenants = sum(len(inventory.group(g).tenants) for g in groups)
     upgrading = plan.servers_to_upgrade
     out.print(
-        f"  {len(upgrading)} servers to upgrade in {len(groups)} groups ({_shapes(inventory, groups)}), "
-        f"{tenants} tenants; {plan.step_count} steps ({_step_split(plan)})"
+        f"  {_count(len(upgrading), 'server')} to upgrade in {_count(len(groups), 'group')} "
+        f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
     )
     out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], host groups one at a time")
     minutes = timing.durations.minutes
@@ -340,6 +339,10 @@ def _first_numbers(plan: Plan) -> dict[str, int]:
         out[phase.id] = number
         number += len(phase.steps)
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _numbers(first: int, count: int) -> str:
