@@ -50,11 +50,13 @@ demo: install
 bench: install sshd
 	$(PY) bench/run.py
 
+# FLEET_ROOT: where the fleet lives (default .fleet); `make fleet-down` returns once all its processes exited.
+FLEET_ROOT ?= .fleet
 fleet-up: install sshd
-	$(PY) -m tests.fleet up
+	$(PY) -m tests.fleet up --root $(FLEET_ROOT)
 
 fleet-down: install
-	$(PY) -m tests.fleet down
+	$(PY) -m tests.fleet down --root $(FLEET_ROOT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

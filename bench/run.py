@@ -4,7 +4,8 @@ Writes bench/results.json (figures) and bench/RESULTS.md (the same, to read). Pl
 generated inventories (tests/unit/inventories.py) of 10 to 5,000 servers, every server on 6.10 and the
 target 6.12, so every plan has two one-release hops. Start-up is the median wall time of `xsoar-mt
 --help` in a fresh process, against a bare `python -c pass`. When bench/fleet_bench.py exists, its
-`measure()` runs too and its figures are stored under "fleet".
+`measure()` runs too and its figures are stored under "fleet". bench/readability_bench.py counts the
+lines an operator reads, piped: the 40-group plan and preflight on 42 fleet servers ("readability").
 """
 
 from __future__ import annotations
@@ -187,6 +188,14 @@ def fleet_figures() -> dict[str, Any]:
     }
 
 
+def readability() -> dict[str, Any]:
+    """Lines an operator reads, piped: the 40-group plan and preflight on 42 fleet servers."""
+    sys.path.insert(0, str(BENCH))
+    import readability_bench
+
+    return readability_bench.measure()
+
+
 RUN_NOTE = """\
 Reading the `upgrade run` figures: the critical path is the sum of the simulated install times that must
 happen one after another. Everything above it is per-step work: SSH commands (stop, launch, polls, version,
@@ -257,6 +266,24 @@ def markdown(results: dict[str, Any]) -> str:
             f"| `{r['module']}` | {r['cumulative_us'] / 1000:.1f} | {r['self_us'] / 1000:.1f} |"
             for r in imports["slowest"]
         ]
+    r = results["readability"]
+    out += [
+        "",
+        "## Readability: lines to read, piped",
+        "",
+        "What an operator reads in a CI log (standard output a pipe, no COLUMNS), counted in lines.",
+        "",
+        "| output | lines | aim |",
+        "|---|---:|---:|",
+        f"| `upgrade plan` text, {r['plan_deployment']} | {r['plan_text_lines']} | {r['plan_aim_lines']} |",
+        f"| the same with `--detail` (every step) | {r['plan_detail_lines']} | |",
+        f"| `preflight` on {r['preflight_servers']} fleet servers, all pass, one warning shared by 41 | "
+        f"{r['preflight_text_lines']} | {r['preflight_aim_lines']} |",
+        f"| the same with `--verbose` (every check on every server, the matrix) | {r['preflight_verbose_lines']} | |",
+        "",
+        f"Nothing is cut: the plan's widest line is {r['plan_text_widest_line']} characters (a command shown whole). "
+        "Preflight's warning entries: " + "; ".join(f"`{w}`" for w in r["preflight_warning_entries"]) + ".",
+    ]
     for title, figures in results["fleet"].items():
         out += [
             "",
@@ -278,6 +305,7 @@ def main() -> None:
         "startup": startup(),
         "imports": [import_times(["--help"]), import_times(["upgrade", "plan", "-i", "inventory.example.yaml", "--to", TARGET, "-o", "json"])],
     }  # fmt: skip
+    results["readability"] = readability()
     results["fleet"] = fleet_figures()
     (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (BENCH / "RESULTS.md").write_text(markdown(results))

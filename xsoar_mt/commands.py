@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xsoar_mt.errors import InvalidInput, UsageError
-from xsoar_mt.inventory import load_inventory
+from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import parse_target
@@ -33,8 +33,8 @@ def make_plan(
     probe: bool = False,
     accept_new_host_keys: bool = False,
     prompt: Callable[[str], str] | None = None,
-) -> Plan:
-    """`upgrade plan`: the plan from the servers' versions.
+) -> tuple[Inventory, Plan]:
+    """`upgrade plan`: the inventory, and the plan from the servers' versions.
 
     With `probe`, every server is read over SSH (read only) and the plan is made from what they answer,
     as `upgrade run` would make it. Without, no server is contacted: the versions come from the local
@@ -50,7 +50,7 @@ def make_plan(
         observed = offline_state(inventory, known)
         require_versions(observed, inventory_path, probed=False,
                          hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
-        return plan_upgrade(inventory, observed.versions(), release, scope)
+        return inventory, plan_upgrade(inventory, observed.versions(), release, scope)
     from xsoar_mt.run import load_secrets, observe_deployment, ssh_pool
 
     names = [s.name for s in inventory.servers]
@@ -68,7 +68,8 @@ def make_plan(
             unreachable, hint="the plan needs every server's answer; fix these and plan again"
         )
     require_versions(observed, inventory_path, probed=True, hint="nothing was changed")
-    return plan_upgrade(inventory, observed.versions(), release, scope, observed.facts(known.backups()))
+    facts = observed.facts(known.backups())
+    return inventory, plan_upgrade(inventory, observed.versions(), release, scope, facts)
 
 
 def write_plan(plan: Plan, path: Path) -> None:

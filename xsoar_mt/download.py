@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from xsoar_mt import __version__
 from xsoar_mt.errors import XsoarMtError
-from xsoar_mt.installer import download_name, file_sha256, normalise_link
+from xsoar_mt.installer import cache_name, file_sha256, normalise_link
 from xsoar_mt.secrets import REDACTOR
 
 CHUNK = 1 << 20
@@ -50,10 +50,6 @@ class LocalInstaller:
         if self.simulated:
             return "would be downloaded once on this machine"
         return "taken from the cache" if self.reused else "downloaded"
-
-
-def cache_name(release: str, build: str | None) -> str:
-    return f"demisto-{download_name(release, build)}.sh"
 
 
 @contextmanager

@@ -26,6 +26,11 @@ def download_name(release: str, build: str | None = None) -> str:
     return f"{major}_{minor}_{build or 'latest'}"
 
 
+def cache_name(release: str, build: str | None) -> str:
+    """The file name of the installer this machine downloads once for upload delivery."""
+    return f"demisto-{download_name(release, build)}.sh"
+
+
 def normalise_link(link: str, release: str, build: str | None = None) -> str:
     """The vendor link for `release`: host download.demisto.com and `downloadName` set to the release.
 
@@ -90,3 +95,11 @@ def local_installer(settings: InstallerSettings, inventory_path: str, release: s
     assert settings.file is not None
     path = Path(os.path.expanduser(settings.file.format(release=release)))
     return path if path.is_absolute() else Path(inventory_path).resolve().parent / path
+
+
+def upload_source(settings: InstallerSettings, inventory_path: str, release: str) -> str:
+    """What upload delivery sends to the servers for `release`: the operator's file, or the vendor's
+    installer downloaded once on this machine from the link."""
+    if settings.file is not None:
+        return str(local_installer(settings, inventory_path, release))
+    return f"{cache_name(release, settings.build)} (downloaded once on this machine from the link)"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from xsoar_mt.errors import InvalidInput, InventoryError
+from xsoar_mt.estimate import DURATION_KEYS
 from xsoar_mt.releases import ReleaseLine, Version
 
 INVENTORY_VERSION = 1
@@ -291,7 +292,6 @@ _INSTALLER_KEYS = (
     "sha256",
     "max_minutes",
 )
-_DURATION_KEYS = ("stop", "install", "start", "healthy")
 _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "stop": ("server", "address"),
     "start": ("server", "address"),
@@ -703,7 +703,7 @@ class _Reader:
         )
 
     def durations(self, node: _Node) -> dict[str, float] | None:
-        items = node.mapping(_DURATION_KEYS)
+        items = node.mapping(DURATION_KEYS)
         if items is None:
             return None
         return {k: v for k, n in items.items() if (v := n.number()) is not None}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
+from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Server, Topology
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
@@ -163,7 +164,7 @@ def plan_upgrade(
         skipped=tuple(skipped),
         warnings=tuple(warnings),
         degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded or final.faults else (),
-        downtime_minutes=_downtime(inventory, waves),
+        downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
     )
 
 
@@ -519,18 +520,6 @@ def _pattern(
         (_START, names, "start"),
         (_HEALTHY, names, "healthy"),
     ]
-
-
-def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:
-    """Expected minutes each server group is down, when the inventory gives durations."""
-    per_hop = sum(inventory.durations.get(k, 0.0) for k in ("stop", "install", "start", "healthy"))
-    if not per_hop:
-        return {}
-    out: dict[str, float] = {}
-    for wave in waves:
-        for group in wave.groups:
-            out[group.name] = out.get(group.name, 0.0) + per_hop
-    return out
 
 
 def _squash(command: str) -> str:

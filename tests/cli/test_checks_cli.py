@@ -110,15 +110,30 @@ def test_preflight_exits_7_on_a_failure_and_0_once_it_is_ignored(
     assert json.loads(ignored.output)["ignored_checks"] == ["disk"]
 
 
-def test_preflight_text_shows_the_table_the_matrix_and_the_fix(
+def test_preflight_text_shows_the_counts_the_problems_with_their_fix_and_the_untested_paths(
     inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scripted(monkeypatch, RECORDED)
     result = runner.invoke(app, ["preflight", "-i", str(inventory), "--to", "6.12"], env={"COLUMNS": "200"})
     assert result.exit_code == 7
-    assert "Communication matrix" in result.output
+    assert result.output.splitlines()[2].split() == ["ssh", "2", "-", "-"]
+    assert (
+        "fail disk on m1, h1\n  /var/lib/demisto: 0.1 GiB free on /var, needs 10.0 GiB\n  fix: "
+        in result.output
+    )
     assert "gets -target /var/tmp/xsoar-mt/extract" in result.output
+    assert "Communication matrix: the paths not open" in result.output  # untested: nc is missing
     assert "block the upgrade" in result.output
+
+
+def test_preflight_verbose_lists_every_check_on_every_server(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted(monkeypatch, RECORDED)
+    result = runner.invoke(app, ["preflight", "-i", str(inventory), "--to", "6.12", "--verbose"],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    rows = [line.split("│")[1:4] for line in result.output.splitlines() if line.startswith("│ ssh")]
+    assert [[c.strip() for c in row] for row in rows] == [["ssh", "m1", "pass"], ["ssh", "h1", "pass"]]
 
 
 def test_status_json_lists_every_server_with_its_role_and_version(

@@ -1,7 +1,8 @@
 """`inventory validate` and `upgrade plan` through Typer's CliRunner: output, formats and exit codes.
 
 Golden output: `golden/plan-example-6.12.txt` is the text plan of inventory.example.yaml to 6.12, rendered
-120 columns wide. After an intended change to the rendering, regenerate it with
+120 columns wide, and `golden/plan-example-6.12-detail.txt` the same with --detail. After an intended change
+to the rendering, regenerate them with
 
     XSOAR_MT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/cli/test_cli.py -k golden
 
@@ -227,7 +228,7 @@ def test_out_writes_a_plan_file_that_reads_back_equal(tmp_path: Path) -> None:
 def test_the_text_plan_says_where_it_was_saved(tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
     result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", "--out", str(saved)])
-    assert f"xsoar-mt upgrade run --plan {saved}" in " ".join(result.stdout.split())
+    assert f"xsoar-mt upgrade run -i {EXAMPLE} --plan {saved}" in " ".join(result.stdout.split())
 
 
 def test_only_main_with_hosts_ending_one_behind_warns_and_exits_0(inventory: Path) -> None:
@@ -238,17 +239,22 @@ def test_only_main_with_hosts_ending_one_behind_warns_and_exits_0(inventory: Pat
     )
 
 
-def test_the_text_plan_matches_the_golden_file() -> None:
-    result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12"])
+GOLDEN_PLANS = {"plan-example-6.12.txt": [], "plan-example-6.12-detail.txt": ["--detail"]}
+
+
+@pytest.mark.parametrize("name", GOLDEN_PLANS)
+def test_the_text_plan_matches_the_golden_file(name: str) -> None:
+    result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", *GOLDEN_PLANS[name]])
     assert result.exit_code == 0, result.output
-    golden = GOLDEN / "plan-example-6.12.txt"
+    golden = GOLDEN / name
     if os.environ.get("XSOAR_MT_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
 
 
-def test_the_golden_plan_is_120_columns_wide_at_most() -> None:
-    lines = (GOLDEN / "plan-example-6.12.txt").read_text().splitlines()
+@pytest.mark.parametrize("name", GOLDEN_PLANS)
+def test_the_golden_plan_is_120_columns_wide_at_most(name: str) -> None:
+    lines = (GOLDEN / name).read_text().splitlines()
     assert max(len(line) for line in lines) <= 120
 
 

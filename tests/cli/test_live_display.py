@@ -79,3 +79,19 @@ def test_a_download_of_unknown_size_loses_its_bar_once_downloaded() -> None:
         printer.emit(Event("installer-downloaded", "installer for 6.12 downloaded", "prepare/fetch", (),
                            {"release": "6.12", "sha256": "0" * 64}))  # fmt: skip
         assert "download 6.12" not in live(printer)
+
+
+def finished(step: str, outcome: str) -> Event:
+    return Event("step-finished", f"{outcome}: {step}", step, ("h1",), {"outcome": outcome})
+
+
+def test_the_step_counter_counts_failed_steps_and_never_passes_the_total() -> None:
+    printer, _ = on_a_terminal()
+    with printer:
+        printer.emit(Event("run-started", "run: 2 steps", data={"steps": 2}))
+        assert "step 1 of 2" in live(printer)
+        printer.emit(finished("a", "failed"))
+        assert "step 2 of 2" in live(printer)
+        printer.emit(finished("b", "ok"))
+        printer.emit(finished("c", "ok"))  # a step the total did not count
+        assert "step 2 of 2" in live(printer)

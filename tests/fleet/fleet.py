@@ -649,7 +649,7 @@ class Fleet:
     def _restart_sshd(self, name: str) -> None:
         directory = self.server_dir(name)
         pid = remote.read_pid(directory / "sshd.pid")
-        if pid is not None and remote.pid_alive(pid) and _owned(pid, self.root):
+        if pid is not None and remote.pid_alive(pid) and _started_by(pid, directory / "sshd.pid"):
             remote.terminate(pid)
         self._start_sshds([name])
 
@@ -666,7 +666,7 @@ class Fleet:
         directory = self.server_dir(name)
         for record in ("restarter.pid", "install.pid"):
             pid = remote.read_pid(directory / "state" / record)
-            if pid is not None and remote.pid_alive(pid) and _owned(pid, self.root):
+            if pid is not None and remote.pid_alive(pid) and _started_by(pid, directory / "state" / record):
                 remote.terminate(pid, timeout=2)
             with contextlib.suppress(FileNotFoundError):
                 (directory / "state" / record).unlink()
@@ -864,57 +864,73 @@ class Server:
 # stopping by recorded pid
 
 
-def recorded_pids(root: Path) -> list[int]:
-    """The pids the fleet recorded: restarters and installers first, sshd and services last."""
-    pids: list[int] = []
-    pid = remote.read_pid(root / "elasticsearch.pid")
-    if pid is not None:
-        pids.append(pid)
+def recorded_pids(root: Path) -> list[tuple[int, Path]]:
+    """(pid, the file that records it): restarters and installers first, sshd and services last."""
+    found: list[tuple[int, Path]] = []
+
+    def add(record: Path, pid: int | None) -> None:
+        if pid is not None:
+            found.append((pid, record))
+
+    add(root / "elasticsearch.pid", remote.read_pid(root / "elasticsearch.pid"))
     for directory in sorted((root / "servers").glob("*")):
         state = directory / "state"
         for record in (state / "restarter.pid", state / "install.pid"):
-            pid = remote.read_pid(record)
-            if pid is not None:
-                pids.append(pid)
+            add(record, remote.read_pid(record))
         if (state / "sessions").is_dir():
-            pids += [int(p.name) for p in (state / "sessions").iterdir() if p.name.isdigit()]
-        pid = remote.read_pid(directory / "sshd.pid")
-        if pid is not None:
-            pids.append(pid)
+            for session in (state / "sessions").iterdir():
+                add(session, int(session.name) if session.name.isdigit() else None)
+        add(directory / "sshd.pid", remote.read_pid(directory / "sshd.pid"))
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-            pids.append(int(json.loads((state / "service.json").read_text())["pid"]))
-    return pids
+            add(state / "service.json", int(json.loads((state / "service.json").read_text())["pid"]))
+    return found
+
+
+def _started_by(pid: int, record: Path) -> bool:
+    """Guard against pid reuse: the process began no later than its record was written. (A process can
+    only write its pid, or have it written, once it exists; one that reused the pid began afterwards.)"""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        written = record.stat().st_mtime
+    except (OSError, ValueError, IndexError):
+        return False
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= written + 0.05  # one clock tick of rounding, and some
 
 
 def fleet_pids(root: Path) -> set[int]:
+    """The live processes the fleet recorded (each checked to be the recorded one) and their descendants."""
     root = Path(root).resolve()
     found: set[int] = set()
-    for pid in recorded_pids(root):
-        if remote.pid_alive(pid) and _owned(pid, root):
+    for pid, record in recorded_pids(root):
+        if remote.pid_alive(pid) and (_started_by(pid, record) or _owned(pid, root)):
             found.add(pid)
             found.update(p for p in remote.descendants(pid) if remote.pid_alive(p))
     return found
 
 
 def stop_root(root: Path, timeout: float = 5.0) -> None:
-    """End every live process recorded under ``root`` and its descendants: SIGTERM, then SIGKILL."""
+    """End every live process of the fleet under ``root`` (recorded pids, their descendants, and any
+    process carrying the fleet's marker) and return only once all have exited: SIGTERM, up to `timeout`
+    seconds for them to go, SIGKILL for the rest and up to `timeout` more. Raises FleetError naming any
+    that still did not exit."""
     root = Path(root).resolve()
+    left: set[int] = set()
     for _ in range(3):  # a restarter may bring an sshd back while we stop: go round again
-        # Recorded pids and their descendants, plus whatever a command run over SSH double-forked
-        # out of its session: those carry this fleet's own marker (XSOAR_FLEET_ROOT=<root>).
+        # Recorded pids and their descendants, plus whatever a command run over SSH double-forked out
+        # of its session: those carry this fleet's own marker (XSOAR_FLEET_ROOT=<root>).
         pids = fleet_pids(root) | set(processes_marked(root))
         if not pids:
             break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while any(remote.pid_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for pid in pids:
-            if remote.pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        _signal(pids, signal.SIGTERM)
+        left = _wait_gone(pids, timeout)
+        if left:
+            _signal(left, signal.SIGKILL)
+            left = _wait_gone(left, timeout)
+    if left:
+        raise FleetError(
+            f"processes of the fleet under {root} did not exit even after SIGKILL: {sorted(left)}"
+        )
     with contextlib.suppress(FileNotFoundError):
         (root / "elasticsearch.pid").unlink()
     for directory in (root / "servers").glob("*"):
@@ -927,19 +943,35 @@ def stop_root(root: Path, timeout: float = 5.0) -> None:
                 session.unlink()
 
 
+def _signal(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    """Wait up to `timeout` seconds until none of `pids` lives (a zombie has exited); those still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {p for p in pids if remote.pid_alive(p)}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)
+
+
 def _owned(pid: int, root: Path) -> bool:
-    """Guard against pid reuse: the process carries the fleet's marker or names the fleet root."""
-    marker = f"{remote.MARKER}={root}".encode()
+    """The process carries this fleet's marker in its environment (XSOAR_FLEET_ROOT=<root>): the fleet,
+    or a command run in one of its sessions, started it. A path in a command line proves nothing: any
+    process of the user's may name the fleet's directory."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return marker + b"\0" in environ + b"\0" or str(root).encode() in cmdline
+    return f"{remote.MARKER}={root}".encode() in environ.split(b"\0")
 
 
 def processes_marked(root: Path) -> list[int]:
-    """Live processes that carry this fleet's marker or name its root (used to prove a clean stop)."""
+    """Live processes that carry this fleet's marker (used to stop them, and to prove a clean stop)."""
     root = Path(root).resolve()
     return [
         int(entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -129,3 +130,50 @@ def test_the_event_log_stays_valid_under_concurrent_writers(tmp_path: Path) -> N
     assert [r["seq"] for r in records] == list(range(1, 1201))
     for n in range(6):
         assert [r["i"] for r in records if r["writer"] == str(n)] == list(range(200))
+
+
+def make(target: str, root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-s", "-C", str(HERE.parents[1]), target, f"FLEET_ROOT={root}"],
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+
+
+@pytest.mark.fleet
+def test_fleet_down_ends_every_fleet_process_before_it_returns_and_spares_the_users_own(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / ".fleet"
+    up = make("fleet-up", root)
+    assert up.returncode == 0, up.stdout + up.stderr
+    # the user's own process naming the fleet's directory: tailing its log, as docs/fleet.md suggests
+    tail = subprocess.Popen(["tail", "-f", str(root / "events.jsonl")], stdout=subprocess.DEVNULL)
+    try:
+        running = fleet_module.fleet_pids(root)
+        assert len(running) >= 8  # 4 sshd, 4 services
+        down = make("fleet-down", root)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert [p for p in running if fleet_module.remote.pid_alive(p)] == []  # gone when down returned
+        assert processes_marked(root) == []
+        assert tail.poll() is None, "fleet-down ended a process that only names the fleet's directory"
+        again = make("fleet-up", root)  # straight after: same addresses and ports, nothing in the way
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        make("fleet-down", root)
+        tail.terminate()
+        tail.wait(timeout=10)
+
+
+def test_a_recorded_pid_now_used_by_another_process_is_not_the_fleets(tmp_path: Path) -> None:
+    record = tmp_path / "sshd.pid"
+    record.write_text("1\n")
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        time.sleep(0.1)
+        record.write_text(f"{other.pid}\n")
+        assert fleet_module._started_by(other.pid, record)  # began before its record: the recorded one
+        later = tmp_path / "old.pid"
+        later.write_text(f"{other.pid}\n")
+        os.utime(later, (time.time() - 60, time.time() - 60))  # a record older than the process
+        assert not fleet_module._started_by(other.pid, later)
+    finally:
+        other.terminate()
+        other.wait(timeout=10)

@@ -339,6 +339,7 @@ def test_the_preflight_command_prints_json_and_exits_7_when_something_blocks(
             "--to",
             "6.12",
             "--ignore-preflight-errors=disk",
+            "--matrix",
         ],
         capture_output=True,
         text=True,

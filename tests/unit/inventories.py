@@ -94,3 +94,22 @@ def fleet(
     """The inventory of `fleet_specs`, written as YAML and read back."""
     main, hosts = fleet_specs(servers, database=database, release=release, seed=seed)
     return build(database, main, hosts)
+
+
+def forty_groups_specs(release: str = "6.10") -> tuple[GroupSpec, list[GroupSpec]]:
+    """The readability benchmark's deployment (issue 14): a DR main pair, 20 single hosts and 20 DR host
+    pairs, two tenants on each host group (80 in all), every server on `release`."""
+    main = GroupSpec("main", "dr", (release, release))
+    singles = [GroupSpec(f"s{i:02d}", "single", (release,), tenants=2) for i in range(1, 21)]
+    pairs = [GroupSpec(f"d{i:02d}", "dr", (release, release), tenants=2) for i in range(1, 21)]
+    return main, singles + pairs
+
+
+def forty_groups_yaml(release: str = "6.10") -> str:
+    """`forty_groups_specs` as an inventory file's text, for the CLI and the benchmark."""
+    main, hosts = forty_groups_specs(release)
+    return yaml.safe_dump(inventory_dict("bolt", main, hosts), sort_keys=False)
+
+
+def forty_groups(release: str = "6.10") -> Inventory:
+    return parse_inventory(forty_groups_yaml(release), "forty-groups.yaml")

@@ -442,9 +442,11 @@ def test_an_unchanged_basis_has_no_differences_and_a_changed_one_is_stale() -> N
         basis.require_same(replace(basis, target="6.13"))
 
 
-def test_downtime_per_group_counts_every_hop_when_durations_are_given() -> None:
+def test_downtime_per_group_sums_every_hop_with_defaults_for_the_durations_not_given() -> None:
+    # install 15 and start 5 from the inventory; stop 1 and healthy 5 by default. A single main is down
+    # for its whole phase (26 min a hop), a DR pair until its primary is healthy again (52 min a hop).
     p = plan(bolt(single("main", "6.10"), dr("emea", "6.10")))
-    assert p.downtime_minutes == {"main": 40.0, "emea": 40.0}
+    assert p.downtime_minutes == {"main": 52.0, "emea": 104.0}
 
 
 def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:

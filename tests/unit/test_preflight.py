@@ -192,7 +192,7 @@ def test_low_free_space_under_var_lib_demisto_fails_and_the_installer_directory_
         "g1a", sections["df-installer"], sections["df-data"], "/var/tmp/xsoar-mt", PreflightOptions()
     )
     assert [f.verdict for f in found] == [Verdict.PASS, Verdict.FAIL]
-    assert "0.1 GB free on /var, needs 10.0 GB" in found[1].detail
+    assert "0.1 GiB free on /var, needs 10.0 GiB" in found[1].detail
 
 
 def test_noexec_tmp_gets_an_automatic_target_under_the_installer_directory() -> None:
@@ -243,7 +243,17 @@ def test_a_server_below_one_servers_sizing_fails_the_system_check() -> None:
     disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
     finding = system_finding("g1a", 4, 8 * 1024**3, disk, "production", 1)
     assert finding.verdict is Verdict.FAIL
-    assert "16 cores" in finding.detail and "32 GB memory" in finding.detail
+    assert "16 cores" in finding.detail and "32 GiB memory" in finding.detail
+
+
+def test_every_size_in_a_sizing_finding_is_in_gib() -> None:
+    disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
+    busy = system_finding("g1a", 16, 32 * 1024**3, disk, "production", 3)
+    assert busy.detail == (
+        "16 cores, 32 GiB memory, 2000.0 GiB disk on /; it runs 2 tenant(s) and the vendor counts each as a "
+        "server: 3 x production needs 48 cores, 96 GiB memory, 2794 GiB disk"
+    )
+    assert " GB" not in busy.detail
 
 
 def test_each_tenant_counts_as_a_server_so_a_busy_host_only_warns() -> None:

@@ -59,8 +59,14 @@ class Finding:
     check: str
     server: str
     verdict: Verdict
-    detail: str
+    detail: str  # may end in ` [...]`: what was seen on this server, e.g. its certificate
     fix: str = ""
+
+    @property
+    def headline(self) -> str:
+        """The detail without the server's own facts in brackets at its end: what servers can share."""
+        head, bracket, _ = self.detail.rpartition(" [")
+        return head if bracket and self.detail.endswith("]") else self.detail
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,9 +20,11 @@ from xsoar_mt.skew import Verdict as Skew
 
 GB = 1000**3
 GIB = 1024**3
-# The vendor's sizing per server; each host and each tenant counts as one (cores, memory GB, disk GB).
+# The vendor's sizing per server; each host and each tenant counts as one: cores, memory in GiB (the
+# vendor's "32 GB" of RAM) and disk in GB (its "1 TB" disk, sold in decimal units). Every figure shown
+# is in GiB.
 SIZING: Mapping[str, tuple[int, int, int]] = {"production": (16, 32, 1000), "dev": (8, 16, 500)}
-# A "32 GB" machine reports a little less to the OS, a "1 TB" disk less after formatting.
+# A 32 GiB machine reports a little less to the OS, a 1 TB disk less after formatting.
 SIZE_TOLERANCE = 0.9
 
 
@@ -30,8 +32,8 @@ SIZE_TOLERANCE = 0.9
 class PreflightOptions:
     """Thresholds the vendor does not document; the CLI can change them."""
 
-    min_installer_free_gb: float = 4.0  # the installer file plus its extraction
-    min_data_free_gb: float = 10.0  # the installer's backup of /var/lib/demisto lands there
+    min_installer_free_gb: float = 4.0  # GiB: the installer file plus its extraction
+    min_data_free_gb: float = 10.0  # GiB: the installer's backup of /var/lib/demisto lands there
     cert_warn_days: int = 30
     shards_per_index: int = 1  # shards each new Elasticsearch index takes (primaries x copies)
 
@@ -222,8 +224,8 @@ def local_installer_finding(path: str, exists: bool, digest: str | None, expecte
 # -- disk, /tmp, system -----------------------------------------------------------------------------
 
 
-def _gb(value: int) -> str:
-    return f"{value / GB:.1f} GB"
+def _gib(value: float) -> str:
+    return f"{value / GIB:.1f} GiB"
 
 
 def disk_findings(
@@ -242,21 +244,23 @@ def disk_findings(
         if space is None:
             findings.append(Finding("disk", server, Verdict.FAIL, f"{what}: df printed nothing usable"))
             continue
-        need = int(need_gb * GB)
+        need = int(need_gb * GIB)
         if space.free_bytes < need:
             findings.append(
                 Finding(
                     "disk",
                     server,
                     Verdict.FAIL,
-                    f"{what}: {_gb(space.free_bytes)} free on {space.path}, needs {_gb(need)}",
+                    f"{what}: {_gib(space.free_bytes)} free on {space.path}, needs {_gib(need)}",
                     f"free space on {space.path}, or point installer.directory elsewhere "
                     "(thresholds: --min-installer-free-gb, --min-data-free-gb)",
                 )
             )
         else:
             findings.append(
-                Finding("disk", server, Verdict.PASS, f"{what}: {_gb(space.free_bytes)} free on {space.path}")
+                Finding(
+                    "disk", server, Verdict.PASS, f"{what}: {_gib(space.free_bytes)} free on {space.path}"
+                )
             )
     return findings
 
@@ -314,16 +318,16 @@ def system_finding(
     if cores is None or memory is None or disk is None:
         return Finding("system", server, Verdict.WARN, "could not read cores, memory or disk size")
     per_cores, per_mem, per_disk = SIZING[profile]
-    have = f"{cores} cores, {memory / GIB:.0f} GiB memory, {_gb(disk.total_bytes)} disk on {disk.path}"
+    have = f"{cores} cores, {memory / GIB:.0f} GiB memory, {_gib(disk.total_bytes)} disk on {disk.path}"
 
     def short(count: int) -> list[str]:
         out = []
         if cores < per_cores * count:
             out.append(f"{per_cores * count} cores")
-        if memory < per_mem * count * GB * SIZE_TOLERANCE:
-            out.append(f"{per_mem * count} GB memory")
+        if memory < per_mem * count * GIB * SIZE_TOLERANCE:
+            out.append(f"{per_mem * count} GiB memory")
         if disk.total_bytes < per_disk * count * GB * SIZE_TOLERANCE:
-            out.append(f"{per_disk * count} GB disk")
+            out.append(f"{per_disk * count * GB / GIB:.0f} GiB disk")
         return out
 
     below_one = short(1)

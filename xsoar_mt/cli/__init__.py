@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,  # a traceback must never print a password
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
 )
 inventory_app = typer.Typer(help="Check an inventory file.", no_args_is_help=True)
 upgrade_app = typer.Typer(help="Plan and run an upgrade.", no_args_is_help=True)
@@ -102,7 +103,7 @@ def _report(exc: XsoarMtError) -> None:
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 
 
-@inventory_app.command("validate")
+@inventory_app.command("validate", short_help="Check an inventory and print its topology.")
 @boundary
 def inventory_validate(
     file: Annotated[Path, typer.Argument(help="The inventory file.")],
@@ -127,7 +128,7 @@ def inventory_validate(
     render_topology(inventory)
 
 
-@upgrade_app.command("plan")
+@upgrade_app.command("plan", short_help="Show the ordered steps to a release; changes nothing.")
 @boundary
 def upgrade_plan(
     inventory: InventoryOption,
@@ -160,6 +161,9 @@ def upgrade_plan(
     state_dir: Annotated[
         Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
     ] = Path(".xsoar-mt"),
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
+    ] = False,
 ) -> None:
     """Show the exact ordered steps that take the deployment to a release. Changes nothing.
 
@@ -171,8 +175,8 @@ def upgrade_plan(
     def ask(label: str) -> str:
         return str(typer.prompt(label, hide_input=True))
 
-    plan = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
-                     accept_new_host_keys=accept_new_host_keys, prompt=ask)  # fmt: skip
+    loaded, plan = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
+                             accept_new_host_keys=accept_new_host_keys, prompt=ask)  # fmt: skip
     if out is not None:
         write_plan(plan, out)
     if output is PlanFormat.json:
@@ -182,14 +186,15 @@ def upgrade_plan(
 
         typer.echo(yaml.safe_dump(plan.to_dict(), sort_keys=False, width=1000), nl=False)
     else:
-        from xsoar_mt.cli.render import render_plan
+        from xsoar_mt.cli.plan_text import render_plan
+        from xsoar_mt.cli.render import console
 
-        render_plan(plan, saved_to=out)
+        render_plan(plan, loaded, console(), saved_to=out, detail=detail)
     if plan.nothing_to_do:
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
 
-@upgrade_app.command("run")
+@upgrade_app.command("run", short_help="Carry out the upgrade over SSH.")
 @boundary
 def upgrade_run(
     inventory: InventoryOption,
@@ -243,7 +248,8 @@ def upgrade_run(
     """Carry out the upgrade over SSH, in the vendor's order, checking the skew rule before every step."""
     import signal
 
-    from xsoar_mt.cli.render import EventPrinter, render_plan, render_recap
+    from xsoar_mt.cli.plan_text import render_plan
+    from xsoar_mt.cli.render import EventPrinter, console, render_recap
     from xsoar_mt.commands import scope_from_flags
     from xsoar_mt.executor import RunOptions
     from xsoar_mt.run import RunRequest, run_upgrade
@@ -280,7 +286,9 @@ def upgrade_run(
     def confirm(plan: Any) -> bool:
         if yes:
             return True
-        render_plan(plan)
+        from xsoar_mt.inventory import load_inventory
+
+        render_plan(plan, load_inventory(inventory), console())
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
     def prompt(label: str) -> str:
@@ -316,7 +324,11 @@ def _print_json(data: Any) -> None:
 
 def main() -> None:
     """Console-script entry point. A secret-looking flag is refused here, before Typer parses anything:
-    inside a command it would never be reached (an unknown option is an error first)."""
+    inside a command it would never be reached (an unknown option is an error first).
+
+    A command-line mistake is one `error:` line and a `hint:` on standard error, exit 2, like every other
+    error (Typer would draw a box, cut to 80 columns off a terminal). Off a terminal, help is plain text
+    wrapped at COLUMNS (or 80) with nothing cut."""
     from xsoar_mt.secrets import refuse_on_command_line
 
     try:
@@ -324,8 +336,42 @@ def main() -> None:
     except XsoarMtError as exc:
         _report(exc)
         sys.exit(int(exc.exit_code))
+    command = typer.main.get_command(app)
+    if not sys.stdout.isatty():
+        _plain_help(command)
     try:
-        app()
+        code = command.main(args=sys.argv[1:], prog_name="xsoar-mt", standalone_mode=False)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        sys.exit(_command_line_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """Click's own errors (usage, bad parameter), whichever Click Typer runs on (its own copy lately)."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "exit_code")
+
+
+def _command_line_error(exc: Any) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a command group run without arguments: its help
+        exc.show()
+        return int(exc.exit_code)
+    typer.echo(f"error: {exc.format_message()}", err=True)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        typer.echo(f"hint: `{ctx.command_path} --help` lists the options", err=True)
+    return int(exc.exit_code)
+
+
+def _plain_help(command: Any) -> None:
+    """Click's plain help for this command and every subcommand, instead of Rich's boxes."""
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)

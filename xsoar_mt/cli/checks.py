@@ -74,6 +74,8 @@ def _preflight(
     min_installer_free_gb: float,
     min_data_free_gb: float,
     state_dir: Path,
+    verbose: bool = False,
+    matrix: bool = False,
 ) -> None:
     from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
     from xsoar_mt.inventory import load_inventory
@@ -95,9 +97,10 @@ def _preflight(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_preflight
+        from xsoar_mt.cli.checks_render import render_preflight
+        from xsoar_mt.cli.render import console
 
-        render_preflight(report, _console())
+        render_preflight(report, console(), verbose=verbose, matrix=matrix)
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.PREFLIGHT_FAILED))
 
 
@@ -128,9 +131,10 @@ def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool, st
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_status
+        from xsoar_mt.cli.checks_render import render_status
+        from xsoar_mt.cli.render import console
 
-        render_status(report, _console())
+        render_status(report, console())
 
 
 # -- validate ---------------------------------------------------------------------------------------
@@ -164,9 +168,10 @@ def _validate(
     if output is Output.json:
         _print_json(report.to_dict())
     else:
-        from xsoar_mt.cli.checks_render import _console, render_validation
+        from xsoar_mt.cli.checks_render import render_validation
+        from xsoar_mt.cli.render import console
 
-        render_validation(report, _console())
+        render_validation(report, console())
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.VALIDATION_FAILED))
 
 
@@ -174,7 +179,7 @@ def _validate(
 
 
 def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    @app.command("preflight")
+    @app.command("preflight", short_help="Check everything that would stop an upgrade.")
     @boundary
     def preflight(
         inventory: InventoryOption,
@@ -190,18 +195,27 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
         min_installer_free_gb: Annotated[
-            float, typer.Option("--min-installer-free-gb", help="Free space needed in installer.directory.")
+            float,
+            typer.Option("--min-installer-free-gb", help="Free space needed in installer.directory, in GiB."),
         ] = 4.0,
         min_data_free_gb: Annotated[
-            float, typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto.")
+            float,
+            typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto, in GiB."),
         ] = 10.0,
         state_dir: StateDirOption = Path(".xsoar-mt"),
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Text: every check on every server, and the matrix.")
+        ] = False,
+        matrix: Annotated[
+            bool,
+            typer.Option("--matrix", help="Text: the communication matrix even when every path is open."),
+        ] = False,
     ) -> None:
         """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
         _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
-                   min_installer_free_gb, min_data_free_gb, state_dir)  # fmt: skip
+                   min_installer_free_gb, min_data_free_gb, state_dir, verbose, matrix)  # fmt: skip
 
-    @app.command("status")
+    @app.command("status", short_help="Each server's version, service and skew, live.")
     @boundary
     def status(
         inventory: InventoryOption,
@@ -212,7 +226,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         """Every server's role, version (and where it comes from), service, reachability and skew, live."""
         _status(inventory, output, accept_new_host_keys, state_dir)
 
-    @app.command("validate")
+    @app.command("validate", short_help="Check that main and every tenant answer.")
     @boundary
     def validate(
         inventory: InventoryOption,

@@ -1,9 +1,10 @@
-"""Rich text rendering of topologies and plans for a person at a terminal."""
+"""Rich rendering for a person: the console every command prints through, topologies, a run's progress
+and its recap. (The plan's text is in plan_text.py.)"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,7 +15,6 @@ from rich.text import Text
 from rich.tree import Tree
 
 from xsoar_mt.inventory import Group, Inventory
-from xsoar_mt.plan import Plan, Step
 from xsoar_mt.skew import Verdict
 
 if TYPE_CHECKING:
@@ -24,8 +24,28 @@ if TYPE_CHECKING:
 _VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
 
 
+# Off a terminal nothing may be cut or wrapped mid-command: lines are as long as their content.
+UNLIMITED = 1_000_000
+
+
 def console() -> Console:
-    return Console(highlight=False)
+    """The console for this process's standard output. On a terminal: its width. Off a terminal (a pipe, a
+    CI log): COLUMNS when it is set, else no width limit, so commands, paths and hints appear whole.
+    Rich honours NO_COLOR (and prints no colour off a terminal anyway)."""
+    import os
+    import sys
+
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
+        width = UNLIMITED
+    return Console(highlight=False, width=width)
+
+
+def names(servers: Sequence[str], few: int = 4) -> str:
+    """`a, b, c`; past `few` + 1 servers, the rest counted: `62 servers: a, b, c, d and 58 more`."""
+    if len(servers) <= few + 1:
+        return ", ".join(servers)
+    return f"{len(servers)} servers: {', '.join(servers[:few])} and {len(servers) - few} more"
 
 
 def render_topology(inventory: Inventory) -> None:
@@ -50,66 +70,6 @@ def _add_group(tree: Tree, group: Group) -> None:
         tenants = branch.add("tenants")
         for tenant in group.tenants:
             tenants.add(f"{tenant.name} ({tenant.account}, port {tenant.port})")
-
-
-def render_plan(plan: Plan, saved_to: Path | None = None) -> None:
-    out = console()
-    hops = " -> ".join(plan.hops) if plan.hops else "none"
-    out.print(
-        f"[bold]Upgrade plan[/] for {plan.deployment}: to {plan.target} "
-        f"(hops: {hops}; scope: {plan.scope.describe()})"
-    )
-    if plan.nothing_to_do:
-        out.print(f"Nothing to do: every server in scope already runs {plan.target}.")
-    number = 0
-    for phase in plan.phases:
-        table = Table(title=phase.title, title_justify="left", title_style="bold", expand=False)
-        table.add_column("#", justify="right")
-        table.add_column("action")
-        table.add_column("server(s)")
-        table.add_column("command")
-        table.add_column("skew after")
-        for step in phase.steps:
-            number += 1
-            style = _VERDICT_STYLE[step.verdict_after]
-            table.add_row(
-                str(number),
-                step.action.value,
-                ", ".join(step.servers),
-                _command_cell(step),
-                f"[{style}]{step.verdict_after.value}[/]",
-            )
-        out.print(table)
-    if plan.degraded_functions:
-        out.print("[yellow]While a host lags main by one release (verdict degraded), these do not work:[/]")
-        for function in plan.degraded_functions:
-            out.print(f"  - {function}")
-    _summary(out, plan)
-    if saved_to is not None:
-        out.print(f"Plan saved to {saved_to}; run exactly it with `xsoar-mt upgrade run --plan {saved_to}`.")
-
-
-def _command_cell(step: Step) -> Text:
-    """The step's command (as text, never markup), then any server's own command beneath it."""
-    cell = Text(step.command)
-    for server, own in sorted(step.per_server.items()):
-        cell.append(f"\non {server}: ", style="italic")
-        cell.append(own)
-    return cell
-
-
-def _summary(out: Console, plan: Plan) -> None:
-    upgrading = plan.servers_to_upgrade
-    out.print("[bold]Summary[/]")
-    out.print(f"  servers to upgrade: {len(upgrading)}" + (f" ({', '.join(upgrading)})" if upgrading else ""))
-    out.print(f"  steps: {plan.step_count}; hops: {len(plan.hops)}")
-    for skipped in plan.skipped:
-        out.print(f"  skipped: {skipped.server} ({skipped.version}): {skipped.reason}")
-    if plan.downtime_minutes:
-        parts = ", ".join(f"{g} {m:g} min" for g, m in plan.downtime_minutes.items())
-        out.print(f"  expected downtime per server group: {parts}")
-    for warning in plan.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
 
 
 class EventPrinter:
@@ -158,7 +118,7 @@ class EventPrinter:
             self._current[event.step] = message
         elif event.kind == "step-finished" and event.step:
             self._current.pop(event.step, None)
-            self._done += event.data.get("outcome") == "ok"
+            self._done += event.data.get("outcome") in ("ok", "failed")
         if event.kind == "installer-downloaded":  # done, even when its size was never announced
             self._transfers.pop(f"download {event.data.get('release', '')}", None)
         if event.kind == "step-output" and "total" in event.data:
@@ -189,7 +149,8 @@ class EventPrinter:
         elapsed = int(now - self._began)
         running = "; ".join(self._current.values()) or "between steps"
         last = f"\n  [dim]{self._last_output}[/]" if self._last_output else ""
-        line = f"step {self._done + 1} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
+        step = min(self._done + 1, self._total)  # the step under way; never past the run's total
+        line = f"step {step} of {self._total}, {elapsed // 60}:{elapsed % 60:02d}: {running}{last}"
         if not self._transfers:
             self._status.update(line)
             return
@@ -207,6 +168,9 @@ def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
     return grid
 
 
+_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "not started": "yellow", "skipped": "dim"}
+
+
 def render_recap(outcome: RunOutcome) -> None:
     out = console()
     report = outcome.report
@@ -221,9 +185,17 @@ def render_recap(outcome: RunOutcome) -> None:
     table = Table(title=f"Run {outcome.run_id}: {report.outcome}", title_justify="left")
     for column in ("server", "version", "service", "last step", "outcome"):
         table.add_column(column)
-    for name, state in report.servers.items():
+    for name, state in report.servers.items():  # each server's own outcome, set by the executor
         service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
-        table.add_row(name, str(state.version or "?"), service, state.last_step or "-", state.outcome or "-")
+        own = state.outcome or "-"
+        style = _OUTCOME_STYLE.get(own, "")
+        table.add_row(
+            name,
+            Text(state.view.describe_version()),  # what it runs as last observed, or unknown and why
+            service,
+            state.last_step or "-",
+            f"[{style}]{own}[/]" if style else own,
+        )
     out.print(table)
     for failure in report.failures:
         out.print(f"[red]failed:[/] {escape(failure)}")

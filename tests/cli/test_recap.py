@@ -1,0 +1,40 @@
+"""The recap after a run: each server's own outcome, whatever step it shared with others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.recaps import recap_state
+from xsoar_mt.cli.render import render_recap
+from xsoar_mt.executor import RunReport
+from xsoar_mt.inventory import load_inventory
+from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.releases import Version
+from xsoar_mt.run import RunOutcome
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventory.example.yaml"
+
+
+def test_the_recap_shows_each_servers_own_outcome(capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = load_inventory(EXAMPLE)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.12")
+    v11, v12 = Version.parse("6.11.0"), Version.parse("6.12.0")
+    # ha-b and ha-c shared the "rest" install step; only ha-c failed it.
+    servers = {
+        "ha-a": recap_state(v12, True, "g@6.12/wait-healthy", "ok"),
+        "ha-b": recap_state(v12, True, "g@6.12/install", "ok"),
+        "ha-c": recap_state(v11, False, "g@6.12/install", "failed"),
+        "h2": recap_state(v11, True, None, "not started"),
+        "h3": recap_state(v12, True, None, "skipped"),
+    }
+    outcome = RunOutcome(RunReport("failed", servers, 20, ["ha-c: the installer exited 1"]), plan, "r1",
+                         Path("/state/runs/r1"), resume_command="xsoar-mt upgrade run -i i.yaml --resume r1")  # fmt: skip
+    render_recap(outcome)
+    rows = {
+        cells[0]: cells[4]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("│") and (cells := [c.strip() for c in line.strip("│").split("│")])
+    }
+    assert rows == {"ha-a": "ok", "ha-b": "ok", "ha-c": "failed", "h2": "not started", "h3": "skipped"}

@@ -1,0 +1,355 @@
+"""The plan as text: a summary first (its size, the night's length, how long hosts lag main), then one line
+per group per hop and each command once; or, with --detail, every step with its command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from xsoar_mt.cli.render import names
+from xsoar_mt.estimate import MAIN, PREPARE_PARALLEL, Estimate, Window, clock, estimate
+from xsoar_mt.installer import upload_source
+from xsoar_mt.inventory import Inventory, Topology
+from xsoar_mt.plan import Action, Phase, Plan, Step
+from xsoar_mt.releases import Version
+from xsoar_mt.skew import Verdict
+
+VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
+_KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pair"}
+_MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan's action names
+
+
+def render_plan(
+    plan: Plan, inventory: Inventory, out: Console, *, saved_to: Path | None = None, detail: bool = False
+) -> None:
+    """Summary first; then per group and hop one line (or every step, `detail`); commands whole."""
+    timing = estimate(plan, inventory.durations)
+    _summary(out, plan, inventory, timing)
+    if not plan.nothing_to_do:
+        first = _first_numbers(plan)
+        if detail:
+            _every_step(out, plan, first)
+        else:
+            _by_group(out, plan, inventory, timing, first)
+            out.print("Every step with its command: [bold]--detail[/]; as data: [bold]-o json[/] or -o yaml.")
+    if saved_to is not None:
+        run = f"xsoar-mt upgrade run -i {inventory.path} --plan {saved_to}"
+        out.print(Text(f"Plan saved to {saved_to}; run exactly it with `{run}`."))
+
+
+# -- summary ----------------------------------------------------------------------------------------
+
+
+def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -> None:
+    start = _start_release(plan, inventory)
+    scope = f"scope: {plan.scope.describe()}"
+    if plan.hops:
+        path = " -> ".join(([start] if start else []) + list(plan.hops))
+        head = f"{path} ({_count(len(plan.hops), 'hop')}; {scope})"
+    else:
+        head = f"to {plan.target} ({scope})"
+    out.print(Text.assemble(("Upgrade plan", "bold"), f" for {plan.deployment}: {head}"))
+    if plan.nothing_to_do:
+        out.print(f"Nothing to do: every server in scope already runs {plan.target}.")
+        _skipped_and_warnings(out, plan)
+        return
+    groups = list(dict.fromkeys(p.group for p in plan.phases if p.group is not None))
+    tenants = sum(len(inventory.group(g).tenants) for g in groups)
+    upgrading = plan.servers_to_upgrade
+    out.print(
+        f"  {_count(len(upgrading), 'server')} to upgrade in {_count(len(groups), 'group')} "
+        f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
+    )
+    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], host groups one at a time")
+    minutes = timing.durations.minutes
+    given = sorted(timing.durations.given, key=list(minutes).index)
+    out.print(
+        "    minutes per step: "
+        + ", ".join(f"{_MINUTE_LABELS.get(k, k)} {v:g}" for k, v in minutes.items())
+        + (
+            f" ({', '.join(given)} from the inventory's durations, the rest defaults)"
+            if given
+            else " (defaults)"
+        )
+    )
+    for window in timing.windows:
+        out.print(f"  {_window(window)}")
+    if timing.windows and plan.degraded_functions:
+        out.print("  [yellow]while hosts lag main (skew degraded), these do not work:[/]")
+        for function in plan.degraded_functions:
+            out.print(f"    - {function}")
+    _skipped_and_warnings(out, plan)
+
+
+def _start_release(plan: Plan, inventory: Inventory) -> str | None:
+    """The oldest release among the servers the plan upgrades, as the plan's basis records them."""
+    releases = {
+        Version.parse(plan.basis.versions[s]).release
+        for s in plan.servers_to_upgrade
+        if s in plan.basis.versions
+    }
+    return min(releases, key=inventory.releases.index) if releases else None
+
+
+def _shapes(inventory: Inventory, groups: Sequence[str]) -> str:
+    parts = []
+    if MAIN in groups:
+        parts.append(f"main: {_KIND[inventory.group(MAIN).topology]}")
+    counts: dict[str, int] = {}
+    for name in groups:
+        if name != MAIN:
+            kind = _KIND[inventory.group(name).topology]
+            counts[kind] = counts.get(kind, 0) + 1
+    if counts:
+        plural = {"single": "single", "HA group": "HA groups", "DR pair": "DR pairs"}
+        parts.append("hosts: " + ", ".join(f"{n} {plural[k] if n > 1 else k}" for k, n in counts.items()))
+    return "; ".join(parts)
+
+
+def _step_split(plan: Plan) -> str:
+    counts: dict[str, int] = {}
+    for phase in plan.phases:
+        kind = "upgrade" if phase.group is not None else phase.id
+        counts[kind] = counts.get(kind, 0) + len(phase.steps)
+    return ", ".join(f"{k} {n}" for k, n in counts.items())
+
+
+def _window(window: Window) -> str:
+    lag = f"hop {window.release}: hosts lag main (skew degraded)"
+    if window.end is None:
+        return f"{lag} from {_at(window.start)} on, after this plan too, until they are upgraded as well"
+    assert window.minutes is not None
+    since = f"from main's upgrade at {_at(window.start)}" if window.start else "from the start of the run"
+    return (
+        f"{lag} for [bold]{clock(window.minutes)}[/]: {since} until the last of "
+        f"{window.host_groups} host group{'' if window.host_groups == 1 else 's'} is upgraded at {_at(window.end)}"
+    )
+
+
+def _skipped_and_warnings(out: Console, plan: Plan) -> None:
+    reasons: dict[str, list[str]] = {}
+    for skipped in plan.skipped:
+        reasons.setdefault(skipped.reason, []).append(skipped.server)
+    for reason, servers in reasons.items():
+        out.print(Text(f"  skipped ({reason}): {names(servers)}"))
+    for warning in plan.warnings:
+        out.print(Text.assemble(("warning:", "yellow"), f" {warning}"))
+
+
+# -- one line per group per hop ---------------------------------------------------------------------
+
+
+def _by_group(
+    out: Console, plan: Plan, inventory: Inventory, timing: Estimate, first: dict[str, int]
+) -> None:
+    """Phases outside any group collapsed; each hop's group phases as a table; the commands once, after
+    the last group phase."""
+    hop: str | None = None
+    table: Table | None = None
+    commands_due = False
+    for phase in plan.phases:
+        if phase.group is None:
+            if table is not None:
+                _print_table(out, table)
+                table, hop = None, None
+            if commands_due:
+                _commands(out, plan)
+                commands_due = False
+            _collapsed(out, phase, inventory, timing, first[phase.id])
+            continue
+        commands_due = True
+        if phase.release != hop:
+            if table is not None:
+                _print_table(out, table)
+            hop = phase.release
+            table = _hop_table(plan, hop)
+        assert table is not None
+        span = timing.span(phase.id)
+        last = phase.steps[-1]
+        table.add_row(
+            _numbers(first[phase.id], len(phase.steps)),
+            _group_label(inventory, phase.group),
+            Text(names(_servers(phase.steps))),
+            Text(sequence(phase)),
+            f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
+            _at(span.start),
+            clock(span.down),
+        )
+    if table is not None:
+        _print_table(out, table)
+    if commands_due:
+        _commands(out, plan)
+
+
+def _hop_table(plan: Plan, release: str | None) -> Table:
+    phases = [p for p in plan.phases if p.group is not None and p.release == release]
+    hosts = sum(1 for p in phases if p.group != MAIN)
+    parts = (["main"] if any(p.group == MAIN for p in phases) else []) + (
+        [f"{hosts} host group{'' if hosts == 1 else 's'}, one at a time"] if hosts else []
+    )
+    table = Table(
+        title=f"To {release}: {', then '.join(parts)}",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    # The last column is right-justified, so no line ends in padding.
+    for column, justify in (("steps", "right"), ("group", "left"), ("servers", "left"), ("in order", "left"),
+                            ("skew after", "left"), ("starts", "right"), ("down", "right")):  # fmt: skip
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]  # literal above
+    return table
+
+
+def _group_label(inventory: Inventory, group: str) -> str:
+    return f"{group} ({_KIND[inventory.group(group).topology]})"
+
+
+def sequence(phase: Phase) -> str:
+    """The phase's actions in order. A step on every server of the phase is its action alone; consecutive
+    steps on the same part of the group are joined with + and name those servers."""
+    everyone = set(_servers(phase.steps))
+    parts: list[str] = []
+    steps = phase.steps
+    i = 0
+    while i < len(steps):
+        if set(steps[i].servers) == everyone:
+            parts.append(steps[i].action.value)
+            i += 1
+            continue
+        j = i
+        while j < len(steps) and steps[j].servers == steps[i].servers:
+            j += 1
+        parts.append("+".join(s.action.value for s in steps[i:j]) + " " + ", ".join(steps[i].servers))
+        i = j
+    return " -> ".join(parts)
+
+
+def _commands(out: Console, plan: Plan) -> None:
+    """Each command of the group phases once, labelled by action (and release where they differ)."""
+    seen: dict[tuple[Action, str], str] = {}
+    own: dict[tuple[Action, str, str], list[str]] = {}
+    for phase in plan.phases:
+        if phase.group is None:
+            continue
+        for step in phase.steps:
+            seen.setdefault((step.action, step.command), step.release)
+            for server, command in step.per_server.items():
+                own.setdefault((step.action, step.release, command), []).append(server)
+    if not seen:
+        return
+    per_action: dict[Action, int] = {}
+    for action, _ in seen:
+        per_action[action] = per_action.get(action, 0) + 1
+    rows = [(a.value + (f" {r}" if per_action[a] > 1 else ""), c) for (a, c), r in seen.items()]
+    rows += [(f"{a.value} {r} on {names(servers)}", c) for (a, r, c), servers in own.items()]
+    width = max(len(label) for label, _ in rows)
+    out.print(Text("Commands (each shown once; {server} and {address} are each server's own)", style="bold"))
+    for label, command in rows:
+        out.print(Text(f"  {label:<{width}}  {command}"))
+
+
+# -- phases outside any group: prepare, validate, recovery ------------------------------------------
+
+
+def _collapsed(out: Console, phase: Phase, inventory: Inventory, timing: Estimate, first: int) -> None:
+    """Identical steps (same action, release and command) on different servers as one line naming the
+    servers, with the command once beneath."""
+    lines: dict[tuple[Action, str, str, tuple[tuple[str, str], ...]], list[Step]] = {}
+    for step in phase.steps:
+        key = (step.action, step.release, step.command, tuple(sorted(step.per_server.items())))
+        lines.setdefault(key, []).append(step)
+    span = timing.span(phase.id)
+    at_once = f", up to {PREPARE_PARALLEL} at once" if phase.id == "prepare" else ""
+    when = f"from {_at(span.start)}, about {clock(span.end - span.start)}"
+    out.print(
+        Text.assemble((phase.title, "bold"), f" (steps {_numbers(first, len(phase.steps))}{at_once}; {when})")
+    )
+    upload = inventory.installer.delivery == "upload"
+    for (action, release, command, per_server), steps in lines.items():
+        servers = _servers(steps)
+        label = action.value + (f" {release}" if action in (Action.FETCH, Action.INSTALL) else "")
+        count = f" ({len(steps)} steps)" if len(steps) > 1 else ""
+        out.print(Text(f"  {label}{count} on {names(servers)}"))
+        if action is Action.FETCH and upload:
+            source = upload_source(inventory.installer, inventory.path, release)
+            out.print(
+                Text(
+                    f"      upload of {source} over SFTP unless the server holds it already, then the sha256 check:"
+                )
+            )
+        out.print(Text(f"      {command}"))
+        for server, own in per_server:
+            out.print(Text(f"      on {server}: {own}"))
+
+
+# -- every step (--detail) --------------------------------------------------------------------------
+
+
+def _every_step(out: Console, plan: Plan, first: dict[str, int]) -> None:
+    for phase in plan.phases:
+        table = Table(title=phase.title, expand=False)
+        table.add_column("#", justify="right")
+        table.add_column("action")
+        table.add_column("server(s)", overflow="fold")
+        table.add_column("command", overflow="fold")
+        table.add_column("skew after")
+        for number, step in enumerate(phase.steps, first[phase.id]):
+            table.add_row(
+                str(number),
+                step.action.value,
+                ", ".join(step.servers),
+                _command_cell(step),
+                f"[{VERDICT_STYLE[step.verdict_after]}]{step.verdict_after.value}[/]",
+            )
+        _print_table(out, table)
+
+
+def _command_cell(step: Step) -> Text:
+    """The step's command (as text, never markup), then any server's own command beneath it."""
+    cell = Text(step.command)
+    for server, own in sorted(step.per_server.items()):
+        cell.append(f"\non {server}: ", style="italic")
+        cell.append(own)
+    return cell
+
+
+# -- small pieces -----------------------------------------------------------------------------------
+
+
+def _print_table(out: Console, table: Table) -> None:
+    """The title on a line of its own (Rich would pad it to the table's width), then the table."""
+    if table.title:
+        out.print(Text(str(table.title), style="bold"))
+        table.title = None
+    out.print(table)
+
+
+def _servers(steps: Iterable[Step]) -> list[str]:
+    return list(dict.fromkeys(s for step in steps for s in step.servers))
+
+
+def _first_numbers(plan: Plan) -> dict[str, int]:
+    """The number of each phase's first step, counting from 1 over the whole plan."""
+    out, number = {}, 1
+    for phase in plan.phases:
+        out[phase.id] = number
+        number += len(phase.steps)
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _numbers(first: int, count: int) -> str:
+    return str(first) if count == 1 else f"{first}-{first + count - 1}"
+
+
+def _at(minutes: float) -> str:
+    """A moment of the run, `h:mm` after it starts."""
+    whole = round(minutes)
+    return f"{whole // 60}:{whole % 60:02d}"
