@@ -909,7 +909,9 @@ class Executor:
                 step,
                 entry,
                 lambda: _Problems(
-                    validate_step(step, self.inv, self.shell_for, self.secrets.api_key, self.plan.scope)
+                    validate_step(
+                        step, self.inv, self.shell_for, self.secrets.api_key, self.plan.scope, self._cancelled
+                    )
                 ),
             )
         except Cancelled as exc:

@@ -57,12 +57,14 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
     shell builtin, so it never appears on any process's command line or in shell history.
     """
     path = shlex.quote(installer_path(settings, release))
-    part = shlex.quote(installer_path(settings, release) + ".part")
     directory = shlex.quote(settings.directory)
-    # Downloaded to a .part file and renamed when complete: an installer already there (perhaps running)
-    # is never truncated, and a cut-off download never passes for a whole one.
+    # Downloaded to a .part file of its own (an attempt that was cut off may still be writing another)
+    # and renamed once complete: an installer already there (perhaps running) is never truncated, and a
+    # cut-off download never passes for a whole one.
+    part = '"$xm_part"'
     return (
-        f"mkdir -p {directory} && IFS= read -r link && "
+        f"mkdir -p {directory} && xm_part={shlex.quote(installer_path(settings, release) + '.part.')}$$ && "
+        "IFS= read -r link && "
         "if command -v wget >/dev/null 2>&1; "
         f"then printf '%s\\n' \"$link\" | wget -q -O {part} -i -; "
         f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {part} -K -; fi && '

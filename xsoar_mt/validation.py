@@ -12,7 +12,7 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.plan import Action, Scope, Step
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import RemoteError, RemoteShell
+from xsoar_mt.remote import Cancel, RemoteError, RemoteShell
 
 _TENANT_MARK = "== tenant "
 
@@ -76,10 +76,12 @@ def validate_step(
     shell_for: Callable[[str], RemoteShell],
     api_key: str | None,
     scope: Scope | None = None,
+    cancel: Cancel | None = None,
 ) -> list[str]:
     """Carry out one validation step of a plan; return the problems found (none means it passed).
 
-    Tenants of groups outside `scope` must answer through main, on whatever release they run."""
+    Tenants of groups outside `scope` must answer through main, on whatever release they run. `cancel`
+    (a second interrupt) cuts the check off."""
     main = inventory.main
     entry = step.servers[0]
     shell = shell_for(entry)
@@ -90,12 +92,12 @@ def validate_step(
             if kind == "load-balancer" and main.load_balancer
             else f"https://{inventory.server(entry).address}:{inventory.communication_port}/health"
         )
-        result = shell.run(health_url_command(url), timeout=60)
+        result = shell.run(health_url_command(url), timeout=60, cancel=cancel)
         code = result.stdout.strip()[-3:]
         return [] if result.ok and code == "200" else [f"{url} answered {code or 'nothing'} (from {entry})"]
     accounts = [t.account for g in inventory.groups for t in g.tenants]
     stdin = f"Authorization: {api_key}\n" if api_key else "\n"
-    result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin,
+    result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin, cancel=cancel,
                        timeout=60 + 15 * len(accounts))  # fmt: skip
     return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release or None, scope)
 
