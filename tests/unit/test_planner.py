@@ -152,7 +152,7 @@ def test_prepare_backs_up_and_delivers_the_installer_to_every_server_before_any_
 def test_the_fetch_step_makes_the_installer_executable() -> None:
     fetch = next(s for s in plan(bolt(single("main"))).steps if s.action is Action.FETCH)
     assert fetch.command.endswith(
-        "mv -f /var/tmp/xsoar-mt/demisto-6.12.sh.part /var/tmp/xsoar-mt/demisto-6.12.sh"
+        'mv -f "$xm_part" /var/tmp/xsoar-mt/demisto-6.12.sh'
     )
 
 
