@@ -103,3 +103,46 @@ def test_the_printed_resume_command_repeats_the_runs_flags_and_works_as_printed_
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     assert order_violations(fleet) == []
+
+
+def test_an_installer_killed_on_the_server_fails_its_step_as_vanished_and_resume_installs_again(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from tests.fleet.remote import read_pid
+    from tests.fleet.runs import completed_installs, start_run
+
+    fleet.server("single-h1").set_fault(install_seconds=30)
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    process = start_run(inv, "--to", "6.12")
+    began = fleet.server("single-h1").home / "xsoar-mt" / "install-6.12.pid"  # xsoar-mt's own record there
+
+    def kill_installer() -> bool:
+        pid = (
+            read_pid(began)
+            if began.exists() and read_pid(fleet.server("single-h1").dir / "state" / "install.pid")
+            else None
+        )
+        if pid is None:
+            return False
+        os.killpg(
+            pid, signal.SIGKILL
+        )  # the whole detached session, as a reboot would: no exit code is written
+        return True
+
+    deadline = time.monotonic() + 120
+    while not kill_installer():
+        assert process.poll() is None and time.monotonic() < deadline, "the install on single-h1 never began"
+        time.sleep(0.05)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 6, out + err
+    assert "is gone and left no exit code" in out
+
+    fleet.server("single-h1").clear_faults()
+    resumed = run(inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert completed_installs(fleet).count(("single-h1", "6.12.0")) == 1
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert order_violations(fleet) == []

@@ -151,9 +151,7 @@ def test_prepare_backs_up_and_delivers_the_installer_to_every_server_before_any_
 
 def test_the_fetch_step_makes_the_installer_executable() -> None:
     fetch = next(s for s in plan(bolt(single("main"))).steps if s.action is Action.FETCH)
-    assert fetch.command.endswith(
-        'mv -f "$xm_part" /var/tmp/xsoar-mt/demisto-6.12.sh'
-    )
+    assert fetch.command.endswith('mv -f "$xm_part" /var/tmp/xsoar-mt/demisto-6.12.sh')
 
 
 def test_the_install_runs_the_installer_in_multi_tenant_mode() -> None:
