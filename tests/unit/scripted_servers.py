@@ -21,6 +21,8 @@ class ScriptedServer:
     install_fails: bool = False
     unhealthy_polls: int = 0  # health answers 503 this many times after a start
     drop_on_poll: int = 0  # the connection drops on this many polls during an install
+    says: str = ""  # a line the installer prints as it goes (and that its log's tail shows)
+    survey: str = ""  # what the preflight survey script prints (its sections)
     pending_install: str | None = None
     polls_left: int = 0
     log: list[str] = field(default_factory=list)
@@ -66,7 +68,7 @@ class ScriptedFleet:
                 raise ConnectionLost(name, "connection reset by peer")
             server.polls_left -= 1
             if server.polls_left > 0:
-                return ok("-\ninstalling...\n")
+                return ok(f"-\ninstalling...\n{server.says}")
             if server.install_fails:
                 return ok("1\ninstaller: error: disk full\n")
             assert server.pending_install is not None
@@ -75,7 +77,9 @@ class ScriptedFleet:
             self.events.append((name, "install-end", server.version))
             return ok("0\ndone\n")
         if command.startswith("tail -n"):
-            return ok("installer: error: disk full\n")
+            return ok(f"{server.says}installer: error: disk full\n")
+        if "==xsoar-mt== " in command:  # the preflight survey
+            return ok(server.survey)
         if "/about" in command and "for t in" not in command:
             if not server.running:
                 return Result(name, command, 7, "", "connection refused")

@@ -225,8 +225,10 @@ def render_recap(outcome: RunOutcome) -> None:
         service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
         table.add_row(name, str(state.version or "?"), service, state.last_step or "-", state.outcome or "-")
     out.print(table)
-    for failure in report.failures:
-        out.print(f"[red]failed:[/] {escape(failure)}")
+    from xsoar_mt.secrets import REDACTOR
+
+    for failure in report.failures:  # a failure quotes the server's output, which may quote a secret
+        out.print(f"[red]failed:[/] {escape(REDACTOR.redact(failure))}")
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
