@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test test-fast lint demo bench fleet-up fleet-down clean sshd
+.PHONY: all install test test-fast lint golden mutation demo bench fleet-up fleet-down clean sshd
 
 all: test
 
@@ -38,6 +38,11 @@ lint: install
 	$(VENV)/bin/ruff check xsoar_mt tests bench
 	$(VENV)/bin/ruff format --check xsoar_mt tests bench
 	$(VENV)/bin/mypy
+
+# The golden plan (tests/cli/golden/) is rewritten only here, on purpose; review `git diff` afterwards.
+golden: install
+	XSOAR_MT_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/cli/test_cli.py -k golden
+	git diff --stat -- tests/cli/golden
 
 demo: install
 	$(VENV)/bin/xsoar-mt inventory validate inventory.example.yaml

@@ -1,11 +1,9 @@
 """`inventory validate` and `upgrade plan` through Typer's CliRunner: output, formats and exit codes.
 
 Golden output: `golden/plan-example-6.12.txt` is the text plan of inventory.example.yaml to 6.12, rendered
-120 columns wide. After an intended change to the rendering, regenerate it with
-
-    XSOAR_MT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/cli/test_cli.py -k golden
-
-and review the diff before committing it.
+120 columns wide. After an intended change to the rendering, regenerate it with `make golden` (it sets
+XSOAR_MT_UPDATE_GOLDEN=1; no other value rewrites the file) and review the diff before committing it.
+Under CI the variable is refused: CI checks the file, it never rewrites it.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -238,11 +237,42 @@ def test_only_main_with_hosts_ending_one_behind_warns_and_exits_0(inventory: Pat
     )
 
 
+def golden_update_requested(environ: Mapping[str, str]) -> bool:
+    """Whether to rewrite the golden file: only XSOAR_MT_UPDATE_GOLDEN=1, and never under CI."""
+    asked = environ.get("XSOAR_MT_UPDATE_GOLDEN", "")
+    if asked and environ.get("CI", "").lower() not in ("", "0", "false"):
+        raise pytest.UsageError(
+            f"XSOAR_MT_UPDATE_GOLDEN={asked} under CI: CI checks the golden file and never rewrites it"
+        )
+    return asked == "1"
+
+
+@pytest.mark.parametrize(
+    ("environ", "rewrites"),
+    [
+        ({}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "1"}, True),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "0"}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "yes"}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "1", "CI": "false"}, True),
+        ({"CI": "true"}, False),
+    ],
+)
+def test_only_update_golden_1_rewrites_the_golden_file(environ: dict[str, str], rewrites: bool) -> None:
+    assert golden_update_requested(environ) is rewrites
+
+
+@pytest.mark.parametrize("value", ["1", "0"])
+def test_the_golden_update_variable_is_refused_under_ci(value: str) -> None:
+    with pytest.raises(pytest.UsageError, match="under CI"):
+        golden_update_requested({"XSOAR_MT_UPDATE_GOLDEN": value, "CI": "true"})
+
+
 def test_the_text_plan_matches_the_golden_file() -> None:
     result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12"])
     assert result.exit_code == 0, result.output
     golden = GOLDEN / "plan-example-6.12.txt"
-    if os.environ.get("XSOAR_MT_UPDATE_GOLDEN"):
+    if golden_update_requested(os.environ):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
 
