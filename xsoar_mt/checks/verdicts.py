@@ -12,7 +12,6 @@ from xsoar_mt.checks.survey import DiskSpace, Section, parse_df
 from xsoar_mt.errors import InvalidInput, PlanRefused
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict as Skew
 
 GB = 1000**3
 GIB = 1024**3
@@ -101,14 +100,9 @@ def skew_finding(inventory: Inventory, versions: Mapping[str, Version], target: 
         return Finding("version", "deployment", Verdict.FAIL, exc.message, exc.hint or "")
     if plan.nothing_to_do:
         return Finding("version", "deployment", Verdict.PASS, f"every server already runs {target}")
-    worst = max(
-        (s.verdict_after for s in plan.steps),
-        key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index,
-        default=Skew.OK,
-    )
     hops = " -> ".join(plan.hops)
     detail = f"skew ok now; plan to {target} (hops {hops}, {plan.step_count} steps) keeps the skew rule"
-    if worst is Skew.DEGRADED or plan.degraded_functions:
+    if plan.degraded_functions:  # the planner sets them whenever some step leaves a host one behind
         functions = "; ".join(plan.degraded_functions)
         return Finding(
             "version",
