@@ -242,7 +242,7 @@ class _Builder:
         todo = self._todo(group, release)
         if not todo:
             return
-        phase_id = f"{'main' if group.is_main else group.name}@{release}"
+        phase_id = f"{group.name}@{release}"  # main's group is always named main
         commands = {
             _STOP: self._stop,
             _START: self._start,

@@ -10,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.unit.inventories import GroupSpec, build
+from tests.unit.inventories import GroupSpec, build, inventory_dict
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
-from xsoar_mt.inventory import Inventory
+from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
@@ -349,6 +350,107 @@ def test_a_server_without_a_version_is_refused_naming_it() -> None:
 
 
 # -- the plan as data ------------------------------------------------------------------------------
+
+
+def test_step_ids_name_the_phase_the_action_and_the_first_server_with_how_many_more() -> None:
+    p = plan(elastic(ha("main", "6.11", "6.11", "6.11"), single("lab", "6.11")))
+    assert [s.id for s in p.steps] == [
+        "prepare/backup-6.12/main-0+2", "prepare/fetch-installer-6.12/main-0+2",
+        "prepare/backup-6.12/lab-0", "prepare/fetch-installer-6.12/lab-0",
+        "main@6.12/stop/main-0+2", "main@6.12/install/main-0", "main@6.12/start/main-0",
+        "main@6.12/wait-healthy/main-0", "main@6.12/install/main-1+1", "main@6.12/start/main-1+1",
+        "main@6.12/wait-healthy/main-1+1",
+        "lab@6.12/stop/lab-0", "lab@6.12/install/lab-0", "lab@6.12/start/lab-0", "lab@6.12/wait-healthy/lab-0",
+        "validate/load-balancer/main-0",
+    ]  # fmt: skip
+    assert all(s.phase == s.id.split("/")[0] for s in p.steps)
+    assert [(ph.id, ph.group, ph.release) for ph in p.phases] == [
+        ("prepare", None, None), ("main@6.12", "main", "6.12"), ("lab@6.12", "lab", "6.12"),
+        ("validate", None, None),
+    ]  # fmt: skip
+
+
+def test_each_server_is_backed_up_once_before_the_first_release_it_moves_to() -> None:
+    p = plan(bolt(single("main", "6.10"), single("a", "6.10")))
+    backups = [s for s in p.steps if s.action is Action.BACKUP]
+    assert [(s.servers, s.release) for s in backups] == [(("main-0",), "6.11"), (("a-0",), "6.11")]
+    assert "demisto-before-6.11.tar.gz" in backups[0].command
+
+
+def test_a_custom_backup_command_keeps_the_per_server_placeholders_for_the_run() -> None:
+    data = inventory_dict("bolt", single("main", "6.10"), [])
+    data["commands"] = {"backup": "backup {server} at {address} before {version} into {backup_dir}"}
+    (backup,) = [
+        s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.BACKUP
+    ]
+    assert backup.command == "backup {server} at {address} before 6.11 into /var/tmp/xsoar-mt/backup"
+
+
+def test_skipped_servers_keep_their_version_and_why() -> None:
+    inventory = bolt(single("main", "6.12"), single("a", "6.12"), single("b", "6.11"), single("c", "6.11"))
+    versions = {**inventory.versions(), "a-0": Version.parse("6.12.3 (B123)")}
+    p = plan_upgrade(inventory, versions, "6.12", Scope(main=True, groups=("b",)))
+    assert [(s.server, s.version, s.reason) for s in p.skipped] == [
+        ("main-0", "6.12.0", "already runs 6.12"),
+        ("a-0", "6.12.3 (B123)", "out of scope"),
+        ("c-0", "6.11.0", "out of scope"),
+    ]
+
+
+def test_a_plan_with_no_moment_of_lag_lists_no_degraded_functions() -> None:
+    assert plan(bolt(single("main", "6.11"))).degraded_functions == ()  # no host ever lags
+
+
+def test_refusals_say_what_is_wrong_and_what_to_do() -> None:
+    with pytest.raises(PlanRefused) as unsupported:
+        plan(bolt(single("main", "6.11"), single("a", "6.9"), single("b", "6.9")))
+    assert unsupported.value.message == (
+        "the deployment is already unsupported (a-0 runs 6.9, 2 releases behind main (6.11); "
+        "b-0 runs 6.9, 2 releases behind main (6.11)); xsoar-mt plans only from a supported state"
+    )
+    assert (
+        unsupported.value.hint
+        == "bring the lagging hosts within one release of main by hand, then plan again"
+    )
+    with pytest.raises(PlanRefused) as past_main:
+        plan(bolt(single("main"), single("a")), scope=Scope(main=False, groups=("a",)))
+    assert past_main.value.hint == "upgrade main first (--only main), or plan hosts to --to 6.11"
+    with pytest.raises(PlanRefused) as narrow:
+        plan(
+            elastic(ha("main", "6.11", "6.11"), single("a", "6.10"), single("b", "6.10")),
+            scope=Scope(True, ()),
+        )
+    assert narrow.value.message == (
+        "installing 6.12 on main-0 would leave the deployment unsupported: "
+        "a-0 runs 6.10, 2 releases behind main (6.12); b-0 runs 6.10, 2 releases behind main (6.12)"
+    )
+    assert narrow.value.hint == "widen the scope so those hosts are upgraded too, or choose a nearer target"
+
+
+def test_scope_mistakes_are_refused_with_the_flags_to_use() -> None:
+    with pytest.raises(UsageError) as empty:
+        plan(bolt(single("main")), scope=Scope(main=False, groups=()))
+    assert (
+        empty.value.message == "the scope is empty: give --only main, --group NAME, or neither for everything"
+    )
+    with pytest.raises(UsageError) as unknown:
+        plan(bolt(single("main")), scope=Scope(main=False, groups=("x",)))
+    assert unknown.value.message == "--group x: no such host group (known: none)"
+
+
+def test_only_main_warns_naming_every_lagging_host() -> None:
+    p = plan(bolt(single("main"), single("a"), single("b")), scope=Scope(main=True, groups=()))
+    assert p.warnings == (
+        "after this plan, hosts left out of scope lag main by one release (a-0, b-0): "
+        "some functions do not work until they are upgraded too",
+    )
+
+
+def test_servers_without_a_version_are_all_named() -> None:
+    inventory = bolt(single("main"), single("a"), single("b"))
+    with pytest.raises(InvalidInput) as missing:
+        plan_upgrade(inventory, {"main-0": Version(6, 11)}, "6.12")
+    assert missing.value.message.startswith("no version known for a-0, b-0: ")
 
 
 def test_step_ids_are_unique() -> None:
