@@ -39,10 +39,11 @@ lint: install
 	$(VENV)/bin/ruff format --check xsoar_mt tests bench
 	$(VENV)/bin/mypy
 
-# The golden plan (tests/cli/golden/) is rewritten only here, on purpose; review `git diff` afterwards.
+# The golden files (tests/cli/golden/, tests/unit/golden/) are rewritten only here, on purpose;
+# review `git diff` afterwards.
 golden: install
-	XSOAR_MT_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/cli/test_cli.py -k golden
-	git diff --stat -- tests/cli/golden
+	XSOAR_MT_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit tests/cli -k golden
+	git diff --stat -- tests/cli/golden tests/unit/golden
 
 demo: install
 	$(VENV)/bin/xsoar-mt inventory validate inventory.example.yaml

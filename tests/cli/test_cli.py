@@ -9,17 +9,16 @@ Under CI the variable is refused: CI checks the file, it never rewrites it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.golden import assert_matches, update_requested
 from xsoar_mt.cli import app
 from xsoar_mt.commands import read_plan
 from xsoar_mt.errors import ExitCode
@@ -237,16 +236,6 @@ def test_only_main_with_hosts_ending_one_behind_warns_and_exits_0(inventory: Pat
     )
 
 
-def golden_update_requested(environ: Mapping[str, str]) -> bool:
-    """Whether to rewrite the golden file: only XSOAR_MT_UPDATE_GOLDEN=1, and never under CI."""
-    asked = environ.get("XSOAR_MT_UPDATE_GOLDEN", "")
-    if asked and environ.get("CI", "").lower() not in ("", "0", "false"):
-        raise pytest.UsageError(
-            f"XSOAR_MT_UPDATE_GOLDEN={asked} under CI: CI checks the golden file and never rewrites it"
-        )
-    return asked == "1"
-
-
 @pytest.mark.parametrize(
     ("environ", "rewrites"),
     [
@@ -259,22 +248,19 @@ def golden_update_requested(environ: Mapping[str, str]) -> bool:
     ],
 )
 def test_only_update_golden_1_rewrites_the_golden_file(environ: dict[str, str], rewrites: bool) -> None:
-    assert golden_update_requested(environ) is rewrites
+    assert update_requested(environ) is rewrites
 
 
 @pytest.mark.parametrize("value", ["1", "0"])
 def test_the_golden_update_variable_is_refused_under_ci(value: str) -> None:
     with pytest.raises(pytest.UsageError, match="under CI"):
-        golden_update_requested({"XSOAR_MT_UPDATE_GOLDEN": value, "CI": "true"})
+        update_requested({"XSOAR_MT_UPDATE_GOLDEN": value, "CI": "true"})
 
 
 def test_the_text_plan_matches_the_golden_file() -> None:
     result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12"])
     assert result.exit_code == 0, result.output
-    golden = GOLDEN / "plan-example-6.12.txt"
-    if golden_update_requested(os.environ):
-        golden.write_text(result.stdout)
-    assert result.stdout == golden.read_text()
+    assert_matches(result.stdout, GOLDEN / "plan-example-6.12.txt")
 
 
 def test_the_golden_plan_is_120_columns_wide_at_most() -> None:
