@@ -45,6 +45,13 @@ golden: install
 	XSOAR_MT_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit tests/cli -k golden
 	git diff --stat -- tests/cli/golden tests/unit/golden
 
+# Mutation testing of the pure core and the secret handling ([tool.mutmut] in pyproject.toml): every
+# mutant against the unit and CLI tests, then the score per module. Slow (see README); not in `test`.
+mutation: install
+	rm -rf mutants
+	nice -n 10 $(VENV)/bin/mutmut run --max-children 2
+	$(PY) bench/mutation.py
+
 demo: install
 	$(VENV)/bin/xsoar-mt inventory validate inventory.example.yaml
 	$(VENV)/bin/xsoar-mt upgrade plan -i inventory.example.yaml --to 6.12
