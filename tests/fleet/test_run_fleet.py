@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.download_stub import DownloadServer, download_server
 from tests.fleet.fleet import Fleet
 
 pytestmark = pytest.mark.fleet
@@ -398,20 +399,25 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     assert nothing_changed(fleet)
 
 
+def link_file(stub: DownloadServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stub's download link in a private file (for installer.link), with this machine trusting the
+    stub's certificate and going to it directly (no proxy)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    link = tmp_path / "link"
+    link.write_text(stub.link() + "\n")
+    link.chmod(0o600)
+    return link
+
+
 def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it_to_every_server(
     fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.download_stub import download_server
-
     fleet.reset(versions={s.name: "6.10.0" for s in fleet.servers("drmain")})
     token = "tok-" + os.urandom(8).hex()
     with download_server(fleet.downloads, token, tmp_path / "stub") as stub:
-        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
-        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        link = tmp_path / "link"
-        link.write_text(stub.link() + "\n")
-        link.chmod(0o600)
+        link = link_file(stub, tmp_path, monkeypatch)
         inv = inventory(
             fleet, "drmain", tmp_path, installer={"delivery": "upload", "link": {"file": str(link)}}
         )
@@ -440,16 +446,9 @@ def test_a_resumed_upload_from_a_link_reuses_the_installer_the_failed_run_downlo
 ) -> None:
     # The failed run's journal records each download's sha256 (installer-downloaded); --resume reads it
     # back to trust its cached installer, where a fresh run would download `latest` again.
-    from tests.download_stub import download_server
-
     fleet.server("single-h1").set_fault(installer_fails=True)
     with download_server(fleet.downloads, "tok-" + os.urandom(8).hex(), tmp_path / "stub") as stub:
-        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
-        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        link = tmp_path / "link"
-        link.write_text(stub.link() + "\n")
-        link.chmod(0o600)
+        link = link_file(stub, tmp_path, monkeypatch)
         upload = {"delivery": "upload", "link": {"file": str(link)}}
         inv = inventory(fleet, "single", tmp_path, installer=upload)
         failed = run(fleet, inv, "--to", "6.12")
