@@ -15,7 +15,7 @@ import yaml
 from tests.unit.inventories import GroupSpec, build, inventory_dict
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
 from xsoar_mt.inventory import Inventory, parse_inventory
-from xsoar_mt.plan import Action, Basis, Plan, Scope
+from xsoar_mt.plan import Action, Basis, Plan, Scope, Step
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
@@ -451,6 +451,35 @@ def test_servers_without_a_version_are_all_named() -> None:
     with pytest.raises(InvalidInput) as missing:
         plan_upgrade(inventory, {"main-0": Version(6, 11)}, "6.12")
     assert missing.value.message.startswith("no version known for a-0, b-0: ")
+
+
+def test_a_scope_describes_itself_in_the_flags_words() -> None:
+    assert Scope().describe() == "everything"
+    assert Scope(main=True, groups=()).describe() == "main"
+    assert Scope(main=False, groups=("emea", "apac")).describe() == "group emea, group apac"
+    assert Scope(main=True, groups=("emea",)).describe() == "main, group emea"
+
+
+def test_a_step_runs_its_own_command_on_a_server_that_has_one_and_saves_it_only_then() -> None:
+    step = Step("s", "p", Action.INSTALL, ("a", "b"), "install", "why", "6.12", Verdict.OK, "6.12",
+                per_server={"b": "install -target /x"})  # fmt: skip
+    assert (step.command_on("a"), step.command_on("b")) == ("install", "install -target /x")
+    assert Step.from_dict(step.to_dict()) == step
+    plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", Verdict.OK)
+    assert "per_server" not in plain.to_dict()
+
+
+def test_a_saved_plan_without_the_optional_lists_reads_as_empty_ones() -> None:
+    data = plan(bolt(single("main"))).to_dict()
+    for key in ("skipped", "warnings", "degraded_functions", "downtime_minutes"):
+        data.pop(key, None)
+    read = Plan.from_dict(data)
+    assert (read.skipped, read.warnings, read.degraded_functions, dict(read.downtime_minutes)) == (
+        (),
+        (),
+        (),
+        {},
+    )
 
 
 def test_step_ids_are_unique() -> None:
