@@ -88,8 +88,8 @@ def plan_upgrade(
         )
 
     waves = _waves(inventory, state, target, scope)
-    builder = _Builder(inventory, state, scope)
-    builder.prepare(waves, versions)
+    builder = _Builder(inventory, state)
+    builder.prepare(waves)
     for wave in waves:
         for group in wave.groups:
             builder.upgrade_group(group, wave.release)
@@ -190,10 +190,9 @@ def _waves(inventory: Inventory, state: FleetState, target: str, scope: Scope) -
 class _Builder:
     """Turns waves into phases and steps, tracking the fleet's versions and verdict step by step."""
 
-    def __init__(self, inventory: Inventory, state: FleetState, scope: Scope) -> None:
+    def __init__(self, inventory: Inventory, state: FleetState) -> None:
         self.inv = inventory
         self.state = state
-        self.scope = scope
         self.phases: list[Phase] = []
         self.verdict = state.verdict()
         self.ever_degraded = self.verdict is not Verdict.OK
@@ -209,7 +208,7 @@ class _Builder:
 
     # -- prepare ----------------------------------------------------------------------------------
 
-    def prepare(self, waves: list[_Wave], versions: Mapping[str, Version]) -> None:
+    def prepare(self, waves: list[_Wave]) -> None:
         steps: list[Step] = []
         backed_up: set[str] = set()
         cmds = self.inv.commands

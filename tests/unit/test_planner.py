@@ -377,13 +377,58 @@ def test_each_server_is_backed_up_once_before_the_first_release_it_moves_to() ->
     assert "demisto-before-6.11.tar.gz" in backups[0].command
 
 
-def test_a_custom_backup_command_keeps_the_per_server_placeholders_for_the_run() -> None:
+def test_custom_commands_keep_the_per_server_placeholders_for_the_run() -> None:
     data = inventory_dict("bolt", single("main", "6.10"), [])
-    data["commands"] = {"backup": "backup {server} at {address} before {version} into {backup_dir}"}
-    (backup,) = [
-        s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.BACKUP
+    data["commands"] = {
+        "backup": "backup {server} at {address} before {version} into {backup_dir}",
+        "health": "curl https://{address}:{port}/health",
+        "install": "sudo {installer} {target} -- -multi-tenant {flags} # {server} {address} {port}",
+        "status": "status {server}",
+    }
+    data["installer"] = {"extra_flags": ["-elasticsearch-url", "a b"]}
+    steps = {
+        s.action: s.command for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps
+    }  # last hop
+    assert steps[Action.BACKUP] == "backup {server} at {address} before 6.11 into /var/tmp/xsoar-mt/backup"
+    assert steps[HEALTHY] == "status {server} && curl https://{address}:443/health"
+    assert steps[INSTALL] == (
+        "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant -elasticsearch-url 'a b' # {server} {address} 443"
+    )
+
+
+def test_upload_delivery_prepares_each_server_with_the_uploaded_installers_check() -> None:
+    data = inventory_dict("bolt", single("main", "6.10"), [])
+    data["installer"] = {"delivery": "upload", "file": "demisto-{release}.sh"}
+    fetches = [
+        s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.FETCH
     ]
-    assert backup.command == "backup {server} at {address} before 6.11 into /var/tmp/xsoar-mt/backup"
+    assert [s.release for s in fetches] == ["6.11", "6.12"]
+    assert all("sha256sum /var/tmp/xsoar-mt/demisto-" + s.release + ".sh" in s.command for s in fetches)
+    assert not any("read -r link" in s.command for s in fetches)  # nothing is downloaded by the server
+
+
+def test_validation_names_the_first_tenants_and_says_when_there_are_more() -> None:
+    five = "acc_main-t0, acc_main-t1, acc_main-t2, acc_main-t3, acc_main-t4"
+    for count, listed in ((5, f"({five})"), (6, f"({five}, ...)")):
+        p = plan(bolt(GroupSpec("main", "single", ("6.11",), count)))
+        (validate,) = [ph for ph in p.phases if ph.id == "validate"]
+        assert [(s.id, s.release, s.servers) for s in validate.steps] == [
+            ("validate/main/main-0", "6.12", ("main-0",)), ("validate/tenants/main-0", "6.12", ("main-0",)),
+        ]  # fmt: skip
+        assert validate.steps[0].command == "GET https://10.0.0.1:443/health"
+        assert (
+            validate.steps[1].command
+            == f"GET /accounts, then GET /<tenant>/about for {count} tenants {listed}"
+        )
+
+
+def test_main_and_host_installs_say_why_each_comes_when_it_does() -> None:
+    p = plan(bolt(single("main"), single("a")))
+    whys = {s.servers: s.why for s in p.steps if s.action is INSTALL}
+    assert whys == {
+        ("main-0",): "main is upgraded before any host",
+        ("a-0",): "run the installer in multi-tenant mode",
+    }
 
 
 def test_skipped_servers_keep_their_version_and_why() -> None:
@@ -395,6 +440,10 @@ def test_skipped_servers_keep_their_version_and_why() -> None:
         ("a-0", "6.12.3 (B123)", "out of scope"),
         ("c-0", "6.11.0", "out of scope"),
     ]
+    p = plan_upgrade(inventory, versions, "6.12", Scope(main=False, groups=("a", "b")))
+    assert [(s.server, s.reason) for s in p.skipped] == [
+        ("a-0", "already runs 6.12"), ("main-0", "out of scope"), ("c-0", "out of scope"),
+    ]  # fmt: skip
 
 
 def test_a_plan_with_no_moment_of_lag_lists_no_degraded_functions() -> None:
@@ -588,6 +637,9 @@ def test_an_unchanged_basis_has_no_differences_and_a_changed_one_is_stale() -> N
 def test_downtime_per_group_counts_every_hop_when_durations_are_given() -> None:
     p = plan(bolt(single("main", "6.10"), dr("emea", "6.10")))
     assert p.downtime_minutes == {"main": 40.0, "emea": 40.0}
+    data = inventory_dict("bolt", single("main", "6.11"), [])
+    data["durations"] = {"stop": 1, "install": 15, "start": 5, "healthy": 2}
+    assert plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).downtime_minutes == {"main": 23.0}
 
 
 def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:

@@ -78,6 +78,7 @@ def _forms(value: str) -> dict[str, str]:
         "URL-encoded": quote(value, safe=""),
         "URL-encoded, @ kept": quote(value, safe="@"),
         "form-encoded": quote_plus(value),
+        "form-encoded, @ kept (as the vendor link's query is)": quote_plus(value, safe="@"),
         "in a JSON string": json.dumps(value)[1:-1],
     }
 
@@ -226,12 +227,15 @@ def test_prompted_secret_without_a_terminal_points_to_env_or_file(monkeypatch: p
 
 
 @pytest.mark.parametrize(
-    "arg", ["--sudo-password=x", "--token", "--api-key=abc", "--download-link=https://x"]
+    "arg", ["--sudo-password=x", "--token", "--api-key=abc", "--download-link=https://x", "--Client-Secret=s"]
 )
 def test_secrets_on_the_command_line_are_refused_with_a_pointer(arg: str) -> None:
     with pytest.raises(UsageError, match="never taken on the command line") as refused:
         refuse_on_command_line(["upgrade", "run", arg])
-    assert refused.value.message.startswith(arg.split("=")[0] + ": secrets are never taken")
+    assert refused.value.message == (
+        f"{arg.split('=')[0].lower()}: secrets are never taken on the command line (they would show in shell history "
+        "and process lists)"
+    )
     assert refused.value.hint == (
         "name an environment variable or a file in the inventory "
         "(ssh.sudo_password, installer.link, deployment.api_key)"
