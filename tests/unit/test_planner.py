@@ -364,6 +364,7 @@ def test_step_ids_name_the_phase_the_action_and_the_first_server_with_how_many_m
         "validate/load-balancer/main-0",
     ]  # fmt: skip
     assert all(s.phase == s.id.split("/")[0] for s in p.steps)
+    assert {s.release for s in p.steps} == {"6.12"}  # the validation through the load balancer too
     assert [(ph.id, ph.group, ph.release) for ph in p.phases] == [
         ("prepare", None, None), ("main@6.12", "main", "6.12"), ("lab@6.12", "lab", "6.12"),
         ("validate", None, None),
