@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test test-fast test-matrix lint demo bench fleet-up fleet-down clean sshd
+.PHONY: all install test test-fast test-matrix lint golden mutation demo bench fleet-up fleet-down clean sshd
 
 all: test
 
@@ -42,6 +42,19 @@ lint: install
 	$(VENV)/bin/ruff check xsoar_mt tests bench
 	$(VENV)/bin/ruff format --check xsoar_mt tests bench
 	$(VENV)/bin/mypy
+
+# The golden files (tests/cli/golden/, tests/unit/golden/) are rewritten only here, on purpose;
+# review `git diff` afterwards.
+golden: install
+	XSOAR_MT_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/unit tests/cli -k golden
+	git diff --stat -- tests/cli/golden tests/unit/golden
+
+# Mutation testing of the pure core and the secret handling ([tool.mutmut] in pyproject.toml): every
+# mutant against the unit and CLI tests, then the score per module. Slow (see README); not in `test`.
+mutation: install
+	rm -rf mutants
+	nice -n 10 $(VENV)/bin/mutmut run --max-children 2
+	$(PY) bench/mutation.py
 
 demo: install
 	$(VENV)/bin/xsoar-mt inventory validate inventory.example.yaml

@@ -116,7 +116,7 @@ def plan_upgrade(
     _check_in_flight(inventory, state, waves, facts)
     builder = _Builder(inventory, state, scope, facts)
     builder.recover(waves)
-    builder.prepare(waves, versions)
+    builder.prepare(waves)
     for wave in waves:
         for group in wave.groups:
             builder.upgrade_group(group, wave.release)
@@ -286,7 +286,7 @@ class _Builder:
             self.touched[name] = None
         self.phases.append(Phase("recover", "Recover: start servers found down", tuple(steps)))
 
-    def prepare(self, waves: list[_Wave], versions: Mapping[str, Version]) -> None:
+    def prepare(self, waves: list[_Wave]) -> None:
         steps: list[Step] = []
         backed_up: set[str] = set()
         cmds = self.inv.commands
@@ -326,7 +326,7 @@ class _Builder:
             return
         names = tuple(s.name for s in todo)
         done = tuple(s.name for s in group.servers if s.name not in names)
-        phase_id = f"{'main' if group.is_main else group.name}@{release}"
+        phase_id = f"{group.name}@{release}"  # main's group is always named main
         commands = {
             _STOP: self._stop,
             _START: self._start,

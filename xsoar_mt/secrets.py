@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -9,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from xsoar_mt.errors import InvalidInput, UsageError
 
@@ -20,7 +21,8 @@ MASK = "***"
 
 
 class Redactor:
-    """Replaces every registered secret (and its URL-encoded form) in any text that leaves the process."""
+    """Replaces every registered secret, in each form it can take in output, in any text that leaves the
+    process: as given, URL-encoded (as a link or a form carries it) and escaped as a JSON string."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
@@ -30,13 +32,14 @@ class Redactor:
         value = value.strip()
         if len(value) < 4:  # too short to mask without mangling ordinary text; such a secret is refused
             return
+        found = _forms(value)
+        parts = urlsplit(value)
+        if parts.scheme and parts.query:  # a download link: its token alone must be masked too
+            for key, item in parse_qsl(parts.query):
+                if key.lower() in ("token", "key", "password") and len(item) >= 4:
+                    found |= _forms(item)
         with self._lock:
-            self._values.update({value, quote(value, safe=""), quote(value, safe="@")})
-            parts = urlsplit(value)
-            if parts.scheme and parts.query:  # a download link: its token alone must be masked too
-                for key, item in parse_qsl(parts.query):
-                    if key.lower() in ("token", "key", "password") and len(item) >= 4:
-                        self._values.update({item, quote(item, safe="")})
+            self._values |= found
 
     def redact(self, text: str) -> str:
         with self._lock:
@@ -49,6 +52,14 @@ class Redactor:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+
+def _forms(value: str) -> set[str]:
+    """`value` as output may carry it: as is, percent-encoded (`@` kept or not, a space as %20 or +), and
+    inside a JSON string (non-ASCII as \\uXXXX, `"` and `\\` escaped; the encoded forms need no escaping)."""
+    encoded = {value, quote(value, safe=""), quote(value, safe="@")}
+    encoded |= {quote_plus(value, safe=""), quote_plus(value, safe="@")}
+    return encoded | {json.dumps(value)[1:-1]}
 
 
 REDACTOR = Redactor()

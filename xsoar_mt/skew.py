@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -83,15 +83,9 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
                     f"{server} runs {release}, one release behind main ({newest_name})",
                 )
             )
-    verdict = max((f.verdict for f in faults), key=_SEVERITY.__getitem__, default=Verdict.OK)
-    return Judgement(verdict, tuple(faults))
-
-
-_SEVERITY = {Verdict.OK: 0, Verdict.DEGRADED: 1, Verdict.UNSUPPORTED: 2}
-
-
-def worst(verdicts: Iterable[Verdict]) -> Verdict:
-    return max(verdicts, key=_SEVERITY.__getitem__, default=Verdict.OK)
+    if any(f.verdict is Verdict.UNSUPPORTED for f in faults):
+        return Judgement(Verdict.UNSUPPORTED, tuple(faults))
+    return Judgement(Verdict.DEGRADED if faults else Verdict.OK, tuple(faults))
 
 
 class FleetState:

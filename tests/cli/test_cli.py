@@ -2,17 +2,14 @@
 
 Golden output: `golden/plan-example-6.12.txt` is the text plan of inventory.example.yaml to 6.12, rendered
 120 columns wide, and `golden/plan-example-6.12-detail.txt` the same with --detail. After an intended change
-to the rendering, regenerate them with
-
-    XSOAR_MT_UPDATE_GOLDEN=1 .venv/bin/pytest tests/cli/test_cli.py -k golden
-
-and review the diff before committing it.
+to the rendering, regenerate them with `make golden` (it sets XSOAR_MT_UPDATE_GOLDEN=1; no other value
+rewrites the files) and review the diff before committing it. Under CI the variable is refused: CI
+checks the files, it never rewrites them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.golden import assert_matches, update_requested
 from xsoar_mt.cli import app
 from xsoar_mt.commands import read_plan
 from xsoar_mt.errors import ExitCode
@@ -239,6 +237,27 @@ def test_only_main_with_hosts_ending_one_behind_warns_and_exits_0(inventory: Pat
     )
 
 
+@pytest.mark.parametrize(
+    ("environ", "rewrites"),
+    [
+        ({}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "1"}, True),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "0"}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "yes"}, False),
+        ({"XSOAR_MT_UPDATE_GOLDEN": "1", "CI": "false"}, True),
+        ({"CI": "true"}, False),
+    ],
+)
+def test_only_update_golden_1_rewrites_the_golden_file(environ: dict[str, str], rewrites: bool) -> None:
+    assert update_requested(environ) is rewrites
+
+
+@pytest.mark.parametrize("value", ["1", "0"])
+def test_the_golden_update_variable_is_refused_under_ci(value: str) -> None:
+    with pytest.raises(pytest.UsageError, match="under CI"):
+        update_requested({"XSOAR_MT_UPDATE_GOLDEN": value, "CI": "true"})
+
+
 GOLDEN_PLANS = {"plan-example-6.12.txt": [], "plan-example-6.12-detail.txt": ["--detail"]}
 
 
@@ -246,10 +265,7 @@ GOLDEN_PLANS = {"plan-example-6.12.txt": [], "plan-example-6.12-detail.txt": ["-
 def test_the_text_plan_matches_the_golden_file(name: str) -> None:
     result = runner.invoke(app, ["upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", *GOLDEN_PLANS[name]])
     assert result.exit_code == 0, result.output
-    golden = GOLDEN / name
-    if os.environ.get("XSOAR_MT_UPDATE_GOLDEN"):
-        golden.write_text(result.stdout)
-    assert result.stdout == golden.read_text()
+    assert_matches(result.stdout, GOLDEN / name)
 
 
 @pytest.mark.parametrize("name", GOLDEN_PLANS)

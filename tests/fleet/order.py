@@ -1,8 +1,8 @@
 """The order checker: every violation of the vendor's upgrade rules in a fleet event log (pure).
 
 ``check_order(events, spec)`` replays the log (``Fleet.events()``: baseline events first, then stop,
-start, start_failed, install_begin/end/failed/refused, ...) over the topology in the spec and returns
-one ``Violation`` per broken rule occurrence:
+start, start_failed, install_begin/end/failed/refused, health (each /health answer, with its status),
+...) over the topology in the spec and returns one ``Violation`` per broken rule occurrence:
 
 - ``install-while-running``: an install began (or was refused for that reason) while the server's
   service ran;
@@ -10,6 +10,9 @@ one ``Violation`` per broken rule occurrence:
   (every main install of the hop must have ended first);
 - ``ha-stopped-before-install``: the first install of a hop in an HA group (main or host) began while
   a server of that group still ran;
+- ``ha-first-healthy``: a server of an HA group began installing release R while another server of
+  the group was already on R but none of those had answered /health with 200 since it last started
+  (the vendor: install one server, and once it is up and running, the others);
 - ``ha-mixed-versions``: servers of one HA group ran at the same time on different versions;
 - ``dr-secondary-first``: a DR primary's install began before its secondary was installed to that
   release and started again;
@@ -32,6 +35,7 @@ RULES = (
     "install-while-running",
     "main-before-hosts",
     "ha-stopped-before-install",
+    "ha-first-healthy",
     "ha-mixed-versions",
     "dr-secondary-first",
     "version-skew",
@@ -69,6 +73,7 @@ def check_order(
     places: dict[str, _Place] = {}
     version: dict[str, str] = {}
     running: dict[str, bool] = {}
+    healthy: dict[str, bool] = {}  # answered /health with 200 since it last started (the baseline: no)
     for deployment in deployments:
         for group in deployment.groups:
             role = "main" if group is deployment.main else "host"
@@ -76,6 +81,7 @@ def check_order(
                 places[server.name] = _Place(deployment, group, role)
                 version[server.name] = server.version
                 running[server.name] = True
+                healthy[server.name] = False
 
     def rank(name: str) -> int | None:
         return order.get(release_of(version[name]))
@@ -126,6 +132,17 @@ def check_order(
                 + ", ".join(f"{n} {v}" for n, v in sorted(live.items())),
             )
 
+    def first_healthy(name: str, release: str, group: GroupSpec, index: int) -> None:
+        ahead = [s.name for s in group.servers if s.name != name and release_of(version[s.name]) == release]
+        if ahead and not any(running[s] and healthy[s] for s in ahead):
+            flag(
+                "ha-first-healthy",
+                [name, *ahead],
+                index,
+                f"{name} began installing {release} in HA group {group.name} before "
+                f"{', '.join(ahead)} (already on {release}) was running and answered /health with 200",
+            )
+
     seen_event = False
     for index, event in enumerate(events):
         name = str(event.get("server", ""))
@@ -141,6 +158,8 @@ def check_order(
             seen_event = True
             for deployment in deployments:
                 skew(deployment, None)  # what the baseline already had is not this run's doing
+        if kind in ("stop", "start", "start_failed", "install_begin"):
+            healthy[name] = False
         if kind == "stop":
             running[name] = False
         elif kind == "start":
@@ -148,6 +167,8 @@ def check_order(
             mixed(place.group, index)
         elif kind == "start_failed":
             running[name] = False
+        elif kind == "health":
+            healthy[name] = running[name] and event.get("status") == 200
         elif kind == "install_refused" and event.get("reason") == "running":
             flag(
                 "install-while-running",
@@ -158,6 +179,8 @@ def check_order(
         elif kind == "install_begin":
             target = str(event.get("version_after") or "")
             check_install(name, target, index, place, places, version, running, order, flag)
+            if place.group.kind == "ha":
+                first_healthy(name, release_of(target), place.group, index)
             hop = (place.deployment.name, place.group.name, release_of(target))
             if place.group.kind == "ha" and hop not in hops_started:
                 hops_started.add(hop)

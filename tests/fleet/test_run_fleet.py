@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.download_stub import DownloadServer, download_server
 from tests.fleet.fleet import Fleet
 
 pytestmark = pytest.mark.fleet
@@ -170,21 +171,51 @@ def test_wrong_sudo_password_is_refused_before_any_change(fleet: Fleet, tmp_path
     assert nothing_changed(fleet)
 
 
-def test_service_that_fails_to_start_fails_the_health_gate(fleet: Fleet, tmp_path: Path) -> None:
-    fleet.server("single-h1").set_fault(start_fails=True)
+def journal_records(inv: Path) -> list[dict[str, Any]]:
+    (journal,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
+    return [json.loads(line) for line in journal.read_text().splitlines()]
+
+
+def health_answers(fleet: Fleet, server: str) -> list[tuple[int, int]]:
+    """(event number, status) of each /health answer the server gave since its service last started."""
+    events = [e for e in fleet.events() if e["server"] == server]
+    starts = [i for i, e in enumerate(events) if e["event"] == "start"]
+    since = events[starts[-1] :] if starts else events
+    return [(e["seq"], e["status"]) for e in since if e["event"] == "health"]
+
+
+def test_a_service_that_never_turns_healthy_fails_the_run_at_the_health_gate(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h1").set_fault(health_503_seconds=10**6)  # it starts, but /health stays 503
     inv = inventory(fleet, "single", tmp_path, health={"timeout": 3, "interval": 0.2, "max_interval": 0.5})
     result = run(fleet, inv, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
+    assert fleet.server("single-h1").running and fleet.server("single-h1").version == "6.12.0"
+    (failed,) = [
+        r for r in journal_records(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"
+    ]
+    assert failed["step"].endswith("/wait-healthy/single-h1"), failed  # the install and start went through
+    answers = [status for _, status in health_answers(fleet, "single-h1")]
+    assert len(answers) >= 3 and set(answers) == {503}  # asked again and again until its timeout
     assert "single-h1" in result.stdout
     assert "single-h2" not in [s for s, _ in installs(fleet)]
 
 
 def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> None:
-    fleet.server("single-main").set_fault(health_503_seconds=2)
-    inv = inventory(fleet, "single", tmp_path)
+    fleet.server("single-main").set_fault(health_503_seconds=3)
+    inv = inventory(fleet, "single", tmp_path, health={"interval": 0.2, "max_interval": 0.5})
     result = run(fleet, inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    answers = health_answers(fleet, "single-main")
+    statuses = [status for _, status in answers]
+    assert statuses[0] == 503 and statuses[-1] == 200, statuses  # the gate asked while main was starting
+    first_ok = next(seq for seq, status in answers if status == 200)
+    hosts_began = [
+        e["seq"] for e in fleet.events() if e["event"] == "install_begin" and e["server"] != "single-main"
+    ]
+    assert hosts_began and min(hosts_began) > first_ok  # and the hosts waited for main's 200
 
 
 def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp_path: Path) -> None:
@@ -370,27 +401,33 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     assert nothing_changed(fleet)
 
 
+def link_file(stub: DownloadServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stub's download link in a private file (for installer.link), with this machine trusting the
+    stub's certificate and going to it directly (no proxy)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    link = tmp_path / "link"
+    link.write_text(stub.link() + "\n")
+    link.chmod(0o600)
+    return link
+
+
 def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it_to_every_server(
     fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.download_stub import download_server
-
     fleet.reset(versions={s.name: "6.10.0" for s in fleet.servers("drmain")})
     token = "tok-" + os.urandom(8).hex()
     with download_server(fleet.downloads, token, tmp_path / "stub") as stub:
-        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
-        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        link = tmp_path / "link"
-        link.write_text(stub.link() + "\n")
-        link.chmod(0o600)
+        link = link_file(stub, tmp_path, monkeypatch)
         inv = inventory(
             fleet, "drmain", tmp_path, installer={"delivery": "upload", "link": {"file": str(link)}}
         )
         result = run(fleet, inv, "--to", "6.12")
         assert result.returncode == 0, result.stdout + result.stderr
         # once per hop on this machine, whatever the number of servers; preflight only asked (HEAD)
-        assert stub.downloads() == ["6_11_latest", "6_12_latest"]
+        # prepare steps run side by side, so the two hops' downloads may come in either order
+        assert sorted(stub.downloads()) == ["6_11_latest", "6_12_latest"]
         assert [r["method"] for r in stub.requests].count("HEAD") == 1
     assert set(versions(fleet, "drmain").values()) == {"6.12.0"}
     assert not [e for e in fleet.events() if e["event"] == "download"]  # no server downloaded anything
@@ -404,6 +441,45 @@ def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it
     for text in [result.stdout, result.stderr, *(p.read_text(errors="replace") for p in produced)]:
         assert token not in text
     assert not [c for c in fleet.commands() if token in c["command"]]
+
+
+def test_a_resumed_upload_from_a_link_reuses_the_installer_the_failed_run_downloaded(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The failed run's journal records each download's sha256 (installer-downloaded); --resume reads it
+    # back to trust its cached installer, where a fresh run would download `latest` again.
+    fleet.server("single-h1").set_fault(installer_fails=True)
+    with download_server(fleet.downloads, "tok-" + os.urandom(8).hex(), tmp_path / "stub") as stub:
+        link = link_file(stub, tmp_path, monkeypatch)
+        upload = {"delivery": "upload", "link": {"file": str(link)}}
+        inv = inventory(fleet, "single", tmp_path, installer=upload)
+        failed = run(fleet, inv, "--to", "6.12")
+        assert failed.returncode == 6, failed.stdout + failed.stderr
+        assert stub.downloads() == ["6_12_latest"]
+        fleet.server("single-h1").clear_faults()
+        resumed = run(fleet, inv, "--resume", "latest")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert stub.downloads() == ["6_12_latest"]  # not downloaded again
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert [r["data"]["reused"] for r in journal_records(inv) if r["kind"] == "installer-downloaded"] == [
+        False,
+        True,
+    ]
+
+
+def test_an_installer_that_installs_another_release_stops_the_run_naming_the_server_and_release(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.add_installer("6.12", installs="6.13.1")  # the vendor's 6.12 link handed out a 6.13 installer
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(fleet, inv, "--to", "6.12")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "single-main" in result.stdout and "6.13.1" in result.stdout, result.stdout
+    (failed,) = [
+        r for r in journal_records(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"
+    ]
+    assert failed["servers"] == ["single-main"] and "6.13.1" in json.dumps(failed["data"])
+    assert [s for s, _ in installs(fleet)] == ["single-main"]  # nothing installed after it
 
 
 def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_never_run(
@@ -432,8 +508,7 @@ def test_a_server_whose_tmp_is_noexec_is_installed_with_target_and_the_others_wi
     assert targets == {"single-main": None, "single-h1": None, "single-h2": "xsoar-mt/extract"}
     assert "preflight tmp-noexec on single-h2: /tmp is mounted noexec" in result.stdout
     assert "gets -target xsoar-mt/extract" in result.stdout
-    (journal,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
-    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    records = journal_records(inv)
     own = [
         r["data"]["per_server"] for r in records if r["kind"] == "step-started" and "per_server" in r["data"]
     ]

@@ -21,6 +21,8 @@ class ScriptedServer:
     install_fails: bool = False
     unhealthy_polls: int = 0  # health answers 503 this many times after a start
     drop_on_poll: int = 0  # the connection drops on this many polls during an install
+    says: str = ""  # a line the installer prints as it goes (and that its log's tail shows)
+    survey: str = ""  # what the preflight survey script prints (its sections)
     pending_install: str | None = None
     polls_left: int = 0
     log: list[str] = field(default_factory=list)
@@ -49,6 +51,9 @@ class ScriptedFleet:
         def ok(out: str = "") -> Result:
             return Result(name, command, 0, out)
 
+        if "run.lock" in command:  # the deployment's run lock (lock.py): always free here
+            verb = "acquired" if "mkdir" in command else "ours" if "touch" in command else "released"
+            return ok(f"XM_LOCK={verb}\n")
         if "__xsoar_mt_sudo" in command:
             return ok(f"__xsoar_mt_sudo=0\n__xsoar_mt_status={0 if server.running else 3}\n")
         if "nohup setsid" in command:
@@ -68,7 +73,7 @@ class ScriptedFleet:
                 raise ConnectionLost(name, "connection reset by peer")
             server.polls_left -= 1
             if server.polls_left > 0:
-                return ok("- 1 b1 b1\ninstalling...\n")
+                return ok(f"- 1 b1 b1\ninstalling...\n{server.says}")
             if server.install_fails:
                 return ok("1 0 b1 b1\ninstaller: error: disk full\n")
             assert server.pending_install is not None
@@ -76,7 +81,9 @@ class ScriptedFleet:
             self.events.append((name, "install-end", server.version))
             return ok("0 0 b1 b1\ndone\n")
         if command.startswith("tail -n"):
-            return ok("installer: error: disk full\n")
+            return ok(f"{server.says}installer: error: disk full\n")
+        if "==xsoar-mt== " in command:  # the preflight survey
+            return ok(server.survey)
         if "/about" in command and "for t in" not in command:
             if not server.running:
                 return Result(name, command, 7, "", "connection refused")

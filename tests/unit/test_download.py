@@ -152,30 +152,36 @@ def test_a_redirect_to_the_vendors_cdn_over_https_is_followed(stub: DownloadServ
     assert [r["status"] for r in stub.requests] == [302, 200]
 
 
-def test_a_resumed_run_reuses_the_installer_its_journal_says_it_downloaded(
-    stub: DownloadServer, tmp_path: Path
+def test_a_resumed_run_reuses_the_installer_the_failed_runs_journal_says_it_downloaded(
+    stub: DownloadServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xsoar_mt.executor import RunSecrets
-    from xsoar_mt.inventory import parse_inventory
-    from xsoar_mt.journal import Journal, RunDir
-    from xsoar_mt.run import RunRequest, _downloads, _intent
+    # What the executor journals of its download (installer-downloaded, with the sha256) is what
+    # --resume reads back: a run fails against scripted servers, then is resumed, through the CLI.
+    from typer.testing import CliRunner
 
-    text = (
-        (ROOT / "inventory.example.yaml").read_text().replace("delivery: server-download", "delivery: upload")
+    from tests.unit.scripted_servers import ScriptedFleet
+    from xsoar_mt.cli import app
+    from xsoar_mt.run import ShellPool
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "inventory_version: 1\n"
+        "deployment: {name: t, communication_port: 1}\n"
+        "installer: {delivery: upload, link: {env: XSOAR_TEST_LINK}}\n"
+        "main: {server: {name: m1, address: 127.0.0.1, version: 6.11.0}}\n"
+        "hosts: [{name: h1, server: {name: h1, address: 127.0.0.2, version: 6.11.0}}]\n"
     )
-    inventory = parse_inventory(text, str(tmp_path / "inventory.yaml"))
-    state = tmp_path / "state"
-    first = download_installer(stub.link(), "6.12", None, state / "installers")
-    run_dir = RunDir.create(state, "20261130-000000-abcd")
-    journal = Journal(run_dir.journal_path)
-    journal.append({"kind": "run-intent", "target": "6.12", "scope": {"main": True, "groups": None}})
-    journal.append({"kind": "installer-downloaded", "data": {"release": "6.12", "sha256": first.sha256}})
-    request = RunRequest(tmp_path / "inventory.yaml", state_dir=state, resume=run_dir.run_id)
-    *_, downloaded = _intent(request, run_dir, inventory, None)  # what --resume reads from the journal
-    resumed = _downloads(inventory, request, RunSecrets(link=stub.link()), downloaded)
-    fresh = _downloads(inventory, request, RunSecrets(link=stub.link()), {})
-    assert resumed is not None and fresh is not None
-    assert resumed.get("6.12").reused
+    monkeypatch.setenv("XSOAR_TEST_LINK", stub.link())
+    fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
+    fleet.servers["h1"].install_fails = True
+    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
+    args = ["upgrade", "run", "-i", str(inventory), "--yes", "--state-dir", str(tmp_path / "state"),
+            "--ignore-preflight-errors=all"]  # fmt: skip
+    failed = CliRunner().invoke(app, [*args, "--to", "6.12"])
+    assert failed.exit_code == 6, failed.output
     assert stub.downloads() == ["6_12_latest"]
-    assert not fresh.get("6.12").reused  # a new run does not trust an unpinned cache
-    assert stub.downloads() == ["6_12_latest", "6_12_latest"]
+    fleet.servers["h1"].install_fails = False
+    resumed = CliRunner().invoke(app, [*args, "--resume", "latest"])
+    assert resumed.exit_code == 0, resumed.output
+    assert stub.downloads() == ["6_12_latest"]  # the cached installer was trusted: its sha256 was journaled
+    assert {str(fleet.version(name)) for name in fleet.servers} == {"6.12.0"}

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.unit.inventories import GroupSpec, build
+from tests.unit.inventories import GroupSpec, build, inventory_dict
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
-from xsoar_mt.inventory import Inventory
-from xsoar_mt.plan import Action, Basis, Plan, Scope
+from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.plan import Action, Basis, Plan, Scope, Step
 from xsoar_mt.planner import PlanFacts, plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
 
+ROOT = Path(__file__).resolve().parents[2]
 STOP, INSTALL, START, HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
 
 
@@ -357,6 +363,186 @@ def test_a_server_without_a_version_is_refused_naming_it() -> None:
 # -- the plan as data ------------------------------------------------------------------------------
 
 
+def test_step_ids_name_the_phase_the_action_and_the_first_server_with_how_many_more() -> None:
+    p = plan(elastic(ha("main", "6.11", "6.11", "6.11"), single("lab", "6.11")))
+    assert [s.id for s in p.steps] == [
+        "prepare/backup-6.12/main-0+2", "prepare/fetch-installer-6.12/main-0+2",
+        "prepare/backup-6.12/lab-0", "prepare/fetch-installer-6.12/lab-0",
+        "main@6.12/stop/main-0+2", "main@6.12/install/main-0", "main@6.12/start/main-0",
+        "main@6.12/wait-healthy/main-0", "main@6.12/install/main-1+1", "main@6.12/start/main-1+1",
+        "main@6.12/wait-healthy/main-1+1",
+        "lab@6.12/stop/lab-0", "lab@6.12/install/lab-0", "lab@6.12/start/lab-0", "lab@6.12/wait-healthy/lab-0",
+        "validate/load-balancer/main-0",
+    ]  # fmt: skip
+    assert all(s.phase == s.id.split("/")[0] for s in p.steps)
+    assert {s.release for s in p.steps} == {"6.12"}  # the validation through the load balancer too
+    assert [(ph.id, ph.group, ph.release) for ph in p.phases] == [
+        ("prepare", None, None), ("main@6.12", "main", "6.12"), ("lab@6.12", "lab", "6.12"),
+        ("validate", None, None),
+    ]  # fmt: skip
+
+
+def test_each_server_is_backed_up_once_before_the_first_release_it_moves_to() -> None:
+    p = plan(bolt(single("main", "6.10"), single("a", "6.10")))
+    backups = [s for s in p.steps if s.action is Action.BACKUP]
+    assert [(s.servers, s.release) for s in backups] == [(("main-0",), "6.11"), (("a-0",), "6.11")]
+    assert "demisto-before-6.11-{stamp}.tar.gz" in backups[0].command
+
+
+def test_custom_commands_keep_the_per_server_placeholders_for_the_run() -> None:
+    data = inventory_dict("bolt", single("main", "6.10"), [])
+    data["commands"] = {
+        "backup": "backup {server} at {address} before {version} into {backup_dir}",
+        "health": "curl https://{address}:{port}/health",
+        "install": "sudo {installer} {target} -- -multi-tenant {flags} # {server} {address} {port}",
+        "status": "status {server}",
+    }
+    data["installer"] = {"extra_flags": ["-elasticsearch-url", "a b"]}
+    steps = {
+        s.action: s.command for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps
+    }  # last hop
+    assert steps[Action.BACKUP] == "backup {server} at {address} before 6.11 into /var/tmp/xsoar-mt/backup"
+    assert steps[HEALTHY] == "status {server} && curl https://{address}:443/health"
+    assert steps[INSTALL] == (
+        "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant -elasticsearch-url 'a b' # {server} {address} 443"
+    )
+
+
+def test_upload_delivery_prepares_each_server_with_the_uploaded_installers_check() -> None:
+    data = inventory_dict("bolt", single("main", "6.10"), [])
+    data["installer"] = {"delivery": "upload", "file": "demisto-{release}.sh"}
+    fetches = [
+        s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.FETCH
+    ]
+    assert [s.release for s in fetches] == ["6.11", "6.12"]
+    assert all("sha256sum /var/tmp/xsoar-mt/demisto-" + s.release + ".sh" in s.command for s in fetches)
+    assert not any("read -r link" in s.command for s in fetches)  # nothing is downloaded by the server
+
+
+def test_validation_names_the_first_tenants_and_says_when_there_are_more() -> None:
+    five = "acc_main-t0, acc_main-t1, acc_main-t2, acc_main-t3, acc_main-t4"
+    for count, listed in ((5, f"({five})"), (6, f"({five}, ...)")):
+        p = plan(bolt(GroupSpec("main", "single", ("6.11",), count)))
+        (validate,) = [ph for ph in p.phases if ph.id == "validate"]
+        assert [(s.id, s.release, s.servers) for s in validate.steps] == [
+            ("validate/main/main-0", "6.12", ("main-0",)), ("validate/tenants/main-0", "6.12", ("main-0",)),
+        ]  # fmt: skip
+        assert validate.steps[0].command == "GET https://10.0.0.1:443/health"
+        assert (
+            validate.steps[1].command
+            == f"GET /accounts, then GET /<tenant>/about for {count} tenants {listed}"
+        )
+
+
+def test_main_and_host_installs_say_why_each_comes_when_it_does() -> None:
+    p = plan(bolt(single("main"), single("a")))
+    whys = {s.servers: s.why for s in p.steps if s.action is INSTALL}
+    assert whys == {
+        ("main-0",): "main is upgraded before any host",
+        ("a-0",): "run the installer in multi-tenant mode",
+    }
+
+
+def test_skipped_servers_keep_their_version_and_why() -> None:
+    inventory = bolt(single("main", "6.12"), single("a", "6.12"), single("b", "6.11"), single("c", "6.11"))
+    versions = {**inventory.versions(), "a-0": Version.parse("6.12.3 (B123)")}
+    p = plan_upgrade(inventory, versions, "6.12", Scope(main=True, groups=("b",)))
+    assert [(s.server, s.version, s.reason) for s in p.skipped] == [
+        ("main-0", "6.12.0", "already runs 6.12"),
+        ("a-0", "6.12.3 (B123)", "out of scope"),
+        ("c-0", "6.11.0", "out of scope"),
+    ]
+    p = plan_upgrade(inventory, versions, "6.12", Scope(main=False, groups=("a", "b")))
+    assert [(s.server, s.reason) for s in p.skipped] == [
+        ("a-0", "already runs 6.12"), ("main-0", "out of scope"), ("c-0", "out of scope"),
+    ]  # fmt: skip
+
+
+def test_a_plan_with_no_moment_of_lag_lists_no_degraded_functions() -> None:
+    assert plan(bolt(single("main", "6.11"))).degraded_functions == ()  # no host ever lags
+
+
+def test_refusals_say_what_is_wrong_and_what_to_do() -> None:
+    with pytest.raises(PlanRefused) as unsupported:
+        plan(bolt(single("main", "6.11"), single("a", "6.9"), single("b", "6.9")))
+    assert unsupported.value.message == (
+        "the deployment is already unsupported (a-0 runs 6.9, 2 releases behind main (6.11); "
+        "b-0 runs 6.9, 2 releases behind main (6.11)); xsoar-mt plans only from a supported state"
+    )
+    assert (
+        unsupported.value.hint
+        == "bring the lagging hosts within one release of main by hand, then plan again"
+    )
+    with pytest.raises(PlanRefused) as past_main:
+        plan(bolt(single("main"), single("a")), scope=Scope(main=False, groups=("a",)))
+    assert past_main.value.hint == "upgrade main first (--only main), or plan hosts to --to 6.11"
+    with pytest.raises(PlanRefused) as narrow:
+        plan(
+            elastic(ha("main", "6.11", "6.11"), single("a", "6.10"), single("b", "6.10")),
+            scope=Scope(True, ()),
+        )
+    assert narrow.value.message == (
+        "installing 6.12 on main-0 would leave the deployment unsupported: "
+        "a-0 runs 6.10, 2 releases behind main (6.12); b-0 runs 6.10, 2 releases behind main (6.12)"
+    )
+    assert narrow.value.hint == "widen the scope so those hosts are upgraded too, or choose a nearer target"
+
+
+def test_scope_mistakes_are_refused_with_the_flags_to_use() -> None:
+    with pytest.raises(UsageError) as empty:
+        plan(bolt(single("main")), scope=Scope(main=False, groups=()))
+    assert (
+        empty.value.message == "the scope is empty: give --only main, --group NAME, or neither for everything"
+    )
+    with pytest.raises(UsageError) as unknown:
+        plan(bolt(single("main")), scope=Scope(main=False, groups=("x",)))
+    assert unknown.value.message == "--group x: no such host group (known: none)"
+
+
+def test_only_main_warns_naming_every_lagging_host() -> None:
+    p = plan(bolt(single("main"), single("a"), single("b")), scope=Scope(main=True, groups=()))
+    assert p.warnings == (
+        "after this plan, hosts left out of scope lag main by one release (a-0, b-0): "
+        "some functions do not work until they are upgraded too",
+    )
+
+
+def test_servers_without_a_version_are_all_named() -> None:
+    inventory = bolt(single("main"), single("a"), single("b"))
+    with pytest.raises(InvalidInput) as missing:
+        plan_upgrade(inventory, {"main-0": Version(6, 11)}, "6.12")
+    assert missing.value.message.startswith("no version known for a-0, b-0: ")
+
+
+def test_a_scope_describes_itself_in_the_flags_words() -> None:
+    assert Scope().describe() == "everything"
+    assert Scope(main=True, groups=()).describe() == "main"
+    assert Scope(main=False, groups=("emea", "apac")).describe() == "group emea, group apac"
+    assert Scope(main=True, groups=("emea",)).describe() == "main, group emea"
+
+
+def test_a_step_runs_its_own_command_on_a_server_that_has_one_and_saves_it_only_then() -> None:
+    step = Step("s", "p", Action.INSTALL, ("a", "b"), "install", "why", "6.12", Verdict.OK, "6.12",
+                per_server={"b": "install -target /x"})  # fmt: skip
+    assert (step.command_on("a"), step.command_on("b")) == ("install", "install -target /x")
+    assert Step.from_dict(step.to_dict()) == step
+    plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", Verdict.OK)
+    assert "per_server" not in plain.to_dict()
+
+
+def test_a_saved_plan_without_the_optional_lists_reads_as_empty_ones() -> None:
+    data = plan(bolt(single("main"))).to_dict()
+    for key in ("skipped", "warnings", "degraded_functions", "downtime_minutes"):
+        data.pop(key, None)
+    read = Plan.from_dict(data)
+    assert (read.skipped, read.warnings, read.degraded_functions, dict(read.downtime_minutes)) == (
+        (),
+        (),
+        (),
+        {},
+    )
+
+
 def test_step_ids_are_unique() -> None:
     p = plan(
         elastic(
@@ -367,9 +553,29 @@ def test_step_ids_are_unique() -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_step_ids_are_stable_from_one_planning_to_the_next() -> None:
-    inventory = bolt(dr("main", "6.10"), dr("emea", "6.10"))
-    assert [s.id for s in plan(inventory).steps] == [s.id for s in plan(inventory).steps]
+_PLAN_IN_A_NEW_PROCESS = """
+import json
+from tests.unit.inventories import fleet
+from xsoar_mt.planner import plan_upgrade
+for database in ("bolt", "elasticsearch"):
+    inventory = fleet(40, database=database, release="6.10", seed=7)
+    print(json.dumps(plan_upgrade(inventory, inventory.versions(), "6.12").to_dict()))
+"""
+
+
+def test_step_ids_and_the_whole_plan_are_the_same_in_every_process_whatever_its_hash_seed() -> None:
+    # A saved plan is run, and a run resumed, by another process: a step id (or an order) that depended
+    # on str hashing or set order would differ there. Each process gets its own PYTHONHASHSEED.
+    plans = []
+    for seed in ("0", "1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", _PLAN_IN_A_NEW_PROCESS], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        plans.append([json.loads(line) for line in done.stdout.splitlines()])
+    ids = [[[step["id"] for phase in p["phases"] for step in phase["steps"]] for p in run] for run in plans]
+    assert all(len(i) > 40 for i in ids[0])
+    assert ids[1:] == ids[:1] * 3
+    assert plans[1:] == plans[:1] * 3
 
 
 def test_every_step_says_why_and_which_release_it_works_toward() -> None:
@@ -445,6 +651,9 @@ def test_downtime_per_group_sums_every_hop_with_defaults_for_the_durations_not_g
     # for its whole phase (26 min a hop), a DR pair until its primary is healthy again (52 min a hop).
     p = plan(bolt(single("main", "6.10"), dr("emea", "6.10")))
     assert p.downtime_minutes == {"main": 52.0, "emea": 104.0}
+    data = inventory_dict("bolt", single("main", "6.11"), [])
+    data["durations"] = {"stop": 1, "install": 15, "start": 5, "healthy": 2}
+    assert plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).downtime_minutes == {"main": 23.0}
 
 
 def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:

@@ -118,3 +118,8 @@ def test_an_unparsable_target_is_a_usage_error() -> None:
 
 def test_a_target_known_only_from_the_extended_list_is_accepted() -> None:
     assert parse_target("6.15", ReleaseLine.extended(["6.15"])) == "6.15"
+
+
+def test_no_build_sorts_before_any_build_even_build_0() -> None:
+    assert Version.parse("6.12.0") < Version.parse("6.12.0 (B0)") < Version.parse("6.12.0 (B20)")
+    assert Version.parse("6.12.0 (B20)") < Version.parse("6.12.0 (B100)")  # as numbers, not text

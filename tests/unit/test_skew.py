@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xsoar_mt.releases import ReleaseLine
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, Verdict, judge
 
 LINE = ReleaseLine()
 
@@ -66,6 +66,16 @@ def test_with_mixed_main_versions_ahead_is_judged_against_the_oldest_main_server
 
 def test_a_fleet_without_hosts_is_ok() -> None:
     assert judge({"main": "6.11"}, {}, LINE).verdict is Verdict.OK
+
+
+def test_no_main_server_known_judges_ok_with_no_fault() -> None:
+    # e.g. status with main unreachable: nothing to judge a host against
+    assert judge({}, {"h1": "6.9"}, LINE) == Judgement(Verdict.OK, ())
+
+
+def test_one_unsupported_host_makes_the_fleet_unsupported_whatever_order_the_faults_come_in() -> None:
+    for hosts in ({"h1": "6.9", "h2": "6.10"}, {"h1": "6.10", "h2": "6.9"}, {"h1": "6.10", "h2": "6.12"}):
+        assert judge({"main": "6.11"}, hosts, LINE).verdict is Verdict.UNSUPPORTED, hosts
 
 
 def test_fleet_state_follows_servers_as_they_change() -> None:

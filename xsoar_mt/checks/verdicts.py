@@ -128,7 +128,9 @@ def skew_finding(
     try:
         plan = plan_upgrade(inventory, observed.versions(), target, scope, facts or PlanFacts())
     except (PlanRefused, InvalidInput) as exc:
-        return Finding("version", "deployment", Verdict.FAIL, f"{now}; {exc.message}", exc.hint or "")
+        already = judged is not None and judged.verdict is Skew.UNSUPPORTED  # the refusal says it all
+        return Finding("version", "deployment", Verdict.FAIL, exc.message if already else f"{now}; {exc.message}",
+                       exc.hint or "")  # fmt: skip
     after = after_plan(inventory, observed.versions(), plan)
     along = [s.verdict_after for s in plan.steps]
     worst = max(along, key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index, default=after.verdict)

@@ -197,8 +197,10 @@ def render_recap(outcome: RunOutcome) -> None:
             f"[{style}]{own}[/]" if style else own,
         )
     out.print(table)
-    for failure in report.failures:
-        out.print(f"[red]failed:[/] {escape(failure)}")
+    from xsoar_mt.secrets import REDACTOR
+
+    for failure in report.failures:  # a failure quotes the server's output, which may quote a secret
+        out.print(f"[red]failed:[/] {escape(REDACTOR.redact(failure))}")
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.fleet.order import RULES, check_order
 from tests.fleet.spec import FleetSpec, topology_spec
 
@@ -11,13 +13,17 @@ SPEC = topology_spec()
 
 
 def log(*steps: str, versions: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Events from ``"server event [version]"`` steps, after a baseline of the whole spec."""
+    """Events from ``"server event [version]"`` (or ``"server health STATUS"``) steps, after a baseline of
+    the whole spec."""
     current = {name: "6.11.0" for name in SPEC.server_names()} | (versions or {})
     events: list[dict[str, Any]] = [
         {"server": n, "event": "baseline", "version_after": v, "running": True} for n, v in current.items()
     ]
     for step in steps:
         server, event, *rest = step.split()
+        if event == "health":  # "server health 200"
+            events.append({"server": server, "event": event, "status": int(rest[0])})
+            continue
         target = rest[0] if rest else current[server]
         events.append(
             {
@@ -52,6 +58,7 @@ def test_a_vendor_order_upgrade_of_every_topology_has_no_violation() -> None:
         # HA main: stop all, one first, then the other
         "hamain-m1 stop", "hamain-m2 stop",
         "hamain-m1 install_begin 6.12.0", "hamain-m1 install_end 6.12.0", "hamain-m1 start",
+        "hamain-m1 health 503", "hamain-m1 health 200",
         "hamain-m2 install_begin 6.12.0", "hamain-m2 install_end 6.12.0", "hamain-m2 start",
         *upgrade("hamain-h1"),
         # DR main: stop primary, stop secondary, secondary, then primary
@@ -61,6 +68,7 @@ def test_a_vendor_order_upgrade_of_every_topology_has_no_violation() -> None:
         *upgrade("drmain-h1", "hahosts-main", "drhosts-main"),
         "hahosts-g1a stop", "hahosts-g1b stop",
         "hahosts-g1a install_begin 6.12.0", "hahosts-g1a install_end 6.12.0", "hahosts-g1a start",
+        "hahosts-g1a health 200",
         "hahosts-g1b install_begin 6.12.0", "hahosts-g1b install_end 6.12.0", "hahosts-g1b start",
         "drhosts-d1p stop", "drhosts-d1s stop",
         "drhosts-d1s install_begin 6.12.0", "drhosts-d1s install_end 6.12.0", "drhosts-d1s start",
@@ -122,6 +130,21 @@ def test_ha_peers_running_mixed_versions_is_a_violation() -> None:
     assert rules(events) == ["ha-mixed-versions"]
 
 
+def test_ha_rest_installed_before_the_first_answered_health_is_a_violation() -> None:
+    first = ["hamain-m1 stop", "hamain-m2 stop",
+             "hamain-m1 install_begin 6.12.0", "hamain-m1 install_end 6.12.0", "hamain-m1 start"]  # fmt: skip
+    never_asked = check_order(log(*first, "hamain-m2 install_begin 6.12.0"), SPEC)
+    assert [(v.rule, v.servers) for v in never_asked] == [("ha-first-healthy", ("hamain-m2", "hamain-m1"))]
+    assert rules(log(*first, "hamain-m1 health 503", "hamain-m2 install_begin 6.12.0")) == [
+        "ha-first-healthy"
+    ]
+    # healthy once, then stopped (or restarted) before the rest: no longer evidence of health
+    for again in ("stop", "start"):
+        events = log(*first, "hamain-m1 health 200", f"hamain-m1 {again}", "hamain-m2 install_begin 6.12.0")
+        assert "ha-first-healthy" in rules(events), again
+    assert rules(log(*first, "hamain-m1 health 200", "hamain-m2 install_begin 6.12.0")) == []
+
+
 def test_dr_primary_installed_before_its_secondary_is_a_violation() -> None:
     events = log("drmain-p stop", "drmain-p install_begin 6.12.0")
     found = check_order(events, SPEC)
@@ -163,8 +186,34 @@ def test_skew_already_in_the_baseline_is_not_reported() -> None:
     assert rules(log("single-main stop", versions={"single-h1": "6.9.0"})) == []
 
 
-def test_every_rule_has_a_test() -> None:
-    assert set(RULES) == {
-        "install-while-running", "main-before-hosts", "ha-stopped-before-install",
-        "ha-mixed-versions", "dr-secondary-first", "version-skew",
-    }  # fmt: skip
+# One short log per rule that breaks that rule and no other: a rule added to RULES without a log here
+# fails test_every_rule_has_a_log_that_breaks_it.
+BREAKS = {
+    "install-while-running": log("single-main install_begin 6.12.0"),
+    "main-before-hosts": log(
+        "single-main stop", "single-main install_begin 6.12.0", "single-h1 stop", "single-h1 install_begin 6.12.0"
+    ),
+    "ha-stopped-before-install": log("hamain-m1 stop", "hamain-m1 install_begin 6.12.0"),
+    "ha-first-healthy": log(
+        "hamain-m1 stop", "hamain-m2 stop", "hamain-m1 install_begin 6.12.0", "hamain-m1 install_end 6.12.0",
+        "hamain-m1 start", "hamain-m2 install_begin 6.12.0",
+    ),
+    "ha-mixed-versions": log(
+        "hamain-m1 stop", "hamain-m2 stop", "hamain-m1 install_begin 6.12.0", "hamain-m1 install_end 6.12.0",
+        "hamain-m1 start", "hamain-m2 start",
+    ),
+    "dr-secondary-first": log("drmain-p stop", "drmain-p install_begin 6.12.0"),
+    "version-skew": log(
+        *upgrade("single-main", to="6.12.0"),
+        versions={"single-main": "6.10.0", "single-h1": "6.10.0", "single-h2": "6.11.0"},
+    ),
+}  # fmt: skip
+
+
+def test_every_rule_has_a_log_that_breaks_it() -> None:
+    assert sorted(BREAKS) == sorted(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(BREAKS))
+def test_each_breaking_log_breaks_its_rule_and_no_other(rule: str) -> None:
+    assert rules(BREAKS[rule]) == [rule]

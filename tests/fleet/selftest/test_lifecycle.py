@@ -15,7 +15,7 @@ from tests.fleet import fleet as fleet_module
 from tests.fleet.fleet import Fleet, FleetError, processes_marked, require_sshd
 from tests.fleet.spec import FleetSpec
 
-HERE = Path(__file__).resolve().parent
+FLEET_DIR = Path(__file__).resolve().parents[1]  # where remote.py is
 
 
 @pytest.mark.fleet
@@ -121,7 +121,7 @@ def test_the_event_log_stays_valid_under_concurrent_writers(tmp_path: Path) -> N
     )
     log = tmp_path / "events.jsonl"
     writers = [
-        subprocess.Popen([sys.executable, "-I", "-S", "-c", writer, str(HERE), str(log), str(n)])
+        subprocess.Popen([sys.executable, "-I", "-S", "-c", writer, str(FLEET_DIR), str(log), str(n)])
         for n in range(6)
     ]
     assert [w.wait(timeout=60) for w in writers] == [0] * 6
@@ -133,7 +133,7 @@ def test_the_event_log_stays_valid_under_concurrent_writers(tmp_path: Path) -> N
 
 
 def make(target: str, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-s", "-C", str(HERE.parents[1]), target, f"FLEET_ROOT={root}"],
+    return subprocess.run(["make", "-s", "-C", str(FLEET_DIR.parents[1]), target, f"FLEET_ROOT={root}"],
                           capture_output=True, text=True, timeout=180)  # fmt: skip
 
 

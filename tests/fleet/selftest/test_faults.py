@@ -74,6 +74,9 @@ def test_health_answers_503_for_the_configured_seconds_after_start(fleet: Fleet)
         assert time.monotonic() < deadline, "health never turned 200"
         time.sleep(0.05)
     assert health() == 200
+    answers = [e["status"] for e in fleet.events() if e["server"] == "single-h2" and e["event"] == "health"]
+    turned = answers.index(200)  # each answer is in the event log: 503 while starting, then 200 only
+    assert turned > 0 and set(answers[:turned]) == {503} and set(answers[turned:]) == {200}
 
 
 def test_low_disk_fault_shows_in_df_and_makes_the_installer_fail(fleet: Fleet) -> None:
