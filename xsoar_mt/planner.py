@@ -184,6 +184,8 @@ def _plan_waves(inventory: Inventory, stages: list[_Stage], waves: WaveSpec | Wa
     groups = [g for g in inventory.hosts if g.name in upgraded]
     if isinstance(waves, Waves):
         return Waves(waves.spec, keep(groups, waves.groups))
+    if not groups:  # no host group to upgrade (--only main, or the hosts are done): nothing to split
+        return None
     return Waves(str(waves), assign(groups, waves))
 
 

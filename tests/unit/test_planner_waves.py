@@ -12,7 +12,7 @@ from tests.unit.inventories import build
 from tests.unit.test_planner import dr, plan, single
 from tests.unit.test_planner_properties import Case, cases, plan_or_none
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.plan import Action, Plan, Waves
+from xsoar_mt.plan import Action, Plan, Scope, Waves
 from xsoar_mt.planner import PlanFacts, plan_upgrade
 from xsoar_mt.releases import Version
 from xsoar_mt.waves import WaveSpec
@@ -116,7 +116,9 @@ def test_every_planned_host_group_runs_in_its_wave_and_each_wave_waits_for_the_o
     p = plan_upgrade(
         case.inventory, case.inventory.versions(), case.target, case.scope, waves=WaveSpec.parse(spec)
     )
-    assert p.waves is not None
+    if p.waves is None:  # no host group to upgrade: the plan without waves
+        assert p == plain and not [ph for ph in p.phases if ph.group not in (None, "main")]
+        return
     # the same work as without waves, only in another order, with the validations between the waves
     assert sorted(s.id for s in p.steps if s.action is not Action.VALIDATE) == sorted(
         s.id for s in plain.steps if s.action is not Action.VALIDATE
@@ -143,3 +145,11 @@ def test_every_planned_host_group_runs_in_its_wave_and_each_wave_waits_for_the_o
                         assert before_it.wave == earlier[-1]
                     seen.append(wave)
             before_it = phase
+
+
+def test_waves_with_no_host_group_to_upgrade_leave_the_plan_as_it_is() -> None:
+    inventory = five()
+    only_main = plan_upgrade(inventory, inventory.versions(), "6.12", Scope(main=True, groups=()),
+                             waves=WaveSpec.parse("1"))  # fmt: skip
+    assert only_main.waves is None
+    assert only_main == plan(inventory, "6.12", Scope(main=True, groups=()))
