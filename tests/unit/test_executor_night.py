@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.unit.scripted_servers import ScriptedFleet
 from tests.unit.test_executor_flow import FAST, LINK, Collected
+from xsoar_mt.errors import UsageError
 from xsoar_mt.estimate import Durations
 from xsoar_mt.events import Event
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.journal import Journal, RunDir
 from xsoar_mt.known import KnownState
 from xsoar_mt.observed import resolve
+from xsoar_mt.plan import Waves
 from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.run import RunRequest, _intent
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import WindowGuard
 
@@ -126,3 +132,47 @@ def test_what_each_server_s_steps_took_is_kept_in_the_local_record(tmp_path: Pat
     assert set(learned) == {"m", "h1", "h2", "h3"}
     assert learned["h1"]["install"] == 10  # ten minutes on the run's clock
     assert set(learned["h1"]) == {"stop", "install", "start", "healthy"}
+
+
+# -- a resume keeps the waves ---------------------------------------------------------------------
+
+
+def recorded(tmp_path: Path, waves: dict[str, object] | None) -> tuple[Inventory, RunDir]:
+    inventory = parse_inventory(INVENTORY, str(tmp_path / "inventory.yaml"))
+    run_dir = RunDir.create(tmp_path / "state", "20261201-010000-abcd")
+    intent: dict[str, object] = {
+        "kind": "run-intent",
+        "target": "6.11",
+        "scope": {"main": True, "groups": None},
+    }
+    if waves is not None:
+        intent["waves"] = waves
+    Journal(run_dir.journal_path).append(intent)
+    return inventory, run_dir
+
+
+def test_a_resume_plans_with_the_waves_its_journal_recorded(tmp_path: Path) -> None:
+    inventory, run_dir = recorded(tmp_path, {"spec": "1,100%", "groups": {"g1": 1, "g2": 2, "g3": 2}})
+    request = RunRequest(tmp_path / "inventory.yaml", resume=run_dir.run_id)
+    _, _, waves, _ = _intent(request, run_dir, inventory, None)
+    assert waves == Waves("1,100%", {"g1": 1, "g2": 2, "g3": 2})
+
+
+@pytest.mark.parametrize("journal_waves", [None, {"spec": "2", "groups": {"g1": 1, "g2": 1, "g3": 2}}])
+def test_other_waves_on_a_resume_are_a_usage_error(
+    tmp_path: Path, journal_waves: dict[str, object] | None
+) -> None:
+    inventory, run_dir = recorded(tmp_path, journal_waves)
+    request = RunRequest(tmp_path / "inventory.yaml", resume=run_dir.run_id, waves=WaveSpec.parse("1,100%"))
+    with pytest.raises(
+        UsageError, match=r"^--waves 1,100%: run 20261201-010000-abcd started .*a resume keeps them"
+    ):
+        _intent(request, run_dir, inventory, None)
+
+
+def test_waves_with_a_saved_plan_are_a_usage_error(tmp_path: Path) -> None:
+    inventory = parse_inventory(INVENTORY, "inv.yaml")
+    saved = plan_upgrade(inventory, inventory.versions(), "6.11")
+    request = RunRequest(tmp_path / "inventory.yaml", waves=WaveSpec.parse("1"))
+    with pytest.raises(UsageError, match=r"^--waves goes with --to"):
+        _intent(request, None, inventory, saved)
