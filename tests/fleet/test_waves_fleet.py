@@ -50,12 +50,8 @@ def night_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             ]
         }
     )
-    fleet = Fleet(spec, tmp_path_factory.mktemp("night-fleet"))
-    fleet.start()
-    try:
+    with Fleet(spec, tmp_path_factory.mktemp("night-fleet")) as fleet:
         yield fleet
-    finally:
-        fleet.stop()
 
 
 @pytest.fixture
