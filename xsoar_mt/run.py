@@ -363,6 +363,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             executor.fail_run(message)
         on_executor(executor)
         report = executor.execute()
+        if deployment_lock is not None:
+            deployment_lock.release()  # before the SSH use is counted: it is the run's last command
         if pool is not None:
             events.emit(Event("ssh-stats", "SSH use per server", data=pool.stats()))
         resume = None
