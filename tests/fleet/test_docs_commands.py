@@ -258,10 +258,10 @@ EXPECTED = {
         "xsoar-mt upgrade run -i inventory.yaml --to 6.12",
     ],
     "how-to/plan-the-upgrade-night.md": [
-        "xsoar-mt upgrade plan -i inventory.yaml --to 6.12 --waves 1,25%,100% --window-end 06:00",
-        "xsoar-mt upgrade plan -i inventory.yaml --to 6.12 --waves 1,25%,100% --tenant-impact",
-        "xsoar-mt upgrade plan -i inventory.yaml --to 6.12 --waves 1,25%,100% -o csv > notice.csv",
-        "xsoar-mt upgrade run -i inventory.yaml --to 6.12 --waves 1,25%,100% --window-end 06:00",
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% --window-end 06:00",
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% --tenant-impact",
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% -o csv > notice.csv",
+        "xsoar-mt upgrade run -i inventory.yaml --to 6.11 --waves 1,25%,100% --window-end 06:00",
         "xsoar-mt upgrade run -i inventory.yaml --resume latest --window-end 06:00",
     ],
     "how-to/resume-after-a-failure.md": [

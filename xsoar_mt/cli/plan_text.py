@@ -247,8 +247,8 @@ def _by_group(
                 table = _hop_table(plan, hop, timing.parallel, titled=False)
             out.print(
                 Text(
-                    f"-- the window closes here: {closes.phase.id} and the {len(closes.left) - 1} group "
-                    "upgrades after it are left for another night --",
+                    f"-- the window closes here: {closes.phase.id} and {_count(len(closes.left) - 1, 'group upgrade')} "
+                    "after it are left for another night --",
                     style="bold yellow",
                 )
             )
