@@ -507,8 +507,20 @@ class Executor:
                     return
                 self._run_lane(phase, lane)
             return
-        with ThreadPoolExecutor(max_workers=min(width, len(lanes))) as pool:
-            futures = [pool.submit(self._run_lane, phase, lane) for phase, lane in lanes]
+        # The lanes that start at once are let through the window here, in the plan's order (as the
+        # estimate takes them), not in whichever order their threads happen to ask; the rest when they start.
+        admitted = 0
+        for phase, _ in lanes[:width]:
+            if phase.group is not None and not self._fits([phase]):
+                self._skipped = True
+                lanes = lanes[:admitted]
+                break
+            admitted += 1
+        with ThreadPoolExecutor(max_workers=min(width, len(lanes)) or 1) as pool:
+            futures = [
+                pool.submit(self._run_lane, phase, lane, i < admitted)
+                for i, (phase, lane) in enumerate(lanes)
+            ]
             self._wait(futures)
 
     def _wait(self, futures: list[Future[None]]) -> None:
@@ -522,12 +534,15 @@ class Executor:
             except Exception as exc:  # _run_lane catches everything it can; this is the last net
                 self.fail_run(f"unexpected error in a lane: {type(exc).__name__}: {exc}")
 
-    def _run_lane(self, phase: Phase, steps: list[Step]) -> None:
+    def _run_lane(self, phase: Phase, steps: list[Step], admitted: bool = False) -> None:
         """One phase (or one prepare step). Once its first step ran, it is finished unless a step of its own
         fails or a second interrupt comes: a group is never left half-done because another lane failed, or
-        because the window closed. A group starts only if the window leaves time for it."""
+        because the window closed. A group starts only if the window leaves time for it (`admitted`: it
+        was let through already, with the lanes starting beside it)."""
         self._notice()
-        if self.stopping or (phase.group is not None and not self._fits([phase])):
+        halted = self._interrupts > 0 or bool(self._failures) or bool(self._fatal)
+        window = admitted or phase.group is None or self._fits([phase])
+        if halted or not window:
             self._skipped = True
             return
         with self._lock:
