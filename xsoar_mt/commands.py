@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from xsoar_mt.errors import InvalidInput, UsageError
+from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import parse_target
+from xsoar_mt.waves import WaveSpec
+from xsoar_mt.window import Closing, closing
 
 
 def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
@@ -24,6 +30,51 @@ def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
     return Scope()
 
 
+@dataclass(frozen=True)
+class PlanView:
+    """`upgrade plan`'s answer: the plan, its estimate (from the durations servers took before, where the
+    local record has them), what each tenant sees, and where the window closes when one was given."""
+
+    inventory: Inventory
+    plan: Plan
+    timing: Estimate
+    impact: tuple[TenantImpact, ...]
+    window: tuple[datetime, datetime, Closing | None] | None = None  # now, its end, where it closes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as data, with `tenant_impact` and (with a window) `window`."""
+        data = {**self.plan.to_dict(), "tenant_impact": [row.to_dict() for row in self.impact]}
+        if self.window is not None:
+            now, end, where = self.window
+            data["window"] = {
+                "ends": end.isoformat(timespec="minutes"),
+                "minutes_left": round((end - now).total_seconds() / 60, 1),
+                "expected_minutes": round(self.timing.minutes, 1),
+                "closes_before": None if where is None else where.phase.id,
+                "group_upgrades_done": None if where is None else [p.id for p in where.done],
+                "group_upgrades_left": [] if where is None else [p.id for p in where.left],
+            }
+        return data
+
+
+def plan_view(
+    inventory: Inventory,
+    plan: Plan,
+    learned: Mapping[str, Mapping[str, float]],
+    parallel: int | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> PlanView:
+    """The plan with its estimate, tenant impact and window, as `upgrade plan` shows them."""
+    timing = estimate(plan, inventory.durations, parallel, learned)
+    groups = [(g.name, [t.name for t in g.tenants]) for g in inventory.groups]
+    impact = tuple(tenant_impact(plan, groups, timing))
+    if window is None:
+        return PlanView(inventory, plan, timing, impact)
+    now, end = window
+    where = closing(timing, (end - now).total_seconds() / 60)
+    return PlanView(inventory, plan, timing, impact, (now, end, where))
+
+
 def make_plan(
     inventory_path: Path,
     target: str,
@@ -33,12 +84,16 @@ def make_plan(
     probe: bool = False,
     accept_new_host_keys: bool = False,
     prompt: Callable[[str], str] | None = None,
-) -> tuple[Inventory, Plan]:
-    """`upgrade plan`: the inventory, and the plan from the servers' versions.
+    waves: WaveSpec | None = None,
+    parallel: int | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> PlanView:
+    """`upgrade plan`: the plan from the servers' versions, with its estimate and tenant impact.
 
     With `probe`, every server is read over SSH (read only) and the plan is made from what they answer,
     as `upgrade run` would make it. Without, no server is contacted: the versions come from the local
-    record of the last observation under `state_dir`, then the inventory's `version:`.
+    record of the last observation under `state_dir`, then the inventory's `version:`. The estimate uses
+    the durations the local record learned from earlier runs, where it has them.
     """
     from xsoar_mt.known import KnownState
     from xsoar_mt.run import offline_state, require_versions
@@ -50,7 +105,8 @@ def make_plan(
         observed = offline_state(inventory, known)
         require_versions(observed, inventory_path, probed=False,
                          hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
-        return inventory, plan_upgrade(inventory, observed.versions(), release, scope)
+        plan = plan_upgrade(inventory, observed.versions(), release, scope, waves=waves)
+        return plan_view(inventory, plan, known.durations(), parallel, window)
     from xsoar_mt.run import load_secrets, observe_deployment, ssh_pool
 
     names = [s.name for s in inventory.servers]
@@ -69,10 +125,11 @@ def make_plan(
         )
     require_versions(observed, inventory_path, probed=True, hint="nothing was changed")
     facts = observed.facts(known.backups())
-    return inventory, plan_upgrade(inventory, observed.versions(), release, scope, facts)
+    plan = plan_upgrade(inventory, observed.versions(), release, scope, facts, waves)
+    return plan_view(inventory, plan, known.durations(), parallel, window)
 
 
-def write_plan(plan: Plan, path: Path) -> None:
+def write_plan(plan: Plan | PlanView, path: Path) -> None:
     """Save a plan atomically (write, fsync, rename), readable by the owner only."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

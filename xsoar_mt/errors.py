@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     STALE_PLAN = 8  # a saved plan no longer matches the inventory or the observed versions
     VALIDATION_FAILED = 9  # post-upgrade validation found a problem
     LOCKED = 10  # another run holds the inventory's lock
+    WINDOW_CLOSED = 11  # the maintenance window closed: the run stopped at a safe point, to resume later
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 

@@ -1,13 +1,16 @@
-"""How long the night takes: expected minutes per step, each group's downtime, the run's length, and
-how long hosts lag main in each hop. Pure arithmetic over a plan and the inventory's `durations`."""
+"""How long the night takes: expected minutes per step, each group's downtime, the run's length, how long
+hosts lag main in each hop, and what each tenant sees. Pure arithmetic over a plan, the inventory's
+`durations` and the minutes servers took before (learned, or measured earlier in the same run)."""
 
 from __future__ import annotations
 
 import heapq
+import statistics
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from xsoar_mt.plan import Action, Phase, Plan, Step
+from xsoar_mt.plan import Action, Phase, Plan, Step, Waves
 from xsoar_mt.skew import Verdict
 
 # Expected minutes per action when the inventory's `durations` leaves one out (docs/reference/inventory.md).
@@ -23,6 +26,8 @@ DEFAULT_MINUTES: Mapping[str, float] = {
     "validate": 1.0,
 }
 DURATION_KEYS: tuple[str, ...] = tuple(DEFAULT_MINUTES)
+# What a run measures on each server and the deployment's local record keeps (known.py).
+MEASURED_KEYS: tuple[str, ...] = ("stop", "install", "start", "healthy")
 _KEY = {
     Action.BACKUP: "backup",
     Action.FETCH: "fetch",
@@ -40,18 +45,51 @@ MAIN = "main"  # the name of main's group, which no host group may take
 
 @dataclass(frozen=True)
 class Durations:
-    """Minutes per action: the inventory's where it gives them, the defaults for the rest."""
+    """Minutes per action: a server's own where they are known (learned by earlier runs, or measured
+    earlier in this one), else the inventory's `durations`, else the defaults."""
 
     minutes: Mapping[str, float]
     given: frozenset[str] = frozenset()
+    own: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # server -> action -> minutes
 
     @classmethod
-    def of(cls, configured: Mapping[str, float]) -> Durations:
-        return cls({**DEFAULT_MINUTES, **configured}, frozenset(configured) & frozenset(DEFAULT_MINUTES))
+    def of(
+        cls, configured: Mapping[str, float], learned: Mapping[str, Mapping[str, float]] | None = None
+    ) -> Durations:
+        return cls(
+            {**DEFAULT_MINUTES, **configured},
+            frozenset(configured) & frozenset(DEFAULT_MINUTES),
+            {server: dict(minutes) for server, minutes in (learned or {}).items()},
+        )
+
+    def tonight(self, measured: Mapping[str, Mapping[str, float]]) -> Durations:
+        """With what this run measured: a server's own measurement first, then its learned minutes, then
+        for a server not measured yet the median of what the others took tonight, then these minutes."""
+        if not measured:
+            return self
+        typical = {
+            key: statistics.median(values)
+            for key in MEASURED_KEYS
+            if (values := [m[key] for m in measured.values() if key in m])
+        }
+        own = {
+            server: {**self.own.get(server, {}), **measured.get(server, {})}
+            for server in self.own.keys() | measured.keys()
+        }
+        return Durations({**self.minutes, **typical}, self.given, own)
+
+    def on(self, server: str, key: str) -> float:
+        mine = self.own.get(server)
+        if mine is not None and key in mine:
+            return mine[key]
+        return self.minutes[key]
 
     def step(self, step: Step) -> float:
-        """A step's servers work at the same time, so a step takes as long as one server's action."""
-        return self.minutes[_KEY[step.action]]
+        """A step's servers work at the same time, so a step takes as long as its slowest server."""
+        key = _KEY[step.action]
+        if not self.own:
+            return self.minutes[key]
+        return max(self.on(server, key) for server in step.servers)
 
     def phase(self, phase: Phase) -> float:
         return sum(self.step(s) for s in phase.steps)
@@ -61,14 +99,18 @@ class Durations:
         stopped first is healthy. In the vendor's orders that server is the one that serves: a DR pair's
         primary (stopped first, upgraded last), any server of an HA group (all are stopped at once; the
         first one installed serves while the rest are), a single server. 0 when nothing is stopped."""
+        return self.outage(phase)[1]
+
+    def outage(self, phase: Phase) -> tuple[float, float]:
+        """(minutes into the phase when its group goes down, minutes it stays down), as `downtime` says."""
         elapsed, down, serving = 0.0, None, frozenset[str]()
         for step in phase.steps:
             if down is None and step.action is Action.STOP:
                 down, serving = elapsed, frozenset(step.servers)
             elapsed += self.step(step)
             if down is not None and step.action is Action.HEALTHY and serving & set(step.servers):
-                return elapsed - down
-        return elapsed - down if down is not None else 0.0
+                return down, elapsed - down
+        return (down, elapsed - down) if down is not None else (0.0, 0.0)
 
 
 def group_downtime(phases: Sequence[Phase], durations: Durations) -> dict[str, float]:
@@ -83,20 +125,31 @@ def group_downtime(phases: Sequence[Phase], durations: Durations) -> dict[str, f
 # -- the run's timeline --------------------------------------------------------------------------------
 
 
-def batches(phases: Sequence[Phase], parallel: int) -> Iterator[tuple[list[Phase], int]]:
-    """The order a run takes the phases in: prepare (its steps up to PREPARE_PARALLEL at once), main's
-    phases alone, the host groups of one hop up to `parallel` at once, validate last."""
+def batches(phases: Sequence[Phase], parallel: int | None = None) -> Iterator[tuple[list[Phase], int]]:
+    """The order a run takes the phases in (the executor runs them in it): prepare (its steps up to
+    PREPARE_PARALLEL at once), main's phases alone, then the host groups of one hop up to `parallel` at
+    once (default one at a time), validate last. With waves, each wave is a batch of its own, up to
+    `parallel` at once (default the whole wave), and nothing of the next wave begins before it ends."""
     hosts: list[Phase] = []
+
+    def width() -> int:
+        if parallel is not None:
+            return parallel
+        return len(hosts) if hosts[0].wave is not None else 1
+
     for phase in phases:
         if phase.group is not None and phase.group != MAIN:
+            if hosts and hosts[-1].wave != phase.wave:
+                yield hosts, width()
+                hosts = []
             hosts.append(phase)
             continue
         if hosts:
-            yield hosts, parallel
+            yield hosts, width()
             hosts = []
         yield [phase], PREPARE_PARALLEL if phase.id == "prepare" else 1
     if hosts:
-        yield hosts, parallel
+        yield hosts, width()
 
 
 def schedule(lengths: Sequence[float], lanes: int) -> list[tuple[float, float]]:
@@ -112,12 +165,14 @@ def schedule(lengths: Sequence[float], lanes: int) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True)
 class Span:
-    """When a phase runs, in minutes from the start of the run, and how long its group is down."""
+    """When a phase runs, in minutes from the start of the run, and how long its group is down (from
+    `down_at` minutes into the phase)."""
 
     phase: Phase
     start: float
     end: float
     down: float = 0.0
+    down_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +194,7 @@ class Window:
 @dataclass(frozen=True)
 class Estimate:
     durations: Durations
-    parallel: int
+    parallel: int | None  # host groups at once, as asked (None: one at a time, or a whole wave)
     spans: tuple[Span, ...]
     windows: tuple[Window, ...]
 
@@ -152,7 +207,7 @@ class Estimate:
         return next(s for s in self.spans if s.phase.id == phase_id)
 
 
-def timeline(phases: Sequence[Phase], durations: Durations, parallel: int = 1) -> list[Span]:
+def timeline(phases: Sequence[Phase], durations: Durations, parallel: int | None = None) -> list[Span]:
     """Each phase's expected start and end, taken in the run's order (`batches`)."""
     spans: list[Span] = []
     now = 0.0
@@ -165,8 +220,8 @@ def timeline(phases: Sequence[Phase], durations: Durations, parallel: int = 1) -
             continue
         slots = schedule([durations.phase(p) for p in batch], lanes)
         for phase, (start, finish) in zip(batch, slots, strict=True):
-            down = durations.downtime(phase) if phase.group is not None else 0.0
-            spans.append(Span(phase, now + start, now + finish, down))
+            down_at, down = durations.outage(phase) if phase.group is not None else (0.0, 0.0)
+            spans.append(Span(phase, now + start, now + finish, down, down_at))
         now += max((e for _, e in slots), default=0.0)
     return spans
 
@@ -193,11 +248,91 @@ def degraded_windows(spans: Sequence[Span]) -> list[Window]:
     return windows
 
 
-def estimate(plan: Plan, configured: Mapping[str, float], parallel: int = 1) -> Estimate:
-    """The plan's expected timeline with host groups upgraded `parallel` at a time."""
-    durations = Durations.of(configured)
+def estimate(
+    plan: Plan,
+    configured: Mapping[str, float],
+    parallel: int | None = None,
+    learned: Mapping[str, Mapping[str, float]] | None = None,
+) -> Estimate:
+    """The plan's expected timeline with host groups upgraded `parallel` at a time (or as `batches`
+    says), from each server's `learned` minutes where known, else the inventory's `durations`."""
+    durations = Durations.of(configured, learned)
     spans = timeline(plan.phases, durations, parallel)
     return Estimate(durations, parallel, tuple(spans), tuple(degraded_windows(spans)))
+
+
+# -- what each tenant sees ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantImpact:
+    """One tenant's night, in minutes from the start of the run: when its group goes down and for how
+    long (summed over the hops), and when it lags main (skew degraded: some functions do not work)."""
+
+    tenant: str
+    group: str
+    wave: int | None
+    start: float | None  # None: its group is not upgraded by the plan
+    downtime: float
+    degraded_from: float | None
+    degraded_until: float | None  # None while degraded_from is set: it still lags after the plan
+    degraded: float | None  # minutes; None: it still lags after the plan
+
+    def to_dict(self) -> dict[str, Any]:
+        def minutes(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
+
+        return {
+            "tenant": self.tenant,
+            "group": self.group,
+            "wave": self.wave,
+            "start_minutes": minutes(self.start),
+            "downtime_minutes": minutes(self.downtime),
+            "degraded_from_minutes": minutes(self.degraded_from),
+            "degraded_until_minutes": minutes(self.degraded_until),
+            "degraded_minutes": minutes(self.degraded),
+        }
+
+
+def tenant_impact(
+    plan: Plan, groups: Sequence[tuple[str, Sequence[str]]], timing: Estimate
+) -> list[TenantImpact]:
+    """Per tenant of `groups` ((group, its tenants) in the inventory's order, main's first): its group's
+    expected start and downtime (an HA group's whole outage; a DR pair's primary, the server that
+    serves), and the time its group lags main. Main's tenants move with main and never lag it."""
+    spans: dict[str, list[Span]] = {}
+    for span in timing.spans:
+        if span.phase.group is not None:
+            spans.setdefault(span.phase.group, []).append(span)
+    waves: Waves | None = plan.waves
+    out: list[TenantImpact] = []
+    for group, tenants in groups:
+        mine = spans.get(group, [])
+        start = min((s.start + s.down_at for s in mine if s.down), default=None)
+        if start is None and mine:
+            start = mine[0].start
+        lag: list[tuple[float, float | None]] = []
+        if group != MAIN:
+            for window in timing.windows:
+                of_hop = [s for s in mine if s.phase.release == window.release]
+                if of_hop:
+                    lag.append((window.start, max(s.end for s in of_hop)))
+                elif not plan.scope.covers(group, False):
+                    lag.append((window.start, None))
+        ends = [end for _, end in lag]
+        still = None in ends  # it lags main after the plan too (out of scope)
+        group_impact = TenantImpact(
+            tenant="",
+            group=group,
+            wave=waves.groups.get(group) if waves is not None else None,
+            start=start,
+            downtime=sum(s.down for s in mine),
+            degraded_from=min((b for b, _ in lag), default=None),
+            degraded_until=None if still else max((e for e in ends if e is not None), default=None),
+            degraded=None if still else sum(e - b for b, e in lag if e is not None),
+        )
+        out += [replace(group_impact, tenant=tenant) for tenant in tenants]
+    return out
 
 
 def clock(minutes: float) -> str:

@@ -15,29 +15,42 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from xsoar_mt.download import DownloadFailed, Downloads, LocalInstaller
 from xsoar_mt.errors import ExitCode, XsoarMtError
+from xsoar_mt.estimate import batches
 from xsoar_mt.events import Event, EventSink
 from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.known import KnownState
 from xsoar_mt.observed import Installer, Marker, Observed, ServerView, Service, Source
-from xsoar_mt.plan import Action, Phase, Plan, Step
+from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
-from xsoar_mt.skew import Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge
 from xsoar_mt.validation import validate_step
+from xsoar_mt.window import Refusal
 
 ShellFor = Callable[[str], RemoteShell]
 T = TypeVar("T")
+Measured = dict[str, dict[str, float]]  # server -> action -> minutes this run took
+
+
+class WindowCheck(Protocol):
+    """Would these phases, started now, end before the window does? (window.py)"""
+
+    end: float
+
+    def check(
+        self, phases: Sequence[Phase], measured: Mapping[str, Mapping[str, float]]
+    ) -> Refusal | None: ...
 
 
 class StepFailed(XsoarMtError):
@@ -92,20 +105,33 @@ class RunSecrets:
 
 @dataclass(frozen=True)
 class RunOptions:
-    parallel: int = 1
+    # Host groups at once; None: one at a time, or a whole wave at once (estimate.batches).
+    parallel: int | None = None
     prepare_parallel: int = 16
     poll_min: float = 0.5
     poll_max: float = 5.0
     reconnect_timeout: float = 300.0
 
 
+@dataclass(frozen=True)
+class WindowClosed:
+    """Where a run stopped for its window: the group it did not start, the group phases it finished and
+    those left, and what does not work until the hosts catch up with main."""
+
+    refusal: Refusal
+    done: tuple[Phase, ...]
+    left: tuple[Phase, ...]
+    degraded_functions: tuple[str, ...]
+
+
 @dataclass
 class RunReport:
-    outcome: str  # succeeded | failed | interrupted
+    outcome: str  # succeeded | failed | interrupted | window-closed
     servers: dict[str, ServerState]
     steps_done: int
     failures: list[str] = field(default_factory=list)
     validation_only: bool = False  # every failure was a validation step's
+    window: WindowClosed | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -115,6 +141,7 @@ class RunReport:
             "succeeded": ExitCode.OK,
             "failed": ExitCode.STEP_FAILED,
             "interrupted": ExitCode.INTERRUPTED,
+            "window-closed": ExitCode.WINDOW_CLOSED,
         }[self.outcome]
 
 
@@ -208,6 +235,8 @@ class Executor:
         known: KnownState | None = None,
         run_id: str | None = None,
         write_markers: bool = True,
+        window: WindowCheck | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inv = inventory
         self.plan = plan
@@ -233,6 +262,15 @@ class Executor:
         self.downloads = downloads  # upload delivery from a link: each installer is downloaded here once
         self._announced: set[str] = set()
         self._local_record_warned = False
+        self.window = window
+        self.clock = clock  # times each server's steps (`measured`)
+        self._window_closed: Refusal | None = None
+        self.measured: Measured = {}  # what each server's stop, install, start and health gate took
+        self._not_measured: set[tuple[str, str]] = set()  # (step id, server): an installer only followed
+        self._begun: set[str] = set()  # phases a step of which started
+        self._group_phases = {p.id for p in plan.phases if p.group is not None}
+        self._wave_of = {p.id: p.wave for p in plan.phases if p.wave is not None}
+        self._finished: set[str] = set()  # steps finished ok
 
     # -- control ------------------------------------------------------------------------------------
 
@@ -266,7 +304,12 @@ class Executor:
 
     @property
     def stopping(self) -> bool:
-        return self._interrupts > 0 or bool(self._failures) or bool(self._fatal)
+        return (
+            self._interrupts > 0
+            or bool(self._failures)
+            or bool(self._fatal)
+            or self._window_closed is not None
+        )
 
     @property
     def abandon(self) -> bool:
@@ -326,13 +369,23 @@ class Executor:
         total = self.plan.step_count
         self._emit("run-started", f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
                    target=self.plan.target, steps=total)  # fmt: skip
+        phases = list(self.plan.phases)
         try:
-            for lanes, width in self._batches():
+            for batch, width in batches(phases, self.options.parallel):
                 self._notice()
                 if self.stopping:
                     self._skipped = True
                     break
-                self._run_lanes(lanes, width)
+                if batch[0].id == "prepare":
+                    following = next((p for p in phases if p.group is not None), None)
+                    if following is not None and not self._fits([batch[0], following]):
+                        self._skipped = True
+                        break
+                    self._run_lanes([(batch[0], [s]) for s in batch[0].steps], self.options.prepare_parallel)
+                else:
+                    if batch[0].wave is not None and batch[0].group is not None:
+                        self._announce_wave(batch, width)
+                    self._run_lanes([(p, list(p.steps)) for p in batch], width)
         except Exception as exc:  # a bug or an I/O error outside any step: still a recap and an exit code
             self.fail_run(f"unexpected error: {type(exc).__name__}: {exc}")
         self._notice()
@@ -342,21 +395,81 @@ class Executor:
             outcome = "failed"
         elif self._interrupts and (failures or self._skipped or self._steps_done < total):
             outcome = "interrupted"
+        elif self._window_closed is not None:
+            outcome = "window-closed"
         else:
             outcome = "succeeded"
         self._settle_outcomes()
+        self._learn()
         validation_only = (
             bool(self._failures)
             and not self._fatal
             and all(isinstance(f, ValidationFailed) for f in self._failures)
         )
-        report = RunReport(outcome, self.state, self._steps_done, failures, validation_only)
+        window = self._window_report() if outcome == "window-closed" else None
+        report = RunReport(outcome, self.state, self._steps_done, failures, validation_only, window)
+        more: dict[str, Any] = {}  # Any: **-passed beside _emit's own parameters
+        if window is not None:
+            more = {"window": {"closes": window.refusal.window_end, "not_started": window.refusal.phase.id,
+                               "done": [p.id for p in window.done], "left": [p.id for p in window.left],
+                               "degraded_functions": list(window.degraded_functions)}}  # fmt: skip
         try:
             self._emit("run-finished", f"run {outcome}: {self._steps_done} of {total} steps done",
-                       outcome=outcome, fleet={n: _state_dict(s) for n, s in self.state.items()})  # fmt: skip
+                       outcome=outcome, fleet={n: _state_dict(s) for n, s in self.state.items()}, **more)  # fmt: skip
         except Exception as exc:  # the recap still comes, from the report
             report.failures.append(f"could not report the end of the run: {exc}")
         return report
+
+    def _announce_wave(self, batch: list[Phase], width: int) -> None:
+        wave, count = batch[0].wave, self.plan.waves.count if self.plan.waves else 0
+        groups = [p.group or "" for p in batch]
+        at_once = "one at a time" if width <= 1 else f"up to {min(width, len(batch))} at once"
+        self._emit("wave-started", f"wave {wave} of {count} to {batch[0].release}: {len(batch)} host group"
+                   f"{'' if len(batch) == 1 else 's'} ({', '.join(groups)}), {at_once}", wave=wave,
+                   groups=groups, release=batch[0].release, parallel=width)  # fmt: skip
+
+    # -- the window ---------------------------------------------------------------------------------
+
+    def _fits(self, phases: list[Phase]) -> bool:
+        """Before a group (or prepare, with the group after it) starts: does the window leave time for it?
+        If not, nothing more is started (the groups under way finish) and the run ends `window-closed`."""
+        if self.window is None:
+            return True
+        with self._lock:
+            if self._window_closed is not None:
+                return False
+            measured = {server: dict(minutes) for server, minutes in self.measured.items()}
+        refusal = self.window.check(phases, measured)
+        if refusal is None:
+            return True
+        with self._lock:
+            first = self._window_closed is None
+            if first:
+                self._window_closed = refusal
+        if first:
+            self._emit("window-closed", refusal.message, phase=refusal.phase.id, window_end=refusal.window_end,
+                       expected_end=refusal.ends)  # fmt: skip
+        return False
+
+    def _window_report(self) -> WindowClosed:
+        assert self._window_closed is not None
+        groups = [p for p in self.plan.phases if p.group is not None]
+        done = tuple(p for p in groups if all(s.id in self._finished for s in p.steps))
+        left = tuple(p for p in groups if p.id not in self._begun)
+        releases = {n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None}
+        main = {n: r for n, r in releases.items() if n in self._main}
+        hosts = {n: r for n, r in releases.items() if n not in self._main}
+        lagging = judge(main, hosts, self.inv.releases).verdict is not Verdict.OK if main else False
+        return WindowClosed(self._window_closed, done, left, DEGRADED_FUNCTIONS if lagging else ())
+
+    def _learn(self) -> None:
+        """Keep what each server's steps took in the deployment's local record, for the next estimates."""
+        if self.known is None or not self.measured:
+            return
+        try:
+            self.known.record_durations(self.measured, self.run_id)
+        except OSError as exc:
+            self._emit("warning", f"cannot record the measured durations in {self.known.path}: {exc}")
 
     def _settle_outcomes(self) -> None:
         """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
@@ -385,34 +498,29 @@ class Executor:
                 last = step.id
         return last
 
-    def _batches(self) -> Iterator[tuple[list[list[Step]], int]]:
-        """Lanes that may run side by side: prepare steps, or the phases of different host groups."""
-        hosts: list[Phase] = []
-        for phase in self.plan.phases:
-            if phase.group is not None and phase.group != self.inv.main.name:
-                hosts.append(phase)
-                continue
-            if hosts:
-                yield [list(p.steps) for p in hosts], self.options.parallel
-                hosts = []
-            if phase.id == "prepare":
-                yield [[s] for s in phase.steps], self.options.prepare_parallel
-            else:
-                yield [list(phase.steps)], 1
-        if hosts:
-            yield [list(p.steps) for p in hosts], self.options.parallel
-
-    def _run_lanes(self, lanes: list[list[Step]], width: int) -> None:
+    def _run_lanes(self, lanes: list[tuple[Phase, list[Step]]], width: int) -> None:
         if len(lanes) == 1 or width <= 1:
-            for lane in lanes:
+            for phase, lane in lanes:
                 self._notice()
                 if self.stopping:
                     self._skipped = True
                     return
-                self._run_lane(lane)
+                self._run_lane(phase, lane)
             return
-        with ThreadPoolExecutor(max_workers=min(width, len(lanes))) as pool:
-            futures = [pool.submit(self._run_lane, lane) for lane in lanes]
+        # The lanes that start at once are let through the window here, in the plan's order (as the
+        # estimate takes them), not in whichever order their threads happen to ask; the rest when they start.
+        admitted = 0
+        for phase, _ in lanes[:width]:
+            if phase.group is not None and not self._fits([phase]):
+                self._skipped = True
+                lanes = lanes[:admitted]
+                break
+            admitted += 1
+        with ThreadPoolExecutor(max_workers=min(width, len(lanes)) or 1) as pool:
+            futures = [
+                pool.submit(self._run_lane, phase, lane, i < admitted)
+                for i, (phase, lane) in enumerate(lanes)
+            ]
             self._wait(futures)
 
     def _wait(self, futures: list[Future[None]]) -> None:
@@ -426,13 +534,19 @@ class Executor:
             except Exception as exc:  # _run_lane catches everything it can; this is the last net
                 self.fail_run(f"unexpected error in a lane: {type(exc).__name__}: {exc}")
 
-    def _run_lane(self, steps: list[Step]) -> None:
+    def _run_lane(self, phase: Phase, steps: list[Step], admitted: bool = False) -> None:
         """One phase (or one prepare step). Once its first step ran, it is finished unless a step of its own
-        fails or a second interrupt comes: a group is never left half-done because another lane failed."""
+        fails or a second interrupt comes: a group is never left half-done because another lane failed, or
+        because the window closed. A group starts only if the window leaves time for it (`admitted`: it
+        was let through already, with the lanes starting beside it)."""
         self._notice()
-        if self.stopping:
+        halted = self._interrupts > 0 or bool(self._failures) or bool(self._fatal)
+        window = admitted or phase.group is None or self._fits([phase])
+        if halted or not window:
             self._skipped = True
             return
+        with self._lock:
+            self._begun.add(phase.id)
         began: list[Step] = []
         for step in steps:
             self._notice()
@@ -479,7 +593,9 @@ class Executor:
     def _run_step(self, step: Step) -> None:
         if step.action is Action.INSTALL:
             self._check_skew(step)
-        own = {"per_server": dict(step.per_server)} if step.per_server else {}
+        own: dict[str, Any] = {"per_server": dict(step.per_server)} if step.per_server else {}
+        if (wave := self._wave_of.get(step.phase)) is not None:
+            own["wave"] = wave
         self._emit("step-started", f"{step.action.value} on {', '.join(step.servers)} ({step.id})", step,
                    step.servers, command=step.command, **own)  # fmt: skip
         started = time.monotonic()
@@ -501,6 +617,7 @@ class Executor:
         self._mark(step, step.servers, "ok")
         with self._lock:
             self._steps_done += 1
+            self._finished.add(step.id)
         versions = {s: str(self.state[s].version) for s in step.servers if self.state[s].version}
         self._emit("step-finished", f"done: {step.action.value} on {', '.join(step.servers)}", step, step.servers,
                    outcome="ok", seconds=round(time.monotonic() - started, 3), versions=versions)  # fmt: skip
@@ -541,9 +658,16 @@ class Executor:
                              servers=tuple(s for e in errors for s in e.servers))  # fmt: skip
 
     def _guarded(self, handler: Callable[[Step, str], None], step: Step, server: str) -> None:
-        """Any error on one server becomes that server's step failure: never an escape without a recap."""
+        """Any error on one server becomes that server's step failure: never an escape without a recap.
+        What a group phase's stop, install, start or health gate took on the server is kept (`measured`)."""
+        began = self.clock()
         try:
             handler(step, server)
+            key = _MEASURED.get(step.action)
+            if key is not None and step.phase in self._group_phases:
+                with self._lock:
+                    if (step.id, server) not in self._not_measured:
+                        self.measured.setdefault(server, {})[key] = (self.clock() - began) / 60
         except StepFailed:
             raise
         except Cancelled as exc:
@@ -760,6 +884,8 @@ class Executor:
                              "no exit code", hint="check the server, then `--resume` (the install runs again)")  # fmt: skip
         attached = "ATTACHED" in launched.stdout or "FINISHED" in launched.stdout
         if attached:
+            with self._lock:
+                self._not_measured.add((step.id, server))  # only its end was seen: not how long it takes
             self._emit("warning", f"{server}: an installer for {step.release} was already running; following it "
                        "(none is started again)", step, (server,))  # fmt: skip
         now = time.time()
@@ -904,13 +1030,23 @@ class Executor:
 
     def _validate(self, step: Step) -> None:
         entry = step.servers[0]
+        scope, only = self.plan.scope, False
+        phase = next(p for p in self.plan.phases if p.id == step.phase)
+        if phase.wave is not None and self.plan.waves is not None:  # a wave's tenants, before the next wave
+            scope, only = Scope(main=False, groups=self.plan.waves.members(phase.wave)), True
         try:
             problems, _ = self._retrying(
                 step,
                 entry,
                 lambda: _Problems(
                     validate_step(
-                        step, self.inv, self.shell_for, self.secrets.api_key, self.plan.scope, self._cancelled
+                        step,
+                        self.inv,
+                        self.shell_for,
+                        self.secrets.api_key,
+                        scope,
+                        self._cancelled,
+                        only_scope=only,
                     )
                 ),
             )
@@ -927,6 +1063,10 @@ class _Problems:
     """Validation problems, shaped like a Result so validation can go through `_retrying`."""
 
     items: list[str]
+
+
+# The steps whose minutes a run measures per server and keeps (estimate.MEASURED_KEYS).
+_MEASURED = {Action.STOP: "stop", Action.INSTALL: "install", Action.START: "start", Action.HEALTHY: "healthy"}
 
 
 def _hhmm(epoch: float) -> str:

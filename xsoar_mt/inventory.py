@@ -109,6 +109,7 @@ class Group:
     servers: tuple[Server, ...]
     tenants: tuple[Tenant, ...] = ()
     load_balancer: str | None = None
+    wave: int | None = None  # a host group's place in `--waves` (lower first); None: inventory order
 
     @property
     def primary(self) -> Server:
@@ -711,10 +712,20 @@ class _Reader:
     # -- groups and servers -------------------------------------------------------------------------
 
     def group(self, node: _Node, name: str | None, *, is_main: bool, context: _GroupContext) -> Group | None:
-        keys = ("server", "ha", "dr", "tenants") if is_main else ("name", "server", "ha", "dr", "tenants")
+        keys = (
+            ("server", "ha", "dr", "tenants", "wave")
+            if is_main
+            else ("name", "server", "ha", "dr", "tenants", "wave")
+        )
         items = node.mapping(keys)
         if items is None:
             return None
+        wave: int | None = None
+        if "wave" in items:
+            if is_main:
+                items["wave"].problem("main is always upgraded first and alone; `wave` orders host groups")
+            else:
+                wave = items["wave"].integer(1, 1000, "a whole number of 1 or more (lower goes first)")
         if name is None:
             name_node = self.required(node, items, "name")
             name = name_node.text() if name_node else None
@@ -780,7 +791,7 @@ class _Reader:
         tenants = self.tenants(items.get("tenants"), name, context)
         if not servers:
             return None
-        made = Group(name, is_main, topology, tuple(servers), tenants, load_balancer)
+        made = Group(name, is_main, topology, tuple(servers), tenants, load_balancer, wave)
         self.places[id(made)] = (node.line, node.path)
         return made
 

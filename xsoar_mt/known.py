@@ -1,4 +1,5 @@
-"""The deployment's local record under the state directory: the last view of every server, across runs."""
+"""The deployment's local record under the state directory: the last view of every server, the backups
+taken, and how long each server's steps took, across runs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt.estimate import MEASURED_KEYS
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Known, ServerView
 
@@ -41,10 +44,12 @@ def write_private(path: Path, text: str) -> None:
 
 
 class KnownState:
-    """`<state-dir>/deployments/<key>/servers.json`: each server's last view, and the backups taken.
+    """`<state-dir>/deployments/<key>/servers.json`: each server's last view, the backups taken, and the
+    minutes its stop, install, start and health gate took when a run last measured them.
 
     Updated on every probe and step, by every command that reads servers; read by `upgrade plan` without
-    `--probe` and as the third source of a version when a server cannot tell its own.
+    `--probe` and as the third source of a version when a server cannot tell its own. The durations are
+    written after each run and read by `upgrade plan` and `upgrade run` for their estimates.
     """
 
     def __init__(self, state_dir: Path, inventory: Inventory) -> None:
@@ -74,6 +79,31 @@ class KnownState:
         """Server -> the releases it has a completed pre-upgrade backup for."""
         raw = self._data.get("backups") or {}
         return {str(k): [str(r) for r in v] for k, v in raw.items() if isinstance(v, list)}
+
+    def durations(self) -> dict[str, dict[str, float]]:
+        """Server -> action -> the minutes it took when last measured (`stop`, `install`, `start`, `healthy`)."""
+        out: dict[str, dict[str, float]] = {}
+        for server, entry in dict(self._data.get("durations") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            minutes = {
+                key: float(value)
+                for key, value in entry.items()
+                if key in MEASURED_KEYS and isinstance(value, int | float) and value >= 0
+            }
+            if minutes:
+                out[str(server)] = minutes
+        return out
+
+    def record_durations(self, measured: Mapping[str, Mapping[str, float]], run_id: str | None) -> None:
+        """Keep what a run measured: each action's latest minutes per server, with the run and the time."""
+        with self._lock:
+            durations = self._data.setdefault("durations", {})
+            for server, minutes in measured.items():
+                entry = durations.setdefault(server, {})
+                entry.update({key: round(value, 4) for key, value in minutes.items() if key in MEASURED_KEYS})
+                entry.update({"run": run_id, "at": round(time.time())})
+            self._save()
 
     def record(self, views: Iterable[ServerView], run_id: str | None = None) -> None:
         with self._lock:

@@ -148,6 +148,7 @@ class Phase:
     steps: tuple[Step, ...]
     group: str | None = None  # the server group it upgrades (None for prepare and validate)
     release: str | None = None
+    wave: int | None = None  # with --waves: the wave of its host group, or the wave a validation checks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +156,7 @@ class Phase:
             "title": self.title,
             "group": self.group,
             "release": self.release,
+            **({"wave": self.wave} if self.wave is not None else {}),
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -166,7 +168,30 @@ class Phase:
             tuple(Step.from_dict(s) for s in data["steps"]),
             data.get("group"),
             data.get("release"),
+            data.get("wave"),
         )
+
+
+@dataclass(frozen=True)
+class Waves:
+    """The waves a plan upgrades the host groups in: the `--waves` spec and each group's wave (from 1)."""
+
+    spec: str
+    groups: Mapping[str, int]
+
+    def members(self, wave: int) -> tuple[str, ...]:
+        return tuple(g for g, w in self.groups.items() if w == wave)
+
+    @property
+    def count(self) -> int:
+        return max(self.groups.values(), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "groups": dict(self.groups)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Waves:
+        return cls(str(data["spec"]), {str(g): int(w) for g, w in dict(data["groups"]).items()})
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     degraded_functions: tuple[str, ...] = ()  # what does not work while hosts lag, if they ever do
     downtime_minutes: Mapping[str, float] = field(default_factory=dict)
+    waves: Waves | None = None
     format_version: int = PLAN_FORMAT_VERSION
 
     @property
@@ -269,6 +295,7 @@ class Plan:
             "warnings": list(self.warnings),
             "degraded_functions": list(self.degraded_functions),
             "downtime_minutes": dict(self.downtime_minutes),
+            **({"waves": self.waves.to_dict()} if self.waves is not None else {}),
             "skipped": [{"server": s.server, "version": s.version, "reason": s.reason} for s in self.skipped],
             "phases": [p.to_dict() for p in self.phases],
         }
@@ -292,6 +319,7 @@ class Plan:
                 warnings=tuple(data.get("warnings", [])),
                 degraded_functions=tuple(data.get("degraded_functions", [])),
                 downtime_minutes=dict(data.get("downtime_minutes", {})),
+                waves=Waves.from_dict(data["waves"]) if data.get("waves") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"the plan file is not a valid xsoar-mt plan ({exc!s})") from None

@@ -11,9 +11,10 @@ from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Server, Topology
-from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
+from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step, Waves
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
+from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 # Placeholders left in a step's command for the executor to fill in for each of the step's servers.
 _PER_SERVER = {"server": "{server}", "address": "{address}"}
@@ -41,6 +42,8 @@ _WHY = {
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-main": "main answers on its communication port",
     "validate-tenants": "every tenant answers through main",
+    "validate-wave": "a wave begins only once every tenant of the wave before it answers through main",
+    "validate-wave-main": "a wave begins only once main answers after the wave before it",
 }
 
 
@@ -68,8 +71,8 @@ NO_FACTS = PlanFacts()
 
 
 @dataclass(frozen=True)
-class _Wave:
-    """Bringing some server groups to one release."""
+class _Stage:
+    """Bringing some server groups to one release (main, or the host groups lagging it)."""
 
     release: str
     groups: tuple[Group, ...]
@@ -81,6 +84,7 @@ def plan_upgrade(
     target: str,
     scope: Scope = Scope(),
     facts: PlanFacts = NO_FACTS,
+    waves: WaveSpec | Waves | None = None,
 ) -> Plan:
     """The ordered plan that takes the servers in `scope` to `target` without breaking the skew rule.
 
@@ -88,6 +92,9 @@ def plan_upgrade(
     else was observed: installers still running (followed, never started again, nothing backed up, fetched
     or stopped around them), servers found down (started again; in a half-upgraded HA group or DR pair the
     upgraded members are started and gated healthy before the next install), backups already taken.
+    `waves` splits the host groups of each hop into waves (`--waves`), or keeps the waves a resumed run
+    started with: a wave's groups follow each other, and before each wave after the first the groups of
+    the wave before it are validated through main.
     Raises PlanRefused when no order keeps the rule, InvalidInput for a bad scope or target.
     """
     line = inventory.releases
@@ -112,14 +119,14 @@ def plan_upgrade(
             f"main already runs {newest_main}, newer than the target {target}; xsoar-mt does not downgrade"
         )
 
-    waves = _waves(inventory, state, target, scope)
-    _check_in_flight(inventory, state, waves, facts)
+    stages = _stages(inventory, state, target, scope)
+    _check_in_flight(inventory, state, stages, facts)
     builder = _Builder(inventory, state, scope, facts)
-    builder.recover(waves)
-    builder.prepare(waves)
-    for wave in waves:
-        for group in wave.groups:
-            builder.upgrade_group(group, wave.release)
+    builder.recover(stages)
+    builder.prepare(stages)
+    plan_waves = _plan_waves(inventory, stages, waves)
+    for stage in stages:
+        builder.upgrade_stage(stage, plan_waves)
     final = state.judge()
     warnings: list[str] = []
     if final.verdict is Verdict.DEGRADED:
@@ -158,14 +165,28 @@ def plan_upgrade(
         deployment=inventory.name,
         target=target,
         scope=scope,
-        hops=tuple(dict.fromkeys(w.release for w in waves)),
+        hops=tuple(dict.fromkeys(s.release for s in stages)),
         phases=tuple(builder.phases),
         basis=basis,
         skipped=tuple(skipped),
         warnings=tuple(warnings),
         degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded or final.faults else (),
         downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
+        waves=plan_waves,
     )
+
+
+def _plan_waves(inventory: Inventory, stages: list[_Stage], waves: WaveSpec | Waves | None) -> Waves | None:
+    """Each host group the plan upgrades, in its wave; a resumed run's waves kept as they were."""
+    if waves is None:
+        return None
+    upgraded = {g.name for stage in stages for g in stage.groups if not g.is_main}
+    groups = [g for g in inventory.hosts if g.name in upgraded]
+    if isinstance(waves, Waves):
+        return Waves(waves.spec, keep(groups, waves.groups))
+    if not groups:  # no host group to upgrade (--only main, or the hosts are done): nothing to split
+        return None
+    return Waves(str(waves), assign(groups, waves))
 
 
 def _check_scope(inventory: Inventory, scope: Scope) -> None:
@@ -181,12 +202,12 @@ def _in_scope(inventory: Inventory, scope: Scope) -> set[str]:
     return {s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers}
 
 
-def _check_in_flight(inventory: Inventory, state: FleetState, waves: list[_Wave], facts: PlanFacts) -> None:
+def _check_in_flight(inventory: Inventory, state: FleetState, stages: list[_Stage], facts: PlanFacts) -> None:
     """An installer still running must be the install the plan needs next on that server; it is followed."""
     for server, release in facts.in_flight.items():
         group = inventory.group_of(server)
         first = next(
-            (w.release for w in waves if group in w.groups and _below(inventory, state, server, w.release)),
+            (s.release for s in stages if group in s.groups and _below(inventory, state, server, s.release)),
             None,
         )
         if first != release:
@@ -216,36 +237,36 @@ def _current_releases(inventory: Inventory, versions: Mapping[str, Version]) -> 
     return out
 
 
-def _waves(inventory: Inventory, state: FleetState, target: str, scope: Scope) -> list[_Wave]:
+def _stages(inventory: Inventory, state: FleetState, target: str, scope: Scope) -> list[_Stage]:
     """One-release hops: hosts catch up with main, main moves one release, and again, up to target."""
     line = inventory.releases
     hosts = [g for g in inventory.hosts if scope.covers(g.name, False)]
     main_release = line.releases[max(line.index(state.main[s.name]) for s in inventory.main.servers)]
-    waves: list[_Wave] = []
+    stages: list[_Stage] = []
 
     def behind(group: Group, release: str) -> bool:
         return any(line.index(state.release_of(s.name)) < line.index(release) for s in group.servers)
 
     if scope.main and behind(inventory.main, main_release):  # a main left half-upgraded
-        waves.append(_Wave(main_release, (inventory.main,)))
+        stages.append(_Stage(main_release, (inventory.main,)))
     release = main_release
     while True:
         lagging = tuple(g for g in hosts if behind(g, release))
         if lagging:
-            waves.append(_Wave(release, lagging))
+            stages.append(_Stage(release, lagging))
         if release == target:
-            return waves
+            return stages
         if not scope.main:
             raise PlanRefused(
                 f"main runs {main_release}: hosts cannot be upgraded past main to {target}",
                 hint=f"upgrade main first (--only main), or plan hosts to --to {main_release}",
             )
         release = line.next(release)
-        waves.append(_Wave(release, (inventory.main,)))
+        stages.append(_Stage(release, (inventory.main,)))
 
 
 class _Builder:
-    """Turns waves into phases and steps, tracking the fleet's versions and verdict step by step."""
+    """Turns stages into phases and steps, tracking the fleet's versions and verdict step by step."""
 
     def __init__(self, inventory: Inventory, state: FleetState, scope: Scope, facts: PlanFacts) -> None:
         self.inv = inventory
@@ -268,9 +289,9 @@ class _Builder:
 
     # -- prepare ----------------------------------------------------------------------------------
 
-    def recover(self, waves: list[_Wave]) -> None:
+    def recover(self, stages: list[_Stage]) -> None:
         """Start, first, the servers in scope found down that no group phase of this plan will start."""
-        planned = {s.name for w in waves for g in w.groups for s in g.servers}
+        planned = {s.name for st in stages for g in st.groups for s in g.servers}
         in_scope = _in_scope(self.inv, self.scope)
         down = [s.name for s in self.inv.servers if s.name in self.facts.down and s.name in in_scope]
         todo = [name for name in down if name not in planned]
@@ -286,29 +307,29 @@ class _Builder:
             self.touched[name] = None
         self.phases.append(Phase("recover", "Recover: start servers found down", tuple(steps)))
 
-    def prepare(self, waves: list[_Wave]) -> None:
+    def prepare(self, stages: list[_Stage]) -> None:
         steps: list[Step] = []
         backed_up: set[str] = set()
         cmds = self.inv.commands
         earlier = self.facts.backed_up
-        for wave in waves:
-            for group in wave.groups:
-                todo = self._todo(group, wave.release)
+        for stage in stages:
+            for group in stage.groups:
+                todo = self._todo(group, stage.release)
                 # A server whose installer for this release still runs keeps its file: no fetch, no backup.
-                names = tuple(s.name for s in todo if self.facts.in_flight.get(s.name) != wave.release)
+                names = tuple(s.name for s in todo if self.facts.in_flight.get(s.name) != stage.release)
                 fresh = tuple(
-                    n for n in names if n not in backed_up and wave.release not in earlier.get(n, ())
+                    n for n in names if n not in backed_up and stage.release not in earlier.get(n, ())
                 )
                 backed_up.update(n for n in names)
                 if fresh and cmds.backup:
                     # Named after the first release these servers move to: the backup holds what ran before it.
                     backup = cmds.backup.format(
-                        backup_dir=cmds.backup_dir, version=wave.release, stamp="{stamp}", **_PER_SERVER
+                        backup_dir=cmds.backup_dir, version=stage.release, stamp="{stamp}", **_PER_SERVER
                     )
-                    steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", wave.release))
+                    steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", stage.release))
                 if names:
-                    fetch = self._fetch_command(wave.release)
-                    steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", wave.release))
+                    fetch = self._fetch_command(stage.release)
+                    steps.append(self._step("prepare", Action.FETCH, names, fetch, "fetch", stage.release))
         if steps:
             self.phases.append(Phase("prepare", "Prepare: back up and deliver installers", tuple(steps)))
 
@@ -320,7 +341,25 @@ class _Builder:
         goal = index(release)
         return [s for s in group.servers if index(release_of(s.name)) < goal]
 
-    def upgrade_group(self, group: Group, release: str) -> None:
+    def upgrade_stage(self, stage: _Stage, waves: Waves | None) -> None:
+        """The stage's groups in turn; with waves, wave by wave, each after the validation of the one before."""
+        if waves is None or stage.groups[0].is_main:
+            for group in stage.groups:
+                self.upgrade_group(group, stage.release)
+            return
+        place = {g.name: i for i, g in enumerate(ordered(self.inv.hosts))}
+        numbers = sorted(set(waves.groups.values()))
+        current = None
+        for group in sorted(stage.groups, key=lambda g: (waves.groups[g.name], place[g.name])):
+            wave = waves.groups[group.name]
+            if wave != current:
+                before = [n for n in numbers if n < wave]
+                if before:
+                    self.validate_wave(before[-1], waves.members(before[-1]), stage.release)
+                current = wave
+            self.upgrade_group(group, stage.release, wave)
+
+    def upgrade_group(self, group: Group, release: str, wave: int | None = None) -> None:
         todo = self._todo(group, release)
         if not todo:
             return
@@ -341,7 +380,7 @@ class _Builder:
         ]
         self.touched.update(dict.fromkeys(s.name for s in group.servers))
         title = f"{group.label}: to {release}"
-        self.phases.append(Phase(phase_id, title, tuple(steps), group.name, release))
+        self.phases.append(Phase(phase_id, title, tuple(steps), group.name, release, wave))
 
     def _install_command(self, release: str) -> str:
         if release not in self._installs:
@@ -392,6 +431,39 @@ class _Builder:
         return [s.name for s in self.inv.servers].index(name)
 
     # -- validate -----------------------------------------------------------------------------------
+
+    def validate_wave(self, wave: int, groups: tuple[str, ...], release: str) -> None:
+        """Before the next wave: the tenants of `groups` (wave `wave`) answer through main on `release`; with
+        no tenant in them, main answers."""
+        entry = self.inv.main.servers[0].name
+        phase_id = f"validate:wave-{wave}@{release}"
+        tenants = [t.account for name in groups for t in self.inv.group(name).tenants]
+        if tenants:
+            step = self._step(
+                phase_id,
+                Action.VALIDATE,
+                (entry,),
+                f"GET /accounts, then GET /<tenant>/about for the {len(tenants)} tenants of wave {wave} "
+                f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
+                "validate-wave",
+                release,
+                "tenants",
+            )
+        else:
+            port = self.inv.communication_port
+            url = self.inv.main.load_balancer or f"https://{self.inv.main.servers[0].address}:{port}"
+            step = self._step(
+                phase_id,
+                Action.VALIDATE,
+                (entry,),
+                f"GET {url}/health",
+                "validate-wave-main",
+                release,
+                "load-balancer" if self.inv.main.load_balancer else "main",
+            )
+        what = f"{len(groups)} host group{'' if len(groups) == 1 else 's'}"
+        title = f"Validate wave {wave} ({what}) on {release} before the next wave"
+        self.phases.append(Phase(phase_id, title, (step,), wave=wave))
 
     def validate(self, target: str) -> None:
         main = self.inv.main

@@ -6,25 +6,30 @@ import json
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from xsoar_mt.commands import read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown, XsoarMtError
+from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
-from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets
+from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Observed, Reading, resolve, unknown_lines
-from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
+from xsoar_mt.waves import WaveSpec
+from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
 
 # A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
 DRY_RUN_LINK = "https://download.demisto.com/download-params/?token=dry-run&eula=accept"
@@ -54,6 +59,9 @@ class RunRequest:
     options: RunOptions = field(default_factory=RunOptions)
     yes: bool = False  # repeated in the printed resume command, as are the flags below
     json_output: bool = False
+    waves: WaveSpec | None = None  # a resumed run keeps the waves it started with (its journal's intent)
+    window_end: datetime | None = None  # start no group that would end after it (not repeated on resume)
+    clock: Callable[[], float] = time.time  # now, in epoch seconds: the window's clock
 
 
 @dataclass
@@ -242,7 +250,7 @@ def resume_command(request: RunRequest, run_id: str) -> str:
         words += ["--state-dir", str(request.state_dir)]
     if request.ignore_preflight_errors:
         words += ["--ignore-preflight-errors", request.ignore_preflight_errors]
-    if request.options.parallel > 1:
+    if request.options.parallel is not None:
         words += ["--parallel", str(request.options.parallel)]
     if request.json_output:
         words += ["-o", "json"]
@@ -260,7 +268,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         events.emit(Event("warning", known.problem))
     resumed = RunDir.find(request.state_dir, request.resume, known.key) if request.resume else None
     saved = read_plan(request.plan_file) if request.plan_file is not None else None
-    target, scope, downloaded = _intent(request, resumed, inventory, saved)
+    target, scope, kept_waves, downloaded = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     sudo, secrets = load_secrets(
@@ -292,7 +300,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             require_versions(observed, request.inventory_path, probed=False,
                              hint="add --probe to read the servers' versions over SSH (read only)")  # fmt: skip
         facts = observed.facts(known.backups(), verify=resumed is not None)
-        plan = plan_upgrade(inventory, observed.versions(), target, scope, facts)
+        plan = plan_upgrade(inventory, observed.versions(), target, scope, facts, kept_waves or request.waves)
         if saved is not None:
             saved.basis.require_same(plan.basis)
             plan = saved
@@ -329,6 +337,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             journal.append({"kind": "run-resumed" if resumed else "run-intent", "deployment": known.key,
                             "inventory": str(request.inventory_path.resolve()), "target": target,
                             "scope": scope.to_dict(),
+                            **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
                             "observed": {n: v.to_dict() for n, v in observed.views.items()}})  # fmt: skip
             shells = pool
             executor_options = request.options
@@ -345,6 +354,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             known=None if request.dry_run else known,
             run_id=run_id,
             write_markers=not request.dry_run,
+            window=_window(request, inventory, plan, known, events),
         )
         if journal is not None:
             executor.events = Fanout(*sinks, JournalSink(journal, executor.fail_run))
@@ -369,6 +379,33 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+
+
+def _window(request: RunRequest, inventory: Inventory, plan: Plan, known: KnownState, events: EventSink
+            ) -> WindowCheck | None:  # fmt: skip
+    """The window's check for the executor, with a first event saying when it ends. A real run estimates
+    each group as it comes (from what it measured, then the local record, then `durations`); a dry run
+    takes no time, so it stops where the plan's estimate says the window closes."""
+    if request.window_end is None:
+        return None
+    now, end = request.clock(), request.window_end.timestamp()
+    learned = known.durations()
+    events.emit(Event("window", f"window ends at {at(end)} (in {clock(max(0.0, end - now) / 60)})",
+                      data={"window_end": end, "learned_servers": len(learned)}))  # fmt: skip
+    if not request.dry_run:
+        return WindowGuard(end, Durations.of(inventory.durations, learned), request.clock)
+    timing = estimate(plan, inventory.durations, request.options.parallel, learned)
+    where = closing(timing, (end - now) / 60)
+    if where is None:
+        events.emit(
+            Event(
+                "window", f"by the estimate the whole run fits: it ends about {at(now + timing.minutes * 60)}"
+            )
+        )
+    else:
+        events.emit(Event("window", f"by the estimate the window closes before {where.phase.id} (it would end "
+                          f"about {at(now + where.ends * 60)}): the run stops there"))  # fmt: skip
+    return EstimatedWindow(end, now, where)
 
 
 def _tell(hooks: list[Callable[[str], None]], message: str) -> None:
@@ -494,15 +531,17 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None
-            ) -> tuple[str, Scope, dict[str, str]]:  # fmt: skip
-    """Target, scope and the sha256 of each installer downloaded so far: from the flags, a saved plan,
-    or the journal of the run being resumed (read once, here)."""
+            ) -> tuple[str, Scope, Waves | None, dict[str, str]]:  # fmt: skip
+    """Target, scope, the waves a resumed run started with, and the sha256 of each installer downloaded so
+    far: from the flags, a saved plan, or the journal of the run being resumed (read once, here)."""
+    if saved is not None and request.waves is not None:
+        raise UsageError("--waves goes with --to: a saved plan carries its own waves (upgrade plan --waves)")
     if resumed is None:
         if saved is not None and request.target is None:
-            return saved.target, saved.scope, {}
+            return saved.target, saved.scope, None, {}
         if request.target is None:
             raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
-        return parse_target(request.target, inventory.releases), request.scope, {}
+        return parse_target(request.target, inventory.releases), request.scope, None, {}
     records = read_journal(resumed.journal_path)
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None:
@@ -515,4 +554,10 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     target = str(intent["target"])
     if request.target is not None and parse_target(request.target, inventory.releases) != target:
         raise UsageError(f"run {resumed.run_id} targets {target}, not {request.target}")
-    return target, Scope.from_dict(intent["scope"]), downloaded
+    waves = Waves.from_dict(intent["waves"]) if intent.get("waves") else None
+    if request.waves is not None and (waves is None or waves.spec != str(request.waves)):
+        started = f"in waves {waves.spec}" if waves else "without waves"
+        raise UsageError(
+            f"--waves {request.waves}: run {resumed.run_id} started {started}, and a resume keeps them"
+        )
+    return target, Scope.from_dict(intent["scope"]), waves, downloaded

@@ -49,13 +49,20 @@ def parse_tenant_answers(stdout: str) -> dict[str, str]:
 
 
 def check_tenants(
-    inventory: Inventory, answers: dict[str, str], target: str | None, scope: Scope | None = None
+    inventory: Inventory,
+    answers: dict[str, str],
+    target: str | None,
+    scope: Scope | None = None,
+    only_scope: bool = False,
 ) -> list[str]:
     """Every tenant answers through main; those of groups in `scope` on `target` (the others, out of scope,
-    are not expected to have moved)."""
+    are not expected to have moved). With `only_scope`, the tenants of groups out of scope are not asked."""
     problems: list[str] = []
     for group in inventory.groups:
-        expected = target if scope is None or scope.covers(group.name, group.is_main) else None
+        covered = scope is None or scope.covers(group.name, group.is_main)
+        if only_scope and not covered:
+            continue
+        expected = target if covered else None
         for tenant in group.tenants:
             raw = answers.get(tenant.account, "")
             try:
@@ -77,11 +84,14 @@ def validate_step(
     api_key: str | None,
     scope: Scope | None = None,
     cancel: Cancel | None = None,
+    *,
+    only_scope: bool = False,
 ) -> list[str]:
     """Carry out one validation step of a plan; return the problems found (none means it passed).
 
-    Tenants of groups outside `scope` must answer through main, on whatever release they run. `cancel`
-    (a second interrupt) cuts the check off."""
+    Tenants of groups outside `scope` must answer through main, on whatever release they run; with
+    `only_scope` (a wave's validation) only the tenants of groups in `scope` are asked. `cancel` (a
+    second interrupt) cuts the check off."""
     main = inventory.main
     entry = step.servers[0]
     shell = shell_for(entry)
@@ -95,11 +105,15 @@ def validate_step(
         result = shell.run(health_url_command(url), timeout=60, cancel=cancel)
         code = result.stdout.strip()[-3:]
         return [] if result.ok and code == "200" else [f"{url} answered {code or 'nothing'} (from {entry})"]
-    accounts = [t.account for g in inventory.groups for t in g.tenants]
+    asked = [
+        g for g in inventory.groups if not only_scope or scope is None or scope.covers(g.name, g.is_main)
+    ]
+    accounts = [t.account for g in asked for t in g.tenants]
     stdin = f"Authorization: {api_key}\n" if api_key else "\n"
     result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin, cancel=cancel,
                        timeout=60 + 15 * len(accounts))  # fmt: skip
-    return check_tenants(inventory, parse_tenant_answers(result.stdout), step.release or None, scope)
+    answers = parse_tenant_answers(result.stdout)
+    return check_tenants(inventory, answers, step.release or None, scope, only_scope)
 
 
 # ---------------------------------------------------------------------------------------------------

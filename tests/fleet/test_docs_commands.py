@@ -10,7 +10,9 @@ place, so the harness stays easy to re-run as behaviour changes:
 - `PREPARE`: a document whose command needs something first gets it (the resume how-to: a run that
   failed, whose id replaces the example id in the command);
 - `INVENTORY`: a document that changes the inventory (the delivery how-to: upload from a link) gets
-  that inventory, and `ENVIRONMENT` whatever it exports.
+  that inventory, and `ENVIRONMENT` whatever it exports;
+- a window the upgrade-night how-to ends at a time of day (`--window-end 06:00`) is given a whole day
+  (`+24h`), so whether the run fits does not depend on the hour the tests run at.
 
 A command is expected to exit 0. Extraction is a plain function, tested without the fleet.
 """
@@ -161,7 +163,15 @@ def upload_from_a_link(setting: Setting, stack: ExitStack) -> dict[str, Any]:
     return {"installer": {"link": {"env": "XSOAR_DOWNLOAD_LINK", "file": None}, "delivery": "upload"}}
 
 
-PREPARE: dict[str, Callable[[Setting, str], str]] = {"how-to/resume-after-a-failure.md": failed_run_first}
+def whole_day_window(setting: Setting, command: str) -> str:
+    """The upgrade-night how-to: `--window-end HH:MM` becomes a day from now, whatever the hour."""
+    return re.sub(r"--window-end \d{1,2}:\d{2}", "--window-end +24h", command)
+
+
+PREPARE: dict[str, Callable[[Setting, str], str]] = {
+    "how-to/resume-after-a-failure.md": failed_run_first,
+    "how-to/plan-the-upgrade-night.md": whole_day_window,
+}
 INVENTORY: dict[str, Callable[[Setting, ExitStack], dict[str, Any]]] = {
     "how-to/deliver-installers.md": upload_from_a_link
 }
@@ -247,8 +257,15 @@ EXPECTED = {
         "xsoar-mt preflight -i inventory.yaml --to 6.12",
         "xsoar-mt upgrade run -i inventory.yaml --to 6.12",
     ],
+    "how-to/plan-the-upgrade-night.md": [
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% --window-end 06:00",
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% --tenant-impact",
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% -o csv > notice.csv",
+        "xsoar-mt upgrade run -i inventory.yaml --to 6.11 --waves 1,25%,100% --window-end 06:00",
+        "xsoar-mt upgrade run -i inventory.yaml --resume latest --window-end 06:00",
+    ],
     "how-to/resume-after-a-failure.md": [
-        "xsoar-mt upgrade run -i inventory.yaml --resume 20261123-021654-88a1",
+        "xsoar-mt upgrade run -i inventory.yaml --resume 20261201-021654-88a1 --yes",
     ],
     "how-to/run-from-ci.md": [
         "xsoar-mt inventory validate staging.yaml -o json",

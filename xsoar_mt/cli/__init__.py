@@ -44,6 +44,7 @@ class PlanFormat(StrEnum):
     text = "text"
     json = "json"
     yaml = "yaml"
+    csv = "csv"
 
 
 def _version_callback(value: bool) -> None:
@@ -101,6 +102,42 @@ def _report(exc: XsoarMtError) -> None:
 
 
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
+WavesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--waves",
+        help="Host groups in waves of these sizes, after main: counts or percentages of the groups left "
+        "(1,25%,100%); each wave is validated before the next.",
+        metavar="SPEC",
+    ),
+]
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--window-end",
+        help="When the maintenance window ends (ISO 8601, HH:MM local, +90m, +2h): start no group that "
+        "would end after it.",
+        metavar="TIME",
+    ),
+]
+
+
+def _waves(spec: str | None) -> Any:
+    from xsoar_mt.waves import WaveSpec
+
+    return WaveSpec.parse(spec) if spec is not None else None
+
+
+def _window_end(text: str | None) -> Any:
+    """(now, when the window ends), read against this machine's clock and time zone."""
+    if text is None:
+        return None
+    from datetime import datetime
+
+    from xsoar_mt.window import parse_window_end
+
+    now = datetime.now().astimezone()
+    return now, parse_window_end(text, now)
 
 
 @inventory_app.command("validate", short_help="Check an inventory and print its topology.")
@@ -142,7 +179,10 @@ def upgrade_plan(
         typer.Option("--group", "-g", help="Plan only this host group (repeatable)."),
     ] = None,
     output: Annotated[
-        PlanFormat, typer.Option("--output", "-o", help="text, json or yaml.")
+        PlanFormat,
+        typer.Option(
+            "--output", "-o", help="text, json, yaml, or csv (the tenant impact, for customer notices)."
+        ),
     ] = PlanFormat.text,
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan (JSON) for `upgrade run --plan`.")
@@ -164,6 +204,20 @@ def upgrade_plan(
     detail: Annotated[
         bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
     ] = False,
+    waves: WavesOption = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel", min=1, max=64, help="For the estimate: host groups upgraded at once, as in the run."
+        ),
+    ] = None,
+    window_end: WindowOption = None,
+    tenant_impact: Annotated[
+        bool,
+        typer.Option(
+            "--tenant-impact", help="Text: a table of every tenant's expected downtime, not the steps."
+        ),
+    ] = False,
 ) -> None:
     """Show the exact ordered steps that take the deployment to a release. Changes nothing.
 
@@ -175,21 +229,33 @@ def upgrade_plan(
     def ask(label: str) -> str:
         return str(typer.prompt(label, hide_input=True))
 
-    loaded, plan = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
-                             accept_new_host_keys=accept_new_host_keys, prompt=ask)  # fmt: skip
+    view = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
+                     accept_new_host_keys=accept_new_host_keys, prompt=ask, waves=_waves(waves),
+                     parallel=parallel, window=_window_end(window_end))  # fmt: skip
+    plan = view.plan
     if out is not None:
-        write_plan(plan, out)
+        write_plan(view, out)
     if output is PlanFormat.json:
-        _print_json(plan.to_dict())
+        _print_json(view.to_dict())
     elif output is PlanFormat.yaml:
         import yaml
 
-        typer.echo(yaml.safe_dump(plan.to_dict(), sort_keys=False, width=1000), nl=False)
+        typer.echo(yaml.safe_dump(view.to_dict(), sort_keys=False, width=1000), nl=False)
+    elif output is PlanFormat.csv:
+        from xsoar_mt.cli.plan_text import tenant_impact_csv
+
+        typer.echo(tenant_impact_csv(view.impact), nl=False)
+    elif tenant_impact:
+        from xsoar_mt.cli.plan_text import render_tenant_impact
+        from xsoar_mt.cli.render import console
+
+        render_tenant_impact(view.impact, plan, console())
     else:
         from xsoar_mt.cli.plan_text import render_plan
         from xsoar_mt.cli.render import console
 
-        render_plan(plan, loaded, console(), saved_to=out, detail=detail)
+        render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
+                    window=view.window)  # fmt: skip
     if plan.nothing_to_do:
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
@@ -219,8 +285,14 @@ def upgrade_run(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first change.")] = False,
     parallel: Annotated[
-        int, typer.Option("--parallel", min=1, max=64, help="Host groups upgraded at once.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--parallel",
+            min=1,
+            max=64,
+            help="Host groups upgraded at once (default 1; with --waves, the whole wave).",
+        ),
+    ] = None,
     output: Annotated[
         TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
     ] = TextOrJson.text,
@@ -244,6 +316,8 @@ def upgrade_run(
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
         ".xsoar-mt"
     ),
+    waves: WavesOption = None,
+    window_end: WindowOption = None,
 ) -> None:
     """Carry out the upgrade over SSH, in the vendor's order, checking the skew rule before every step."""
     import signal
@@ -280,6 +354,8 @@ def upgrade_run(
         options=RunOptions(parallel=parallel),
         yes=yes,
         json_output=output is TextOrJson.json,
+        waves=_waves(waves),
+        window_end=window[1] if (window := _window_end(window_end)) is not None else None,
     )
     printer = EventPrinter(json_lines=output is TextOrJson.json)
 

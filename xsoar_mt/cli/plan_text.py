@@ -1,9 +1,13 @@
-"""The plan as text: a summary first (its size, the night's length, how long hosts lag main), then one line
-per group per hop and each command once; or, with --detail, every step with its command."""
+"""The plan as text: a summary first (its size, the night's length, how long hosts lag main, where the
+window closes), then one line per group per hop (per wave) and each command once; or, with --detail, every
+step with its command. Also the tenant-impact table and CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -11,12 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from xsoar_mt.cli.render import names
-from xsoar_mt.estimate import MAIN, PREPARE_PARALLEL, Estimate, Window, clock, estimate
+from xsoar_mt.estimate import MAIN, PREPARE_PARALLEL, Estimate, TenantImpact, Window, clock, estimate
 from xsoar_mt.installer import upload_source
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.plan import Action, Phase, Plan, Step
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
+from xsoar_mt.window import Closing
 
 VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
 _KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pair"}
@@ -24,17 +29,30 @@ _MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan
 
 
 def render_plan(
-    plan: Plan, inventory: Inventory, out: Console, *, saved_to: Path | None = None, detail: bool = False
+    plan: Plan,
+    inventory: Inventory,
+    out: Console,
+    *,
+    saved_to: Path | None = None,
+    detail: bool = False,
+    timing: Estimate | None = None,
+    window: tuple[datetime, datetime, Closing | None] | None = None,
 ) -> None:
-    """Summary first; then per group and hop one line (or every step, `detail`); commands whole."""
-    timing = estimate(plan, inventory.durations)
+    """Summary first; then per group and hop one line (or every step, `detail`); commands whole.
+
+    `timing` is the estimate to show (by default from the inventory's durations, one group at a time);
+    `window` (now, when the window ends, where it closes) adds where the window closes."""
+    timing = timing or estimate(plan, inventory.durations)
     _summary(out, plan, inventory, timing)
+    if window is not None and not plan.nothing_to_do:
+        _window_end(out, plan, timing, *window)
+    closes = window[2] if window is not None else None
     if not plan.nothing_to_do:
         first = _first_numbers(plan)
         if detail:
             _every_step(out, plan, first)
         else:
-            _by_group(out, plan, inventory, timing, first)
+            _by_group(out, plan, inventory, timing, first, closes)
             out.print("Every step with its command: [bold]--detail[/]; as data: [bold]-o json[/] or -o yaml.")
     if saved_to is not None:
         run = f"xsoar-mt upgrade run -i {inventory.path} --plan {saved_to}"
@@ -64,7 +82,7 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
         f"  {_count(len(upgrading), 'server')} to upgrade in {_count(len(groups), 'group')} "
         f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
     )
-    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], host groups one at a time")
+    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], {_pace(plan, timing)}")
     minutes = timing.durations.minutes
     given = sorted(timing.durations.given, key=list(minutes).index)
     out.print(
@@ -76,6 +94,12 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
             else " (defaults)"
         )
     )
+    learned = [s for s in timing.durations.own if s in {x.name for x in inventory.servers}]
+    if learned:
+        out.print(
+            f"    learned durations: {_count(len(learned), 'server')}'s own stop, install, start and wait-healthy "
+            "minutes, measured by earlier runs (the local record), are used for them"
+        )
     for window in timing.windows:
         out.print(f"  {_window(window)}")
     if timing.windows and plan.degraded_functions:
@@ -83,6 +107,49 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
         for function in plan.degraded_functions:
             out.print(f"    - {function}")
     _skipped_and_warnings(out, plan)
+
+
+def _pace(plan: Plan, timing: Estimate) -> str:
+    """How the host groups go: one at a time, up to N at once, or in waves."""
+    parallel = timing.parallel
+    if plan.waves is None:
+        return (
+            "host groups one at a time" if parallel in (None, 1) else f"up to {parallel} host groups at once"
+        )
+    sizes = [len(plan.waves.members(n)) for n in sorted(set(plan.waves.groups.values()))]
+    listed = ", ".join(str(n) for n in sizes[:-1]) + (" and " if len(sizes) > 1 else "") + str(sizes[-1])
+    at_once = (
+        "each wave all at once"
+        if parallel is None
+        else "one at a time"
+        if parallel == 1
+        else f"up to {parallel} at once"
+    )
+    return f"host groups in {_count(len(sizes), 'wave')} of {listed} (--waves {plan.waves.spec}), {at_once}"
+
+
+def _window_end(
+    out: Console, plan: Plan, timing: Estimate, now: datetime, end: datetime, where: Closing | None
+) -> None:
+    """Where the window closes on the estimate, or that the whole run fits in it."""
+    left = (end - now).total_seconds() / 60
+    head = f"  window: ends at {end.strftime('%H:%M')} ({clock(left)} from now)"
+    if where is None:
+        spare = left - timing.minutes
+        out.print(f"{head}; by the estimate the whole run fits, with [bold]{clock(spare)}[/] to spare")
+        return
+    if where.before_prepare:
+        out.print(
+            f"{head}; [bold red]by the estimate not even {where.phase.id} fits[/] (it would end at "
+            f"{_at(where.ends)}): the run would change nothing"
+        )
+        return
+    wave = f" (wave {where.phase.wave})" if where.phase.wave is not None else ""
+    out.print(
+        f"{head}; [bold yellow]by the estimate the run stops before {where.phase.id}{wave}[/], which would "
+        f"start at {_at(where.starts)} and end at {_at(where.ends)}: {_count(len(where.done), 'group upgrade')} "
+        f"done, {len(where.left)} left for another night (--resume)"
+    )
 
 
 def _start_release(plan: Plan, inventory: Inventory) -> str | None:
@@ -113,7 +180,7 @@ def _shapes(inventory: Inventory, groups: Sequence[str]) -> str:
 def _step_split(plan: Plan) -> str:
     counts: dict[str, int] = {}
     for phase in plan.phases:
-        kind = "upgrade" if phase.group is not None else phase.id
+        kind = "upgrade" if phase.group is not None else "validate" if phase.wave is not None else phase.id
         counts[kind] = counts.get(kind, 0) + len(phase.steps)
     return ", ".join(f"{k} {n}" for k, n in counts.items())
 
@@ -144,30 +211,47 @@ def _skipped_and_warnings(out: Console, plan: Plan) -> None:
 
 
 def _by_group(
-    out: Console, plan: Plan, inventory: Inventory, timing: Estimate, first: dict[str, int]
+    out: Console,
+    plan: Plan,
+    inventory: Inventory,
+    timing: Estimate,
+    first: dict[str, int],
+    closes: Closing | None = None,
 ) -> None:
-    """Phases outside any group collapsed; each hop's group phases as a table; the commands once, after
-    the last group phase."""
-    hop: str | None = None
+    """Phases outside any group collapsed; each hop's group phases (each wave's) as a table; the commands
+    once, after the last group phase; where the window closes, a line."""
+    hop: tuple[str | None, int | None] | None = None
     table: Table | None = None
     commands_due = False
-    for phase in plan.phases:
+    last_group = max((i for i, p in enumerate(plan.phases) if p.group is not None), default=-1)
+    for index, phase in enumerate(plan.phases):
         if phase.group is None:
             if table is not None:
                 _print_table(out, table)
                 table, hop = None, None
-            if commands_due:
+            if commands_due and index > last_group:
                 _commands(out, plan)
                 commands_due = False
             _collapsed(out, phase, inventory, timing, first[phase.id])
             continue
         commands_due = True
-        if phase.release != hop:
+        if (phase.release, phase.wave) != hop:
             if table is not None:
                 _print_table(out, table)
-            hop = phase.release
-            table = _hop_table(plan, hop)
+            hop = (phase.release, phase.wave)
+            table = _hop_table(plan, hop, timing.parallel)
         assert table is not None
+        if closes is not None and phase.id == closes.phase.id:
+            if table.row_count:  # the rows so far, then the rest of the table after the line
+                _print_table(out, table)
+                table = _hop_table(plan, hop, timing.parallel, titled=False)
+            out.print(
+                Text(
+                    f"-- the window closes here: {closes.phase.id} and {_count(len(closes.left) - 1, 'group upgrade')} "
+                    "after it are left for another night --",
+                    style="bold yellow",
+                )
+            )
         span = timing.span(phase.id)
         last = phase.steps[-1]
         table.add_row(
@@ -185,14 +269,28 @@ def _by_group(
         _commands(out, plan)
 
 
-def _hop_table(plan: Plan, release: str | None) -> Table:
-    phases = [p for p in plan.phases if p.group is not None and p.release == release]
+def _hop_table(
+    plan: Plan, hop: tuple[str | None, int | None], parallel: int | None = None, titled: bool = True
+) -> Table:
+    release, wave = hop
+    phases = [p for p in plan.phases if p.group is not None and (p.release, p.wave) == hop]
     hosts = sum(1 for p in phases if p.group != MAIN)
+    pace = "one at a time" if parallel in (None, 1) else f"up to {parallel} at once"
+    if wave is not None:
+        pace = "all at once" if parallel is None or parallel >= hosts else pace
     parts = (["main"] if any(p.group == MAIN for p in phases) else []) + (
-        [f"{hosts} host group{'' if hosts == 1 else 's'}, one at a time"] if hosts else []
+        [
+            f"{hosts} host group{'' if hosts == 1 else 's'}"
+            + (f", {pace}" if hosts > 1 or wave is None else "")
+        ]
+        if hosts
+        else []
     )
+    title = f"To {release}: {', then '.join(parts)}"
+    if wave is not None and plan.waves is not None:
+        title = f"Wave {wave} of {plan.waves.count} to {release}: {', then '.join(parts)}"
     table = Table(
-        title=f"To {release}: {', then '.join(parts)}",
+        title=title if titled else None,
         box=None,
         padding=(0, 1),
         pad_edge=False,
@@ -353,3 +451,62 @@ def _at(minutes: float) -> str:
     """A moment of the run, `h:mm` after it starts."""
     whole = round(minutes)
     return f"{whole // 60}:{whole % 60:02d}"
+
+
+# -- tenant impact ----------------------------------------------------------------------------------
+
+IMPACT_COLUMNS = (
+    "tenant",
+    "group",
+    "wave",
+    "start_minutes",
+    "downtime_minutes",
+    "degraded_from_minutes",
+    "degraded_until_minutes",
+    "degraded_minutes",
+)
+
+
+def render_tenant_impact(impact: Sequence[TenantImpact], plan: Plan, out: Console) -> None:
+    """One row per tenant: its group (and wave), when its group goes down and for how long, and when it
+    lags main; times are from the start of the run (h:mm)."""
+    out.print(
+        Text.assemble(
+            ("Tenant impact", "bold"),
+            f" for {plan.deployment} to {plan.target}: {_count(len(impact), 'tenant')}; times from the start "
+            "of the run; degraded: its host lags main, so some functions do not work",
+        )
+    )
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for column, justify in (("tenant", "left"), ("group", "left"), ("wave", "right"), ("down from", "right"),
+                            ("down for", "right"), ("degraded", "right")):  # fmt: skip
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]  # literal above
+    for row in impact:
+        table.add_row(
+            row.tenant,
+            row.group,
+            "" if row.wave is None else str(row.wave),
+            "-" if row.start is None else _at(row.start),
+            clock(row.downtime) if row.start is not None else "-",
+            _degraded(row),
+        )
+    out.print(table)
+
+
+def _degraded(row: TenantImpact) -> str:
+    if row.degraded_from is None:
+        return "-"
+    if row.degraded_until is None:
+        return f"from {_at(row.degraded_from)}, after the plan too"
+    return f"{_at(row.degraded_from)}-{_at(row.degraded_until)} ({clock(row.degraded or 0)})"
+
+
+def tenant_impact_csv(impact: Sequence[TenantImpact]) -> str:
+    """The tenant impact as CSV (minutes from the start of the run), for customer notices."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(IMPACT_COLUMNS)
+    for row in impact:
+        data = row.to_dict()
+        writer.writerow(["" if data[c] is None else data[c] for c in IMPACT_COLUMNS])
+    return buffer.getvalue()

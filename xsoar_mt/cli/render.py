@@ -19,6 +19,8 @@ from xsoar_mt.skew import Verdict
 
 if TYPE_CHECKING:
     from xsoar_mt.events import Event
+    from xsoar_mt.executor import WindowClosed
+    from xsoar_mt.plan import Phase
     from xsoar_mt.run import RunOutcome
 
 _VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
@@ -169,6 +171,7 @@ def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "not started": "yellow", "skipped": "dim"}
+_RUN_OUTCOME = {"window-closed": "window closed"}
 
 
 def render_recap(outcome: RunOutcome) -> None:
@@ -181,8 +184,11 @@ def render_recap(outcome: RunOutcome) -> None:
         out.print(
             f"[bold]Dry run[/]: {len(outcome.recorded)} commands would run (above, in order); nothing was changed."
         )
+        if report.window is not None:
+            _window_recap(out, report.window)
         return
-    table = Table(title=f"Run {outcome.run_id}: {report.outcome}", title_justify="left")
+    table = Table(title=f"Run {outcome.run_id}: {_RUN_OUTCOME.get(report.outcome, report.outcome)}",
+                  title_justify="left")  # fmt: skip
     for column in ("server", "version", "service", "last step", "outcome"):
         table.add_column(column)
     for name, state in report.servers.items():  # each server's own outcome, set by the executor
@@ -204,6 +210,36 @@ def render_recap(outcome: RunOutcome) -> None:
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
+    if report.window is not None:
+        _window_recap(out, report.window)
     out.print(f"journal: {outcome.run_dir}/journal.jsonl")
-    if outcome.resume_command:
+    if report.window is not None and outcome.resume_command:
+        out.print(
+            Text.assemble(
+                "to finish in the next window: ",
+                (f"{outcome.resume_command} --window-end HH:MM", "bold"),
+                " (the waves are kept)",
+            )
+        )
+    elif outcome.resume_command:
         out.print(f"to continue once the cause is fixed: [bold]{outcome.resume_command}[/]")
+
+
+def _window_recap(out: Console, window: WindowClosed) -> None:
+    """What the night did and what it left, at the safe point where the window closed."""
+    out.print(Text.assemble(("window closed", "bold yellow"), f" at a safe point: {window.refusal.message}"))
+    out.print(Text(f"  done: {_phases(window.done) or 'no group upgrade'}"))
+    out.print(Text(f"  left for the next window: {_phases(window.left)}"))
+    if window.degraded_functions:
+        out.print("  [yellow]until the hosts catch up with main (skew degraded), these do not work:[/]")
+        for function in window.degraded_functions:
+            out.print(Text(f"    - {function}"))
+
+
+def _phases(phases: Sequence[Phase]) -> str:
+    """`3 group upgrades: main@6.12, s01@6.12 (wave 1), ...`."""
+    if not phases:
+        return ""
+    named = [p.id + (f" (wave {p.wave})" if p.wave is not None else "") for p in phases]
+    shown = ", ".join(named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
+    return f"{len(phases)} group upgrade{'' if len(phases) == 1 else 's'}: {shown}"
