@@ -70,3 +70,12 @@ class StalePlan(XsoarMtError):
             hint="make a new plan with `xsoar-mt upgrade plan --out FILE` and review it",
         )
         self.differences = differences
+
+
+def shown(value: str, limit: int = 200) -> str:
+    """`value` quoted for a message, on one line, cut after `limit` characters: an inventory or a flag
+    may hold megabytes, and the message must still fit on a terminal."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(value)} characters)"

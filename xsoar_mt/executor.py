@@ -21,6 +21,7 @@ from xsoar_mt.plan import Action, Phase, Plan, Step
 from xsoar_mt.probe import read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
+from xsoar_mt.shellwords import fill_per_server
 from xsoar_mt.skew import Verdict, judge
 from xsoar_mt.validation import validate_step
 
@@ -323,7 +324,7 @@ class Executor:
 
     def _for(self, server: str, command: str) -> str:
         """Fill in the per-server placeholders a step's command may hold ({server}, {address})."""
-        return command.replace("{server}", server).replace("{address}", self.inv.server(server).address)
+        return fill_per_server(command, {"server": server, "address": self.inv.server(server).address})
 
     def _command(self, step: Step, server: str) -> None:
         self._run(step, server, step.command_on(server))

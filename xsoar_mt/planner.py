@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
-from xsoar_mt.inventory import Group, Inventory, Server, Topology
+from xsoar_mt.inventory import Group, Inventory, Server, Topology, url_address
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
 from xsoar_mt.releases import Version
+from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
 
 # Placeholders left in a step's command for the executor to fill in for each of the step's servers.
-_PER_SERVER = {"server": "{server}", "address": "{address}"}
+_PER_SERVER = {"server": LATER, "address": LATER}
 
 _WHY = {
     "backup": "back up before any change (vendor: prepare for the upgrade)",
@@ -198,12 +197,10 @@ class _Builder:
         self.verdict = state.verdict()
         self.ever_degraded = self.verdict is not Verdict.OK
         cmds = inventory.commands
-        self._health = _squash(
-            f"{cmds.status} && {cmds.health.format(port=inventory.communication_port, address='{address}')}"
-        )
+        self._health = health_command(inventory)
         # Commands are the same for every group of a release: format each once, not once per step.
-        self._stop = cmds.stop.format(**_PER_SERVER)
-        self._start = cmds.start.format(**_PER_SERVER)
+        self._stop = fill(cmds.stop, **_PER_SERVER)
+        self._start = fill(cmds.start, **_PER_SERVER)
         self._installs: dict[str, str] = {}
         self._fetches: dict[str, str] = {}
 
@@ -220,8 +217,8 @@ class _Builder:
                 fresh = tuple(n for n in names if n not in backed_up)
                 if fresh and cmds.backup:
                     # Named after the first release these servers move to: the backup holds what ran before it.
-                    backup = cmds.backup.format(
-                        backup_dir=cmds.backup_dir, version=wave.release, **_PER_SERVER
+                    backup = fill(
+                        cmds.backup, backup_dir=cmds.backup_dir, version=wave.release, **_PER_SERVER
                     )
                     steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", wave.release))
                     backed_up.update(fresh)
@@ -326,7 +323,7 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET https://{main.servers[0].address}:{port}/health",
+                    f"GET https://{url_address(main.servers[0].address)}:{port}/health",
                     "validate-main",
                     target,
                     "main",
@@ -394,20 +391,21 @@ def _downtime(inventory: Inventory, waves: list[_Wave]) -> dict[str, float]:
     return out
 
 
-def _squash(command: str) -> str:
-    return re.sub(r"\s+", " ", command).strip()
+def health_command(inventory: Inventory) -> str:
+    """The wait-healthy command: the service's status, then its /health (per server: {server}, {address})."""
+    cmds = inventory.commands
+    status = fill(cmds.status, **_PER_SERVER)
+    return squash(f"{status} && {fill(cmds.health, port=inventory.communication_port, address=LATER)}")
 
 
 def recovery_phase(inventory: Inventory, stopped: list[str], release: str) -> Phase:
     """Start servers that a failed run left stopped and that the plan will not install again."""
-    health = _squash(
-        f"{inventory.commands.status} && "
-        + inventory.commands.health.format(port=inventory.communication_port, address="{address}")
-    )
+    health = health_command(inventory)
+    start = fill(inventory.commands.start, **_PER_SERVER)
     steps: list[Step] = []
     for name in stopped:
         for action, command, why in (
-            (Action.START, inventory.commands.start, "start a server a failed run left stopped"),
+            (Action.START, start, "start a server a failed run left stopped"),
             (Action.HEALTHY, health, "wait until it answers again"),
         ):
             steps.append(
@@ -420,12 +418,13 @@ def install_command(inventory: Inventory, release: str, target_dir: str | None) 
     """The install command for `release`; `-target DIR` (the vendor wants it before any other flag) when
     the installer must not extract itself to /tmp."""
     installer = inventory.installer
-    return _squash(
-        inventory.commands.install.format(
-            installer=shlex.quote(installer_path(installer, release)),
-            target=f"-target {shlex.quote(target_dir)}" if target_dir else "",
-            flags=" ".join(shlex.quote(f) for f in installer.extra_flags),
-            port=str(inventory.communication_port),
+    return squash(
+        fill(
+            inventory.commands.install,
+            installer=installer_path(installer, release),
+            target=["-target", target_dir] if target_dir else [],
+            flags=installer.extra_flags,
+            port=inventory.communication_port,
             **_PER_SERVER,
         )
     )

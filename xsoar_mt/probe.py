@@ -10,6 +10,7 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteError, RemoteShell
+from xsoar_mt.shellwords import fill
 
 _SUDO = "__xsoar_mt_sudo="
 _STATUS = "__xsoar_mt_status="
@@ -51,7 +52,7 @@ def parse_state(stdout: str) -> tuple[bool, bool]:
 
 def version_command(inventory: Inventory, server: str) -> str:
     address = inventory.server(server).address
-    return inventory.commands.version.format(port=inventory.communication_port, address=address)
+    return fill(inventory.commands.version, port=inventory.communication_port, address=address)
 
 
 def version_stdin(api_key: str | None) -> str:

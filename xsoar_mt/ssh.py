@@ -28,6 +28,7 @@ from xsoar_mt.remote import (
     Result,
     SudoRejected,
     elevate,
+    uses_sudo,
 )
 
 _READ = 32768
@@ -184,10 +185,10 @@ class SshShell:
         """Run `command`; feed `stdin`, or answer sudo's prompt with the password. Never both."""
         self.connect()
         assert self._conn is not None
-        uses_sudo = "sudo" in command
-        if uses_sudo and stdin is not None and self._sudo_password is not None:
+        sudo = uses_sudo(command)
+        if sudo and stdin is not None and self._sudo_password is not None:
             raise ValueError("a command cannot both take data on stdin and a sudo password")
-        wire = elevate(command) if uses_sudo else command
+        wire = elevate(command) if sudo else command
         transport = self._conn.client.get_transport()
         if transport is None:
             raise ConnectionLost(self.server, "the SSH connection is closed")
@@ -197,7 +198,7 @@ class SshShell:
             channel.exec_command(wire)
             if stdin is not None:
                 channel.sendall(stdin.encode())
-            if not (uses_sudo and self._sudo_password is not None):
+            if not (sudo and self._sudo_password is not None):
                 channel.shutdown_write()
             return self._collect(channel, command, timeout)
         except (OSError, EOFError, paramiko.SSHException) as exc:
