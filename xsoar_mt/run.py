@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from xsoar_mt.commands import read_plan
+from xsoar_mt.commands import check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
 from xsoar_mt.events import Event, EventSink, Fanout
@@ -210,7 +210,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
                 ) -> RunOutcome:  # fmt: skip
     inventory = load_inventory(request.inventory_path)
     resumed = RunDir.find(request.state_dir, request.resume) if request.resume else None
-    saved = read_plan(request.plan_file) if request.plan_file is not None else None
+    saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
     target, scope, last_known, downloaded = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
@@ -231,7 +231,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         versions = observed_versions(inventory, seen, last_known)
         plan = plan_upgrade(inventory, versions, target, scope)
         if saved is not None:
-            saved.basis.require_same(plan.basis)
+            check_saved_plan(saved, plan, request.scope)
             plan = saved
         plan = with_extract_dirs(_with_recovery(plan, inventory, seen, scope), inventory, extract_dirs)
         state = {
