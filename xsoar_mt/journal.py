@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.errors import ExitCode, InvalidInput, XsoarMtError
+from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, XsoarMtError, named
 from xsoar_mt.secrets import REDACTOR
 
 
@@ -140,7 +140,9 @@ class RunLock:
     def _held(self) -> LockHeld:
         try:
             owner = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            owner = {}
+        if not isinstance(owner, dict):
             owner = {}
         run_id = owner.get("run_id", "?")
         stale = ""
@@ -153,11 +155,19 @@ class RunLock:
         )
 
     def force_unlock(self, run_id: str) -> None:
+        """Break the lock of run `run_id`. A lock whose owner cannot be read (an empty or damaged file)
+        can be broken with any id: nobody else could name it."""
         if not self.path.exists():
-            raise InvalidInput("there is no lock to break for this inventory")
-        owner = json.loads(self.path.read_text(encoding="utf-8"))
-        if owner.get("run_id") != run_id:
-            raise InvalidInput(f"the lock belongs to run {owner.get('run_id')}, not {run_id}")
+            raise UsageError(f"--force-unlock {named(run_id)}: there is no lock to break for this inventory")
+        try:
+            owner = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            owner = None
+        if isinstance(owner, dict) and owner.get("run_id") != run_id:
+            raise LockHeld(
+                f"--force-unlock {named(run_id)}: the lock belongs to run {owner.get('run_id')}, not {named(run_id)}",
+                hint="name the run the lock belongs to, and only once you know it is over",
+            )
         self.path.unlink()
 
     def release(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
+from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Server, Topology, url_address
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step
@@ -139,7 +139,9 @@ def _check_scope(inventory: Inventory, scope: Scope) -> None:
     known = [g.name for g in inventory.hosts]
     for name in scope.groups or ():
         if name not in known:
-            raise UsageError(f"--group {name}: no such host group (known: {', '.join(known) or 'none'})")
+            raise UsageError(
+                f"--group {named(name)}: no such host group (known: {', '.join(known) or 'none'})"
+            )
     if not scope.main and scope.groups == ():
         raise UsageError("the scope is empty: give --only main, --group NAME, or neither for everything")
 

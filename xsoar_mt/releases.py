@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, shown
+from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named, shown
 
 # The vendor's 6.x releases in order. There were no 6.3, 6.4 or 6.7 releases, so "one version" is one
 # step in this list, never arithmetic on the minor number. Inventories may extend it (`releases:`).
@@ -158,13 +158,23 @@ def parse_target(text: str, line: ReleaseLine) -> str:
         raise UsageError(f"--to: {exc.message}") from None
     if version.major >= 8:
         raise PlanRefused(
-            f"target {text} is Cortex XSOAR {version.major}: moving from 6.x to 8.x is a migration to a "
+            f"target {named(text)} is Cortex XSOAR {version.major}: moving from 6.x to 8.x is a migration to a "
             "different platform, not an in-place upgrade; xsoar-mt only upgrades within 6.x",
             hint="plan the move to 8.x with the vendor's migration tooling",
         )
-    if version.release not in line:
+    if version.release in line:
+        return version.release
+    if version.major < 6:
+        raise PlanRefused(
+            f"target {named(text)} is older than every 6.x release: xsoar-mt upgrades within 6.x and never "
+            "downgrades"
+        )
+    if version.major == 6:
         raise UsageError(
             f"--to: {version.release} is not a known release ({line.releases[0]} to {line.releases[-1]})",
             hint="a release newer than the list can be added under `releases:` in the inventory",
         )
-    return version.release
+    raise UsageError(
+        f"--to: {version.release} is not a Cortex XSOAR release xsoar-mt knows: there is no 7.x; "
+        f"it upgrades within 6.x ({line.releases[0]} to {line.releases[-1]})"
+    )

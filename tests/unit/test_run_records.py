@@ -53,7 +53,7 @@ def test_a_lock_whose_process_is_gone_is_called_stale_and_can_be_broken(tmp_path
     lock.path.write_text(json.dumps(owner))
     with pytest.raises(LockHeld, match="stale"):
         RunLock(tmp_path, inventory).acquire("run-2")
-    with pytest.raises(InvalidInput, match="belongs to run run-1"):
+    with pytest.raises(LockHeld, match="belongs to run run-1"):  # exit 10: the lock stays held
         lock.force_unlock("run-2")
     lock.force_unlock("run-1")
     RunLock(tmp_path, inventory).acquire("run-2")
