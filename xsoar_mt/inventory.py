@@ -279,10 +279,12 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _alias_expansion(root: yaml.Node) -> str | None:
-    """Aliases (`*name`) may reuse a part of the inventory, not multiply it ("billion laughs"): refuse a
-    document whose aliases, written out, give ten times more nodes than it has (and over 10,000). Returns
+    """Aliases (`*name`) may reuse a part of the inventory, not multiply it ("billion laughs") nor hold
+    themselves (libyaml composes `&a [*a]` into a cycle): refuse a document whose aliases, written out,
+    give ten times more nodes than it has (and over 10,000), or that contains itself. Returns
     `line: message` for the first top-level key that goes too far, or None."""
     expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:  # post-order without recursion: a document may nest a thousand levels deep
         node, children_done = stack.pop()
@@ -290,10 +292,14 @@ def _alias_expansion(root: yaml.Node) -> str | None:
             continue
         children = _children(node)
         if children_done:
+            open_nodes.discard(id(node))
             expanded[id(node)] = min(_ALIAS_CAP, 1 + sum(expanded[id(c)] for c in children))
-        else:
-            stack.append((node, True))
-            stack.extend((c, False) for c in children if id(c) not in expanded)
+            continue
+        if any(id(c) in open_nodes for c in children) or any(c is node for c in children):
+            return f"{node.start_mark.line + 1}: an alias (*name) refers to the node that holds it"
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in expanded)
     limit = max(10_000, 10 * len(expanded))
     if expanded[id(root)] <= limit:
         return None

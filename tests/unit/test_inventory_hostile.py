@@ -96,6 +96,11 @@ def test_aliases_that_multiply_the_inventory_are_refused_quickly() -> None:
     assert found[0].startswith("inv.yaml:21: ")  # a9, the key that multiplies most
 
 
+@pytest.mark.parametrize("cycle", ["z: &z [*z]\n", "z: &z {a: [1, {b: *z}]}\n"])
+def test_an_alias_that_holds_itself_is_refused_not_followed_forever(cycle: str) -> None:
+    assert problems(BASE + cycle) == ["inv.yaml:12: an alias (*name) refers to the node that holds it"]
+
+
 def test_an_alias_reused_for_each_servers_ssh_settings_is_fine() -> None:
     text = BASE.replace("database: bolt", "database: bolt\nssh: &ssh {user: ops, port: 22}")
     assert parse(text).servers[0].ssh.user == "ops"
