@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests import operator_shell
 from tests.cli.loopback import hang_up_before_banner, write_inventory
 from xsoar_mt.cli import app
 
@@ -22,27 +21,9 @@ runner = CliRunner()
 
 
 def xsoar_mt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real entry point, as a shell runs it (real stderr, real logging set-up)."""
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "XSOAR_MT_TEST_LINK": "https://download.demisto.com/x?token=t0ken",
-        },
-        check=False,
+    return operator_shell.xsoar_mt(
+        *args, cwd=cwd, env={"XSOAR_MT_TEST_LINK": "https://download.demisto.com/x?token=t0ken"}
     )
-
-
-@pytest.fixture()
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "inventory.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
 
 
 def read_only_directory(tmp_path: Path) -> Path:

@@ -9,7 +9,6 @@ refused with exit 3 before anything runs.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from xsoar_mt.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory.example.yaml"
 runner = CliRunner()
-
-
-@pytest.fixture()
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "inventory.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
 
 
 def make_plan(inventory: Path, path: Path, *args: str) -> dict[str, Any]:

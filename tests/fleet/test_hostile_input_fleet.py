@@ -4,38 +4,24 @@ something else, a sha256 pin the download contradicts, a bastion whose key is ne
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fleet.fleet import Fleet
+from tests.operator_shell import xsoar_mt
 
 pytestmark = pytest.mark.fleet
 
-REPO = Path(__file__).resolve().parents[2]
 BACKUP = "xsoar-mt/b$(touch X)"  # relative paths land in each server's home on the fleet
 SPACED = "xsoar mt"
 
 
-def xsoar_mt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
-    )
-
-
 def run(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return xsoar_mt("upgrade", "run", "-i", str(inventory), "--yes", "--state-dir",
-                    str(inventory.parent / "state"), *args, cwd=inventory.parent)  # fmt: skip
+                    str(inventory.parent / "state"), *args, cwd=inventory.parent, timeout=300)  # fmt: skip
 
 
 def changed(fleet: Fleet) -> list[dict[str, Any]]:
@@ -119,28 +105,28 @@ def test_a_saved_plan_runs_step_for_step_as_saved(fleet: Fleet, tmp_path: Path) 
     assert order[len(prepare) :] == [s["id"] for s in planned if s["phase"] != "prepare"]
 
 
-def test_a_plan_for_6_11_run_with_to_6_12_is_refused_and_changes_nothing(
-    fleet: Fleet, tmp_path: Path
+@pytest.mark.parametrize(
+    ("made_with", "run_with", "expected"),
+    [
+        (("--to", "6.11"), ("--to", "6.12"), "target differs: the plan goes to 6.11, --to asks for 6.12"),
+        (
+            ("--to", "6.12"),
+            ("--only", "main"),
+            "scope differs: the plan covers everything, the command line main",
+        ),
+    ],
+)
+def test_a_plan_run_with_another_target_or_scope_is_refused_and_changes_nothing(
+    fleet: Fleet, tmp_path: Path, made_with: tuple[str, ...], run_with: tuple[str, ...], expected: str
 ) -> None:
     for server in fleet.servers("single"):
-        server.set_version("6.10.0")
+        server.set_version("6.10.0")  # so that a plan to 6.11 has work to do too
     fleet.add_installer("6.10")
     inventory = fleet.inventory("single", tmp_path / "inventory.yaml")
-    make_plan(inventory, tmp_path / "p611.json", "--to", "6.11")
-    result = run(inventory, "--plan", str(tmp_path / "p611.json"), "--to", "6.12")
+    make_plan(inventory, tmp_path / "plan.json", *made_with)
+    result = run(inventory, "--plan", str(tmp_path / "plan.json"), *run_with)
     assert result.returncode == 8, result.stdout + result.stderr
-    assert "target differs: the plan goes to 6.11, --to asks for 6.12" in result.stderr
-    assert changed(fleet) == []
-
-
-def test_a_plan_for_everything_run_with_only_main_is_refused_and_changes_nothing(
-    fleet: Fleet, tmp_path: Path
-) -> None:
-    inventory = fleet.inventory("single", tmp_path / "inventory.yaml")
-    make_plan(inventory, tmp_path / "all.json", "--to", "6.12")
-    result = run(inventory, "--plan", str(tmp_path / "all.json"), "--only", "main")
-    assert result.returncode == 8, result.stdout + result.stderr
-    assert "scope differs: the plan covers everything, the command line main" in result.stderr
+    assert expected in result.stderr
     assert changed(fleet) == []
 
 
