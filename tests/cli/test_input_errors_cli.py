@@ -84,6 +84,15 @@ def test_a_5_mb_value_is_cut_in_the_message(inventory: Path) -> None:
     assert "... (5000000 characters) is not one of production, dev" in line and len(line) < 400
 
 
+def test_an_argument_too_long_for_any_option_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = xsoar_mt(
+        "upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", "--output", "x" * 100_000, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: an argument of 100,000 characters ('xxxx")
+    assert len(result.stderr) < 300 and result.stdout == ""
+
+
 # -- --out --------------------------------------------------------------------------------------------
 
 

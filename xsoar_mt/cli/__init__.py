@@ -293,6 +293,21 @@ def upgrade_run(
     raise typer.Exit(int(outcome.exit_code))
 
 
+_LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value
+
+
+def _refuse_overlong(argv: list[str]) -> None:
+    """Refuse an argument no option could take, before the parser echoes it whole in its own message."""
+    from xsoar_mt.errors import UsageError, shown
+
+    for arg in argv:
+        if len(arg) > _LONGEST_ARGUMENT:
+            raise UsageError(
+                f"an argument of {len(arg):,} characters ({shown(arg, 60)}): no option takes more than "
+                f"{_LONGEST_ARGUMENT:,}"
+            )
+
+
 def _check_run_flags(
     to: str | None, plan_file: Path | None, resume: str | None, *, probe: bool, dry_run: bool
 ) -> None:
@@ -333,6 +348,7 @@ def main() -> None:
 
     try:
         refuse_on_command_line(sys.argv[1:])
+        _refuse_overlong(sys.argv[1:])
     except XsoarMtError as exc:
         _report(exc)
         sys.exit(int(exc.exit_code))
