@@ -78,11 +78,30 @@ class VersionsUnknown(XsoarMtError):
 
 
 class StalePlan(XsoarMtError):
+    """A saved plan that is not what this run would do: stale, edited, or asked for another target or scope."""
+
     exit_code = ExitCode.STALE_PLAN
 
-    def __init__(self, differences: list[str]) -> None:
-        super().__init__(
-            "the saved plan is stale: " + "; ".join(differences),
-            hint="make a new plan with `xsoar-mt upgrade plan --out FILE` and review it",
-        )
+    def __init__(
+        self,
+        differences: list[str],
+        *,
+        lead: str = "the saved plan is stale",
+        hint: str = "make a new plan with `xsoar-mt upgrade plan --out FILE` and review it",
+    ) -> None:
+        super().__init__(f"{lead}: " + "; ".join(differences), hint=hint)
         self.differences = differences
+
+
+def shown(value: str, limit: int = 200) -> str:
+    """`value` quoted for a message, on one line, cut after `limit` characters: an inventory or a flag
+    may hold megabytes, and the message must still fit on a terminal."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(value)} characters)"
+
+
+def named(value: str, limit: int = 120) -> str:
+    """A name in a message: as it is when short and printable, else quoted and cut like `shown`."""
+    return value if value.isprintable() and 0 < len(value) <= limit else shown(value, limit)

@@ -34,6 +34,7 @@ from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
+from xsoar_mt.shellwords import fill_per_server
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge
 from xsoar_mt.validation import validate_step
 from xsoar_mt.window import Refusal
@@ -723,14 +724,13 @@ class Executor:
                 self._reconnect(step, self.shell_for(server))
 
     def _for(self, server: str, command: str) -> str:
-        """Fill in the per-server placeholders a step's command may hold ({server}, {address}, {stamp})."""
+        """Fill in, quoted, the per-server placeholders a step's command may hold ({server}, {address}, and
+        {stamp}: when the backup is taken, so no two backups share a name)."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
             f"-{self.run_id[-4:]}" if self.run_id else ""
         )
-        return (
-            command.replace("{server}", server)
-            .replace("{address}", self.inv.server(server).address)
-            .replace("{stamp}", stamp)
+        return fill_per_server(
+            command, {"server": server, "address": self.inv.server(server).address, "stamp": stamp}
         )
 
     # -- actions ------------------------------------------------------------------------------------

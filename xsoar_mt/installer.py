@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import InstallerSettings
+from xsoar_mt.shellwords import word
 
 VENDOR_HOST = "download.demisto.com"
 _OLD_HOST = "download.demisto.works"
@@ -54,31 +54,38 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
     """The command a server runs to download the installer itself.
 
     The link (it carries a token) arrives on standard input and is handed to wget or curl through a
-    shell builtin, so it never appears on any process's command line or in shell history.
+    shell builtin, so it never appears on any process's command line or in shell history. When the
+    inventory pins the release's sha256, the server checks the download against it before `chmod +x`.
     """
-    path = shlex.quote(installer_path(settings, release))
-    directory = shlex.quote(settings.directory)
-    # Downloaded to a .part file of its own (an attempt that was cut off may still be writing another)
-    # and renamed once complete: an installer already there (perhaps running) is never truncated, and a
-    # cut-off download never passes for a whole one.
+    path = word(installer_path(settings, release))
+    # Downloaded to a .part file of its own (an attempt that was cut off may still be writing another),
+    # checked, then renamed: an installer already there (perhaps running) is never truncated, and a
+    # cut-off or corrupted download never passes for a whole one.
     part = '"$xm_part"'
-    return (
-        f"mkdir -p {directory} && xm_part={shlex.quote(installer_path(settings, release) + '.part.')}$$ && "
+    download = (
+        f"mkdir -p {word(settings.directory)} && xm_part={word(installer_path(settings, release) + '.part.')}$$ && "
         "IFS= read -r link && "
         "if command -v wget >/dev/null 2>&1; "
         f"then printf '%s\\n' \"$link\" | wget -q -O {part} -i -; "
         f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {part} -K -; fi && '
-        f"chmod +x {part} && mv -f {part} {path}"
     )
+    pinned = settings.sha256.get(release)
+    check = f"chmod +x {part}" if pinned is None else f"{{ {_checked_chmod(part, f'want={word(pinned)}')}; }}"
+    return download + f"{check} && mv -f {part} {path}"
 
 
 def upload_check_command(settings: InstallerSettings, release: str) -> str:
     """After an SFTP upload the server checks the installer's sha256 (expected on stdin) before `chmod +x`."""
-    path = shlex.quote(installer_path(settings, release))
+    return _checked_chmod(word(installer_path(settings, release)), "IFS= read -r want")
+
+
+def _checked_chmod(path: str, want: str) -> str:
+    """Shell that sets $want to the expected sha256 (`want` does that) and makes the installer at `path`
+    (already a shell word) executable only when its sha256 is that one; otherwise it says both and fails."""
     return (
-        f"IFS= read -r want; got=$(sha256sum {path} | cut -d' ' -f1); "
+        f"{want}; got=$(sha256sum {path} | cut -d' ' -f1); "
         f'if [ "$got" = "$want" ]; then chmod +x {path}; '
-        f'else echo "sha256 of {path} is $got, expected $want: not made executable" >&2; exit 1; fi'
+        f'else echo "sha256 of "{path}" is $got, expected $want: not made executable" >&2; exit 1; fi'
     )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import ipaddress
+import math
 import os
 import re
+import string
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -15,9 +18,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from xsoar_mt.errors import InvalidInput, InventoryError
+from xsoar_mt.errors import InvalidInput, InventoryError, shown
 from xsoar_mt.estimate import DURATION_KEYS
 from xsoar_mt.releases import ReleaseLine, Version
+from xsoar_mt.shellwords import placeholders, quoted_placeholders
 
 INVENTORY_VERSION = 1
 
@@ -211,6 +215,11 @@ class Inventory:
         return {s.name: s.version for s in self.servers if s.version is not None}
 
 
+def url_address(address: str) -> str:
+    """An address as a URL writes it: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
 # ---------------------------------------------------------------------------------------------------
 # Loading
 
@@ -219,9 +228,18 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Read and validate an inventory file; raise InventoryError listing every problem found."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise InventoryError([f"{file}: cannot read the inventory: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InventoryError(
+            [
+                f"{file}:{line}: the inventory is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+            ]
+        ) from None
     return parse_inventory(text, str(file))
 
 
@@ -230,16 +248,84 @@ def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
     try:
         root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark else filename
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError([f"{where}: not valid YAML: {problem}"]) from None
+        raise InventoryError(
+            [f"{filename}:{_yaml_error_line(exc, text)}: not valid YAML: {_yaml_problem(exc)}"]
+        ) from None
+    except RecursionError:  # the pure-Python composer recurses per level; libyaml stops at its own limit
+        raise InventoryError([f"{filename}:1: not valid YAML: nested too deeply"]) from None
     if root is None:
         raise InventoryError([f"{filename}:1: the inventory is empty"])
+    too_far = _alias_expansion(root)
+    if too_far is not None:
+        raise InventoryError([f"{filename}:{too_far}"])
     inventory = reader.inventory(_Node(root, "", reader))
     if reader.problems or inventory is None:
         raise InventoryError(reader.problems)
     return replace(inventory, digest=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _yaml_error_line(exc: yaml.YAMLError, text: str) -> int:
+    """The line a YAML error points at; a reader error (a character YAML does not allow) gives only its
+    position in the text."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    position = getattr(exc, "position", None)
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    if problem:
+        return str(problem)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"the character {shown(chr(exc.character)) if isinstance(exc.character, int) else exc.character} is not allowed"
+    return shown(str(exc))
+
+
+def _alias_expansion(root: yaml.Node) -> str | None:
+    """Aliases (`*name`) may reuse a part of the inventory, not multiply it ("billion laughs") nor hold
+    themselves (libyaml composes `&a [*a]` into a cycle): refuse a document whose aliases, written out,
+    give ten times more nodes than it has (and over 10,000), or that contains itself. Returns
+    `line: message` for the first top-level key that goes too far, or None."""
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # post-order without recursion: a document may nest a thousand levels deep
+        node, children_done = stack.pop()
+        if id(node) in expanded:
+            continue
+        children = _children(node)
+        if children_done:
+            open_nodes.discard(id(node))
+            expanded[id(node)] = min(_ALIAS_CAP, 1 + sum(expanded[id(c)] for c in children))
+            continue
+        if any(id(c) in open_nodes for c in children) or any(c is node for c in children):
+            return f"{node.start_mark.line + 1}: an alias (*name) refers to the node that holds it"
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in expanded)
+    limit = max(10_000, 10 * len(expanded))
+    if expanded[id(root)] <= limit:
+        return None
+    worst = root
+    if isinstance(root, yaml.MappingNode):
+        worst = max((value for _, value in root.value), key=lambda n: expanded[id(n)], default=root)
+    return (
+        f"{worst.start_mark.line + 1}: its aliases (*name) expand to more than {limit:,} nodes from "
+        f"{len(expanded):,} written; an alias may reuse a part of the inventory, not multiply it"
+    )
+
+
+_ALIAS_CAP = 10**15  # an exact count up to here: far above any limit, and no sum grows without bound
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 T = TypeVar("T")
@@ -303,9 +389,29 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "version": ("port", "address"),
     "health": ("port", "address"),
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$")
+# Every pattern is used with fullmatch: `$` would also match before a final newline ("m1\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# RFC 1123: dot-separated labels of letters, digits and inner hyphens, 253 characters at most.
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
+_BUILD = re.compile(r"[A-Za-z0-9]+")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_BASTION = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]\s]+\]|[^:@\s\[\]]+)(?::(?P<port>\d{1,5}))?")
+_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]@]+)(?::(?P<port>\d{1,5}))?(?P<rest>[/?#]\S*)?"
+)
+# Per-server placeholders: the executor fills them into the plan's commands, so a template's literal text
+# (`{{server}}` written for braces) must not look like one.
+_PER_SERVER_TEXT = ("{server}", "{address}")
+
+
+def _control_character(text: str, allowed: str = "") -> str | None:
+    """The first control character in `text` (other than those in `allowed`), or None."""
+    return next(
+        (c for c in text if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed),
+        None,
+    )
 
 
 class _Node:
@@ -334,15 +440,21 @@ class _Node:
             return None
         out: dict[str, _Node] = {}
         for key_node, value_node in self.node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.reader.problem(key_node.start_mark.line + 1, self.path, "a key must be a plain word")
+                continue
             key = str(key_node.value)
             child = _Node(value_node, self.child_path(key), self.reader)
             if key in out:
                 self.reader.problem(key_node.start_mark.line + 1, child.path, "this key appears twice")
                 continue
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
+                close = difflib.get_close_matches(key[:100], known, n=1)
                 hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
-                self.reader.problem(key_node.start_mark.line + 1, child.path, f"unknown key{hint}")
+                where = (
+                    child.path if len(key) <= 100 and key.isprintable() else self.child_path(shown(key, 60))
+                )
+                self.reader.problem(key_node.start_mark.line + 1, where, f"unknown key{hint}")
                 continue
             out[key] = child
         return out
@@ -359,14 +471,37 @@ class _Node:
             return "a mapping"
         if isinstance(self.node, yaml.SequenceNode):
             return "a list"
-        return f"{self.node.value!r}" if self.node.value != "" else "nothing"
+        return shown(str(self.node.value)) if self.node.value != "" else "nothing"
 
-    def text(self) -> str | None:
-        """The scalar exactly as written (so `6.10` stays 6.10, not the number 6.1)."""
+    def text(self, *, multiline: bool = False) -> str | None:
+        """The scalar exactly as written (so `6.10` stays 6.10, not the number 6.1).
+
+        No control characters: a value ends up in messages, plans, journals and shell commands. A command
+        template (`multiline`) may hold tabs and line breaks.
+        """
         if not isinstance(self.node, yaml.ScalarNode) or self.node.value == "":
             self.problem(f"expected a text value, found {self.kind}")
             return None
-        return str(self.node.value)
+        value = str(self.node.value)
+        bad = _control_character(value, "\t\n" if multiline else "")
+        if bad is not None:
+            self.problem(f"{shown(value)} holds the control character {bad!r}, which is not allowed here")
+            return None
+        return value
+
+    def server_path(self) -> str | None:
+        """A path on the servers. It goes into commands as one quoted word, taken literally (no `~` or
+        `$VAR`); braces are refused because `{...}` marks a placeholder in a plan's commands."""
+        raw = self.text()
+        if raw is None:
+            return None
+        if "{" in raw or "}" in raw:
+            self.problem(f"{shown(raw)}: braces are not allowed in a path ({{...}} marks a placeholder)")
+            return None
+        if raw.startswith("-"):
+            self.problem(f"{shown(raw)}: a path must not start with - (a command would read it as an option)")
+            return None
+        return raw
 
     def integer(self, low: int, high: int, what: str = "a whole number") -> int | None:
         raw = self.text()
@@ -375,24 +510,24 @@ class _Node:
         try:
             value = int(raw)
         except ValueError:
-            self.problem(f"expected {what}, found {raw!r}")
+            self.problem(f"expected {what}, found {shown(raw)}")
             return None
         if not low <= value <= high:
             self.problem(f"{value} is out of range ({low} to {high})")
             return None
         return value
 
-    def number(self, low: float = 0.0) -> float | None:
+    def number(self, low: float = 0.0, high: float = 1e6) -> float | None:
         raw = self.text()
         if raw is None:
             return None
         try:
             value = float(raw)
         except ValueError:
-            self.problem(f"expected a number, found {raw!r}")
+            self.problem(f"expected a number, found {shown(raw)}")
             return None
-        if value < low:
-            self.problem(f"must be at least {low:g}")
+        if not math.isfinite(value) or not low <= value <= high:
+            self.problem(f"{shown(raw)} is out of range ({low:g} to {high:g})")
             return None
         return value
 
@@ -404,7 +539,7 @@ class _Node:
             return True
         if raw.lower() in ("false", "no", "off"):
             return False
-        self.problem(f"expected true or false, found {raw!r}")
+        self.problem(f"expected true or false, found {shown(raw)}")
         return None
 
     def choice(self, options: tuple[str, ...]) -> str | None:
@@ -414,16 +549,24 @@ class _Node:
         if raw not in options:
             close = difflib.get_close_matches(raw, options, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            self.problem(f"{raw!r} is not one of {', '.join(options)}{hint}")
+            self.problem(f"{shown(raw)} is not one of {', '.join(options)}{hint}")
             return None
         return raw
 
-    def string_list(self) -> tuple[str, ...] | None:
+    def string_list(self, read: Callable[[_Node], str | None] | None = None) -> tuple[str, ...] | None:
         items = self.sequence()
         if items is None:
             return None
-        values = [item.text() for item in items]
+        values = [(read or _Node.text)(item) for item in items]
         return None if any(v is None for v in values) else tuple(v for v in values if v is not None)
+
+    def flag(self) -> str | None:
+        """An installer flag: one quoted word on the install command line, no braces."""
+        raw = self.text()
+        if raw is not None and ("{" in raw or "}" in raw):
+            self.problem(f"{shown(raw)}: braces are not allowed in a flag ({{...}} marks a placeholder)")
+            return None
+        return raw
 
 
 class _Reader:
@@ -479,7 +622,7 @@ class _Reader:
         es_url = self.optional(dep, "elasticsearch_url", self.url, None)
         es_creds = self.optional(dep, "elasticsearch_credentials", self.secret, None)
         api_key = self.optional(dep, "api_key", self.secret, None)
-        if database == "elasticsearch" and es_url is None and deployment is not None:
+        if database == "elasticsearch" and "elasticsearch_url" not in dep and deployment is not None:
             self.problem(
                 deployment.line, "deployment.elasticsearch_url", "required when database is elasticsearch"
             )
@@ -530,9 +673,17 @@ class _Reader:
         return inventory
 
     def url(self, node: _Node) -> str | None:
+        """An http(s) URL whose host is an IP address (IPv6 in brackets) or a host name."""
         raw = node.text()
-        if raw is not None and not re.match(r"^https?://[^\s/]+", raw):
-            node.problem(f"{raw!r} is not an http(s) URL")
+        if raw is None:
+            return None
+        match = _URL.fullmatch(raw)
+        host = match["host"] if match else ""
+        if match is None or not _is_address(host[1:-1] if host.startswith("[") else host):
+            node.problem(f"{shown(raw)} is not an http(s) URL (https://HOST[:PORT][/PATH])")
+            return None
+        if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+            node.problem(f"{shown(raw)}: port {match['port']} is out of range (1 to 65535)")
             return None
         return raw
 
@@ -555,8 +706,8 @@ class _Reader:
         text = value.text()
         if text is None:
             return None
-        if source == "env" and not _ENV_NAME.match(text):
-            value.problem(f"{text!r} is not an environment variable name")
+        if source == "env" and not _ENV_NAME.fullmatch(text):
+            value.problem(f"{shown(text)} is not an environment variable name")
             return None
         return SecretRef(source, text)
 
@@ -583,17 +734,25 @@ class _Reader:
 
     def bastion(self, node: _Node) -> Bastion | None:
         if isinstance(node.node, yaml.ScalarNode):
-            raw = node.text()  # user@host:port
-            match = re.match(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>[^:@\s]+)(?::(?P<port>\d+))?$", raw or "")
+            raw = node.text()  # user@host:port, or user@[IPv6]:port
+            match = _BASTION.fullmatch(raw or "")
             if raw is None or match is None:
                 node.problem("expected user@host[:port] or a mapping with host, user, port")
                 return None
-            return Bastion(match["host"], match["user"], int(match["port"] or 22))
+            host = match["host"].removeprefix("[").removesuffix("]")
+            port = int(match["port"] or 22)
+            if not _is_address(host):
+                node.problem(f"{shown(host)} is neither an IP address (without a zone) nor a host name")
+                return None
+            if not 1 <= port <= 65535:
+                node.problem(f"port {port} is out of range (1 to 65535)")
+                return None
+            return Bastion(host, match["user"], port)
         items = node.mapping(("host", "user", "port", "identity_file"))
         if items is None:
             return None
         host = self.required(node, items, "host")
-        host_text = host.text() if host else None
+        host_text = self.address(host) if host else None
         if host_text is None:
             return None
         return Bastion(
@@ -641,13 +800,20 @@ class _Reader:
             link=link,
             file=file,
             delivery=delivery,
-            directory=self.optional(items, "directory", _Node.text, base.directory),
-            target_dir=self.optional(items, "target_dir", _Node.text, None),
-            extra_flags=self.optional(items, "extra_flags", _Node.string_list, ()),
-            build=self.optional(items, "build", _Node.text, None),
+            directory=self.optional(items, "directory", _Node.server_path, base.directory),
+            target_dir=self.optional(items, "target_dir", _Node.server_path, None),
+            extra_flags=self.optional(items, "extra_flags", lambda n: n.string_list(_Node.flag), ()),
+            build=self.optional(items, "build", self.build, None),
             sha256=sha,
             max_minutes=self.optional(items, "max_minutes", lambda n: n.number(0.01), base.max_minutes),
         )
+
+    def build(self, node: _Node) -> str | None:
+        raw = node.text()
+        if raw is not None and not _BUILD.fullmatch(raw):
+            node.problem(f"{shown(raw)} is not a build (letters and digits, e.g. 493375)")
+            return None
+        return raw
 
     def checksums(self, node: _Node) -> dict[str, str] | None:
         if not isinstance(node.node, yaml.MappingNode):
@@ -655,12 +821,15 @@ class _Reader:
             return None
         out: dict[str, str] = {}
         for key_node, value_node in node.node.value:
-            value = _Node(value_node, node.child_path(str(key_node.value)), self)
+            release = _Node(key_node, node.path, self).text()
+            if release is None:
+                continue
+            value = _Node(value_node, node.child_path(release), self)
             digest = value.text()
-            if digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            if digest is not None and not _HEX64.fullmatch(digest):
                 value.problem("expected 64 hexadecimal characters")
             elif digest is not None:
-                out[str(key_node.value)] = digest.lower()
+                out[release] = digest.lower()
         return out
 
     def commands(self, node: _Node) -> Commands | None:
@@ -673,22 +842,44 @@ class _Reader:
             if key == "backup" and isinstance(child.node, yaml.ScalarNode) and child.node.value == "":
                 values[key] = ""
                 continue
-            text = child.text()
-            if text is not None and self.placeholders_known(child, text, _PLACEHOLDERS[key]):
+            if key == "backup_dir":
+                text = child.server_path()
+            else:
+                text = child.text(multiline=True)
+                if text is not None and not self.placeholders_known(child, text, _PLACEHOLDERS[key]):
+                    text = None
+            if text is not None:
                 values[key] = text
         return Commands(**values)
 
     def placeholders_known(self, node: _Node, template: str, allowed: tuple[str, ...]) -> bool:
         try:
-            template.format(**dict.fromkeys(allowed, ""))
-        except KeyError as exc:
+            names = placeholders(template)
+        except ValueError as exc:
+            detail = f"{shown(exc.args[0], 40)} is not a placeholder; " if exc.args else "unbalanced braces; "
+            node.problem(detail + "write {{ and }} for literal braces")
+            return False
+        unknown = next((n for n in names if n not in allowed), None)
+        if unknown is not None:
             node.problem(
-                f"unknown placeholder {{{exc.args[0]}}}; this command knows "
+                f"unknown placeholder {{{shown(unknown, 40)[1:-1]}}}; this command knows "
                 + (", ".join(f"{{{a}}}" for a in allowed) or "none (write {{ and }} for braces)")
             )
             return False
-        except (ValueError, IndexError):
-            node.problem("unbalanced braces; write {{ and }} for literal braces")
+        quoted = quoted_placeholders(template)
+        if quoted:
+            node.problem(
+                f"{{{quoted[0]}}} is inside quotes; xsoar-mt quotes every value it fills in, so write "
+                "placeholders outside quotes"
+            )
+            return False
+        literal = "".join(text for text, *_ in string.Formatter().parse(template))
+        per_server = next((p for p in _PER_SERVER_TEXT if p in literal), None)
+        if per_server is not None:
+            node.problem(
+                f"the literal text {per_server} would be filled in per server; write {per_server} "
+                "as a placeholder, or avoid that text"
+            )
             return False
         return True
 
@@ -729,9 +920,9 @@ class _Reader:
         if name is None:
             name_node = self.required(node, items, "name")
             name = name_node.text() if name_node else None
-            if name is not None and not _NAME.match(name):
+            if name is not None and not _NAME.fullmatch(name):
                 assert name_node is not None
-                name_node.problem(f"{name!r} is not a valid group name (letters, digits, . _ -)")
+                name_node.problem(f"{shown(name)} is not a valid group name (letters, digits, . _ -)")
                 name = None
             elif name == "main":
                 assert name_node is not None
@@ -802,9 +993,9 @@ class _Reader:
         name_node = self.required(node, items, "name")
         address_node = self.required(node, items, "address")
         name = name_node.text() if name_node else None
-        if name is not None and not _NAME.match(name):
+        if name is not None and not _NAME.fullmatch(name):
             assert name_node is not None
-            name_node.problem(f"{name!r} is not a valid server name (letters, digits, . _ -)")
+            name_node.problem(f"{shown(name)} is not a valid server name (letters, digits, . _ -)")
             name = None
         address = self.address(address_node) if address_node else None
         ssh = context.ssh
@@ -827,13 +1018,8 @@ class _Reader:
         raw = node.text()
         if raw is None:
             return None
-        try:
-            ipaddress.ip_address(raw)
-            return raw
-        except ValueError:
-            pass
-        if not _HOSTNAME.match(raw):
-            node.problem(f"{raw!r} is neither an IP address nor a host name")
+        if not _is_address(raw):
+            node.problem(f"{shown(raw)} is neither an IP address (without a zone) nor a host name")
             return None
         return raw
 
@@ -864,9 +1050,11 @@ class _Reader:
                 continue
             name_node = self.required(item, fields, "name")
             name = name_node.text() if name_node else None
-            if name is not None and (re.search(r"\s", name) or not _NAME.match(name)):
+            if name is not None and not _NAME.fullmatch(name):
                 assert name_node is not None
-                name_node.problem(f"tenant name {name!r} must be letters, digits, . _ - with no white space")
+                name_node.problem(
+                    f"tenant name {shown(name)} must be letters, digits, . _ - with no white space"
+                )
                 name = None
             if "port" in fields:
                 port = fields["port"].integer(1, 65535)
@@ -960,6 +1148,19 @@ class _Reader:
                         f"host runs {server.version}, newer than main ({oldest_main}); "
                         "a host must never run a newer release than main",
                     )
+
+
+def _is_address(text: str) -> bool:
+    """An IPv4 address, an IPv6 address without a zone (`%eth0` may hold any character), or an RFC 1123
+    host name whose last label is not all digits (that would be a mistyped IPv4 address)."""
+    if "%" in text:
+        return False
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    return _HOSTNAME.fullmatch(text) is not None and not text.rsplit(".", 1)[-1].isdigit()
 
 
 @dataclass

@@ -29,7 +29,7 @@ from xsoar_mt.remote import RemoteError, RemoteShell
 
 HEARTBEAT = 30.0
 STALE_AFTER = 300.0
-UNREADABLE = "unreadable"  # the id that breaks a lock whose owner file cannot be read
+UNREADABLE = "unreadable"  # how a lock whose owner file cannot be read is named (any id breaks it)
 _MARK = "XM_LOCK="
 
 
@@ -180,7 +180,7 @@ class DeploymentLock:
         holder = self._holder()
         if not holder.owner and holder.age is None:
             return False
-        if holder.run_id != run_id:
+        if holder.owner and holder.run_id != run_id:
             raise LockHeld(
                 f"the lock of this deployment on {self.server} belongs to {holder.describe()}, not to run {run_id}",
                 hint=f"check with its operator; break it with --force-unlock {holder.run_id}",
@@ -226,15 +226,16 @@ class RunLock:
         return Holder(owner if isinstance(owner, dict) else {}, None)
 
     def force_unlock(self, run_id: str) -> bool:
-        """Break the lock of `run_id` (or, with `unreadable`, a lock whose file cannot be read); False when
-        there is none here; LockHeld when it is another run's."""
+        """Break the lock of `run_id`; False when there is none here; LockHeld when it is another run's.
+        A lock whose owner cannot be read (an empty or damaged file) is broken with any id: nobody could
+        name it."""
         if not self.path.exists():
             return False
         holder = self._holder()
-        if holder.run_id != run_id:
+        if holder.owner and holder.run_id != run_id:
             raise LockHeld(
                 f"the lock on this machine ({self.path}) belongs to {holder.describe()}, not to run {run_id}",
-                hint=f"break it with --force-unlock {holder.run_id}",
+                hint=f"break it with --force-unlock {holder.run_id}, and only once you know that run is over",
             )
         self.path.unlink(missing_ok=True)
         return True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from xsoar_mt.errors import InvalidInput, StalePlan
+from xsoar_mt.errors import InvalidInput, StalePlan, named, shown
 from xsoar_mt.skew import Verdict
 
 PLAN_FORMAT_VERSION = 1
@@ -16,6 +17,111 @@ _set_fields = object.__setattr__
 # No server runs a command of its own: one empty mapping shared by such steps (typed read-only; steps
 # are frozen and nothing writes to it), not a new dict for each of thousands of steps.
 _SAME_EVERYWHERE: Mapping[str, str] = {}
+
+
+class _Fields:
+    """A JSON object of a saved plan, read field by field: a wrong type names the field's path."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{where or 'the plan'}: expected an object, found {_kind(data)}")
+        self.data = data
+        self.where = where
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _get(self, key: str, optional: bool) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise InvalidInput(f"{self._path(key)}: missing")
+        return self.data[key]
+
+    def text(self, key: str, *, optional: bool = False) -> str | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise InvalidInput(f"{self._path(key)}: expected text, found {_kind(value)}")
+        return value
+
+    def required_text(self, key: str) -> str:
+        value = self.text(key)
+        assert value is not None
+        return value
+
+    def texts(self, key: str, *, optional: bool = False) -> tuple[str, ...]:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidInput(f"{self._path(key)}: expected a list of text, found {_kind(value)}")
+        return tuple(value)
+
+    def text_map(self, key: str) -> dict[str, str]:
+        value = self._get(key, True) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise InvalidInput(f"{self._path(key)}: expected an object of text, found {_kind(value)}")
+        return dict(value)
+
+    def number_map(self, key: str) -> dict[str, float]:
+        value = self._get(key, True) or {}
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise InvalidInput(f"{self._path(key)}: expected an object of numbers, found {_kind(value)}")
+        return dict(value)
+
+    def integer(self, key: str, *, optional: bool = False) -> int | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInput(f"{self._path(key)}: expected a whole number, found {_kind(value)}")
+        return value
+
+    def integer_map(self, key: str) -> dict[str, int]:
+        value = self._get(key, False)
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise InvalidInput(
+                f"{self._path(key)}: expected an object of whole numbers, found {_kind(value)}"
+            )
+        return dict(value)
+
+    def flag(self, key: str) -> bool:
+        value = self._get(key, False)
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{self._path(key)}: expected true or false, found {_kind(value)}")
+        return value
+
+    def child(self, key: str) -> _Fields:
+        return _Fields(self._get(key, False), self._path(key))
+
+    def children(self, key: str, *, optional: bool = False) -> list[_Fields]:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return []
+        if not isinstance(value, list):
+            raise InvalidInput(f"{self._path(key)}: expected a list, found {_kind(value)}")
+        return [_Fields(item, f"{self._path(key)}[{i}]") for i, item in enumerate(value)]
+
+    def choice(self, key: str, kind: type[StrEnum]) -> Any:
+        value = self.required_text(key)
+        try:
+            return kind(value)
+        except ValueError:
+            raise InvalidInput(f"{self._path(key)}: {shown(value)} is not one of {', '.join(kind)}") from None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else shown(str(value) if not isinstance(value, str) else value, 60)
 
 
 class Action(StrEnum):
@@ -58,6 +164,11 @@ class Scope:
     def from_dict(cls, data: Mapping[str, Any]) -> Scope:
         groups = data.get("groups")
         return cls(bool(data["main"]), tuple(groups) if groups is not None else None)
+
+    @classmethod
+    def _read(cls, fields: _Fields) -> Scope:
+        groups = fields.texts("groups") if fields.data.get("groups") is not None else None
+        return cls(fields.flag("main"), groups)
 
 
 @dataclass(frozen=True, init=False)
@@ -126,18 +237,19 @@ class Step:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "step") -> Step:
+        fields = _Fields(data, where)
         return cls(
-            id=data["id"],
-            phase=data["phase"],
-            action=Action(data["action"]),
-            servers=tuple(data["servers"]),
-            command=data["command"],
-            why=data["why"],
-            release=data["release"],
-            sets_release=data.get("sets_release"),
-            verdict_after=Verdict(data["verdict_after"]),
-            per_server=dict(data.get("per_server") or {}),
+            id=fields.required_text("id"),
+            phase=fields.required_text("phase"),
+            action=fields.choice("action", Action),
+            servers=fields.texts("servers"),
+            command=fields.required_text("command"),
+            why=fields.required_text("why"),
+            release=fields.required_text("release"),
+            sets_release=fields.text("sets_release", optional=True),
+            verdict_after=fields.choice("verdict_after", Verdict),
+            per_server=fields.text_map("per_server"),
         )
 
 
@@ -161,14 +273,15 @@ class Phase:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Phase:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "phase") -> Phase:
+        fields = _Fields(data, where)
         return cls(
-            data["id"],
-            data["title"],
-            tuple(Step.from_dict(s) for s in data["steps"]),
-            data.get("group"),
-            data.get("release"),
-            data.get("wave"),
+            fields.required_text("id"),
+            fields.required_text("title"),
+            tuple(Step.from_dict(s.data, s.where) for s in fields.children("steps")),
+            fields.text("group", optional=True),
+            fields.text("release", optional=True),
+            fields.integer("wave", optional=True),
         )
 
 
@@ -191,7 +304,8 @@ class Waves:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Waves:
-        return cls(str(data["spec"]), {str(g): int(w) for g, w in dict(data["groups"]).items()})
+        fields = _Fields(data, "waves")
+        return cls(fields.required_text("spec"), fields.integer_map("groups"))
 
 
 @dataclass(frozen=True)
@@ -219,9 +333,13 @@ class Basis:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Basis:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "basis") -> Basis:
+        fields = _Fields(data, where)
         return cls(
-            data["inventory_sha256"], dict(data["versions"]), data["target"], Scope.from_dict(data["scope"])
+            fields.required_text("inventory_sha256"),
+            fields.text_map("versions"),
+            fields.required_text("target"),
+            Scope._read(fields.child("scope")),
         )
 
     def differences(self, current: Basis) -> list[str]:
@@ -301,25 +419,82 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
-        version = data.get("format_version")
-        if version != PLAN_FORMAT_VERSION:
-            raise InvalidInput(
-                f"plan format_version {version!r} is not {PLAN_FORMAT_VERSION}; make the plan again"
-            )
+    def from_dict(cls, data: Any) -> Plan:
+        """Read a plan's JSON form; InvalidInput names the first field that is missing or of the wrong type."""
         try:
-            return cls(
-                deployment=data["deployment"],
-                target=data["target"],
-                scope=Scope.from_dict(data["scope"]),
-                hops=tuple(data["hops"]),
-                phases=tuple(Phase.from_dict(p) for p in data["phases"]),
-                basis=Basis.from_dict(data["basis"]),
-                skipped=tuple(Skipped(**s) for s in data.get("skipped", [])),
-                warnings=tuple(data.get("warnings", [])),
-                degraded_functions=tuple(data.get("degraded_functions", [])),
-                downtime_minutes=dict(data.get("downtime_minutes", {})),
-                waves=Waves.from_dict(data["waves"]) if data.get("waves") else None,
+            return cls._read(_Fields(data, ""))
+        except InvalidInput as exc:
+            if exc.hint is not None:
+                raise
+            raise InvalidInput(f"not a valid xsoar-mt plan: {exc.message}") from None
+
+    @classmethod
+    def _read(cls, fields: _Fields) -> Plan:
+        version = fields.data.get("format_version")
+        if version != PLAN_FORMAT_VERSION:
+            said = str(version) if isinstance(version, int) else _kind(version)
+            raise InvalidInput(
+                f"plan format_version {said} is not {PLAN_FORMAT_VERSION}", hint="make the plan again"
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"the plan file is not a valid xsoar-mt plan ({exc!s})") from None
+        skipped = [
+            Skipped(s.required_text("server"), s.required_text("version"), s.required_text("reason"))
+            for s in fields.children("skipped", optional=True)
+        ]
+        return cls(
+            deployment=fields.required_text("deployment"),
+            target=fields.required_text("target"),
+            scope=Scope._read(fields.child("scope")),
+            hops=fields.texts("hops"),
+            phases=tuple(Phase.from_dict(p.data, p.where) for p in fields.children("phases")),
+            basis=Basis.from_dict(fields.child("basis").data, "basis"),
+            skipped=tuple(skipped),
+            warnings=fields.texts("warnings", optional=True),
+            degraded_functions=fields.texts("degraded_functions", optional=True),
+            downtime_minutes=fields.number_map("downtime_minutes"),
+            waves=Waves.from_dict(fields.child("waves").data) if fields.data.get("waves") else None,
+        )
+
+    def first_difference(self, other: Plan) -> str | None:
+        """Where this plan first differs from `other` (the same inputs planned again), or None.
+
+        Steps first, in order, naming the step and the field; then the phases around them; then the plan's
+        own fields. The basis is compared on its own (`Basis.differences`).
+        """
+        mine, theirs = list(self.steps), list(other.steps)
+        for number, (a, b) in enumerate(zip(mine, theirs, strict=False), 1):
+            if a != b:
+                left, right = a.to_dict(), b.to_dict()
+                key = next(k for k in (*left, *right) if left.get(k) != right.get(k))
+                return (
+                    f"step {number} ({named(a.id)}): {key} differs: "
+                    f"plan {_said(left.get(key))}, made now {_said(right.get(key))}"
+                )
+        if len(mine) != len(theirs):
+            extra = (mine if len(mine) > len(theirs) else theirs)[min(len(mine), len(theirs))]
+            where = "only in the plan" if len(mine) > len(theirs) else "missing from the plan"
+            return f"step {min(len(mine), len(theirs)) + 1} ({named(extra.id)}) is {where}"
+        for a_phase, b_phase in zip(self.phases, other.phases, strict=False):
+            left, right = a_phase.to_dict(), b_phase.to_dict()
+            field_name = next((k for k in left if k != "steps" and left[k] != right.get(k)), None)
+            if field_name is not None:
+                return (
+                    f"phase {named(a_phase.id)}: {field_name} differs: "
+                    f"plan {_said(left[field_name])}, made now {_said(right[field_name])}"
+                )
+        if len(self.phases) != len(other.phases):
+            return f"the plan has {len(self.phases)} phases, a plan made now {len(other.phases)}"
+        left, right = self.to_dict(), other.to_dict()
+        field_name = next((k for k in left if k not in ("phases", "basis") and left[k] != right.get(k)), None)
+        if field_name is not None:
+            return (
+                f"{field_name} differs: plan {_said(left[field_name])}, made now {_said(right[field_name])}"
+            )
+        return None
+
+
+def _said(value: Any) -> str:
+    """A plan's field value in a message: text quoted, other JSON as JSON, cut to a line."""
+    if isinstance(value, str):
+        return shown(value, 120)
+    text = json.dumps(value)
+    return text if len(text) <= 120 else f"{text[:120]}... ({len(text)} characters)"

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
+from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
-from xsoar_mt.inventory import Group, Inventory, Server, Topology
+from xsoar_mt.inventory import Group, Inventory, Server, Topology, url_address
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step, Waves
 from xsoar_mt.releases import Version
+from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
 from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 # Placeholders left in a step's command for the executor to fill in for each of the step's servers.
-_PER_SERVER = {"server": "{server}", "address": "{address}"}
+_PER_SERVER = {"server": LATER, "address": LATER}
 
 _WHY = {
     "backup": "back up before any change (vendor: prepare for the upgrade)",
@@ -193,7 +192,9 @@ def _check_scope(inventory: Inventory, scope: Scope) -> None:
     known = [g.name for g in inventory.hosts]
     for name in scope.groups or ():
         if name not in known:
-            raise UsageError(f"--group {name}: no such host group (known: {', '.join(known) or 'none'})")
+            raise UsageError(
+                f"--group {named(name)}: no such host group (known: {', '.join(known) or 'none'})"
+            )
     if not scope.main and scope.groups == ():
         raise UsageError("the scope is empty: give --only main, --group NAME, or neither for everything")
 
@@ -278,12 +279,10 @@ class _Builder:
         self.verdict = state.verdict()
         self.ever_degraded = self.verdict is not Verdict.OK
         cmds = inventory.commands
-        self._health = _squash(
-            f"{cmds.status} && {cmds.health.format(port=inventory.communication_port, address='{address}')}"
-        )
+        self._health = health_command(inventory)
         # Commands are the same for every group of a release: format each once, not once per step.
-        self._stop = cmds.stop.format(**_PER_SERVER)
-        self._start = cmds.start.format(**_PER_SERVER)
+        self._stop = fill(cmds.stop, **_PER_SERVER)
+        self._start = fill(cmds.start, **_PER_SERVER)
         self._installs: dict[str, str] = {}
         self._fetches: dict[str, str] = {}
 
@@ -323,8 +322,12 @@ class _Builder:
                 backed_up.update(n for n in names)
                 if fresh and cmds.backup:
                     # Named after the first release these servers move to: the backup holds what ran before it.
-                    backup = cmds.backup.format(
-                        backup_dir=cmds.backup_dir, version=stage.release, stamp="{stamp}", **_PER_SERVER
+                    backup = fill(
+                        cmds.backup,
+                        backup_dir=cmds.backup_dir,
+                        version=stage.release,
+                        stamp=LATER,
+                        **_PER_SERVER,
                     )
                     steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", stage.release))
                 if names:
@@ -494,7 +497,7 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET https://{main.servers[0].address}:{port}/health",
+                    f"GET https://{url_address(main.servers[0].address)}:{port}/health",
                     "validate-main",
                     target,
                     "main",
@@ -594,20 +597,24 @@ def _pattern(
     ]
 
 
-def _squash(command: str) -> str:
-    return re.sub(r"\s+", " ", command).strip()
+def health_command(inventory: Inventory) -> str:
+    """The wait-healthy command: the service's status, then its /health (per server: {server}, {address})."""
+    cmds = inventory.commands
+    status = fill(cmds.status, **_PER_SERVER)
+    return squash(f"{status} && {fill(cmds.health, port=inventory.communication_port, address=LATER)}")
 
 
 def install_command(inventory: Inventory, release: str, target_dir: str | None) -> str:
     """The install command for `release`; `-target DIR` (the vendor wants it before any other flag) when
     the installer must not extract itself to /tmp."""
     installer = inventory.installer
-    return _squash(
-        inventory.commands.install.format(
-            installer=shlex.quote(installer_path(installer, release)),
-            target=f"-target {shlex.quote(target_dir)}" if target_dir else "",
-            flags=" ".join(shlex.quote(f) for f in installer.extra_flags),
-            port=str(inventory.communication_port),
+    return squash(
+        fill(
+            inventory.commands.install,
+            installer=installer_path(installer, release),
+            target=["-target", target_dir] if target_dir else [],
+            flags=installer.extra_flags,
+            port=inventory.communication_port,
             **_PER_SERVER,
         )
     )

@@ -22,6 +22,7 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Installer, Marker, Reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteError, RemoteShell, SudoRejected
+from xsoar_mt.shellwords import fill
 
 _MARK = "__xsoar_mt_"
 _SUDO = f"{_MARK}sudo="
@@ -140,7 +141,7 @@ def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Ins
 
 def version_command(inventory: Inventory, server: str) -> str:
     address = inventory.server(server).address
-    return inventory.commands.version.format(port=inventory.communication_port, address=address)
+    return fill(inventory.commands.version, port=inventory.communication_port, address=address)
 
 
 def version_stdin(api_key: str | None) -> str:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError
+from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named, shown
 
 # The vendor's 6.x releases in order. There were no 6.3, 6.4 or 6.7 releases, so "one version" is one
 # step in this list, never arithmetic on the minor number. Inventories may extend it (`releases:`).
@@ -26,13 +26,16 @@ BUILTIN_RELEASES: tuple[str, ...] = (
     "6.14",
 )
 
-_VERSION = re.compile(
-    r"""^\s*v?(?P<major>\d+)\.(?P<minor>\d+)(?:\.(?P<patch>\d+))?   # 6.11 or 6.11.0
-        (?:\s*\(\s*B?(?P<build1>\d+)\s*\)|[-.+](?P<build2>\d{4,}))?   # (B187344) or -493375
-        \s*$""",
-    re.VERBOSE,
+_VERSION = re.compile(  # used with fullmatch; digits are ASCII ones only
+    r"""\s*v?(?P<major>\d{1,6})\.(?P<minor>\d{1,6})(?:\.(?P<patch>\d{1,6}))?   # 6.11 or 6.11.0
+        (?:\s*\(\s*B?(?P<build1>\d{1,20})\s*\)|[-.+](?P<build2>\d{4,20}))?   # (B187344) or -493375
+        \s*""",
+    re.VERBOSE | re.ASCII,
 )
-_INSTALLER_NAME = re.compile(r"(?:demisto(?:server)?[-_])?(?P<ver>\d+\.\d+(?:\.\d+)?)(?:-(?P<build>\d+))?")
+_RELEASE = re.compile(r"([0-9]{1,6})\.([0-9]{1,6})")
+_INSTALLER_NAME = re.compile(
+    r"(?:demisto(?:server)?[-_])?(?P<ver>\d{1,6}\.\d{1,6}(?:\.\d{1,6})?)(?:-(?P<build>\d{1,20}))?", re.ASCII
+)
 
 
 @functools.total_ordering
@@ -69,12 +72,12 @@ class Version:
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse `6.11`, `6.11.0`, `6.10.0 (B187344)` or an installer name like `demistoserver-6.12-493375.sh`."""
-        match = _VERSION.match(str(text))
+        match = _VERSION.fullmatch(str(text))
         if match is None:
             name = str(text).rsplit("/", 1)[-1].removesuffix(".sh")
             found = _INSTALLER_NAME.fullmatch(name)
             if found is None:
-                raise InvalidInput(f"{text!r} is not a version (expected e.g. 6.11.0)")
+                raise InvalidInput(f"{shown(str(text))} is not a version (expected e.g. 6.11.0)")
             return cls._from_installer(found)
         build = match["build1"] or match["build2"]
         return cls(int(match["major"]), int(match["minor"]), int(match["patch"] or 0), build)
@@ -136,11 +139,10 @@ class ReleaseLine:
 
 
 def _release_key(release: str) -> tuple[int, int]:
-    try:
-        major, minor = release.split(".")
-        return int(major), int(minor)
-    except ValueError:
-        raise InvalidInput(f"{release!r} is not a release (expected major.minor, e.g. 6.15)") from None
+    found = _RELEASE.fullmatch(release)
+    if found is None:
+        raise InvalidInput(f"{shown(release)} is not a release (expected major.minor, e.g. 6.15)")
+    return int(found[1]), int(found[2])
 
 
 def parse_target(text: str, line: ReleaseLine) -> str:
@@ -156,13 +158,23 @@ def parse_target(text: str, line: ReleaseLine) -> str:
         raise UsageError(f"--to: {exc.message}") from None
     if version.major >= 8:
         raise PlanRefused(
-            f"target {text} is Cortex XSOAR {version.major}: moving from 6.x to 8.x is a migration to a "
+            f"target {named(text)} is Cortex XSOAR {version.major}: moving from 6.x to 8.x is a migration to a "
             "different platform, not an in-place upgrade; xsoar-mt only upgrades within 6.x",
             hint="plan the move to 8.x with the vendor's migration tooling",
         )
-    if version.release not in line:
+    if version.release in line:
+        return version.release
+    if version.major < 6:
+        raise PlanRefused(
+            f"target {named(text)} is older than every 6.x release: xsoar-mt upgrades within 6.x and never "
+            "downgrades"
+        )
+    if version.major == 6:
         raise UsageError(
             f"--to: {version.release} is not a known release ({line.releases[0]} to {line.releases[-1]})",
             hint="a release newer than the list can be added under `releases:` in the inventory",
         )
-    return version.release
+    raise UsageError(
+        f"--to: {version.release} is not a Cortex XSOAR release xsoar-mt knows: there is no 7.x; "
+        f"it upgrades within 6.x ({line.releases[0]} to {line.releases[-1]})"
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from xsoar_mt.errors import ExitCode, XsoarMtError
+from xsoar_mt.shellwords import outside_quotes
 
 # The prompt sudo is told to print (`sudo -S -p ...`); the password is written only when it appears.
 SUDO_PROMPT = "[xsoar-mt] sudo password: "
@@ -89,10 +90,24 @@ class RemoteShell(Protocol):
     def close(self) -> None: ...
 
 
+def uses_sudo(command: str) -> bool:
+    """Whether the command starts `sudo` somewhere (a quoted value that mentions sudo does not count)."""
+    return _SUDO_AT_COMMAND_START.search(outside_quotes(command)) is not None
+
+
 def elevate(command: str) -> str:
-    """Make every `sudo` in a command read its password from stdin after printing our prompt."""
+    """Make every `sudo` in a command read its password from stdin after printing our prompt.
+
+    Only a `sudo` the shell would run is changed: the text of a quoted value is left exactly as it is.
+    """
     quoted_prompt = "'" + SUDO_PROMPT.replace("'", "'\\''") + "'"
-    return _SUDO_AT_COMMAND_START.sub(lambda m: f"{m.group(1)}sudo -S -p {quoted_prompt}", command)
+    out, last = [], 0
+    for found in _SUDO_AT_COMMAND_START.finditer(outside_quotes(command)):
+        start = found.end() - len("sudo")
+        out += [command[last:start], f"sudo -S -p {quoted_prompt}"]
+        last = found.end()
+    out.append(command[last:])
+    return "".join(out)
 
 
 Responder = Callable[[str, str], Result]

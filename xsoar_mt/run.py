@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from xsoar_mt.commands import read_plan
+from xsoar_mt.commands import check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
@@ -21,7 +21,7 @@ from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, Windo
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState
-from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
+from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
 from xsoar_mt.observed import Observed, Reading, resolve, unknown_lines
 from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
@@ -267,7 +267,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
     if known.problem:
         events.emit(Event("warning", known.problem))
     resumed = RunDir.find(request.state_dir, request.resume, known.key) if request.resume else None
-    saved = read_plan(request.plan_file) if request.plan_file is not None else None
+    saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
     target, scope, kept_waves, downloaded = _intent(request, resumed, inventory, saved)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
@@ -302,7 +302,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         facts = observed.facts(known.backups(), verify=resumed is not None)
         plan = plan_upgrade(inventory, observed.versions(), target, scope, facts, kept_waves or request.waves)
         if saved is not None:
-            saved.basis.require_same(plan.basis)
+            check_saved_plan(saved, plan, request.scope)
             plan = saved
         plan = with_extract_dirs(plan, inventory, extract_dirs)
         recorder = Recorder(
@@ -414,25 +414,32 @@ def _tell(hooks: list[Callable[[str], None]], message: str) -> None:
 
 
 def force_unlock(inventory_path: Path, state_dir: Path, run_id: str, accept_new_host_keys: bool) -> str:
-    """`--force-unlock ID`: break the lock of run ID on the deployment (main) and on this machine."""
+    """`--force-unlock ID`: break the lock of run ID on this machine and on the deployment (main).
+
+    Another run's lock is never broken (LockHeld, exit 10). When neither lock exists: exit 2. When main
+    cannot be reached, the lock here is still broken and the error says the deployment's was not.
+    """
     inventory = load_inventory(inventory_path)
     known = KnownState(state_dir, inventory)
     here = RunLock(state_dir, known.key).force_unlock(run_id)
+    server = lock_server(inventory)
     pool = ssh_pool(inventory, {}, accept_new_host_keys)
     try:
-        there = DeploymentLock(inventory, pool(lock_server(inventory)), run_id).force_unlock(run_id)
+        there = DeploymentLock(inventory, pool(server), run_id).force_unlock(run_id)
+    except LockHeld:
+        raise
+    except RemoteError as exc:
+        done = "the lock on this machine was broken; " if here else ""
+        raise RemoteError(
+            server, f"{done}the deployment's lock on {server} could not be checked: {exc.detail}",
+            hint=f"run --force-unlock {run_id} again once {server} answers",
+        ) from None
     finally:
         pool.close()
-    where = [
-        w
-        for w, broken in ((f"the deployment ({lock_server(inventory)})", there), ("this machine", here))
-        if broken
-    ]
-    return (
-        f"lock of run {run_id} broken on {' and '.join(where)}"
-        if where
-        else f"no lock of run {run_id} was held"
-    )
+    where = [w for w, broken in ((f"the deployment ({server})", there), ("this machine", here)) if broken]
+    if not where:
+        raise UsageError(f"--force-unlock {run_id}: there is no lock to break, here or on {server}")
+    return f"lock of run {run_id} broken on {' and '.join(where)}"
 
 
 def _write_markers(inventory: Inventory, pool: Callable[[str], RemoteShell], observed: Observed,
@@ -537,8 +544,9 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     if saved is not None and request.waves is not None:
         raise UsageError("--waves goes with --to: a saved plan carries its own waves (upgrade plan --waves)")
     if resumed is None:
-        if saved is not None and request.target is None:
-            return saved.target, saved.scope, None, {}
+        if saved is not None:  # the plan's own target, scope and waves, unless the flags say otherwise
+            target = parse_target(request.target, inventory.releases) if request.target else saved.target
+            return target, request.scope if request.scope != Scope() else saved.scope, saved.waves, {}
         if request.target is None:
             raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
         return parse_target(request.target, inventory.releases), request.scope, None, {}

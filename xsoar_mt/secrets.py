@@ -101,7 +101,12 @@ def _read_secret_file(path: Path, what: str) -> str:
             f"{what}: {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):o}); refusing it",
             hint=f"chmod 600 {path}",
         )
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what}: {path} is not UTF-8 text") from None
     return lines[0] if lines else ""
 
 

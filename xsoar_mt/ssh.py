@@ -9,6 +9,7 @@ for first contact, and a changed key is always refused.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -30,7 +31,13 @@ from xsoar_mt.remote import (
     Result,
     SudoRejected,
     elevate,
+    uses_sudo,
 )
+
+# Paramiko logs a connection's failures itself (with tracebacks, e.g. a server closing before the SSH
+# banner); xsoar-mt reports them as one error line. Without this handler Python's last-resort handler
+# prints the library's warnings on the terminal; `--debug` adds a handler of its own that shows them.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _READ = 32768
 # What sudo prints when the password was wrong (it then asks again; we never answer twice).
@@ -38,36 +45,63 @@ _SUDO_REJECTIONS = (b"Sorry, try again", b"incorrect password attempt")
 _PROMPT = SUDO_PROMPT.encode()
 
 
+def _whose(hostname: str, role: str) -> str:
+    """`the bastion 10.0.0.5`, `the jump host [10.0.0.6]:2222`, or `` for the server itself."""
+    return f" of the {role} {hostname}" if role else ""
+
+
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
+    def __init__(self, role: str) -> None:
+        self.role = role  # "" for the server itself, "bastion" or "jump host" for a hop on the way
+
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        owner = f"the {self.role}'s owner" if self.role else "the server's owner"
         raise HostKeyRefused(
             hostname,
-            f"unknown host key ({key.get_name()} {key.fingerprint})",
-            hint="verify the fingerprint with the server's owner, then add it to known_hosts "
+            f"unknown host key{_whose(hostname, self.role)} ({key.get_name()} {key.fingerprint})",
+            hint=f"verify the fingerprint with {owner}, then add it to known_hosts "
             "(or pass --accept-new-host-keys once for first contact)",
         )
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
-    """First contact only: record an unknown key in known_hosts (like StrictHostKeyChecking=accept-new)."""
+    """First contact only: record an unknown key in known_hosts (like StrictHostKeyChecking=accept-new).
+
+    Every server reached through one bastion meets the bastion's key: the file is read again under a
+    lock shared by all connections, so the key is written once, and a different key that another
+    connection recorded meanwhile is refused as changed.
+    """
 
     _lock = threading.Lock()
 
-    def __init__(self, known_hosts: Path) -> None:
+    def __init__(self, known_hosts: Path, role: str) -> None:
         self.known_hosts = known_hosts
+        self.role = role
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         with self._lock:
-            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            with self.known_hosts.open("a", encoding="utf-8") as handle:
-                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            recorded = paramiko.HostKeys()
+            if self.known_hosts.exists():
+                recorded.load(str(self.known_hosts))
+            known = (recorded.lookup(hostname) or {}).get(key.get_name())
+            if known is not None and known != key:
+                raise HostKeyRefused(
+                    hostname,
+                    f"host key{_whose(hostname, self.role)} changed while connecting: known_hosts now has "
+                    f"{known.get_name()} {known.fingerprint}, this connection was offered {key.fingerprint}",
+                    hint="this may be an attack; confirm with the owner and fix known_hosts yourself",
+                )
+            if known is None:
+                self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+                with self.known_hosts.open("a", encoding="utf-8") as handle:
+                    handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-def _secure(client: paramiko.SSHClient, known_hosts: Path, accept_new: bool) -> None:
+def _secure(client: paramiko.SSHClient, known_hosts: Path, accept_new: bool, role: str = "") -> None:
     if known_hosts.exists():
         client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(_AcceptNew(known_hosts) if accept_new else _RefuseUnknown())
+    client.set_missing_host_key_policy(_AcceptNew(known_hosts, role) if accept_new else _RefuseUnknown(role))
 
 
 def _bastion_connection(bastion: Bastion, ssh: SshSettings, accept_new: bool) -> Connection:
@@ -82,7 +116,7 @@ def _bastion_connection(bastion: Bastion, ssh: SshSettings, accept_new: bool) ->
         connect_kwargs=kwargs,
         connect_timeout=int(ssh.connect_timeout),
     )
-    _secure(conn.client, Path(os.path.expanduser(ssh.known_hosts)), accept_new)
+    _secure(conn.client, Path(os.path.expanduser(ssh.known_hosts)), accept_new, "bastion")
     return conn
 
 
@@ -123,9 +157,10 @@ class SshShell:
             **({"gateway": gateway} if gateway else {}),
         )
         known_hosts = Path(os.path.expanduser(ssh.known_hosts))
-        hop: Any = conn
-        while isinstance(hop, Connection):  # the server and every ProxyJump hop fabric made from ssh config
-            _secure(hop.client, known_hosts, self._accept_new)
+        _secure(conn.client, known_hosts, self._accept_new)
+        hop: Any = conn.gateway
+        while isinstance(hop, Connection):  # the bastion, or each ProxyJump hop fabric made from ssh config
+            _secure(hop.client, known_hosts, self._accept_new, "bastion" if hop is gateway else "jump host")
             hop = hop.gateway
         return conn
 
@@ -138,12 +173,19 @@ class SshShell:
             try:
                 conn.open()
             except HostKeyRefused as exc:
-                raise HostKeyRefused(self.server, exc.message.split(": ", 1)[-1], hint=exc.hint) from None
+                raise HostKeyRefused(self.server, exc.detail, hint=exc.hint) from None
             except paramiko.BadHostKeyException as exc:
+                role = (
+                    ""
+                    if exc.hostname in self._own_names()
+                    else "bastion"
+                    if self._target.ssh.bastion
+                    else "jump host"
+                )
                 raise HostKeyRefused(
                     self.server,
-                    f"host key changed: known_hosts has {exc.expected_key.get_name()} "
-                    f"{exc.expected_key.fingerprint}, the server offered {exc.key.fingerprint}",
+                    f"host key{_whose(exc.hostname, role)} changed: known_hosts has {exc.expected_key.get_name()} "
+                    f"{exc.expected_key.fingerprint}, {'it' if role else 'the server'} offered {exc.key.fingerprint}",
                     hint="this may be an attack or a reinstalled server; confirm with its owner and fix "
                     "known_hosts yourself: xsoar-mt never accepts a changed key",
                 ) from None
@@ -164,6 +206,10 @@ class SshShell:
                 transport.set_keepalive(int(self._target.ssh.keepalive))
             self._conn = conn
             self.connections_opened += 1
+
+    def _own_names(self) -> tuple[str, str]:
+        """The names known_hosts holds this server's own key under."""
+        return self._target.address, f"[{self._target.address}]:{self._target.ssh.port}"
 
     @staticmethod
     def _alive(conn: Connection) -> bool:
@@ -196,10 +242,10 @@ class SshShell:
         """
         self.connect()
         assert self._conn is not None
-        uses_sudo = "sudo" in command
-        if uses_sudo and stdin is not None and self._sudo_password is not None:
+        sudo = uses_sudo(command)
+        if sudo and stdin is not None and self._sudo_password is not None:
             raise ValueError("a command cannot both take data on stdin and a sudo password")
-        wire = elevate(command) if uses_sudo else command
+        wire = elevate(command) if sudo else command
         transport = self._conn.client.get_transport()
         if transport is None:
             raise ConnectionLost(self.server, "the SSH connection is closed")
@@ -209,7 +255,7 @@ class SshShell:
             channel.exec_command(wire)
             if stdin is not None:
                 channel.sendall(stdin.encode())
-            if not (uses_sudo and self._sudo_password is not None):
+            if not (sudo and self._sudo_password is not None):
                 channel.shutdown_write()
             return self._collect(channel, command, timeout, cancel)
         except (OSError, EOFError, paramiko.SSHException) as exc:

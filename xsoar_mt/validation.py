@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xsoar_mt.inventory import Inventory
+from xsoar_mt.inventory import Inventory, url_address
 from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.plan import Action, Scope, Step
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancel, RemoteError, RemoteShell
+from xsoar_mt.shellwords import word, words
 
 _TENANT_MARK = "== tenant "
 
 
 def health_url_command(url: str) -> str:
-    return f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 10 {shlex.quote(url)}"
+    return f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 10 {word(url)}"
 
 
 def tenants_command(inventory: Inventory, address: str, accounts: list[str]) -> str:
@@ -26,13 +26,12 @@ def tenants_command(inventory: Inventory, address: str, accounts: list[str]) -> 
 
     The API key header arrives on stdin and goes to a private temporary file, never onto a command line.
     """
-    base = f"https://{address}:{inventory.communication_port}"
-    loop = " ".join(shlex.quote(a) for a in accounts)
+    base = f"https://{url_address(address)}:{inventory.communication_port}"
     return (
         'umask 077; h=$(mktemp); cat > "$h"; '
-        f"echo '{_TENANT_MARK}/accounts'; curl -sk --max-time 10 -H @\"$h\" {base}/accounts; echo; "
-        f'for t in {loop}; do echo "{_TENANT_MARK}$t"; '
-        f'curl -sk --max-time 10 -H @"$h" {base}/$t/about; echo; done; rm -f "$h"'
+        f"echo '{_TENANT_MARK}/accounts'; curl -sk --max-time 10 -H @\"$h\" {word(base + '/accounts')}; echo; "
+        f'for t in {words(accounts)}; do echo "{_TENANT_MARK}$t"; '
+        f'curl -sk --max-time 10 -H @"$h" {word(base + "/")}"$t"/about; echo; done; rm -f "$h"'
     )
 
 
@@ -100,7 +99,7 @@ def validate_step(
         url = (
             f"{main.load_balancer}/health"
             if kind == "load-balancer" and main.load_balancer
-            else f"https://{inventory.server(entry).address}:{inventory.communication_port}/health"
+            else f"https://{url_address(inventory.server(entry).address)}:{inventory.communication_port}/health"
         )
         result = shell.run(health_url_command(url), timeout=60, cancel=cancel)
         code = result.stdout.strip()[-3:]

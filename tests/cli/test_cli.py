@@ -10,7 +10,6 @@ checks the files, it never rewrites them.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,13 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory.example.yaml"
 GOLDEN = Path(__file__).parent / "golden"
 runner = CliRunner(env={"COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"})
-
-
-@pytest.fixture()
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "inventory.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
 
 
 def edited(inventory: Path, old: str, new: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,6 @@ from xsoar_mt.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory.example.yaml"
 runner = CliRunner()
-
-
-@pytest.fixture()
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "inventory.yaml"
-    shutil.copy(EXAMPLE, path)
-    return path
 
 
 def test_dry_run_prints_every_command_in_plan_order_and_changes_nothing(

@@ -16,6 +16,7 @@ import pytest
 
 from tests.download_stub import DownloadServer, download_server
 from tests.fleet.fleet import Fleet
+from tests.operator_shell import xsoar_mt
 
 pytestmark = pytest.mark.fleet
 
@@ -29,18 +30,6 @@ def inventory(fleet: Fleet, deployment: str, tmp_path: Path, **overrides: Any) -
 def nothing_changed(fleet: Fleet) -> bool:
     """No service was stopped and no installer began."""
     return not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
-
-
-def xsoar_mt(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
-    )
 
 
 def run(fleet: Fleet, inv: Path, *args: str) -> subprocess.CompletedProcess[str]:

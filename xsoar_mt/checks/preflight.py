@@ -34,11 +34,19 @@ from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
-from xsoar_mt.inventory import Inventory, Topology
+from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Installer, Known, Marker, Reading, resolve
 from xsoar_mt.plan import Scope
 from xsoar_mt.probe import observe as observe_server
-from xsoar_mt.probe import parse_facts, parse_state, parse_version, read_version, state_command, status_code
+from xsoar_mt.probe import (
+    parse_facts,
+    parse_state,
+    parse_version,
+    read_version,
+    state_command,
+    status_code,
+    version_command,
+)
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.secrets import REDACTOR, read_secret
@@ -85,21 +93,16 @@ def _survey_request(
     main = inventory.main
     api_urls: list[tuple[str, str]] = []
     if server == main.servers[0].name:
-        base = f"https://{main.servers[0].address}:{inventory.communication_port}"
+        base = f"https://{url_address(main.servers[0].address)}:{inventory.communication_port}"
         api_urls.append(("main", f"{base}/about"))
         tenants = [t for g in inventory.groups for t in g.tenants]
         if tenants:
             api_urls.append((f"tenant {tenants[0].name}", f"{base}/{tenants[0].account}/about"))
-    version_command = None
-    if with_version:
-        version_command = inventory.commands.version.format(
-            port=inventory.communication_port, address=inventory.server(server).address
-        )
     return SurveyRequest(
         installer_dir=installer.directory,
         extract_dir=installer.target_dir or "/tmp",
         links=[k for k in communication_links(inventory) if k.source == server],
-        version_command=version_command,
+        version_command=version_command(inventory, server) if with_version else None,
         link_check=link,
         api_key_urls=api_urls,
     )

@@ -10,11 +10,11 @@ command with a sudo password cannot also take data on stdin.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from xsoar_mt.checks.model import Link
+from xsoar_mt.shellwords import word
 
 HEAD = "==xsoar-mt== "
 RC = "==rc== "
@@ -51,7 +51,7 @@ def _section(name: str, body: str) -> str:
 
 def _existing(path: str) -> str:
     """Shell that sets $d to `path` or its nearest existing parent (df needs an existing path)."""
-    return f'd={shlex.quote(path)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
+    return f'd={word(path)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
 
 
 def _mount_options(path: str) -> str:
@@ -87,11 +87,11 @@ def survey_script(request: SurveyRequest) -> str:
             _section(
                 f"api-key {label}",
                 "printf '%s\\n' \"$xm_h\" | curl -sk -o /dev/null -w '%{http_code}' --max-time 10 -H @- "
-                + shlex.quote(url),
+                + word(url),
             )
         )
     if request.links:
-        calls = " ".join(f"xm_tcp {shlex.quote(k.address)} {k.port} &" for k in request.links)
+        calls = " ".join(f"xm_tcp {word(k.address)} {word(k.port)} &" for k in request.links)
         parts.append(f"echo '{HEAD}tcp'; {_TCP_FUNCTION}{calls} wait; echo \"{RC}0\"; ")
     return "".join(parts).rstrip("; ") + "\n"
 

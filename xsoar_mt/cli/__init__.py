@@ -62,6 +62,10 @@ def _root(
     ] = False,
 ) -> None:
     _state["debug"] = debug
+    if debug:  # the SSH library's own log (connection details) as well; without --debug it stays silent
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="debug: %(name)s: %(message)s")
 
 
 def boundary(func: Callable[P, R]) -> Callable[P, R]:
@@ -96,9 +100,15 @@ def _report(exc: XsoarMtError) -> None:
 
     problems = list(getattr(exc, "problems", None) or [exc.message])
     for problem in problems:
-        typer.echo(REDACTOR.redact(f"error: {problem}"), err=True)
+        typer.echo(REDACTOR.redact(f"error: {_one_line(problem)}"), err=True)
     if exc.hint:
-        typer.echo(REDACTOR.redact(f"hint: {exc.hint}"), err=True)
+        typer.echo(REDACTOR.redact(f"hint: {_one_line(exc.hint)}"), err=True)
+
+
+def _one_line(message: str, limit: int = 4000) -> str:
+    """A safety net under the messages' own cutting: one line, never more than `limit` characters."""
+    message = message.replace("\r", " ").replace("\n", " | ")
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} characters)"
 
 
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
@@ -335,11 +345,18 @@ def upgrade_run(
         return
     from xsoar_mt.errors import UsageError
 
-    if probe and not dry_run:
-        raise UsageError("--probe goes with --dry-run")
+    _check_run_flags(to, plan_file, resume, probe=probe, dry_run=dry_run)
+    if ignore_preflight_errors is not None:  # a dry run refuses a wrong name as the real run does
+        from xsoar_mt.checks.model import parse_ignore
+
+        parse_ignore(ignore_preflight_errors)
     interactive = sys.stdin.isatty() and output is TextOrJson.text
     if not (dry_run or yes or interactive):
         raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
+    if not dry_run:
+        from xsoar_mt.commands import usable_state_dir
+
+        usable_state_dir(state_dir)
     request = RunRequest(
         inventory_path=inventory,
         target=to,
@@ -384,6 +401,40 @@ def upgrade_run(
     raise typer.Exit(int(outcome.exit_code))
 
 
+_LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value
+
+
+def _refuse_overlong(argv: list[str]) -> None:
+    """Refuse an argument no option could take, before the parser echoes it whole in its own message."""
+    from xsoar_mt.errors import UsageError, shown
+
+    for arg in argv:
+        if len(arg) > _LONGEST_ARGUMENT:
+            raise UsageError(
+                f"an argument of {len(arg):,} characters ({shown(arg, 60)}): no option takes more than "
+                f"{_LONGEST_ARGUMENT:,}"
+            )
+
+
+def _check_run_flags(
+    to: str | None, plan_file: Path | None, resume: str | None, *, probe: bool, dry_run: bool
+) -> None:
+    """What `upgrade run` is to do comes from exactly one of --to, --plan (with the plan's own --to, or
+    none) and --resume."""
+    from xsoar_mt.errors import UsageError
+
+    if to is None and plan_file is None and resume is None:
+        raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
+    if resume is not None and plan_file is not None:
+        given = "--to, --plan and --resume" if to is not None else "--plan and --resume"
+        raise UsageError(
+            f"{given} cannot be given together: a resumed run follows its own journal",
+            hint="resume with --resume RUN alone, or start a new run from the plan with --plan FILE",
+        )
+    if probe and not dry_run:
+        raise UsageError("--probe goes with --dry-run")
+
+
 def _register_check_commands() -> None:
     """`preflight`, `status` and `validate` live in their own module (xsoar_mt/cli/checks.py)."""
     from xsoar_mt.cli import checks
@@ -409,6 +460,7 @@ def main() -> None:
 
     try:
         refuse_on_command_line(sys.argv[1:])
+        _refuse_overlong(sys.argv[1:])
     except XsoarMtError as exc:
         _report(exc)
         sys.exit(int(exc.exit_code))

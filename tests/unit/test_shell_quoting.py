@@ -1,0 +1,368 @@
+"""Every value from the inventory reaches a remote command as exactly the words it was meant to be.
+
+The property test writes an inventory whose names, addresses, tenants, paths, ports, placeholders' values
+and extra flags are arbitrary text, then either the inventory is refused (every problem naming
+file:line), or every command xsoar-mt would send splits (shlex) into exactly the intended words. The
+intended words come from an oracle that does not quote anything: the same inventory with each value
+replaced by a plain marker, split, and the markers replaced by the real values in the words.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from xsoar_mt.checks.preflight import _survey_request
+from xsoar_mt.checks.survey import survey_script
+from xsoar_mt.errors import InventoryError
+from xsoar_mt.events import Fanout
+from xsoar_mt.executor import Executor, RunSecrets
+from xsoar_mt.inventory import Inventory, parse_inventory, url_address
+from xsoar_mt.observed import Observed
+from xsoar_mt.plan import Action, Plan
+from xsoar_mt.planner import install_command, plan_upgrade
+from xsoar_mt.probe import version_command
+from xsoar_mt.remote import elevate, uses_sudo
+from xsoar_mt.shellwords import LATER, fill, fill_per_server, outside_quotes, placeholders, squash, word
+from xsoar_mt.validation import health_url_command, tenants_command
+
+# Text a shell treats specially, plus letters: most draws mix the two.
+_SHELLY = " \t\n$`'\"\\;&|<>(){}[]*?~#!%=:,./-@+^aZ09é"
+_NASTY = [
+    "/var/tmp/b$(touch X)",
+    "/var/tmp/with space",
+    "fe80::1%x;id>pwned;",
+    "m1\n",
+    "a'b",
+    "'; rm -rf / #",
+    "$HOME",
+    "-rf",
+    "{server}",
+    "x\x00y",
+    "sudo id",
+    "  ",
+    "",
+]
+values = st.one_of(
+    st.text(min_size=1, max_size=40),
+    st.text(alphabet=_SHELLY, min_size=1, max_size=30),
+    st.sampled_from(_NASTY),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),  # the valid names and host names
+    st.from_regex(r"[0-9a-f:]{2,20}", fullmatch=True),  # IPv6-like
+)
+
+
+def mostly(valid: st.SearchStrategy[Any], odd: st.SearchStrategy[Any] = values) -> st.SearchStrategy[Any]:
+    """29 draws in 30 from `valid`: an inventory has a dozen such fields, and most examples must pass
+    validation for their commands to be checked at all."""
+    return st.integers(0, 29).flatmap(lambda n: odd if n == 13 else valid)
+
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+names = mostly(st.tuples(st.sampled_from(_ALNUM), st.text(_ALNUM + "._-", max_size=12)).map("".join))
+_labels = st.lists(st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8), max_size=2)
+addresses = mostly(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.tuples(st.sampled_from("abcxyz"), _labels).map(
+            lambda t: ".".join([t[0] + "-0", *t[1]]) + ".example"
+        ),
+    )
+)
+ports = mostly(st.integers(1, 65535), st.one_of(st.integers(-5, 70000), values))
+
+_TEMPLATES = [
+    {},
+    {
+        "backup": "mkdir -p {backup_dir} && sudo tar -czf {backup_dir}/demisto-{server}-{version}.tar.gz etc/demisto.conf",
+        "stop": "sudo systemctl stop demisto # {server} at {address}",
+        "version": "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about # asked on {address}",
+        "health": "curl -sk -o /dev/null -w '%{{http_code}}' https://localhost:{port}/health # {address}",
+        "install": "sudo {installer} {target} -- -multi-tenant -port={port} {flags} # {server}",
+    },
+]
+
+
+@dataclass(frozen=True)
+class Fields:
+    main_a: Any
+    main_b: Any
+    host: Any
+    group: Any
+    addresses: tuple[Any, Any, Any]
+    tenants: tuple[Any, Any]
+    ssh_port: Any
+    communication_port: Any
+    tenant_port: Any
+    directory: Any
+    target_dir: Any
+    backup_dir: Any
+    extra_flags: tuple[Any, ...]
+    upload: bool
+    templates: int
+
+
+def distinct(drawn: list[Any], other: Any) -> list[Any]:
+    """The values with each repeat replaced by `other(index, value)` (drawing unique lists is slow)."""
+    seen: set[Any] = set()
+    out = []
+    for i, value in enumerate(drawn):
+        out.append(value if value not in seen else other(i, value))
+        seen.add(out[-1])
+    return out
+
+
+@st.composite
+def fields(draw: st.DrawFn) -> Fields:
+    """Distinct names, addresses and ports (a duplicate is refused, and is not what this test is about)."""
+    main_a, main_b, host, group = distinct([draw(names) for _ in range(4)], lambda i, v: f"{v}-{i}")
+    a, b, c = distinct([draw(addresses) for _ in range(3)], lambda i, v: f"192.0.2.{i}")
+    tenants = distinct([draw(names) for _ in range(2)], lambda i, v: f"{v}-{i}")
+    return Fields(
+        main_a, main_b, host, group, (a, b, c), (tenants[0], tenants[1]),
+        ssh_port=draw(ports),
+        communication_port=draw(mostly(st.integers(1, 1024), ports)),
+        tenant_port=draw(mostly(st.integers(2048, 65535), ports)),
+        directory=draw(values),
+        target_dir=draw(st.none() | values),
+        backup_dir=draw(values),
+        extra_flags=tuple(draw(st.lists(values, max_size=3))),
+        upload=draw(st.booleans()),
+        templates=draw(st.sampled_from(range(len(_TEMPLATES)))),
+    )  # fmt: skip
+
+
+def inventory_data(f: Fields) -> dict[str, Any]:
+    installer: dict[str, Any] = {"directory": f.directory, "extra_flags": list(f.extra_flags)}
+    if f.target_dir is not None:
+        installer["target_dir"] = f.target_dir
+    if f.upload:
+        installer.update(delivery="upload", file="installers/demisto-{release}.sh")
+    else:
+        installer["link"] = {"env": "XSOAR_DOWNLOAD_LINK"}
+    return {
+        "inventory_version": 1,
+        "deployment": {"name": "quoting", "communication_port": f.communication_port},
+        "installer": installer,
+        "commands": {"backup_dir": f.backup_dir, **_TEMPLATES[f.templates]},
+        "main": {
+            "dr": {
+                "primary": {"name": f.main_a, "address": f.addresses[0], "version": "6.10.0"},
+                "secondary": {"name": f.main_b, "address": f.addresses[1], "version": "6.10.0"},
+            },
+            "tenants": [{"name": f.tenants[0]}],
+        },
+        "hosts": [
+            {
+                "name": f.group,
+                "server": {
+                    "name": f.host,
+                    "address": f.addresses[2],
+                    "ssh_port": f.ssh_port,
+                    "version": "6.10.0",
+                },
+                "tenants": [{"name": f.tenants[1], "port": f.tenant_port}],
+            }
+        ],
+    }
+
+
+def load(data: dict[str, Any]) -> Inventory:
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return parse_inventory(yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True), "inv.yaml")
+
+
+class Markers:
+    """A plain marker for each distinct value: `XMK<n>Q`, needing no quotes, valid in every field."""
+
+    def __init__(self) -> None:
+        self.real: dict[str, str] = {}
+        self._of: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        if value not in self._of:
+            marker = f"XMK{len(self._of)}Q"
+            self._of[value], self.real[marker] = marker, value
+        return self._of[value]
+
+    def restore(self, text: str, directory: str) -> str:
+        """The real values back in a word. Two rules that are not quoting: the installer's path drops the
+        directory's trailing slashes, and a URL writes an IPv6 address in brackets."""
+        text = text.replace(f"{directory}/demisto-", f"{self.real[directory].rstrip('/')}/demisto-")
+        text = re.sub(r"(?<=://)XMK\d+Q", lambda m: url_address(self.real[m.group(0)]), text)
+        return re.sub(r"XMK\d+Q", lambda m: self.real[m.group(0)], text)
+
+
+def marked(f: Fields, markers: Markers) -> Fields:
+    """The same inventory with every text value replaced by its marker (numbers stay as they are)."""
+
+    def m(value: Any) -> Any:
+        return markers(value) if isinstance(value, str) else value
+
+    return Fields(
+        m(f.main_a), m(f.main_b), m(f.host), m(f.group),
+        (m(f.addresses[0]), m(f.addresses[1]), m(f.addresses[2])),
+        (m(f.tenants[0]), m(f.tenants[1])),
+        m(f.ssh_port), m(f.communication_port), m(f.tenant_port),
+        m(f.directory), m(f.target_dir), m(f.backup_dir),
+        tuple(m(x) for x in f.extra_flags),
+        f.upload, f.templates,
+    )  # fmt: skip
+
+
+def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
+    """Every command xsoar-mt would send for this inventory: each step's on each of its servers (as the
+    executor fills it in), the version probe, the survey, the install with -target, validation's."""
+    executor = Executor(inventory, plan, lambda name: None, Fanout(), Observed(), RunSecrets())  # type: ignore[arg-type,return-value]  # no step is run
+    out = []
+    for step in plan.steps:
+        if step.action is not Action.VALIDATE:
+            out += [executor._for(server, step.command_on(server)) for server in step.servers]
+    main = inventory.main.servers[0]
+    accounts = [t.account for g in inventory.groups for t in g.tenants]
+    out.append(tenants_command(inventory, main.address, accounts))
+    out.append(
+        health_url_command(f"https://{url_address(main.address)}:{inventory.communication_port}/health")
+    )
+    # The survey script is long and the same for every server but main (which also asks the API): two do.
+    out.append(survey_script(_survey_request(inventory, main.name, "6.12", True, True)))
+    out.append(survey_script(_survey_request(inventory, inventory.servers[-1].name, "6.12", True, True)))
+    for server in inventory.servers:
+        out.append(version_command(inventory, server.name))
+        extracted = install_command(inventory, "6.12", f"{inventory.installer.directory}/extract")
+        out.append(executor._for(server.name, extracted))
+    return out
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields())
+@example(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"), 22, 443,
+                18502, "/var/tmp/with space", None, "/var/tmp/b$(touch X)", ("-x y", "$(id)"), False, 1))  # fmt: skip
+def test_every_value_is_refused_with_file_line_or_reaches_the_servers_as_exactly_its_words(f: Fields) -> None:
+    try:
+        inventory = load(inventory_data(f))
+    except InventoryError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert re.match(r"inv\.yaml:\d+: ", problem), problem
+            assert "\n" not in problem, problem
+        return
+    # Names and addresses are always bare words: the executor fills {server} and {address} into a
+    # command after wrapping it in quotes of its own (a detached install), which is safe only so.
+    assert all(word(s.name) == s.name and word(s.address) == s.address for s in inventory.servers)
+    markers = Markers()
+    m = marked(f, markers)
+    oracle = load(inventory_data(m))
+    real_plan = plan_upgrade(inventory, inventory.versions(), "6.12")
+    oracle_plan = plan_upgrade(oracle, oracle.versions(), "6.12")
+    real, expected = commands_of(inventory, real_plan), commands_of(oracle, oracle_plan)
+    assert len(real) == len(expected)
+    for command, model in zip(real, expected, strict=True):
+        words = [markers.restore(w, m.directory) for w in shlex.split(model)]
+        assert shlex.split(command) == words, command
+
+
+def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None:
+    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
+                                 22, 443, 18502, "/var/tmp/xsoar-mt", None, "/var/tmp/b$(touch X)", (), False, 0))  # fmt: skip
+    inventory = load(data)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    backup = next(s for s in plan.steps if s.action is Action.BACKUP)
+    assert shlex.split(backup.command) == [
+        "sudo", "mkdir", "-p", "/var/tmp/b$(touch X)", "&&",
+        "sudo", "tar", "-czf", "/var/tmp/b$(touch X)/demisto-before-6.11-{stamp}.tar.gz",
+        "-C", "/", "etc/demisto.conf", "var/lib/demisto",
+    ]  # fmt: skip
+    assert "'/var/tmp/b$(touch X)'" in backup.command  # single quotes: the shell expands nothing inside
+
+
+def test_a_path_with_a_space_is_one_word_in_every_command_that_names_it() -> None:
+    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
+                                 22, 443, 18502, "/var/tmp/x m", "/var/tmp/ex tract", "/var/tmp/back up", (), False, 0))  # fmt: skip
+    inventory = load(data)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    by_action = {s.action: shlex.split(s.command) for s in plan.steps}
+    assert "/var/tmp/back up" in by_action[Action.BACKUP]
+    assert by_action[Action.INSTALL][:4] == [
+        "sudo",
+        "/var/tmp/x m/demisto-6.11.sh",
+        "-target",
+        "/var/tmp/ex tract",
+    ]
+    assert "/var/tmp/x m" in by_action[Action.FETCH]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("name", "m1\n", "control character"),
+        ("name", "m1 ", "not a valid server name"),
+        ("address", "fe80::1%x;id>pwned;", "neither an IP address (without a zone) nor a host name"),
+        ("address", "fe80::1%eth0", "neither an IP address"),
+        ("address", "host-.example", "neither an IP address"),
+        ("address", "10.20.0.300", "neither an IP address"),
+        ("address", "a b", "neither an IP address"),
+    ],
+)
+def test_names_and_addresses_are_matched_whole(key: str, value: str, message: str) -> None:
+    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
+               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    data = inventory_data(f)
+    data["hosts"][0]["server"][key] = value
+    with pytest.raises(InventoryError) as caught:
+        load(data)
+    (problem,) = caught.value.problems
+    assert re.match(rf"inv\.yaml:\d+: hosts\[0\]\.server\.{key}: ", problem), problem
+    assert message in problem
+
+
+def test_ipv6_addresses_and_rfc_1123_host_names_are_accepted() -> None:
+    f = Fields("m-a", "m-b", "h1", "emea", ("fd00::10", "127.77.0.2", "db-1.example.com"), ("t1", "t2"),
+               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    inventory = load(inventory_data(f))
+    assert [s.address for s in inventory.servers] == ["fd00::10", "127.77.0.2", "db-1.example.com"]
+    assert "https://[fd00::10]:443/accounts;" in shlex.split(tenants_command(inventory, "fd00::10", []))
+
+
+# -- the quoting point itself ------------------------------------------------------------------------
+
+
+@given(st.text())
+def test_a_word_splits_back_into_exactly_its_value(value: str) -> None:
+    assert shlex.split(word(value)) == [value]
+
+
+@given(st.lists(st.text(min_size=1), max_size=4), st.text(min_size=1))
+def test_fill_quotes_values_and_keeps_the_template_and_later_placeholders(
+    flags: list[str], path: str
+) -> None:
+    command = fill("sudo {installer} -- -x {flags} # {server}", installer=path, flags=flags, server=LATER)
+    assert command.endswith(" # {server}")
+    filled = fill_per_server(command, {"server": "m-1", "address": "::1"})
+    assert shlex.split(filled) == ["sudo", path, "--", "-x", *flags, "#", "m-1"]
+
+
+def test_placeholders_are_plain_names_and_braces_must_pair() -> None:
+    assert placeholders("a {x} {{literal}} {y}") == ["x", "y"]
+    for bad in ("{0}", "{a.b}", "{a[0]}", "{a!r}", "{a:>4}", "{", "}"):
+        with pytest.raises(ValueError):
+            placeholders(bad)
+
+
+def test_squash_joins_the_operators_white_space_but_never_a_values() -> None:
+    assert squash(f"  sudo  {word('a  b')}\n  x ") == "sudo 'a  b' x"
+
+
+def test_sudo_inside_a_quoted_value_is_neither_elevated_nor_counted() -> None:
+    command = f"mkdir -p {word('/x; sudo $(touch X)')} && sudo tar x"
+    assert outside_quotes(command).count("sudo") == 1
+    assert uses_sudo(command) and not uses_sudo(f"mkdir -p {word('sudo x')}")
+    assert shlex.split(elevate(command))[:4] == ["mkdir", "-p", "/x; sudo $(touch X)", "&&"]
+    assert shlex.split(elevate(command))[4:7] == ["sudo", "-S", "-p"]
