@@ -431,7 +431,8 @@ def force_unlock(inventory_path: Path, state_dir: Path, run_id: str, accept_new_
     except RemoteError as exc:
         done = "the lock on this machine was broken; " if here else ""
         raise RemoteError(
-            server, f"{done}the deployment's lock on {server} could not be checked: {exc.detail}",
+            server,
+            f"{done}the deployment's lock on {server} could not be checked: {exc.detail}",
             hint=f"run --force-unlock {run_id} again once {server} answers",
         ) from None
     finally:
