@@ -211,6 +211,24 @@ def read_plan(path: Path, inventory: Inventory | None = None) -> Plan:
     return plan
 
 
+def check_plan_request(saved: Plan, target: str, flags: Scope) -> None:
+    """Refuse (exit 8) a saved plan run with another `--to` or `--only`/`--group` than its own: checked
+    before any server is asked, since it needs none."""
+    if saved.target != target:
+        raise StalePlan(
+            [f"target differs: the plan goes to {saved.target}, --to asks for {target}"],
+            lead="the saved plan is not what the command line asks",
+            hint="leave out --to to run the plan as saved, or make a new plan for that target",
+        )
+    asked = flags if flags != Scope() else saved.scope
+    if saved.scope != asked:
+        raise StalePlan(
+            [f"scope differs: the plan covers {saved.scope.describe()}, the command line {asked.describe()}"],
+            lead="the saved plan is not what the command line asks",
+            hint="give the plan's own --only/--group (or none), or make a new plan for that scope",
+        )
+
+
 def check_saved_plan(saved: Plan, rebuilt: Plan, flags: Scope) -> None:
     """Refuse (exit 8) a saved plan that is not exactly what this run would do.
 
@@ -218,19 +236,7 @@ def check_saved_plan(saved: Plan, rebuilt: Plan, flags: Scope) -> None:
     the run was asked (`--to`, or the plan's own target; `--only`/`--group` as `flags`, or the plan's
     own scope when none is given). The run then carries out the saved steps, which are these.
     """
-    if saved.target != rebuilt.target:
-        raise StalePlan(
-            [f"target differs: the plan goes to {saved.target}, --to asks for {rebuilt.target}"],
-            lead="the saved plan is not what the command line asks",
-            hint="leave out --to to run the plan as saved, or make a new plan for that target",
-        )
-    asked = flags if flags != Scope() else rebuilt.scope
-    if saved.scope != asked:
-        raise StalePlan(
-            [f"scope differs: the plan covers {saved.scope.describe()}, the command line {asked.describe()}"],
-            lead="the saved plan is not what the command line asks",
-            hint="give the plan's own --only/--group (or none), or make a new plan for that scope",
-        )
+    check_plan_request(saved, rebuilt.target, flags)
     saved.basis.require_same(rebuilt.basis)
     edited = saved.first_difference(rebuilt)
     if edited is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import InvalidInput, UsageError, named
 from xsoar_mt.secrets import REDACTOR
 
 
@@ -54,8 +54,10 @@ class RunDir:
                 raise InvalidInput(f"no run{of} to resume under {runs}")
             return cls(found[-1])
         path = runs / which
-        if "/" in which or not (path / "journal.jsonl").exists():
-            raise InvalidInput(f"no run {which} under {runs}")
+        if "/" in which or which in ("", ".", "..") or not (path / "journal.jsonl").exists():
+            raise UsageError(
+                f"--resume {named(which)}: no such run under {runs}", hint="--resume latest takes the newest"
+            )
         return cls(path)
 
     @property

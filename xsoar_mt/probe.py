@@ -66,8 +66,9 @@ def state_command(inventory: Inventory, server: str, *, with_version: bool) -> s
     its password prompt there.
     """
     head = "IFS= read -r xm_h; " if with_version else ""
+    status = fill(inventory.commands.status, server=server, address=inventory.server(server).address)
     body = (
-        f"{head}sudo true; echo {_SUDO}$?; {inventory.commands.status} >/dev/null; xm_st=$?; "
+        f"{head}sudo true; echo {_SUDO}$?; {status} >/dev/null; xm_st=$?; "
         f"echo {_STATUS}$xm_st; {facts_script(inventory)}"
     )
     if with_version:

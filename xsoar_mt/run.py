@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from xsoar_mt.commands import check_saved_plan, read_plan
+from xsoar_mt.commands import check_plan_request, check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
@@ -269,6 +269,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
     resumed = RunDir.find(request.state_dir, request.resume, known.key) if request.resume else None
     saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
     target, scope, kept_waves, downloaded = _intent(request, resumed, inventory, saved)
+    if saved is not None:
+        check_plan_request(saved, target, request.scope)
     uses_ssh = not request.dry_run or request.probe_in_dry_run
     names = [s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers]
     sudo, secrets = load_secrets(

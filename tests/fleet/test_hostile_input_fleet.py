@@ -79,7 +79,9 @@ def test_a_download_that_does_not_match_its_sha256_pin_fails_its_step_exit_6(
 
 
 def make_plan(inventory: Path, out: Path, *args: str) -> dict[str, Any]:
-    made = xsoar_mt("upgrade", "plan", "-i", str(inventory), "--out", str(out), *args, cwd=inventory.parent)
+    made = xsoar_mt(
+        "upgrade", "plan", "-i", str(inventory), "--probe", "--out", str(out), *args, cwd=inventory.parent
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     data: dict[str, Any] = json.loads(out.read_text())
     return data
