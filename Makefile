@@ -28,8 +28,12 @@ sshd:
 	fi
 	@mkdir -p /run/sshd && chmod 0755 /run/sshd
 
+# The fleet tests spend most of their time waiting on simulated installs and health gates, not on the
+# CPU, so test files run on WORKERS pytest-xdist workers (a file's tests stay on one worker). WORKERS=0
+# runs them all in one process.
+WORKERS ?= 3
 test: install sshd
-	$(PY) -m pytest -q -m "not matrix_only"
+	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadfile
 
 # Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
 test-matrix: install sshd

@@ -378,8 +378,14 @@ class Fleet:
     def _free_subnet(self) -> int:
         """127.77.<n>.0/24 derived from the root path; the next one if something listens there."""
         start = int(hashlib.sha256(str(self.root).encode()).hexdigest(), 16) % 200 + 10
-        for offset in range(200):
+        # Under pytest-xdist each worker keeps to its own share of the subnets, so two fleets started
+        # at the same moment by two workers can never pick the same one.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        for offset in range(240):
             subnet = (start + offset - 10) % 240 + 10
+            if workers > 1 and subnet % workers != int(worker) % workers:
+                continue
             if _port_free(f"127.77.{subnet}.1", self.ports.ssh):
                 return subnet
         raise FleetError("no free 127.77.x.0/24 subnet for the fleet")
