@@ -36,8 +36,10 @@ test: install sshd
 	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadfile
 
 # Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
+# Each case has its own fleet, so the cases are spread over the workers one by one.
+MATRIX_WORKERS ?= 2
 test-matrix: install sshd
-	$(PY) -m pytest -q -m fault_matrix tests/fleet/test_fault_matrix.py
+	$(PY) -m pytest -q -m fault_matrix tests/fleet/test_fault_matrix.py -n $(MATRIX_WORKERS) --dist load
 
 test-fast: install
 	$(PY) -m pytest -q -m "not fleet and not matrix_only"

@@ -12,21 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests import operator_shell
 from tests.fleet.fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def xsoar_mt(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-        check=False,
-    )
+    return operator_shell.xsoar_mt(*args, cwd=cwd, timeout=timeout, env={"COLUMNS": "200"})
 
 
 def run(inv: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

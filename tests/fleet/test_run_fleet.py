@@ -16,6 +16,7 @@ import pytest
 
 from tests.download_stub import DownloadServer, download_server
 from tests.fleet.fleet import Fleet
+from tests.fleet.runs import installs, order_violations, versions
 from tests.operator_shell import xsoar_mt
 
 pytestmark = pytest.mark.fleet
@@ -35,20 +36,6 @@ def nothing_changed(fleet: Fleet) -> bool:
 def run(fleet: Fleet, inv: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
                     cwd=inv.parent)  # fmt: skip
-
-
-def installs(fleet: Fleet) -> list[tuple[str, str]]:
-    return [(e["server"], e["version_after"]) for e in fleet.events() if e["event"] == "install_begin"]
-
-
-def order_violations(fleet: Fleet) -> list[Any]:
-    from tests.fleet.order import check_order
-
-    return list(check_order(fleet.events(), fleet.spec))
-
-
-def versions(fleet: Fleet, deployment: str) -> dict[str, str]:
-    return {s.name: s.version for s in fleet.servers(deployment)}
 
 
 @pytest.fixture(autouse=True)
