@@ -58,8 +58,47 @@ def preflight_lines() -> dict[str, Any]:
     }
 
 
+NIGHT_WAVES, NIGHT_WINDOW = "1,25%,100%", "+6h"
+
+
+def night() -> dict[str, Any]:
+    """The same deployment planned as an upgrade night (issue 15): waves, a window, tenant impact."""
+    import csv
+    import io
+    import json
+    from collections import Counter
+
+    from tests.cli.piped import piped
+    from tests.unit.inventories import forty_groups_yaml
+
+    night_flags = ("--waves", NIGHT_WAVES, "--window-end", NIGHT_WINDOW)
+    with tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as folder:
+        inventory = Path(folder) / "forty-groups.yaml"
+        inventory.write_text(forty_groups_yaml())
+        base = ("upgrade", "plan", "-i", str(inventory), "--to", "6.12", *night_flags)
+        text = piped(*base)
+        plan = piped(*base, "-o", "json")
+        impact = piped(*base, "--tenant-impact", "-o", "csv")
+    assert text.returncode == 0 and plan.returncode == 0 and impact.returncode == 0, text.stderr + plan.stderr
+    data = json.loads(plan.stdout)
+    window = data["window"]
+    rows = list(csv.DictReader(io.StringIO(impact.stdout)))
+    return {
+        "night_flags": " ".join(night_flags),
+        "night_text_lines": len(text.stdout.splitlines()),
+        "night_wave_sizes": [n for _, n in sorted(Counter(data["waves"]["groups"].values()).items())],
+        "night_expected_minutes": window["expected_minutes"],
+        "night_window_minutes": window["minutes_left"],
+        "night_closes_before": window["closes_before"],
+        "night_group_upgrades_done": len(window["group_upgrades_done"]),
+        "night_tenant_rows": len(rows),
+        "night_tenants": len({row["tenant"] for row in rows}),
+        "night_csv_head": impact.stdout.splitlines()[:2],
+    }
+
+
 def measure() -> dict[str, Any]:
-    return {**plan_lines(), **preflight_lines()}
+    return {**plan_lines(), **preflight_lines(), **night()}
 
 
 if __name__ == "__main__":

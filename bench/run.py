@@ -283,6 +283,27 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Nothing is cut: the plan's widest line is {r['plan_text_widest_line']} characters (a command shown whole). "
         "Preflight's warning entries: " + "; ".join(f"`{w}`" for w in r["preflight_warning_entries"]) + ".",
+        "",
+        "## The upgrade night: the same deployment with waves and a window",
+        "",
+        f"`upgrade plan --to 6.12 {r['night_flags']}` (no durations in the inventory, so the documented "
+        "defaults), piped.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| plan text lines | {r['night_text_lines']} |",
+        f"| host groups per wave | {', '.join(str(n) for n in r['night_wave_sizes'])} |",
+        f"| expected length of the night (min) | {r['night_expected_minutes']:g} |",
+        f"| window (min) | {r['night_window_minutes']:g} |",
+        f"| group upgrades done when the window closes | {r['night_group_upgrades_done']} |",
+        f"| the window closes before | `{r['night_closes_before']}` |",
+        f"| tenant-impact CSV rows (tenants) | {r['night_tenant_rows']} ({r['night_tenants']}) |",
+        "",
+        "Tenant-impact CSV head:",
+        "",
+        "```",
+        *r["night_csv_head"],
+        "```",
     ]
     for title, figures in results["fleet"].items():
         out += [
