@@ -391,6 +391,9 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 }
 # Every pattern is used with fullmatch: `$` would also match before a final newline ("m1\n").
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Names end up in tables, messages, journals and file names: no longer than a host name's label (servers
+# and groups) or twice that (tenants, whose process is acc_<name>).
+NAME_MAX, TENANT_NAME_MAX = 63, 128
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # RFC 1123: dot-separated labels of letters, digits and inner hyphens, 253 characters at most.
@@ -924,6 +927,12 @@ class _Reader:
                 assert name_node is not None
                 name_node.problem(f"{shown(name)} is not a valid group name (letters, digits, . _ -)")
                 name = None
+            elif name is not None and len(name) > NAME_MAX:
+                assert name_node is not None
+                name_node.problem(
+                    f"{shown(name)} is {len(name)} characters long; a group name has at most {NAME_MAX}"
+                )
+                name = None
             elif name == "main":
                 assert name_node is not None
                 name_node.problem("`main` is reserved for the main server")
@@ -997,6 +1006,12 @@ class _Reader:
             assert name_node is not None
             name_node.problem(f"{shown(name)} is not a valid server name (letters, digits, . _ -)")
             name = None
+        elif name is not None and len(name) > NAME_MAX:
+            assert name_node is not None
+            name_node.problem(
+                f"{shown(name)} is {len(name)} characters long; a server name has at most {NAME_MAX}"
+            )
+            name = None
         address = self.address(address_node) if address_node else None
         ssh = context.ssh
         if "ssh" in items:
@@ -1054,6 +1069,12 @@ class _Reader:
                 assert name_node is not None
                 name_node.problem(
                     f"tenant name {shown(name)} must be letters, digits, . _ - with no white space"
+                )
+                name = None
+            elif name is not None and len(name) > TENANT_NAME_MAX:
+                assert name_node is not None
+                name_node.problem(
+                    f"tenant name {shown(name)} is {len(name)} characters long; at most {TENANT_NAME_MAX}"
                 )
                 name = None
             if "port" in fields:

@@ -86,6 +86,29 @@ def test_a_huge_value_is_cut_in_the_message() -> None:
     assert problem.endswith("... (5000001 characters) is not a valid server name (letters, digits, . _ -)")
 
 
+@pytest.mark.parametrize(
+    ("old", "key", "limit", "expected"),
+    [
+        ("name: emea-1", "hosts[0].server.name", 63, "a server name has at most 63"),
+        ("- name: emea\n", "hosts[0].name", 63, "a group name has at most 63"),
+        ("name: globex", "hosts[0].tenants[0].name", 128, "at most 128"),
+    ],
+)
+def test_a_name_longer_than_its_limit_is_refused_and_one_at_the_limit_is_kept(
+    old: str, key: str, limit: int, expected: str
+) -> None:
+    def named(name: str) -> str:
+        return BASE.replace(old, old.split(": ")[0] + ": " + name + ("\n" if old.endswith("\n") else ""))
+
+    inventory = parse(named("n" * limit))
+    names = {s.name for s in inventory.servers} | {g.name for g in inventory.groups}
+    names |= {t.name for g in inventory.groups for t in g.tenants}
+    assert "n" * limit in names
+    (problem,) = problems(named("n" * (limit + 1)))
+    assert problem.startswith("inv.yaml:") and f": {key}: " in problem, problem
+    assert problem.endswith(f"is {limit + 1} characters long; {expected}"), problem
+
+
 def test_aliases_that_multiply_the_inventory_are_refused_quickly() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
