@@ -392,8 +392,8 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 # Every pattern is used with fullmatch: `$` would also match before a final newline ("m1\n").
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Names end up in tables, messages, journals and file names: no longer than a host name's label (servers
-# and groups) or twice that (tenants, whose process is acc_<name>).
-NAME_MAX, TENANT_NAME_MAX = 63, 128
+# and groups) or twice that (tenants, whose process is acc_<name>, and the deployment).
+NAME_MAX, TENANT_NAME_MAX, DEPLOYMENT_NAME_MAX = 63, 128, 128
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # RFC 1123: dot-separated labels of letters, digits and inner hyphens, 253 characters at most.
@@ -618,6 +618,8 @@ class _Reader:
         dep = dep or {}
         name_node = self.required(deployment, dep, "name") if deployment else None
         name = (name_node.text() if name_node else None) or "?"
+        if name_node is not None and len(name) > DEPLOYMENT_NAME_MAX:
+            name_node.problem(f"{shown(name)} is {len(name)} characters long; at most {DEPLOYMENT_NAME_MAX}")
         database = self.optional(dep, "database", lambda n: n.choice(("bolt", "elasticsearch")), "bolt")
         comm_port = self.optional(dep, "communication_port", lambda n: n.integer(1, 65535), 443)
         tenant_base = self.optional(dep, "tenant_port_base", lambda n: n.integer(1, 65535), 18501)

@@ -92,6 +92,7 @@ def test_a_huge_value_is_cut_in_the_message() -> None:
         ("name: emea-1", "hosts[0].server.name", 63, "a server name has at most 63"),
         ("- name: emea\n", "hosts[0].name", 63, "a group name has at most 63"),
         ("name: globex", "hosts[0].tenants[0].name", 128, "at most 128"),
+        ("name: acme", "deployment.name", 128, "at most 128"),
     ],
 )
 def test_a_name_longer_than_its_limit_is_refused_and_one_at_the_limit_is_kept(
@@ -102,7 +103,7 @@ def test_a_name_longer_than_its_limit_is_refused_and_one_at_the_limit_is_kept(
 
     inventory = parse(named("n" * limit))
     names = {s.name for s in inventory.servers} | {g.name for g in inventory.groups}
-    names |= {t.name for g in inventory.groups for t in g.tenants}
+    names |= {t.name for g in inventory.groups for t in g.tenants} | {inventory.name}
     assert "n" * limit in names
     (problem,) = problems(named("n" * (limit + 1)))
     assert problem.startswith("inv.yaml:") and f": {key}: " in problem, problem
