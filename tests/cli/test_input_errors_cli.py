@@ -111,15 +111,23 @@ def test_out_into_a_missing_directory_exits_2_naming_the_flag(tmp_path: Path) ->
     )
 
 
+def temporary_files(directory: Path | str) -> set[str]:
+    """The files an atomic write leaves when it fails: hidden, ending in .tmp (`/.tmp.tmp` once). Other
+    processes (other test workers) come and go in /tmp and /, so only these are compared there."""
+    return {name for name in os.listdir(directory) if name.startswith(".") and name.endswith(".tmp")}
+
+
 def test_out_onto_a_directory_exits_2_and_leaves_nothing_anywhere(tmp_path: Path) -> None:
-    before_root = set(os.listdir("/"))
+    before_root = temporary_files("/")
+    before_tmp = temporary_files("/tmp")
+    before = set(os.listdir(tmp_path))
     for target in (tmp_path, Path("/tmp")):
-        before = set(os.listdir(target))
         result = plan_out(target)
         assert result.exit_code == 2  # type: ignore[attr-defined]
         assert result.stderr == f"error: --out '{target}': is a directory; give a file name\n"  # type: ignore[attr-defined]
-        assert set(os.listdir(target)) == before
-    assert set(os.listdir("/")) == before_root  # no temporary file at the root (it was /.tmp.tmp)
+    assert set(os.listdir(tmp_path)) == before
+    assert temporary_files("/tmp") <= before_tmp
+    assert temporary_files("/") <= before_root  # no temporary file at the root (it was /.tmp.tmp)
 
 
 def test_out_into_a_read_only_place_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
