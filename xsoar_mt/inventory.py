@@ -924,18 +924,8 @@ class _Reader:
                 wave = items["wave"].integer(1, 1000, "a whole number of 1 or more (lower goes first)")
         if name is None:
             name_node = self.required(node, items, "name")
-            name = name_node.text() if name_node else None
-            if name is not None and not _NAME.fullmatch(name):
-                assert name_node is not None
-                name_node.problem(f"{shown(name)} is not a valid group name (letters, digits, . _ -)")
-                name = None
-            elif name is not None and len(name) > NAME_MAX:
-                assert name_node is not None
-                name_node.problem(
-                    f"{shown(name)} is {len(name)} characters long; a group name has at most {NAME_MAX}"
-                )
-                name = None
-            elif name == "main":
+            name = self.name(name_node, "group") if name_node else None
+            if name == "main":
                 assert name_node is not None
                 name_node.problem("`main` is reserved for the main server")
                 name = None
@@ -1003,17 +993,7 @@ class _Reader:
             return None
         name_node = self.required(node, items, "name")
         address_node = self.required(node, items, "address")
-        name = name_node.text() if name_node else None
-        if name is not None and not _NAME.fullmatch(name):
-            assert name_node is not None
-            name_node.problem(f"{shown(name)} is not a valid server name (letters, digits, . _ -)")
-            name = None
-        elif name is not None and len(name) > NAME_MAX:
-            assert name_node is not None
-            name_node.problem(
-                f"{shown(name)} is {len(name)} characters long; a server name has at most {NAME_MAX}"
-            )
-            name = None
+        name = self.name(name_node, "server") if name_node else None
         address = self.address(address_node) if address_node else None
         ssh = context.ssh
         if "ssh" in items:
@@ -1030,6 +1010,28 @@ class _Reader:
         made = Server(name, address, group, role, ssh, version, node.line)
         self.places[id(made)] = (node.line, node.path)
         return made
+
+    def name(self, node: _Node, kind: str) -> str | None:
+        """A group, server or tenant name: letters, digits, . _ - and no longer than its kind allows."""
+        name = node.text()
+        if name is None:
+            return None
+        longest = TENANT_NAME_MAX if kind == "tenant" else NAME_MAX
+        if not _NAME.fullmatch(name):
+            node.problem(
+                f"tenant name {shown(name)} must be letters, digits, . _ - with no white space"
+                if kind == "tenant"
+                else f"{shown(name)} is not a valid {kind} name (letters, digits, . _ -)"
+            )
+        elif len(name) > longest:
+            node.problem(
+                f"tenant name {shown(name)} is {len(name)} characters long; at most {longest}"
+                if kind == "tenant"
+                else f"{shown(name)} is {len(name)} characters long; a {kind} name has at most {longest}"
+            )
+        else:
+            return name
+        return None
 
     def address(self, node: _Node) -> str | None:
         raw = node.text()
@@ -1066,19 +1068,7 @@ class _Reader:
             if fields is None:
                 continue
             name_node = self.required(item, fields, "name")
-            name = name_node.text() if name_node else None
-            if name is not None and not _NAME.fullmatch(name):
-                assert name_node is not None
-                name_node.problem(
-                    f"tenant name {shown(name)} must be letters, digits, . _ - with no white space"
-                )
-                name = None
-            elif name is not None and len(name) > TENANT_NAME_MAX:
-                assert name_node is not None
-                name_node.problem(
-                    f"tenant name {shown(name)} is {len(name)} characters long; at most {TENANT_NAME_MAX}"
-                )
-                name = None
+            name = self.name(name_node, "tenant") if name_node else None
             if "port" in fields:
                 port = fields["port"].integer(1, 65535)
             else:

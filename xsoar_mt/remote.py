@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from xsoar_mt.errors import ExitCode, XsoarMtError
-from xsoar_mt.shellwords import outside_quotes
+from xsoar_mt.shellwords import outside_quotes, word
 
 # The prompt sudo is told to print (`sudo -S -p ...`); the password is written only when it appears.
 SUDO_PROMPT = "[xsoar-mt] sudo password: "
@@ -100,11 +100,10 @@ def elevate(command: str) -> str:
 
     Only a `sudo` the shell would run is changed: the text of a quoted value is left exactly as it is.
     """
-    quoted_prompt = "'" + SUDO_PROMPT.replace("'", "'\\''") + "'"
     out, last = [], 0
     for found in _SUDO_AT_COMMAND_START.finditer(outside_quotes(command)):
         start = found.end() - len("sudo")
-        out += [command[last:start], f"sudo -S -p {quoted_prompt}"]
+        out += [command[last:start], f"sudo -S -p {word(SUDO_PROMPT)}"]
         last = found.end()
     out.append(command[last:])
     return "".join(out)

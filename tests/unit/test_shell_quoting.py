@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +26,15 @@ from xsoar_mt.checks.preflight import _survey_request
 from xsoar_mt.checks.survey import survey_script
 from xsoar_mt.errors import InventoryError
 from xsoar_mt.events import Fanout
-from xsoar_mt.executor import Executor, RunSecrets
+from xsoar_mt.executor import Executor, InstallFiles, RunSecrets
 from xsoar_mt.inventory import Inventory, parse_inventory, url_address
-from xsoar_mt.observed import Observed
+from xsoar_mt.lock import DeploymentLock
+from xsoar_mt.observed import Marker, Observed
 from xsoar_mt.plan import Action, Plan
 from xsoar_mt.planner import install_command, plan_upgrade
-from xsoar_mt.probe import version_command
-from xsoar_mt.remote import elevate, uses_sudo
+from xsoar_mt.probe import facts_script, marker_command, parse_facts, version_command
+from xsoar_mt.releases import Version
+from xsoar_mt.remote import Result, elevate, uses_sudo
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, outside_quotes, placeholders, squash, word
 from xsoar_mt.validation import health_url_command, tenants_command
 
@@ -366,3 +371,59 @@ def test_sudo_inside_a_quoted_value_is_neither_elevated_nor_counted() -> None:
     assert uses_sudo(command) and not uses_sudo(f"mkdir -p {word('sudo x')}")
     assert shlex.split(elevate(command))[:4] == ["mkdir", "-p", "/x; sudo $(touch X)", "&&"]
     assert shlex.split(elevate(command))[4:7] == ["sudo", "-S", "-p"]
+
+
+class _LocalShell:
+    """A real `sh` on this machine in place of a server's shell: enough to see what the shell makes of a
+    command (this is about quoting; SSH itself is the fleet's business)."""
+
+    server = "m-a"
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+
+    def run(
+        self, command: str, *, stdin: str | None = None, timeout: float | None = None, **_: Any
+    ) -> Result:
+        done = subprocess.run(["sh", "-c", command], cwd=self.cwd, input=stdin or "", capture_output=True,
+                              text=True, timeout=timeout or 30, check=False)  # fmt: skip
+        return Result(self.server, command, done.returncode, done.stdout, done.stderr)
+
+
+def test_the_installer_directory_holding_shell_is_one_literal_path_for_marker_lock_installer_and_probe(
+    tmp_path: Path,
+) -> None:
+    # Accepted by the inventory (no braces, no leading -) yet full of shell: every command below is built
+    # outside `fill`, so each is run by a real shell here to show it takes the directory literally.
+    directory = tmp_path / 'x $(touch X); `touch Y` it\'s \\ "q"/'
+    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
+               22, 443, 18502, str(directory), None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    inventory = load(inventory_data(f))
+    assert inventory.installer.directory == str(directory)
+    shell = _LocalShell(tmp_path)
+
+    written = shell.run(marker_command(inventory, "m-a", Marker(Version.parse("6.11.0"), 0, "api", "r-1")))
+    assert written.ok, written.stderr
+    marker, _ = parse_facts(shell.run(facts_script(inventory)).stdout, time.time())
+    assert marker is not None and (marker.version, marker.run_id) == (Version.parse("6.11.0"), "r-1")
+
+    lock = DeploymentLock(inventory, shell, "r-1")  # type: ignore[arg-type]  # a local shell, not SSH
+    lock.acquire()
+    assert (directory / "run.lock" / "owner.json").is_file()
+    lock.release()
+    assert not (directory / "run.lock").exists()
+
+    files = InstallFiles(inventory.installer.directory, "6.12")
+    installed = Marker(Version.parse("6.12.0"), 0, "installer", "r-1").prefix("m-a")
+    assert "STARTED" in shell.run(files.launch("echo installing", installed)).stdout
+    deadline = time.monotonic() + 10
+    polled = shell.run(files.poll(0)).stdout.splitlines()
+    while polled[0].split()[:2] != ["0", "0"] and time.monotonic() < deadline:  # exit 0, no longer alive
+        time.sleep(0.05)
+        polled = shell.run(files.poll(0)).stdout.splitlines()
+    assert polled[1:] == ["installing"], polled
+    marker, installers = parse_facts(shell.run(facts_script(inventory)).stdout, time.time())
+    assert marker is not None and (marker.version, marker.how) == (Version.parse("6.12.0"), "installer")
+    assert [(i.release, i.exit_code) for i in installers] == [("6.12", 0)]
+
+    assert [p.name for p in tmp_path.iterdir()] == [directory.name]  # no X, no Y: nothing was run
