@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import json
 import os
-import shlex
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.remote import RemoteError, RemoteShell
+from xsoar_mt.shellwords import word
 
 HEARTBEAT = 30.0
 STALE_AFTER = 300.0
@@ -90,11 +90,11 @@ class DeploymentLock:
         self.shell = shell
         self.run_id = run_id
         directory = inventory.installer.directory.rstrip("/") or "/"
-        self._dir = shlex.quote(directory)
-        self._lock = shlex.quote(f"{directory}/run.lock")
-        self._owner = shlex.quote(f"{directory}/run.lock/owner.json")
+        self._dir = word(directory)
+        self._lock = word(f"{directory}/run.lock")
+        self._owner = word(f"{directory}/run.lock/owner.json")
         pattern = json.dumps({"run_id": run_id})[1:-1]  # "run_id": "<id>", as owner.json holds it
-        self._ours = f"grep -qF {shlex.quote(pattern)} {self._owner} 2>/dev/null"
+        self._ours = f"grep -qF {word(pattern)} {self._owner} 2>/dev/null"
         self.held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,7 +130,7 @@ class DeploymentLock:
     def acquire(self) -> None:
         """Take the lock, or raise LockHeld naming its holder. A lock this same run left behind (a resume
         after its process died) is taken over when it is stale; one it still refreshes is not."""
-        record = shlex.quote(json.dumps(owner_record(self.run_id), sort_keys=True))
+        record = word(json.dumps(owner_record(self.run_id), sort_keys=True))
         answer = self._run(
             f"mkdir -p {self._dir} && if mkdir {self._lock} 2>/dev/null; then printf '%s\\n' {record} > {self._owner} "
             f"&& echo {_MARK}acquired; else echo {_MARK}held; fi"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Installer, Marker, Reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteError, RemoteShell, SudoRejected
-from xsoar_mt.shellwords import fill
+from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
 _SUDO = f"{_MARK}sudo="
@@ -43,7 +42,7 @@ def marker_path(inventory: Inventory) -> str:
 
 def facts_script(inventory: Inventory) -> str:
     """Shell (no sudo, no stdin) printing the server's clock, boot id, the marker and every installer record."""
-    directory = shlex.quote(inventory.installer.directory.rstrip("/") or "/")
+    directory = word(inventory.installer.directory.rstrip("/") or "/")
     return (
         f'xm_d={directory}; echo "{_NOW}$(date +%s)"; '
         f'echo "{_BOOT}$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
@@ -257,8 +256,8 @@ def observe_all(
 
 def marker_command(inventory: Inventory, server: str, marker: Marker) -> str:
     """Write the marker on the server (its own clock for the time), atomically; no sudo, no secret."""
-    directory = shlex.quote(inventory.installer.directory.rstrip("/") or "/")
+    directory = word(inventory.installer.directory.rstrip("/") or "/")
     return (
-        f"mkdir -p {directory} && printf '%s%s}}\\n' {shlex.quote(marker.prefix(server))} \"$(date +%s)\" "
+        f"mkdir -p {directory} && printf '%s%s}}\\n' {word(marker.prefix(server))} \"$(date +%s)\" "
         f"> {directory}/state.json.tmp && mv -f {directory}/state.json.tmp {directory}/state.json"
     )
