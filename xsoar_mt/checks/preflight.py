@@ -161,13 +161,6 @@ def gather(
     return facts
 
 
-def _read_optional(what: str, read: Callable[[], str]) -> tuple[str | None, str | None]:
-    try:
-        return read(), None
-    except InvalidInput as exc:
-        return None, exc.message
-
-
 def run_preflight(
     inventory: Inventory,
     shells: Callable[[str], RemoteShell],
@@ -370,14 +363,14 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         )
     credentials = None
     if inventory.elasticsearch_credentials is not None:
-        ref = inventory.elasticsearch_credentials
-        credentials, problem = _read_optional("es", lambda: read_secret(ref, "Elasticsearch credentials"))
-        if problem is not None:
+        try:
+            credentials = read_secret(inventory.elasticsearch_credentials, "Elasticsearch credentials")
+        except InvalidInput as exc:
             return Finding(
                 "elasticsearch",
                 "cluster",
                 Verdict.FAIL,
-                problem,
+                exc.message,
                 "give the credentials as {env: NAME} or {file: PATH}",
             )
     try:
