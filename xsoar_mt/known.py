@@ -121,9 +121,5 @@ class KnownState:
                     taken.append(release)
             self._save()
 
-    def snapshot(self) -> Mapping[str, Any]:
-        with self._lock:
-            return json.loads(json.dumps(self._data))  # type: ignore[no-any-return]  # a deep copy of JSON data
-
     def _save(self) -> None:
         write_private(self.path, json.dumps(self._data, indent=1, sort_keys=True) + "\n")

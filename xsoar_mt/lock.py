@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import json
 import os
-import shlex
 import socket
 import threading
 import time
@@ -25,12 +24,14 @@ from pathlib import Path
 
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.inventory import Inventory, Topology
-from xsoar_mt.remote import RemoteError, RemoteShell
+from xsoar_mt.remote import RemoteError, RemoteShell, Result
+from xsoar_mt.shellwords import word
 
 HEARTBEAT = 30.0
 STALE_AFTER = 300.0
 UNREADABLE = "unreadable"  # how a lock whose owner file cannot be read is named (any id breaks it)
 _MARK = "XM_LOCK="
+_OWNER = "XM_LOCK_OWNER="
 
 
 class LockHeld(XsoarMtError):
@@ -90,17 +91,19 @@ class DeploymentLock:
         self.shell = shell
         self.run_id = run_id
         directory = inventory.installer.directory.rstrip("/") or "/"
-        self._dir = shlex.quote(directory)
-        self._lock = shlex.quote(f"{directory}/run.lock")
-        self._owner = shlex.quote(f"{directory}/run.lock/owner.json")
+        self._dir = word(directory)
+        self._lock = word(f"{directory}/run.lock")
+        self._owner = word(f"{directory}/run.lock/owner.json")
         pattern = json.dumps({"run_id": run_id})[1:-1]  # "run_id": "<id>", as owner.json holds it
-        self._ours = f"grep -qF {shlex.quote(pattern)} {self._owner} 2>/dev/null"
+        self._ours = f"grep -qF {word(pattern)} {self._owner} 2>/dev/null"
         self.held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self, command: str) -> str:
-        result = self.shell.run(command, timeout=60)
+        return self._answer(self.shell.run(command, timeout=60))
+
+    def _answer(self, result: Result) -> str:
         for line in result.stdout.splitlines():
             if line.startswith(_MARK):
                 return line[len(_MARK) :].strip()
@@ -108,18 +111,23 @@ class DeploymentLock:
             self.server, f"the lock command gave no answer (exit {result.exit_code}): {result.tail(2)}"
         )
 
-    def _holder(self) -> Holder:
-        result = self.shell.run(
-            f"echo \"{_MARK}$(tr -d '\\n' < {self._owner} 2>/dev/null)\"; "
-            f'echo "age=$(( $(date +%s) - $(stat -c %Y {self._owner} 2>/dev/null || stat -c %Y {self._lock}) ))"',
-            timeout=60,
+    def _holder_script(self) -> str:
+        """Shell printing the owner file on one line and how many seconds ago it was last touched."""
+        return (
+            f"echo \"{_OWNER}$(tr -d '\\n' < {self._owner} 2>/dev/null)\"; "
+            f'echo "age=$(( $(date +%s) - $(stat -c %Y {self._owner} 2>/dev/null || stat -c %Y {self._lock}) ))"'
         )
+
+    def _holder(self, stdout: str | None = None) -> Holder:
+        """Who holds the lock, from `_holder_script`'s output (run on its own when not given)."""
+        if stdout is None:
+            stdout = self.shell.run(self._holder_script(), timeout=60).stdout
         owner: dict[str, object] = {}
         age: float | None = None
-        for line in result.stdout.splitlines():
-            if line.startswith(_MARK):
+        for line in stdout.splitlines():
+            if line.startswith(_OWNER):
                 try:
-                    found = json.loads(line[len(_MARK) :])
+                    found = json.loads(line[len(_OWNER) :])
                     owner = found if isinstance(found, dict) else {}
                 except json.JSONDecodeError:
                     owner = {}
@@ -129,16 +137,18 @@ class DeploymentLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise LockHeld naming its holder. A lock this same run left behind (a resume
-        after its process died) is taken over when it is stale; one it still refreshes is not."""
-        record = shlex.quote(json.dumps(owner_record(self.run_id), sort_keys=True))
-        answer = self._run(
+        after its process died) is taken over when it is stale; one it still refreshes is not. One round
+        trip either way: a lock already held answers with its holder."""
+        record = word(json.dumps(owner_record(self.run_id), sort_keys=True))
+        result = self.shell.run(
             f"mkdir -p {self._dir} && if mkdir {self._lock} 2>/dev/null; then printf '%s\\n' {record} > {self._owner} "
-            f"&& echo {_MARK}acquired; else echo {_MARK}held; fi"
+            f"&& echo {_MARK}acquired; else echo {_MARK}held; {self._holder_script()}; fi",
+            timeout=60,
         )
-        if answer == "acquired":
+        if self._answer(result) == "acquired":
             self.held = True
             return
-        holder = self._holder()
+        holder = self._holder(result.stdout)
         if holder.run_id == self.run_id and holder.stale:
             self._run(f"printf '%s\\n' {record} > {self._owner} && echo {_MARK}acquired")
             self.held = True

@@ -93,18 +93,6 @@ class Installer:
             "finished": self.finished,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Installer:
-        return cls(
-            str(data["release"]),
-            _int_or_none(data.get("pid")),
-            _int_or_none(data.get("exit_code")),
-            bool(data.get("alive")),
-            bool(data.get("rebooted")),
-            _float_or_none(data.get("started")),
-            _float_or_none(data.get("finished")),
-        )
-
 
 @dataclass(frozen=True)
 class Marker:
@@ -125,19 +113,6 @@ class Marker:
             "run_id": self.run_id,
         }
         return json.dumps(body, sort_keys=True)[:-1] + ', "at": '
-
-    def to_json(self, server: str) -> str:
-        return json.dumps(
-            {
-                "server": server,
-                "release": self.version.release,
-                "version": str(self.version),
-                "how": self.how,
-                "at": round(self.at, 3),
-                "run_id": self.run_id,
-            },
-            sort_keys=True,
-        )
 
     @classmethod
     def parse(cls, text: str) -> Marker:
@@ -163,7 +138,6 @@ class Reading:
     api_error: str | None = None
     marker: Marker | None = None
     installers: tuple[Installer, ...] = ()
-    healthy: bool | None = None
 
     @property
     def reachable(self) -> bool:
@@ -303,9 +277,6 @@ class Observed:
             verify=verify,
         )
 
-    def notes(self) -> list[str]:
-        return [note for view in self.views.values() for note in view.notes]
-
     def judge(self, inventory: Inventory) -> Judgement | None:
         """The skew verdict on what every server runs now; None when some server's version is unknown."""
         releases = {name: view.version.release for name, view in self.views.items() if view.version}
@@ -432,18 +403,11 @@ def _service(reading: Reading | None, known: Known | None) -> Service:
 
 
 def _healthy(reading: Reading | None, service: Service) -> bool | None:
-    if reading is not None and reading.healthy is not None:
-        return reading.healthy
     if service in (Service.STOPPED, Service.FAILED):
         return False
     if reading is not None and reading.api_version is not None:
         return True
     return None
-
-
-def with_updates(view: ServerView, **changes: Any) -> ServerView:
-    """The view after something the executor did or saw (a typed `dataclasses.replace`)."""
-    return replace(view, **changes)
 
 
 def unknown_lines(views: Iterable[ServerView], inventory_name: str) -> list[str]:
@@ -461,12 +425,6 @@ def unknown_lines(views: Iterable[ServerView], inventory_name: str) -> list[str]
             f"{inventory_name} if it has never been upgraded by xsoar-mt"
         )
     return lines
-
-
-def _int_or_none(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else None
 
 
 def _float_or_none(value: object) -> float | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Installer, Marker, Reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteError, RemoteShell, SudoRejected
-from xsoar_mt.shellwords import fill
+from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
 _SUDO = f"{_MARK}sudo="
@@ -43,7 +42,7 @@ def marker_path(inventory: Inventory) -> str:
 
 def facts_script(inventory: Inventory) -> str:
     """Shell (no sudo, no stdin) printing the server's clock, boot id, the marker and every installer record."""
-    directory = shlex.quote(inventory.installer.directory.rstrip("/") or "/")
+    directory = word(inventory.installer.directory.rstrip("/") or "/")
     return (
         f'xm_d={directory}; echo "{_NOW}$(date +%s)"; '
         f'echo "{_BOOT}$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
@@ -92,14 +91,13 @@ def _code(stdout: str, mark: str) -> int | None:
     return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
-def parse_state(stdout: str) -> tuple[bool, bool]:
-    """(sudo works, service running) from `state_command`'s output."""
-    return _code(stdout, _SUDO) == 0, _code(stdout, _STATUS) == 0
-
-
-def status_code(stdout: str) -> int | None:
-    """The status command's LSB exit code from `state_command`'s output."""
-    return _code(stdout, _STATUS)
+def state_reading(server: str, stdout: str, at: float) -> Reading:
+    """What `state_command` printed, read at `at`: whether sudo works, the service's LSB status (only when
+    sudo works), the marker and the installer records. No error is set: the caller words a sudo failure."""
+    sudo_ok = _code(stdout, _SUDO) == 0
+    marker, installers = parse_facts(stdout, at)
+    status = _code(stdout, _STATUS) if sudo_ok else None
+    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers)
 
 
 def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Installer, ...]]:
@@ -215,24 +213,13 @@ def observe(
         return Reading(name, now(), sudo_ok=False, error=f"sudo does not work: {exc.detail}")
     except RemoteError as exc:
         return Reading(name, now(), error=exc.detail)
-    at = now()
-    sudo_ok, running = parse_state(result.stdout)
-    marker, installers = parse_facts(result.stdout, at)
-    status = _code(result.stdout, _STATUS)
-    reading = Reading(
-        name,
-        at,
-        sudo_ok=sudo_ok,
-        status_code=status if sudo_ok else None,
-        marker=marker,
-        installers=installers,
-    )
-    if not sudo_ok:
+    reading = state_reading(name, result.stdout, now())
+    if not reading.sudo_ok:
         return replace(reading, error=f"sudo does not work: {result.tail(2) or 'no output'}")
     if embed:
         version, problem = _embedded_version(result.stdout)
         return replace(reading, api_version=version, api_error=problem)
-    if running:
+    if reading.status_code == 0:
         try:
             return replace(reading, api_version=read_version(shell, inventory, api_key))
         except RemoteError as exc:
@@ -257,8 +244,8 @@ def observe_all(
 
 def marker_command(inventory: Inventory, server: str, marker: Marker) -> str:
     """Write the marker on the server (its own clock for the time), atomically; no sudo, no secret."""
-    directory = shlex.quote(inventory.installer.directory.rstrip("/") or "/")
+    directory = word(inventory.installer.directory.rstrip("/") or "/")
     return (
-        f"mkdir -p {directory} && printf '%s%s}}\\n' {shlex.quote(marker.prefix(server))} \"$(date +%s)\" "
+        f"mkdir -p {directory} && printf '%s%s}}\\n' {word(marker.prefix(server))} \"$(date +%s)\" "
         f"> {directory}/state.json.tmp && mv -f {directory}/state.json.tmp {directory}/state.json"
     )

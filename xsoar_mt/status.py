@@ -71,9 +71,9 @@ def role_label(inventory: Inventory, name: str) -> str:
 def judge_status(inventory: Inventory, observed: Observed) -> StatusReport:
     """Pure: the table and the skew verdict from the observed state.
 
-    A server's skew is judged on versions the servers themselves tell (the API or xsoar-mt's marker); an
-    unreachable server, or one known only from the local record or the inventory, is `unknown`, and so is
-    the deployment's verdict while any server's version is unknown.
+    A server's skew is judged on its resolved version, whatever its source (a stopped server without a
+    marker on the local record's or the inventory's); a server that could not be reached, or whose version
+    is unknown, is `unknown`, and so is the deployment's verdict while any server is.
     """
     views = observed.views
     versions = {n: v.version for n, v in views.items() if v.version is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xsoar_mt.checks import verdicts as v
 from xsoar_mt.checks.elasticsearch import cluster_answers
@@ -35,18 +35,10 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.executor import RunSecrets
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
-from xsoar_mt.observed import Installer, Known, Marker, Reading, resolve
+from xsoar_mt.observed import Known, Reading, resolve
 from xsoar_mt.plan import Scope
 from xsoar_mt.probe import observe as observe_server
-from xsoar_mt.probe import (
-    parse_facts,
-    parse_state,
-    parse_version,
-    read_version,
-    state_command,
-    status_code,
-    version_command,
-)
+from xsoar_mt.probe import parse_version, read_version, state_command, state_reading, version_command
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.secrets import REDACTOR, read_secret
@@ -59,30 +51,29 @@ class ServerFacts:
     server: str
     ssh_error: str | None = None
     ssh_kind: str = ""
-    sudo_ok: bool | None = None
     sudo_error: str | None = None
-    running: bool | None = None
+    state: Reading | None = None  # what the state command printed, as probe.py reads it
     version: Version | None = None
     version_error: str | None = None
     sections: dict[str, Section] = field(default_factory=dict)
-    status_code: int | None = None
-    marker: Marker | None = None
-    installers: tuple[Installer, ...] = ()
-    read_at: float = 0.0
+
+    @property
+    def sudo_ok(self) -> bool | None:
+        if self.state is not None:
+            return self.state.sudo_ok
+        return False if self.sudo_error is not None else None
+
+    @property
+    def running(self) -> bool | None:
+        return self.state.status_code == 0 if self.state is not None and self.state.sudo_ok else None
 
     def reading(self) -> Reading:
         """The same facts as the observed-state model reads them (no second probe)."""
-        error = self.ssh_error or self.sudo_error
-        return Reading(
-            self.server,
-            self.read_at or time.time(),
-            error=error,
-            sudo_ok=self.sudo_ok,
-            status_code=self.status_code,
+        return replace(
+            self.state or Reading(self.server, time.time(), sudo_ok=self.sudo_ok),
+            error=self.ssh_error or self.sudo_error,
             api_version=self.version,
             api_error=self.version_error,
-            marker=self.marker,
-            installers=self.installers,
         )
 
 
@@ -126,16 +117,11 @@ def gather(
         return facts
     try:
         state = shell.run(state_command(inventory, shell.server, with_version=False), timeout=60)
-        facts.read_at = time.time()
-        facts.sudo_ok, running = parse_state(state.stdout)
-        facts.running = running if facts.sudo_ok else None
-        facts.marker, facts.installers = parse_facts(state.stdout, facts.read_at)
-        if facts.sudo_ok:
-            facts.status_code = status_code(state.stdout)
-        if not facts.sudo_ok:
+        facts.state = state_reading(shell.server, state.stdout, time.time())
+        if not facts.state.sudo_ok:
             facts.sudo_error = f"`sudo true` failed: {state.tail(2) or 'no output'}"
     except SudoRejected as exc:
-        facts.sudo_ok, facts.sudo_error = False, exc.detail
+        facts.sudo_error = exc.detail
     except RemoteError as exc:
         facts.ssh_error, facts.ssh_kind = exc.detail, "unreachable"
         return facts
@@ -159,13 +145,6 @@ def gather(
         except InvalidInput as exc:
             facts.version_error = exc.message
     return facts
-
-
-def _read_optional(what: str, read: Callable[[], str]) -> tuple[str | None, str | None]:
-    try:
-        return read(), None
-    except InvalidInput as exc:
-        return None, exc.message
 
 
 def run_preflight(
@@ -370,14 +349,14 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         )
     credentials = None
     if inventory.elasticsearch_credentials is not None:
-        ref = inventory.elasticsearch_credentials
-        credentials, problem = _read_optional("es", lambda: read_secret(ref, "Elasticsearch credentials"))
-        if problem is not None:
+        try:
+            credentials = read_secret(inventory.elasticsearch_credentials, "Elasticsearch credentials")
+        except InvalidInput as exc:
             return Finding(
                 "elasticsearch",
                 "cluster",
                 Verdict.FAIL,
-                problem,
+                exc.message,
                 "give the credentials as {env: NAME} or {file: PATH}",
             )
     try:

@@ -10,7 +10,7 @@ command with a sudo password cannot also take data on stdin.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xsoar_mt.checks.model import Link
@@ -166,7 +166,3 @@ def parse_memory(text: str) -> int | None:
 def parse_int(text: str) -> int | None:
     words = text.split()
     return int(words[0]) if words and words[0].isdigit() else None
-
-
-def tcp_states(links: Sequence[Link], codes: Mapping[tuple[str, int], str]) -> list[tuple[Link, str]]:
-    return [(k, codes.get((k.address, k.port), "untested")) for k in links]
