@@ -256,7 +256,6 @@ class Executor:
         self._interrupts = 0  # written by the signal handler: nothing else happens there
         self._noticed = 0
         self._steps_done = 0
-        self._steps_failed = 0
         self._skipped = False
         self._main = {s.name for s in inventory.main.servers}
         self._digests: dict[Path, str] = {}
@@ -317,7 +316,8 @@ class Executor:
         return self._interrupts > 1
 
     def _cancelled(self) -> bool:
-        return self._interrupts > 1
+        """`abandon`, as the callable a remote command polls."""
+        return self.abandon
 
     def _sleep(self, seconds: float) -> None:
         """Wait, waking at once for a second interrupt (checked every 50 ms: nothing is signalled to wake us)."""
@@ -474,30 +474,23 @@ class Executor:
 
     def _settle_outcomes(self) -> None:
         """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
-        planned: dict[str, None] = {}
+        last_of: dict[str, str] = {}  # each planned server's last step (validation aside)
         for step in self.plan.steps:
             if step.action is not Action.VALIDATE:
-                planned.update(dict.fromkeys(step.servers))
+                last_of.update(dict.fromkeys(step.servers, step.id))
         phase_of = {step.id: step.phase for step in self.plan.steps}
         for name, state in self.state.items():
             if state.outcome == "failed":
                 continue
-            if name not in planned:
+            last = last_of.get(name)
+            if last is None:
                 state.outcome = "skipped"
             elif state.outcome is None or (
-                phase_of.get(state.last_step or "") == "prepare"
-                and state.last_step != self._last_step_of(name)
+                phase_of.get(state.last_step or "") == "prepare" and state.last_step != last
             ):
                 state.outcome = "not started"  # nothing but its backup and installer delivery ran
-            elif state.last_step != self._last_step_of(name):
+            elif state.last_step != last:
                 state.outcome = "incomplete"
-
-    def _last_step_of(self, server: str) -> str | None:
-        last = None
-        for step in self.plan.steps:
-            if server in step.servers and step.action is not Action.VALIDATE:
-                last = step.id
-        return last
 
     def _run_lanes(self, lanes: list[tuple[Phase, list[Step]]], width: int) -> None:
         if len(lanes) == 1 or width <= 1:
@@ -609,8 +602,6 @@ class Executor:
             failed = set(failure.servers)
             self._mark(step, [s for s in step.servers if s not in failed], "ok")
             self._mark(step, [s for s in step.servers if s in failed], "failed")
-            with self._lock:
-                self._steps_failed += 1
             self._emit("step-finished", failure.message, step, step.servers, outcome="failed",
                        error=failure.message, failed=sorted(failed),
                        seconds=round(time.monotonic() - started, 3))  # fmt: skip
@@ -1031,38 +1022,29 @@ class Executor:
     def _validate(self, step: Step) -> None:
         entry = step.servers[0]
         scope, only = self.plan.scope, False
-        phase = next(p for p in self.plan.phases if p.id == step.phase)
-        if phase.wave is not None and self.plan.waves is not None:  # a wave's tenants, before the next wave
-            scope, only = Scope(main=False, groups=self.plan.waves.members(phase.wave)), True
+        wave = self._wave_of.get(step.phase)
+        if wave is not None and self.plan.waves is not None:  # a wave's tenants, before the next wave
+            scope, only = Scope(main=False, groups=self.plan.waves.members(wave)), True
         try:
             problems, _ = self._retrying(
                 step,
                 entry,
-                lambda: _Problems(
-                    validate_step(
-                        step,
-                        self.inv,
-                        self.shell_for,
-                        self.secrets.api_key,
-                        scope,
-                        self._cancelled,
-                        only_scope=only,
-                    )
+                lambda: validate_step(
+                    step,
+                    self.inv,
+                    self.shell_for,
+                    self.secrets.api_key,
+                    scope,
+                    self._cancelled,
+                    only_scope=only,
                 ),
             )
         except Cancelled as exc:
             raise StepFailed(step, entry, exc.detail, interrupted=True) from None
         except RemoteError as exc:
             raise ValidationFailed(step, entry, exc.detail) from None
-        if problems.items:
-            raise ValidationFailed(step, entry, "; ".join(problems.items))
-
-
-@dataclass(frozen=True)
-class _Problems:
-    """Validation problems, shaped like a Result so validation can go through `_retrying`."""
-
-    items: list[str]
+        if problems:
+            raise ValidationFailed(step, entry, "; ".join(problems))
 
 
 # The steps whose minutes a run measures per server and keeps (estimate.MEASURED_KEYS).
