@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
-from xsoar_mt.shellwords import fill_per_server
+from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge
 from xsoar_mt.validation import validate_step
 from xsoar_mt.window import Refusal
@@ -153,10 +152,10 @@ class InstallFiles:
         base = f"{directory.rstrip('/')}/install-{release}"
         self.release = release
         self.log, self.rc, self.pid, self.boot = (
-            shlex.quote(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
+            word(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
         )
-        self.marker = shlex.quote(f"{directory.rstrip('/')}/state.json")
-        self.marker_tmp = shlex.quote(f"{directory.rstrip('/')}/state.json.installer")
+        self.marker = word(f"{directory.rstrip('/')}/state.json")
+        self.marker_tmp = word(f"{directory.rstrip('/')}/state.json.installer")
         self._alive = (
             f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
             f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
@@ -181,16 +180,16 @@ class InstallFiles:
         body = install_command[len("sudo ") :] if elevated else install_command
         inner = (
             f"{body} > {self.log} 2>&1; xm_rc=$?; echo $xm_rc > {self.rc}; "
-            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {shlex.quote(marker)} "$(date +%s)" '
+            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
             f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
         )
         launch = (
             f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
             f"else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
-            f"nohup setsid sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null & "
+            f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
-        return f"sudo sh -c {shlex.quote(launch)}" if elevated else launch
+        return f"sudo sh -c {word(launch)}" if elevated else launch
 
     def poll(self, offset: int) -> str:
         """First line: `<exit code or -> <alive 0|1> <boot id now> <boot id at launch>`; then the log from
@@ -577,7 +576,7 @@ class Executor:
             return
         self._emit("warning", f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
                    "again on the release it had", servers=tuple(stopped))  # fmt: skip
-        start = self.inv.commands.start.format(server="{server}", address="{address}")
+        start = fill(self.inv.commands.start, server=LATER, address=LATER)
         for server in stopped:
             try:
                 self._service(began[-1], server, self._for(server, start), True)
@@ -782,11 +781,11 @@ class Executor:
         local = self._local_installer(step, server)
         remote = installer_path(self.inv.installer, step.release)
         shell = self.shell_for(server)
-        have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
+        have = shell.run(f"sha256sum {word(remote)} 2>/dev/null", timeout=120)
         if have.ok and have.stdout.split()[:1] == [local.sha256]:
             self._emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
         else:
-            self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
+            self._run(step, server, f"mkdir -p {word(self.inv.installer.directory)}")
             shell.put(local.path, remote, self._upload_progress(step, server))
         self._run(step, server, step.command_on(server), stdin=local.sha256 + "\n", timeout=300)
 
