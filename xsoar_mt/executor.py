@@ -753,8 +753,8 @@ class Executor:
                 self._update(server, step, service=Service.FAILED, healthy=False)
             raise
         if dropped:
-            status = self.shell_for(server).run(self._for(server, self.inv.commands.status), timeout=60,
-                                                cancel=self._cancelled)  # fmt: skip
+            check = self._for(server, fill(self.inv.commands.status, server=LATER, address=LATER))
+            status = self.shell_for(server).run(check, timeout=60, cancel=self._cancelled)
             if (status.exit_code == 0) != start:
                 seen = "running" if status.exit_code == 0 else f"not running (status {status.exit_code})"
                 raise StepFailed(step, server, f"after reconnecting, the service is {seen}")
