@@ -34,7 +34,7 @@ from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, Verdict, judge
 from xsoar_mt.validation import validate_step
 from xsoar_mt.window import Refusal
 
@@ -456,10 +456,8 @@ class Executor:
         groups = [p for p in self.plan.phases if p.group is not None]
         done = tuple(p for p in groups if all(s.id in self._finished for s in p.steps))
         left = tuple(p for p in groups if p.id not in self._begun)
-        releases = {n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None}
-        main = {n: r for n, r in releases.items() if n in self._main}
-        hosts = {n: r for n, r in releases.items() if n not in self._main}
-        lagging = judge(main, hosts, self.inv.releases).verdict is not Verdict.OK if main else False
+        releases = self._releases()
+        lagging = any(n in self._main for n in releases) and self._judge(releases).verdict is not Verdict.OK
         return WindowClosed(self._window_closed, done, left, DEGRADED_FUNCTIONS if lagging else ())
 
     def _learn(self) -> None:
@@ -670,16 +668,20 @@ class Executor:
 
     # -- the skew rule, on what the servers really run ----------------------------------------------
 
-    def _check_skew(self, step: Step) -> None:
+    def _releases(self) -> dict[str, str]:
+        """Each server's release as the run now knows it (servers it cannot tell left out)."""
         with self._lock:
-            releases = {
-                n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None
-            }
-        for server in step.servers:
-            releases[server] = step.release
+            return {n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None}
+
+    def _judge(self, releases: Mapping[str, str]) -> Judgement:
+        """The skew rule on `releases` (server -> release), main's servers told from the hosts'."""
         main = {n: r for n, r in releases.items() if n in self._main}
         hosts = {n: r for n, r in releases.items() if n not in self._main}
-        verdict = judge(main, hosts, self.inv.releases)
+        return judge(main, hosts, self.inv.releases)
+
+    def _check_skew(self, step: Step) -> None:
+        releases = self._releases() | dict.fromkeys(step.servers, step.release)
+        verdict = self._judge(releases)
         if verdict.verdict is Verdict.UNSUPPORTED:
             reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
             raise StepFailed(step, None, f"refused: it would leave the deployment unsupported ({reasons})",
