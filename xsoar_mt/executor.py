@@ -150,7 +150,6 @@ class InstallFiles:
 
     def __init__(self, directory: str, release: str) -> None:
         base = f"{directory.rstrip('/')}/install-{release}"
-        self.release = release
         self.log, self.rc, self.pid, self.boot = (
             word(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
         )
@@ -160,14 +159,13 @@ class InstallFiles:
             f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
             f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
         )
+        # `follow` and `launch` both begin so: an installer still running (no exit code yet) is attached to
+        self._attach = f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
 
     def follow(self) -> str:
         """For an installer seen running when the plan was made: attach to it, or find it finished; never
         start another (it may have ended between that look and this step)."""
-        return (
-            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
-            f"elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
-        )
+        return f"{self._attach}elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
 
     def launch(self, install_command: str, marker: str) -> str:
         """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
@@ -184,8 +182,7 @@ class InstallFiles:
             f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
         )
         launch = (
-            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
-            f"else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
+            f"{self._attach}else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
             f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
