@@ -283,6 +283,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         lock.acquire(run_id)
     pool: ShellPool | None = None
     deployment_lock: DeploymentLock | None = None
+    journal: Journal | None = None
     lost: list[str] = []  # the deployment lock, broken by someone else while this run held it
     on_lost: list[Callable[[str], None]] = [lost.append]
     try:
@@ -314,7 +315,6 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         )
         run_dir = None
         sinks: list[EventSink] = [events]
-        journal: Journal | None = None
         if request.dry_run:
             secrets = replace(secrets, link=secrets.link or DRY_RUN_LINK)
             executor_options = replace(
@@ -381,6 +381,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+        if journal is not None:
+            journal.close()
 
 
 def _window(request: RunRequest, inventory: Inventory, plan: Plan, known: KnownState, events: EventSink
