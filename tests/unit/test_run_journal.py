@@ -21,7 +21,7 @@ hosts: [{name: h1, server: {name: h1, address: 127.0.0.2, version: 6.11.0}}]
 """
 
 
-def _open_journals() -> list[str]:
+def _open_journals(under: Path) -> list[str]:
     fds = Path("/proc/self/fd")
     targets = []
     for fd in fds.iterdir():
@@ -29,7 +29,7 @@ def _open_journals() -> list[str]:
             targets.append(os.readlink(fd))
         except OSError:
             continue
-    return [t for t in targets if t.endswith("journal.jsonl")]
+    return [t for t in targets if t.startswith(str(under)) and t.endswith("journal.jsonl")]
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["succeeded", "failed"])
@@ -53,4 +53,4 @@ def test_a_run_closes_its_journal_when_it_ends(
     outcome = run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
     assert outcome.report is not None and outcome.report.outcome == ("failed" if fails else "succeeded")
     assert outcome.run_dir is not None and (outcome.run_dir / "journal.jsonl").exists()
-    assert _open_journals() == []
+    assert _open_journals(tmp_path) == []
