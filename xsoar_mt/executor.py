@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,8 +33,8 @@ from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
-from xsoar_mt.shellwords import fill_per_server
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge
+from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, Verdict, judge
 from xsoar_mt.validation import validate_step
 from xsoar_mt.window import Refusal
 
@@ -151,24 +150,22 @@ class InstallFiles:
 
     def __init__(self, directory: str, release: str) -> None:
         base = f"{directory.rstrip('/')}/install-{release}"
-        self.release = release
         self.log, self.rc, self.pid, self.boot = (
-            shlex.quote(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
+            word(f"{base}.{ext}") for ext in ("log", "rc", "pid", "boot")
         )
-        self.marker = shlex.quote(f"{directory.rstrip('/')}/state.json")
-        self.marker_tmp = shlex.quote(f"{directory.rstrip('/')}/state.json.installer")
+        self.marker = word(f"{directory.rstrip('/')}/state.json")
+        self.marker_tmp = word(f"{directory.rstrip('/')}/state.json.installer")
         self._alive = (
             f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
             f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
         )
+        # `follow` and `launch` both begin so: an installer still running (no exit code yet) is attached to
+        self._attach = f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
 
     def follow(self) -> str:
         """For an installer seen running when the plan was made: attach to it, or find it finished; never
         start another (it may have ended between that look and this step)."""
-        return (
-            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
-            f"elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
-        )
+        return f"{self._attach}elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
 
     def launch(self, install_command: str, marker: str) -> str:
         """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
@@ -181,16 +178,15 @@ class InstallFiles:
         body = install_command[len("sudo ") :] if elevated else install_command
         inner = (
             f"{body} > {self.log} 2>&1; xm_rc=$?; echo $xm_rc > {self.rc}; "
-            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {shlex.quote(marker)} "$(date +%s)" '
+            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
             f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
         )
         launch = (
-            f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
-            f"else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
-            f"nohup setsid sh -c {shlex.quote(inner)} >/dev/null 2>&1 </dev/null & "
+            f"{self._attach}else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
+            f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
-        return f"sudo sh -c {shlex.quote(launch)}" if elevated else launch
+        return f"sudo sh -c {word(launch)}" if elevated else launch
 
     def poll(self, offset: int) -> str:
         """First line: `<exit code or -> <alive 0|1> <boot id now> <boot id at launch>`; then the log from
@@ -256,7 +252,6 @@ class Executor:
         self._interrupts = 0  # written by the signal handler: nothing else happens there
         self._noticed = 0
         self._steps_done = 0
-        self._steps_failed = 0
         self._skipped = False
         self._main = {s.name for s in inventory.main.servers}
         self._digests: dict[Path, str] = {}
@@ -317,7 +312,8 @@ class Executor:
         return self._interrupts > 1
 
     def _cancelled(self) -> bool:
-        return self._interrupts > 1
+        """`abandon`, as the callable a remote command polls."""
+        return self.abandon
 
     def _sleep(self, seconds: float) -> None:
         """Wait, waking at once for a second interrupt (checked every 50 ms: nothing is signalled to wake us)."""
@@ -457,10 +453,8 @@ class Executor:
         groups = [p for p in self.plan.phases if p.group is not None]
         done = tuple(p for p in groups if all(s.id in self._finished for s in p.steps))
         left = tuple(p for p in groups if p.id not in self._begun)
-        releases = {n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None}
-        main = {n: r for n, r in releases.items() if n in self._main}
-        hosts = {n: r for n, r in releases.items() if n not in self._main}
-        lagging = judge(main, hosts, self.inv.releases).verdict is not Verdict.OK if main else False
+        releases = self._releases()
+        lagging = any(n in self._main for n in releases) and self._judge(releases).verdict is not Verdict.OK
         return WindowClosed(self._window_closed, done, left, DEGRADED_FUNCTIONS if lagging else ())
 
     def _learn(self) -> None:
@@ -474,30 +468,23 @@ class Executor:
 
     def _settle_outcomes(self) -> None:
         """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
-        planned: dict[str, None] = {}
+        last_of: dict[str, str] = {}  # each planned server's last step (validation aside)
         for step in self.plan.steps:
             if step.action is not Action.VALIDATE:
-                planned.update(dict.fromkeys(step.servers))
+                last_of.update(dict.fromkeys(step.servers, step.id))
         phase_of = {step.id: step.phase for step in self.plan.steps}
         for name, state in self.state.items():
             if state.outcome == "failed":
                 continue
-            if name not in planned:
+            last = last_of.get(name)
+            if last is None:
                 state.outcome = "skipped"
             elif state.outcome is None or (
-                phase_of.get(state.last_step or "") == "prepare"
-                and state.last_step != self._last_step_of(name)
+                phase_of.get(state.last_step or "") == "prepare" and state.last_step != last
             ):
                 state.outcome = "not started"  # nothing but its backup and installer delivery ran
-            elif state.last_step != self._last_step_of(name):
+            elif state.last_step != last:
                 state.outcome = "incomplete"
-
-    def _last_step_of(self, server: str) -> str | None:
-        last = None
-        for step in self.plan.steps:
-            if server in step.servers and step.action is not Action.VALIDATE:
-                last = step.id
-        return last
 
     def _run_lanes(self, lanes: list[tuple[Phase, list[Step]]], width: int) -> None:
         if len(lanes) == 1 or width <= 1:
@@ -584,7 +571,7 @@ class Executor:
             return
         self._emit("warning", f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
                    "again on the release it had", servers=tuple(stopped))  # fmt: skip
-        start = self.inv.commands.start.format(server="{server}", address="{address}")
+        start = fill(self.inv.commands.start, server=LATER, address=LATER)
         for server in stopped:
             try:
                 self._service(began[-1], server, self._for(server, start), True)
@@ -609,8 +596,6 @@ class Executor:
             failed = set(failure.servers)
             self._mark(step, [s for s in step.servers if s not in failed], "ok")
             self._mark(step, [s for s in step.servers if s in failed], "failed")
-            with self._lock:
-                self._steps_failed += 1
             self._emit("step-finished", failure.message, step, step.servers, outcome="failed",
                        error=failure.message, failed=sorted(failed),
                        seconds=round(time.monotonic() - started, 3))  # fmt: skip
@@ -680,16 +665,20 @@ class Executor:
 
     # -- the skew rule, on what the servers really run ----------------------------------------------
 
-    def _check_skew(self, step: Step) -> None:
+    def _releases(self) -> dict[str, str]:
+        """Each server's release as the run now knows it (servers it cannot tell left out)."""
         with self._lock:
-            releases = {
-                n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None
-            }
-        for server in step.servers:
-            releases[server] = step.release
+            return {n: v.release for n, s in self.state.items() if (v := s.view.planning_version) is not None}
+
+    def _judge(self, releases: Mapping[str, str]) -> Judgement:
+        """The skew rule on `releases` (server -> release), main's servers told from the hosts'."""
         main = {n: r for n, r in releases.items() if n in self._main}
         hosts = {n: r for n, r in releases.items() if n not in self._main}
-        verdict = judge(main, hosts, self.inv.releases)
+        return judge(main, hosts, self.inv.releases)
+
+    def _check_skew(self, step: Step) -> None:
+        releases = self._releases() | dict.fromkeys(step.servers, step.release)
+        verdict = self._judge(releases)
         if verdict.verdict is Verdict.UNSUPPORTED:
             reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
             raise StepFailed(step, None, f"refused: it would leave the deployment unsupported ({reasons})",
@@ -763,8 +752,8 @@ class Executor:
                 self._update(server, step, service=Service.FAILED, healthy=False)
             raise
         if dropped:
-            status = self.shell_for(server).run(self._for(server, self.inv.commands.status), timeout=60,
-                                                cancel=self._cancelled)  # fmt: skip
+            check = self._for(server, fill(self.inv.commands.status, server=LATER, address=LATER))
+            status = self.shell_for(server).run(check, timeout=60, cancel=self._cancelled)
             if (status.exit_code == 0) != start:
                 seen = "running" if status.exit_code == 0 else f"not running (status {status.exit_code})"
                 raise StepFailed(step, server, f"after reconnecting, the service is {seen}")
@@ -791,11 +780,11 @@ class Executor:
         local = self._local_installer(step, server)
         remote = installer_path(self.inv.installer, step.release)
         shell = self.shell_for(server)
-        have = shell.run(f"sha256sum {shlex.quote(remote)} 2>/dev/null", timeout=120)
+        have = shell.run(f"sha256sum {word(remote)} 2>/dev/null", timeout=120)
         if have.ok and have.stdout.split()[:1] == [local.sha256]:
             self._emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
         else:
-            self._run(step, server, f"mkdir -p {shlex.quote(self.inv.installer.directory)}")
+            self._run(step, server, f"mkdir -p {word(self.inv.installer.directory)}")
             shell.put(local.path, remote, self._upload_progress(step, server))
         self._run(step, server, step.command_on(server), stdin=local.sha256 + "\n", timeout=300)
 
@@ -1031,38 +1020,29 @@ class Executor:
     def _validate(self, step: Step) -> None:
         entry = step.servers[0]
         scope, only = self.plan.scope, False
-        phase = next(p for p in self.plan.phases if p.id == step.phase)
-        if phase.wave is not None and self.plan.waves is not None:  # a wave's tenants, before the next wave
-            scope, only = Scope(main=False, groups=self.plan.waves.members(phase.wave)), True
+        wave = self._wave_of.get(step.phase)
+        if wave is not None and self.plan.waves is not None:  # a wave's tenants, before the next wave
+            scope, only = Scope(main=False, groups=self.plan.waves.members(wave)), True
         try:
             problems, _ = self._retrying(
                 step,
                 entry,
-                lambda: _Problems(
-                    validate_step(
-                        step,
-                        self.inv,
-                        self.shell_for,
-                        self.secrets.api_key,
-                        scope,
-                        self._cancelled,
-                        only_scope=only,
-                    )
+                lambda: validate_step(
+                    step,
+                    self.inv,
+                    self.shell_for,
+                    self.secrets.api_key,
+                    scope,
+                    self._cancelled,
+                    only_scope=only,
                 ),
             )
         except Cancelled as exc:
             raise StepFailed(step, entry, exc.detail, interrupted=True) from None
         except RemoteError as exc:
             raise ValidationFailed(step, entry, exc.detail) from None
-        if problems.items:
-            raise ValidationFailed(step, entry, "; ".join(problems.items))
-
-
-@dataclass(frozen=True)
-class _Problems:
-    """Validation problems, shaped like a Result so validation can go through `_retrying`."""
-
-    items: list[str]
+        if problems:
+            raise ValidationFailed(step, entry, "; ".join(problems))
 
 
 # The steps whose minutes a run measures per server and keeps (estimate.MEASURED_KEYS).

@@ -22,9 +22,10 @@ from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState
 from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
-from xsoar_mt.observed import Observed, Reading, resolve, unknown_lines
+from xsoar_mt.observed import Marker, Observed, Reading, Source, resolve, unknown_lines
 from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
+from xsoar_mt.probe import marker_command, observe_all
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
@@ -183,8 +184,6 @@ def observe_deployment(
     known: KnownState | None,
 ) -> tuple[Observed, Mapping[str, Reading]]:
     """Every server read at once (read only), resolved with the local record, which is then updated."""
-    from xsoar_mt.probe import observe_all
-
     readings = observe_all(inventory, pool, api_key)
     observed = resolve(inventory, readings, known.servers() if known else {})
     if known is not None:
@@ -283,6 +282,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         lock.acquire(run_id)
     pool: ShellPool | None = None
     deployment_lock: DeploymentLock | None = None
+    journal: Journal | None = None
     lost: list[str] = []  # the deployment lock, broken by someone else while this run held it
     on_lost: list[Callable[[str], None]] = [lost.append]
     try:
@@ -314,7 +314,6 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         )
         run_dir = None
         sinks: list[EventSink] = [events]
-        journal: Journal | None = None
         if request.dry_run:
             secrets = replace(secrets, link=secrets.link or DRY_RUN_LINK)
             executor_options = replace(
@@ -381,6 +380,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             pool.close()
         if not request.dry_run:
             lock.release()
+        if journal is not None:
+            journal.close()
 
 
 def _window(request: RunRequest, inventory: Inventory, plan: Plan, known: KnownState, events: EventSink
@@ -448,12 +449,9 @@ def force_unlock(inventory_path: Path, state_dir: Path, run_id: str, accept_new_
 def _write_markers(inventory: Inventory, pool: Callable[[str], RemoteShell], observed: Observed,
                    readings: Mapping[str, Reading], names: list[str], run_id: str, events: EventSink) -> None:  # fmt: skip
     """xsoar-mt's marker on each server in scope whose `/about` answered something the marker does not say."""
-    from xsoar_mt.observed import Marker
-    from xsoar_mt.probe import marker_command
-
     for name in names:
         view, reading = observed[name], readings.get(name)
-        if view.version is None or view.source is None or view.source.value != "api" or reading is None:
+        if view.version is None or view.source is not Source.API or reading is None:
             continue
         if reading.marker is not None and reading.marker.version == view.version:
             continue

@@ -401,3 +401,27 @@ hosts:
         - {name: g2, address: 127.0.1.2, version: 6.10.0}
         - {name: g3, address: 127.0.1.3, version: 6.10.0}
 """
+
+
+def test_the_status_check_after_a_dropped_stop_fills_the_template_like_every_other_command() -> None:
+    # `{{` and `}}` are the template's literal braces: the server gets `{}`, as from the plan's own steps
+    text = INVENTORY.replace(
+        "installer:", "commands: {status: 'true {{}} && sudo service demisto status'}\ninstaller:"
+    )
+    inventory = parse_inventory(text, "inv.yaml")
+    fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
+    drops = [1]
+
+    def drop_once(server: str, command: str) -> None:
+        if server == "h1" and command.endswith("service demisto stop") and drops[0]:
+            drops[0] -= 1
+            raise ConnectionLost(server, "connection reset by peer")
+
+    fleet.hooks.append(drop_once)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
+    executor = Executor(inventory, plan, shells.__getitem__, Collected(), resolve(inventory, {}, {}),
+                        RunSecrets(link=LINK), FAST)  # fmt: skip
+    assert executor.execute().outcome == "succeeded"
+    checks = [c for n, c, _ in fleet.calls if n == "h1" and c.endswith("service demisto status")]
+    assert checks == ["true {} && sudo service demisto status"]
