@@ -34,7 +34,7 @@ from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, Verdict, judge_releases
 from xsoar_mt.validation import validate_step
 from xsoar_mt.window import Refusal
 
@@ -672,9 +672,7 @@ class Executor:
 
     def _judge(self, releases: Mapping[str, str]) -> Judgement:
         """The skew rule on `releases` (server -> release), main's servers told from the hosts'."""
-        main = {n: r for n, r in releases.items() if n in self._main}
-        hosts = {n: r for n, r in releases.items() if n not in self._main}
-        return judge(main, hosts, self.inv.releases)
+        return judge_releases(releases, self._main, self.inv.releases)
 
     def _check_skew(self, step: Step) -> None:
         releases = self._releases() | dict.fromkeys(step.servers, step.release)

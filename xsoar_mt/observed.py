@@ -26,7 +26,7 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.planner import PlanFacts
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Judgement, judge
+from xsoar_mt.skew import Judgement, judge_releases
 
 
 class Source(StrEnum):
@@ -282,9 +282,7 @@ class Observed:
         releases = {name: view.version.release for name, view in self.views.items() if view.version}
         if len(releases) < len(self.views):
             return None
-        main = {s.name: releases[s.name] for s in inventory.main.servers}
-        hosts = {s.name: releases[s.name] for g in inventory.hosts for s in g.servers}
-        return judge(main, hosts, inventory.releases)
+        return judge_releases(releases, {s.name for s in inventory.main.servers}, inventory.releases)
 
 
 def resolve(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,6 +42,15 @@ class Judgement:
     @property
     def degraded_functions(self) -> tuple[str, ...]:
         return DEGRADED_FUNCTIONS if self.verdict is not Verdict.OK else ()
+
+
+def judge_releases(releases: Mapping[str, str], main: Collection[str], line: ReleaseLine) -> Judgement:
+    """`judge` on each server's release, the servers named in `main` told from the hosts."""
+    return judge(
+        {n: r for n, r in releases.items() if n in main},
+        {n: r for n, r in releases.items() if n not in main},
+        line,
+    )
 
 
 def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) -> Judgement:

@@ -10,7 +10,7 @@ from xsoar_mt.inventory import Inventory, Role
 from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteShell
-from xsoar_mt.skew import Verdict, judge
+from xsoar_mt.skew import Verdict, judge_releases
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,8 @@ def judge_status(inventory: Inventory, observed: Observed) -> StatusReport:
     """
     views = observed.views
     versions = {n: v.version for n, v in views.items() if v.version is not None}
-    main = {s.name: versions[s.name].release for s in inventory.main.servers if s.name in versions}
-    hosts = {
-        s.name: versions[s.name].release for g in inventory.hosts for s in g.servers if s.name in versions
-    }
-    judgement = judge(main, hosts, inventory.releases)
+    releases = {s.name: versions[s.name].release for s in inventory.servers if s.name in versions}
+    judgement = judge_releases(releases, {s.name for s in inventory.main.servers}, inventory.releases)
     faults = {f.server: f for f in judgement.faults}
     rows = []
     unknown: list[str] = []

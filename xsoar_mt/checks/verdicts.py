@@ -15,7 +15,7 @@ from xsoar_mt.observed import Observed, ServerView, Source, unknown_lines
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import PlanFacts
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge_releases
 from xsoar_mt.skew import Verdict as Skew
 
 GB = 1000**3
@@ -160,9 +160,8 @@ def after_plan(inventory: Inventory, versions: Mapping[str, Version], plan: Plan
     for step in plan.steps:
         if step.sets_release is not None:
             releases.update(dict.fromkeys(step.servers, step.sets_release))
-    main = {s.name: releases[s.name] for s in inventory.main.servers}
-    hosts = {s.name: releases[s.name] for g in inventory.hosts for s in g.servers}
-    return judge(main, hosts, inventory.releases)
+    in_order = {s.name: releases[s.name] for s in inventory.servers}
+    return judge_releases(in_order, {s.name for s in inventory.main.servers}, inventory.releases)
 
 
 # -- installer --------------------------------------------------------------------------------------
