@@ -20,7 +20,7 @@ from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
-from xsoar_mt.known import KnownState
+from xsoar_mt.known import KnownState, deployment_key
 from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
 from xsoar_mt.observed import Marker, Observed, Reading, Source, resolve, unknown_lines
 from xsoar_mt.plan import Plan, Scope, Waves
@@ -423,8 +423,7 @@ def force_unlock(inventory_path: Path, state_dir: Path, run_id: str, accept_new_
     cannot be reached, the lock here is still broken and the error says the deployment's was not.
     """
     inventory = load_inventory(inventory_path)
-    known = KnownState(state_dir, inventory)
-    here = RunLock(state_dir, known.key).force_unlock(run_id)
+    here = RunLock(state_dir, deployment_key(inventory)).force_unlock(run_id)
     server = lock_server(inventory)
     pool = ssh_pool(inventory, {}, accept_new_host_keys)
     try:
