@@ -194,7 +194,7 @@ def _window(window: Window) -> str:
     since = f"from main's upgrade at {_at(window.start)}" if window.start else "from the start of the run"
     return (
         f"{lag} for [bold]{clock(window.minutes)}[/]: {since} until the last of "
-        f"{window.host_groups} host group{'' if window.host_groups == 1 else 's'} is upgraded at {_at(window.end)}"
+        f"{_count(window.host_groups, 'host group')} is upgraded at {_at(window.end)}"
     )
 
 
@@ -286,14 +286,9 @@ def _hop_table(
     pace = "one at a time" if parallel in (None, 1) else f"up to {parallel} at once"
     if wave is not None:
         pace = "all at once" if parallel is None or parallel >= hosts else pace
-    parts = (["main"] if any(p.group == MAIN for p in phases) else []) + (
-        [
-            f"{hosts} host group{'' if hosts == 1 else 's'}"
-            + (f", {pace}" if hosts > 1 or wave is None else "")
-        ]
-        if hosts
-        else []
-    )
+    parts = ["main"] if any(p.group == MAIN for p in phases) else []
+    if hosts:
+        parts.append(_count(hosts, "host group") + (f", {pace}" if hosts > 1 or wave is None else ""))
     title = f"To {release}: {', then '.join(parts)}"
     if wave is not None and plan.waves is not None:
         title = f"Wave {wave} of {plan.waves.count} to {release}: {', then '.join(parts)}"
