@@ -46,7 +46,7 @@ def render_plan(
     timing = timing or estimate(plan, inventory.durations)
     _summary(out, plan, inventory, timing)
     if window is not None and not plan.nothing_to_do:
-        _window_end(out, plan, timing, *window)
+        _window_end(out, timing, *window)
     closes = window[2] if window is not None else None
     if not plan.nothing_to_do:
         first = _first_numbers(plan)
@@ -129,9 +129,7 @@ def _pace(plan: Plan, timing: Estimate) -> str:
     return f"host groups in {_count(len(sizes), 'wave')} of {listed} (--waves {plan.waves.spec}), {at_once}"
 
 
-def _window_end(
-    out: Console, plan: Plan, timing: Estimate, now: datetime, end: datetime, where: Closing | None
-) -> None:
+def _window_end(out: Console, timing: Estimate, now: datetime, end: datetime, where: Closing | None) -> None:
     """Where the window closes on the estimate, or that the whole run fits in it."""
     left = (end - now).total_seconds() / 60
     head = f"  window: ends at {end.strftime('%H:%M')} ({clock(left)} from now)"
