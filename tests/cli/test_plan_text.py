@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from rich.console import Console
 from tests.cli.piped import piped
 from tests.unit.inventories import forty_groups_yaml
 from xsoar_mt.cli.plan_text import render_plan, sequence
+from xsoar_mt.estimate import estimate
 from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.plan import Plan
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
+from xsoar_mt.window import closing
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory.example.yaml"
@@ -164,3 +167,32 @@ def rendered(plan: Plan, inventory: Inventory) -> str:
     out = io.StringIO()
     render_plan(plan, inventory, Console(file=out, width=1000, highlight=False))
     return out.getvalue()
+
+
+def test_where_the_window_closes_mid_hop_the_rows_before_it_the_line_then_the_rest_under_one_title() -> None:
+    inventory = load_inventory(EXAMPLE)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.11")
+    timing = estimate(plan, inventory.durations)
+    where = closing(timing, 180)
+    assert where is not None and where.phase.id == "apac@6.11" and where.done  # closes after three groups
+    now = datetime(2026, 12, 1, 22, 0).astimezone()
+    out = io.StringIO()
+    render_plan(plan, inventory, Console(file=out, width=1000, highlight=False), timing=timing,
+                window=(now, now + timedelta(minutes=180), where))  # fmt: skip
+    lines = out.getvalue().splitlines()
+
+    def line_of(text: str) -> int:
+        found = [i for i, line in enumerate(lines) if text in line]
+        assert len(found) == 1, (text, found)
+        return found[0]
+
+    order = [
+        line_of("To 6.11: main, then 3 host groups, one at a time"),
+        line_of("main (DR pair)"),
+        line_of("us-east (DR pair)"),
+        line_of("-- the window closes here: apac@6.11 and 0 group upgrades after it"),
+        line_of("apac (single)"),
+        line_of("Commands (each shown once"),
+        line_of("Validate (steps"),
+    ]
+    assert order == sorted(order)

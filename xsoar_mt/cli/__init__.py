@@ -13,6 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from xsoar_mt import __version__
+from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption
 from xsoar_mt.errors import ExitCode, InventoryError, XsoarMtError
 
 P = ParamSpec("P")
@@ -111,7 +112,6 @@ def _one_line(message: str, limit: int = 4000) -> str:
     return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} characters)"
 
 
-InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 WavesOption = Annotated[
     str | None,
     typer.Option(
@@ -208,9 +208,7 @@ def upgrade_plan(
             help="With --probe: trust unknown host keys on first contact (never changed ones).",
         ),
     ] = False,
-    state_dir: Annotated[
-        Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
-    ] = Path(".xsoar-mt"),
+    state_dir: StateDirOption = Path(".xsoar-mt"),
     detail: Annotated[
         bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
     ] = False,
@@ -306,12 +304,7 @@ def upgrade_run(
     output: Annotated[
         TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
     ] = TextOrJson.text,
-    accept_new_host_keys: Annotated[
-        bool,
-        typer.Option(
-            "--accept-new-host-keys", help="Trust unknown host keys on first contact (never changed ones)."
-        ),
-    ] = False,
+    accept_new_host_keys: AcceptNewOption = False,
     ignore_preflight_errors: Annotated[
         str | None,
         typer.Option(

@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import groupby
 from pathlib import Path
 
 from rich.console import Console
@@ -45,7 +46,7 @@ def render_plan(
     timing = timing or estimate(plan, inventory.durations)
     _summary(out, plan, inventory, timing)
     if window is not None and not plan.nothing_to_do:
-        _window_end(out, plan, timing, *window)
+        _window_end(out, timing, *window)
     closes = window[2] if window is not None else None
     if not plan.nothing_to_do:
         first = _first_numbers(plan)
@@ -128,9 +129,7 @@ def _pace(plan: Plan, timing: Estimate) -> str:
     return f"host groups in {_count(len(sizes), 'wave')} of {listed} (--waves {plan.waves.spec}), {at_once}"
 
 
-def _window_end(
-    out: Console, plan: Plan, timing: Estimate, now: datetime, end: datetime, where: Closing | None
-) -> None:
+def _window_end(out: Console, timing: Estimate, now: datetime, end: datetime, where: Closing | None) -> None:
     """Where the window closes on the estimate, or that the whole run fits in it."""
     left = (end - now).total_seconds() / 60
     head = f"  window: ends at {end.strftime('%H:%M')} ({clock(left)} from now)"
@@ -193,7 +192,7 @@ def _window(window: Window) -> str:
     since = f"from main's upgrade at {_at(window.start)}" if window.start else "from the start of the run"
     return (
         f"{lag} for [bold]{clock(window.minutes)}[/]: {since} until the last of "
-        f"{window.host_groups} host group{'' if window.host_groups == 1 else 's'} is upgraded at {_at(window.end)}"
+        f"{_count(window.host_groups, 'host group')} is upgraded at {_at(window.end)}"
     )
 
 
@@ -218,31 +217,41 @@ def _by_group(
     first: dict[str, int],
     closes: Closing | None = None,
 ) -> None:
-    """Phases outside any group collapsed; each hop's group phases (each wave's) as a table; the commands
-    once, after the last group phase; where the window closes, a line."""
-    hop: tuple[str | None, int | None] | None = None
-    table: Table | None = None
-    commands_due = False
-    last_group = max((i for i, p in enumerate(plan.phases) if p.group is not None), default=-1)
-    for index, phase in enumerate(plan.phases):
-        if phase.group is None:
-            if table is not None:
-                _print_table(out, table)
-                table, hop = None, None
-            if commands_due and index > last_group:
-                _commands(out, plan)
-                commands_due = False
-            _collapsed(out, phase, inventory, timing, first[phase.id])
+    """Phases outside any group collapsed; each run of group phases of one hop (one wave) as a table; the
+    commands once, after the last group phase; where the window closes, a line."""
+    last_group = next((p for p in reversed(plan.phases) if p.group is not None), None)
+    for hop, run in groupby(plan.phases, key=_hop_of):
+        phases = list(run)
+        if hop is None:
+            for phase in phases:
+                _collapsed(out, phase, inventory, timing, first[phase.id])
             continue
-        commands_due = True
-        if (phase.release, phase.wave) != hop:
-            if table is not None:
-                _print_table(out, table)
-            hop = (phase.release, phase.wave)
-            table = _hop_table(plan, hop, timing.parallel)
-        assert table is not None
+        _hop_rows(out, plan, inventory, timing, first, closes, hop, phases)
+        if phases[-1] is last_group:
+            _commands(out, plan)
+
+
+def _hop_of(phase: Phase) -> tuple[str | None, int | None] | None:
+    """The (release, wave) of a group phase; None for a phase outside any group."""
+    return None if phase.group is None else (phase.release, phase.wave)
+
+
+def _hop_rows(
+    out: Console,
+    plan: Plan,
+    inventory: Inventory,
+    timing: Estimate,
+    first: dict[str, int],
+    closes: Closing | None,
+    hop: tuple[str | None, int | None],
+    phases: Sequence[Phase],
+) -> None:
+    """One table row per group phase; where the window closes, the rows so far, the line, then the rest."""
+    table = _hop_table(plan, hop, timing.parallel)
+    for phase in phases:
+        assert phase.group is not None
         if closes is not None and phase.id == closes.phase.id:
-            if table.row_count:  # the rows so far, then the rest of the table after the line
+            if table.row_count:
                 _print_table(out, table)
                 table = _hop_table(plan, hop, timing.parallel, titled=False)
             out.print(
@@ -263,10 +272,7 @@ def _by_group(
             _at(span.start),
             clock(span.down),
         )
-    if table is not None:
-        _print_table(out, table)
-    if commands_due:
-        _commands(out, plan)
+    _print_table(out, table)
 
 
 def _hop_table(
@@ -278,14 +284,9 @@ def _hop_table(
     pace = "one at a time" if parallel in (None, 1) else f"up to {parallel} at once"
     if wave is not None:
         pace = "all at once" if parallel is None or parallel >= hosts else pace
-    parts = (["main"] if any(p.group == MAIN for p in phases) else []) + (
-        [
-            f"{hosts} host group{'' if hosts == 1 else 's'}"
-            + (f", {pace}" if hosts > 1 or wave is None else "")
-        ]
-        if hosts
-        else []
-    )
+    parts = ["main"] if any(p.group == MAIN for p in phases) else []
+    if hosts:
+        parts.append(_count(hosts, "host group") + (f", {pace}" if hosts > 1 or wave is None else ""))
     title = f"To {release}: {', then '.join(parts)}"
     if wave is not None and plan.waves is not None:
         title = f"Wave {wave} of {plan.waves.count} to {release}: {', then '.join(parts)}"

@@ -15,16 +15,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from xsoar_mt.inventory import Group, Inventory
-from xsoar_mt.skew import Verdict
 
 if TYPE_CHECKING:
     from xsoar_mt.events import Event
     from xsoar_mt.executor import WindowClosed
     from xsoar_mt.plan import Phase
     from xsoar_mt.run import RunOutcome
-
-_VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
-
 
 # Off a terminal nothing may be cut or wrapped mid-command: lines are as long as their content.
 UNLIMITED = 1_000_000
