@@ -453,13 +453,11 @@ class _Builder:
                 "tenants",
             )
         else:
-            port = self.inv.communication_port
-            url = self.inv.main.load_balancer or f"https://{self.inv.main.servers[0].address}:{port}"
             step = self._step(
                 phase_id,
                 Action.VALIDATE,
                 (entry,),
-                f"GET {url}/health",
+                f"GET {self._main_health_url()}",
                 "validate-wave-main",
                 release,
                 "load-balancer" if self.inv.main.load_balancer else "main",
@@ -468,10 +466,18 @@ class _Builder:
         title = f"Validate wave {wave} ({what}) on {release} before the next wave"
         self.phases.append(Phase(phase_id, title, (step,), wave=wave))
 
+    def _main_health_url(self) -> str:
+        """Where validation asks main for its health: the load balancer, else main's first server."""
+        main = self.inv.main
+        base = (
+            main.load_balancer
+            or f"https://{url_address(main.servers[0].address)}:{self.inv.communication_port}"
+        )
+        return f"{base}/health"
+
     def validate(self, target: str) -> None:
         main = self.inv.main
         entry = main.servers[0].name
-        port = self.inv.communication_port
         steps: list[Step] = []
         if self.facts.verify:  # a resume checks every server in scope, not only those it worked on
             for name in sorted(_in_scope(self.inv, self.scope) - set(self.touched), key=self._order):
@@ -485,7 +491,7 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET {main.load_balancer}/health",
+                    f"GET {self._main_health_url()}",
                     "validate-lb",
                     target,
                     "load-balancer",
@@ -497,7 +503,7 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET https://{url_address(main.servers[0].address)}:{port}/health",
+                    f"GET {self._main_health_url()}",
                     "validate-main",
                     target,
                     "main",

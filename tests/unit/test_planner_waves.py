@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.inventories import build
+from tests.unit.inventories import build, inventory_dict
 from tests.unit.test_planner import dr, plan, single
 from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
-from xsoar_mt.inventory import Inventory
+from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.plan import Action, Plan, Scope, Waves
 from xsoar_mt.planner import PlanFacts, plan_upgrade
 from xsoar_mt.releases import Version
@@ -59,6 +60,14 @@ def test_a_wave_without_tenants_checks_that_main_answers() -> None:
     inventory = build("bolt", single("main"), [single("a"), single("b")])
     (check,) = next(ph for ph in waved(inventory, "1").phases if ph.wave == 1 and ph.group is None).steps
     assert check.id == "validate:wave-1@6.12/main/main-0"
+
+
+def test_a_wave_and_the_last_validation_show_an_ipv6_mains_url_in_brackets() -> None:
+    layout = inventory_dict("bolt", single("main"), [single("a"), single("b")])
+    layout["main"]["server"]["address"] = "fd00::1"
+    p = waved(parse_inventory(yaml.safe_dump(layout), "inv.yaml"), "1")
+    checks = [s.command for s in p.steps if s.id.endswith("/main/main-0")]
+    assert checks == ["GET https://[fd00::1]:443/health"] * 2  # the wave's and the run's own
 
 
 def test_a_two_hop_plan_runs_the_same_waves_in_each_hop() -> None:
