@@ -98,7 +98,7 @@ def make_plan(
     the durations the local record learned from earlier runs, where it has them.
     """
     from xsoar_mt.known import KnownState
-    from xsoar_mt.run import offline_state, require_versions
+    from xsoar_mt.observed import offline_state, require_versions
 
     inventory = load_inventory(inventory_path)
     release = parse_target(target, inventory.releases)

@@ -20,13 +20,17 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from xsoar_mt.errors import InvalidInput
+from xsoar_mt.errors import ExitCode, InvalidInput, VersionsUnknown
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.planner import PlanFacts
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Judgement, judge_releases
+
+if TYPE_CHECKING:
+    from xsoar_mt.known import KnownState
 
 
 class Source(StrEnum):
@@ -432,3 +436,27 @@ def _float_or_none(value: object) -> float | None:
         return float(value) if isinstance(value, str) and value.strip() else None
     except ValueError:
         return None
+
+
+def offline_state(inventory: Inventory, known: KnownState | None) -> Observed:
+    """What is known without asking the servers: the local record, then the inventory."""
+    return resolve(inventory, {}, known.servers() if known else {})
+
+
+def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, hint: str) -> None:
+    """Stop when some server's version is unknown: one line per server, naming the ways to settle it.
+
+    Without a probe nothing was asked, so the servers are only named (exit 3: give the versions, or probe);
+    after a probe each line says why that server's version cannot be known (exit 7).
+    """
+    unknown = observed.unknown()
+    if not unknown:
+        return
+    if not probed:
+        names = ", ".join(v.server for v in unknown)
+        raise VersionsUnknown(
+            [f"no version known for {names}: nothing is recorded for them under the state directory and "
+             f"{inventory_path} gives no `version:`"],
+            hint=hint, exit_code=ExitCode.INVALID_INVENTORY,
+        )  # fmt: skip
+    raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)

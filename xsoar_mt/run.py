@@ -14,7 +14,7 @@ from pathlib import Path
 
 from xsoar_mt.commands import check_plan_request, check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
-from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, VersionsUnknown, XsoarMtError
+from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
@@ -22,7 +22,7 @@ from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState, deployment_key
 from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
-from xsoar_mt.observed import Marker, Observed, Reading, Source, resolve, unknown_lines
+from xsoar_mt.observed import Marker, Observed, Reading, Source, offline_state, require_versions, resolve
 from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.probe import marker_command, observe_all
@@ -189,30 +189,6 @@ def observe_deployment(
     if known is not None:
         known.record(observed.views.values())
     return observed, readings
-
-
-def offline_state(inventory: Inventory, known: KnownState | None) -> Observed:
-    """What is known without asking the servers: the local record, then the inventory."""
-    return resolve(inventory, {}, known.servers() if known else {})
-
-
-def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, hint: str) -> None:
-    """Stop when some server's version is unknown: one line per server, naming the ways to settle it.
-
-    Without a probe nothing was asked, so the servers are only named (exit 3: give the versions, or probe);
-    after a probe each line says why that server's version cannot be known (exit 7).
-    """
-    unknown = observed.unknown()
-    if not unknown:
-        return
-    if not probed:
-        names = ", ".join(v.server for v in unknown)
-        raise VersionsUnknown(
-            [f"no version known for {names}: nothing is recorded for them under the state directory and "
-             f"{inventory_path} gives no `version:`"],
-            hint=hint, exit_code=ExitCode.INVALID_INVENTORY,
-        )  # fmt: skip
-    raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)
 
 
 def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Callable[[str, str], Result]:
