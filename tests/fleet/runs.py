@@ -46,17 +46,23 @@ def start_run(inv: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool], times: int = 1,
-                   timeout: float = 120) -> tuple[str, str]:  # fmt: skip
-    """Send SIGINT `times` once `ready()` holds, then wait for the run to end; its (stdout, stderr)."""
+def wait_until(process: subprocess.Popen[str], ready: Callable[[], bool], what: str,
+               timeout: float = 120) -> None:  # fmt: skip
+    """Wait while the run goes on until `ready()` holds; fail naming `what` (with the run's output) if the
+    run ends first or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()  # nothing if it ended already
             out, err = process.communicate(timeout=30)
-            raise AssertionError(
-                f"the moment to interrupt never came (exit {process.returncode})\n{out}\n{err}"
-            )
+            raise AssertionError(f"{what} never came (exit {process.returncode})\n{out}\n{err}")
         time.sleep(0.05)
+
+
+def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool], times: int = 1,
+                   timeout: float = 120) -> tuple[str, str]:  # fmt: skip
+    """Send SIGINT `times` once `ready()` holds, then wait for the run to end; its (stdout, stderr)."""
+    wait_until(process, ready, "the moment to interrupt", timeout)
     for _ in range(times):
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
@@ -92,6 +98,17 @@ def recap_versions(events: list[dict[str, Any]]) -> dict[str, str | None]:
     return {name: state["version"] for name, state in finished["data"]["fleet"].items()}
 
 
+def changes(fleet: Fleet) -> list[dict[str, Any]]:
+    """Every stop and installer begun that the servers saw."""
+    return [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+
+
 def nothing_changed(fleet: Fleet) -> bool:
     """No service was stopped and no installer began."""
-    return not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
+    return not changes(fleet)
+
+
+def journal(inv: Path) -> list[dict[str, Any]]:
+    """The records of the one run in the inventory's state directory."""
+    (path,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]

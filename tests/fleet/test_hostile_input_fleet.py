@@ -4,33 +4,18 @@ something else, a sha256 pin the download contradicts, a bastion whose key is ne
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fleet.fleet import Fleet
-from tests.operator_shell import xsoar_mt
+from tests.fleet.runs import changes, journal, run, versions, xsoar_mt
 
 pytestmark = pytest.mark.fleet
 
 BACKUP = "xsoar-mt/b$(touch X)"  # relative paths land in each server's home on the fleet
 SPACED = "xsoar mt"
-
-
-def run(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return xsoar_mt("upgrade", "run", "-i", str(inventory), "--yes", "--state-dir",
-                    str(inventory.parent / "state"), *args, cwd=inventory.parent, timeout=300)  # fmt: skip
-
-
-def changed(fleet: Fleet) -> list[dict[str, Any]]:
-    """Every stop and install the servers saw."""
-    return [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
-
-
-def versions(fleet: Fleet, deployment: str) -> dict[str, str]:
-    return {s.name: s.version for s in fleet.servers(deployment)}
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +54,7 @@ def test_a_download_that_does_not_match_its_sha256_pin_fails_its_step_exit_6(
     result = run(inventory, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "expected 0000000000000000" in result.stdout + result.stderr
-    assert changed(fleet) == []  # refused while preparing: nothing was stopped or installed
+    assert changes(fleet) == []  # refused while preparing: nothing was stopped or installed
     for server in fleet.servers("single"):
         installer = server.home / "xsoar-mt" / "demisto-6.12.sh"
         assert not installer.exists() or not installer.stat().st_mode & 0o111  # never made executable
@@ -92,9 +77,7 @@ def test_a_saved_plan_runs_step_for_step_as_saved(fleet: Fleet, tmp_path: Path) 
     saved = make_plan(inventory, tmp_path / "plan.json", "--to", "6.12")
     result = run(inventory, "--plan", str(tmp_path / "plan.json"))
     assert result.returncode == 0, result.stdout + result.stderr
-    (run_dir,) = (tmp_path / "state" / "runs").iterdir()
-    records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-    started = [r for r in records if r["kind"] == "step-started"]
+    started = [r for r in journal(inventory) if r["kind"] == "step-started"]
     ran = {r["step"]: (r["servers"], r["data"]["command"]) for r in started}
     planned = [s for p in saved["phases"] for s in p["steps"]]
     assert len(started) == len(ran) == len(planned)  # each step once, none added
@@ -129,7 +112,7 @@ def test_a_plan_run_with_another_target_or_scope_is_refused_and_changes_nothing(
     result = run(inventory, "--plan", str(tmp_path / "plan.json"), *run_with)
     assert result.returncode == 8, result.stdout + result.stderr
     assert expected in result.stderr
-    assert changed(fleet) == []
+    assert changes(fleet) == []
 
 
 def test_an_edited_step_in_a_saved_plan_is_refused_and_changes_nothing(fleet: Fleet, tmp_path: Path) -> None:
@@ -144,7 +127,7 @@ def test_an_edited_step_in_a_saved_plan_is_refused_and_changes_nothing(fleet: Fl
     assert (
         f"({stop['id']}): command differs: plan 'touch PWNED && sudo service demisto stop'" in result.stderr
     )
-    assert changed(fleet) == []
+    assert changes(fleet) == []
     assert not [p for s in fleet.servers("single") for p in s.home.rglob("PWNED")]
 
 

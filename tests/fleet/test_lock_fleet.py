@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fleet.fleet import Fleet
-from tests.fleet.runs import installs, order_violations, run, start_run, versions, xsoar_mt
+from tests.fleet.runs import installs, order_violations, run, start_run, versions, wait_until, xsoar_mt
 
 pytestmark = pytest.mark.fleet
 
@@ -38,10 +37,7 @@ def test_a_second_operator_with_a_copy_of_the_inventory_is_refused_naming_the_fi
     fleet.server("single-main").set_fault(install_seconds=6)
     inv = fleet.inventory("single", tmp_path / "inventory.yaml")
     first = start_run(inv, "--to", "6.12")
-    deadline = time.monotonic() + 120
-    while not installs(fleet):
-        assert first.poll() is None and time.monotonic() < deadline, "the first run never began an install"
-        time.sleep(0.05)
+    wait_until(first, lambda: bool(installs(fleet)), "the first run's first install")
     owner = json.loads((lock_dir(fleet) / "owner.json").read_text())
     second = run(second_operator(inv, tmp_path), "--to", "6.12")
     assert second.returncode == 10, second.stdout + second.stderr
@@ -59,10 +55,7 @@ def test_a_lock_left_by_a_dead_run_is_broken_only_with_its_id_then_another_opera
     fleet.server("single-main").set_fault(install_seconds=3)
     inv = fleet.inventory("single", tmp_path / "inventory.yaml")
     dead = start_run(inv, "--to", "6.12")
-    deadline = time.monotonic() + 120
-    while not installs(fleet):
-        assert dead.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(dead, lambda: bool(installs(fleet)), "the run's first install")
     dead.send_signal(signal.SIGKILL)  # the laptop closed: no release, no recap
     dead.communicate(timeout=30)
     run_id = json.loads((lock_dir(fleet) / "owner.json").read_text())["run_id"]

@@ -11,6 +11,7 @@ from tests.fleet.fleet import Fleet
 from tests.fleet.runs import (
     completed_installs,
     installs,
+    journal,
     order_violations,
     recap_versions,
     run,
@@ -67,9 +68,7 @@ def test_a_start_failure_after_a_good_install_names_the_new_version_and_resume_s
     assert failed.returncode == 6, failed.stdout + failed.stderr
     assert fleet.server("drhosts-d1s").version == "6.12.0" and not fleet.server("drhosts-d1s").running
     assert recap_versions(events) == versions(fleet, "drhosts")  # the recap says what each server runs
-    (journal,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
-    states = [json.loads(line) for line in journal.read_text().splitlines()]
-    last = [r for r in states if r["kind"] == "server-state" and r["servers"] == ["drhosts-d1s"]][-1]
+    last = [r for r in journal(inv) if r["kind"] == "server-state" and r["servers"] == ["drhosts-d1s"]][-1]
     assert (last["data"]["version"], last["data"]["service"]) == ("6.12.0", "failed")
 
     fleet.server("drhosts-d1s").clear_faults()

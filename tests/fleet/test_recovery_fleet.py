@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fleet.fleet import Fleet
-from tests.fleet.runs import REPO, installs, order_violations, run, versions
+from tests.fleet.runs import REPO, installs, journal, order_violations, run, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -21,11 +20,6 @@ pytestmark = pytest.mark.fleet
 @pytest.fixture(autouse=True)
 def installers(fleet: Fleet) -> None:
     fleet.add_installer("6.12")
-
-
-def journal(inv: Path) -> list[dict[str, Any]]:
-    (path,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def since_resume(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -109,10 +103,9 @@ def test_an_installer_killed_on_the_server_fails_its_step_as_vanished_and_resume
     fleet: Fleet, tmp_path: Path
 ) -> None:
     import signal
-    import time
 
     from tests.fleet.remote import read_pid
-    from tests.fleet.runs import completed_installs, start_run
+    from tests.fleet.runs import completed_installs, start_run, wait_until
 
     fleet.server("single-h1").set_fault(install_seconds=30)
     inv = fleet.inventory("single", tmp_path / "inventory.yaml")
@@ -132,10 +125,7 @@ def test_an_installer_killed_on_the_server_fails_its_step_as_vanished_and_resume
         )  # the whole detached session, as a reboot would: no exit code is written
         return True
 
-    deadline = time.monotonic() + 120
-    while not kill_installer():
-        assert process.poll() is None and time.monotonic() < deadline, "the install on single-h1 never began"
-        time.sleep(0.05)
+    wait_until(process, kill_installer, "the install on single-h1")
     out, err = process.communicate(timeout=300)
     assert process.returncode == 6, out + err
     assert "is gone and left no exit code" in out

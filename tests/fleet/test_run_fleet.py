@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,18 @@ import pytest
 
 from tests.download_stub import DownloadServer, download_server
 from tests.fleet.fleet import Fleet
-from tests.fleet.runs import installs, order_violations, versions
+from tests.fleet.runs import (
+    events_of,
+    installs,
+    interrupt_when,
+    journal,
+    nothing_changed,
+    order_violations,
+    run,
+    run_json,
+    start_run,
+    versions,
+)
 from tests.operator_shell import xsoar_mt
 
 pytestmark = pytest.mark.fleet
@@ -26,16 +36,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def inventory(fleet: Fleet, deployment: str, tmp_path: Path, **overrides: Any) -> Path:
     return fleet.inventory(deployment, tmp_path / "inventory.yaml", **overrides)
-
-
-def nothing_changed(fleet: Fleet) -> bool:
-    """No service was stopped and no installer began."""
-    return not [e for e in fleet.events() if e["event"] in ("stop", "install_begin")]
-
-
-def run(fleet: Fleet, inv: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
-                    cwd=inv.parent)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_every_topology_upgrades_in_vendor_order_to_the_target(
     inv = inventory(fleet, deployment, tmp_path)
     # The mixed deployment's two host groups go side by side: the order checker still sees vendor order.
     parallel = ["--parallel", "2"] if deployment == "mixed" else []
-    result = run(fleet, inv, "--to", "6.12", *parallel)
+    result = run(inv, "--to", "6.12", *parallel)
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, deployment).values()) == {"6.12.0"}
     assert all(s.running for s in fleet.servers(deployment))
@@ -63,7 +63,7 @@ def test_two_hop_upgrade_alternates_main_and_hosts_and_is_never_unsupported(
 ) -> None:
     fleet.reset(versions={s.name: "6.10.0" for s in fleet.servers("drmain")})
     inv = inventory(fleet, "drmain", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert installs(fleet) == [
         ("drmain-s", "6.11.0"), ("drmain-p", "6.11.0"), ("drmain-h1", "6.11.0"),
@@ -77,7 +77,7 @@ def test_failed_install_stops_the_run_with_a_true_recap_and_resume_finishes(
 ) -> None:
     fleet.server("single-h1").set_fault(installer_fails=True)
     inv = inventory(fleet, "single", tmp_path)
-    failed = run(fleet, inv, "--to", "6.12")
+    failed = run(inv, "--to", "6.12")
     assert failed.returncode == 6, failed.stdout + failed.stderr
     assert "single-h1" in failed.stdout and "STOPPED" in failed.stdout
     assert "--resume" in failed.stdout
@@ -87,7 +87,7 @@ def test_failed_install_stops_the_run_with_a_true_recap_and_resume_finishes(
     assert "single-h2" not in [s for s, _ in installs(fleet)]
 
     fleet.server("single-h1").clear_faults()
-    resumed = run(fleet, inv, "--resume", "latest")
+    resumed = run(inv, "--resume", "latest")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     assert [s for s, _ in installs(fleet)].count("single-main") == 1  # never re-installed
@@ -99,7 +99,7 @@ def test_ssh_dropped_mid_install_the_install_completes_and_the_run_carries_on(
 ) -> None:
     fleet.server("single-h1").set_fault(ssh_drop_seconds=2)
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reconnected" in result.stdout
     assert any(e["event"] == "ssh_drop" for e in fleet.events())
@@ -110,7 +110,7 @@ def test_ssh_dropped_mid_install_the_install_completes_and_the_run_carries_on(
 def test_changed_host_key_is_refused_before_any_change(fleet: Fleet, tmp_path: Path) -> None:
     fleet.server("single-h2").set_fault(host_key_changed=True)
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 7, result.stdout + result.stderr
     assert "host key changed" in result.stderr
     assert nothing_changed(fleet)
@@ -119,7 +119,7 @@ def test_changed_host_key_is_refused_before_any_change(fleet: Fleet, tmp_path: P
 def test_changed_host_key_is_refused_even_with_accept_new_host_keys(fleet: Fleet, tmp_path: Path) -> None:
     fleet.server("single-h2").set_fault(host_key_changed=True)
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12", "--accept-new-host-keys")
+    result = run(inv, "--to", "6.12", "--accept-new-host-keys")
     assert result.returncode == 7
     assert "host key changed" in result.stderr
 
@@ -130,10 +130,10 @@ def test_unknown_host_key_is_refused_by_default_and_accepted_only_when_asked(
     known = tmp_path / "known_hosts"
     known.write_text("")
     inv = inventory(fleet, "single", tmp_path, ssh={"known_hosts": str(known), "config_file": None})
-    refused = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe")
+    refused = run(inv, "--to", "6.12", "--dry-run", "--probe")
     assert refused.returncode == 7
     assert "unknown host key" in refused.stderr
-    accepted = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe", "--accept-new-host-keys")
+    accepted = run(inv, "--to", "6.12", "--dry-run", "--probe", "--accept-new-host-keys")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert len(known.read_text().splitlines()) == 3
 
@@ -141,15 +141,10 @@ def test_unknown_host_key_is_refused_by_default_and_accepted_only_when_asked(
 def test_wrong_sudo_password_is_refused_before_any_change(fleet: Fleet, tmp_path: Path) -> None:
     fleet.server("single-main").set_fault(wrong_sudo_password=True)
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 7, result.stdout + result.stderr
     assert "sudo rejected the password" in result.stderr
     assert nothing_changed(fleet)
-
-
-def journal_records(inv: Path) -> list[dict[str, Any]]:
-    (journal,) = (inv.parent / "state" / "runs").glob("*/journal.jsonl")
-    return [json.loads(line) for line in journal.read_text().splitlines()]
 
 
 def health_answers(fleet: Fleet, server: str) -> list[tuple[int, int]]:
@@ -165,12 +160,10 @@ def test_a_service_that_never_turns_healthy_fails_the_run_at_the_health_gate(
 ) -> None:
     fleet.server("single-h1").set_fault(health_503_seconds=10**6)  # it starts, but /health stays 503
     inv = inventory(fleet, "single", tmp_path, health={"timeout": 3, "interval": 0.2, "max_interval": 0.5})
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
     assert fleet.server("single-h1").running and fleet.server("single-h1").version == "6.12.0"
-    (failed,) = [
-        r for r in journal_records(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"
-    ]
+    (failed,) = [r for r in journal(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"]
     assert failed["step"].endswith("/wait-healthy/single-h1"), failed  # the install and start went through
     answers = [status for _, status in health_answers(fleet, "single-h1")]
     assert len(answers) >= 3 and set(answers) == {503}  # asked again and again until its timeout
@@ -181,7 +174,7 @@ def test_a_service_that_never_turns_healthy_fails_the_run_at_the_health_gate(
 def test_health_gate_waits_out_a_slow_start(fleet: Fleet, tmp_path: Path) -> None:
     fleet.server("single-main").set_fault(health_503_seconds=3)
     inv = inventory(fleet, "single", tmp_path, health={"interval": 0.2, "max_interval": 0.5})
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     answers = health_answers(fleet, "single-main")
@@ -202,7 +195,7 @@ def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp
     )
     assert made.returncode == 0, made.stderr
     fleet.server("single-h2").set_version("6.10.0")  # someone rolled it back by hand since the plan was made
-    result = run(fleet, inv, "--plan", str(plan))
+    result = run(inv, "--plan", str(plan))
     assert result.returncode == 8, result.stdout + result.stderr
     assert "single-h2: planned from 6.11.0, now 6.10.0" in result.stderr
     assert nothing_changed(fleet)
@@ -210,43 +203,15 @@ def test_stale_saved_plan_is_refused_with_the_difference_named(fleet: Fleet, tmp
 
 def test_interrupt_stops_cleanly_and_resume_completes(fleet: Fleet, tmp_path: Path) -> None:
     inv = inventory(fleet, "single", tmp_path)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xsoar_mt",
-            "upgrade",
-            "run",
-            "-i",
-            str(inv),
-            "--to",
-            "6.12",
-            "--yes",
-            "--state-dir",
-            str(tmp_path / "state"),
-            "-o",
-            "json",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    deadline = time.monotonic() + 60
-    while not installs(fleet) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert installs(fleet), "no install began"
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    process = start_run(inv, "--to", "6.12")
+    out, err = interrupt_when(process, lambda: bool(installs(fleet)))
     assert process.returncode == 130, out + err
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    (finished,) = [e for e in events if e["kind"] == "run-finished"]
+    (finished,) = [e for e in events_of(out) if e["kind"] == "run-finished"]
     assert finished["data"]["outcome"] == "interrupted"
     assert fleet.server("single-main").version == "6.12.0"  # the install under way was followed to its end
     assert "single-h1" not in [s for s, _ in installs(fleet)]
 
-    resumed = run(fleet, inv, "--resume", "latest")
+    resumed = run(inv, "--resume", "latest")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     assert order_violations(fleet) == []
@@ -254,11 +219,10 @@ def test_interrupt_stops_cleanly_and_resume_completes(fleet: Fleet, tmp_path: Pa
 
 def test_journal_records_every_step_and_is_private(fleet: Fleet, tmp_path: Path) -> None:
     inv = inventory(fleet, "single", tmp_path)
-    assert run(fleet, inv, "--to", "6.12").returncode == 0
+    assert run(inv, "--to", "6.12").returncode == 0
     (run_dir,) = (tmp_path / "state" / "runs").iterdir()
-    journal = run_dir / "journal.jsonl"
-    assert journal.stat().st_mode & 0o777 == 0o600
-    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert (run_dir / "journal.jsonl").stat().st_mode & 0o777 == 0o600
+    records = journal(inv)
     started = [r["step"] for r in records if r["kind"] == "step-started"]
     finished = [r["step"] for r in records if r["kind"] == "step-finished" and r["data"]["outcome"] == "ok"]
     assert started and sorted(started) == sorted(finished)
@@ -268,9 +232,8 @@ def test_journal_records_every_step_and_is_private(fleet: Fleet, tmp_path: Path)
 
 def test_one_ssh_connection_per_server_for_the_whole_run(fleet: Fleet, tmp_path: Path) -> None:
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12", "-o", "json")
+    result, events = run_json(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     (stats,) = [e["data"] for e in events if e["kind"] == "ssh-stats"]
     assert set(stats) == {"single-main", "single-h1", "single-h2"}
     assert all(s["connections"] == 1 for s in stats.values()), stats
@@ -282,13 +245,13 @@ def test_a_failing_preflight_check_stops_the_run_before_any_change_unless_ignore
 ) -> None:
     fleet.server("single-h2").set_fault(low_disk=True)
     inv = inventory(fleet, "single", tmp_path)
-    refused = run(fleet, inv, "--to", "6.12")
+    refused = run(inv, "--to", "6.12")
     assert refused.returncode == 7, refused.stdout + refused.stderr
     assert "disk" in refused.stderr and "single-h2" in refused.stderr
     assert nothing_changed(fleet)
-    mandatory = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=sudo")
+    mandatory = run(inv, "--to", "6.12", "--ignore-preflight-errors=sudo")
     assert mandatory.returncode == 2, mandatory.stdout + mandatory.stderr
-    ignored = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=disk")
+    ignored = run(inv, "--to", "6.12", "--ignore-preflight-errors=disk")
     assert "preflight disk on single-h2" in ignored.stdout
     assert [s for s, _ in installs(fleet)][:2] == ["single-main", "single-h1"]
 
@@ -299,7 +262,7 @@ def test_servers_are_reached_through_a_bastion_whose_host_key_is_checked(
     jump = fleet.server("drmain-h1")  # another deployment's server stands in for the bastion
     bastion = {"host": jump.address, "port": jump.ssh_port}
     inv = inventory(fleet, "single", tmp_path, ssh={"bastion": bastion, "config_file": None})
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     assert not fleet.commands("drmain-h1")  # the bastion only forwarded: it ran no command
@@ -310,7 +273,7 @@ def test_servers_are_reached_through_a_bastion_whose_host_key_is_checked(
     )
     inv = inventory(fleet, "single", tmp_path, ssh={"bastion": bastion, "config_file": None,
                                                    "known_hosts": str(unknown)})  # fmt: skip
-    refused = run(fleet, inv, "--to", "6.12")
+    refused = run(inv, "--to", "6.12")
     assert refused.returncode == 7
     assert "unknown host key" in refused.stderr
 
@@ -326,7 +289,7 @@ def test_proxyjump_hops_from_the_ssh_config_have_their_host_keys_checked(
         f"Host *\n    IdentityFile {fleet.identity_file}\n"
     )
     inv = inventory(fleet, "single", tmp_path, ssh={"config_file": str(config)})
-    result = run(fleet, inv, "--to", "6.12", "--dry-run", "--probe")
+    result = run(inv, "--to", "6.12", "--dry-run", "--probe")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "single-h1: 6.11.0" in result.stdout
     assert not fleet.commands("drmain-h1")  # the jump host only forwarded: it ran no command
@@ -336,7 +299,7 @@ def test_proxyjump_hops_from_the_ssh_config_have_their_host_keys_checked(
         "".join(line for line in fleet.known_hosts.read_text().splitlines(True) if jump.address not in line)
     )
     inv = inventory(fleet, "single", tmp_path, ssh={"config_file": str(config), "known_hosts": str(unknown)})
-    refused = run(fleet, inv, "--to", "6.12")
+    refused = run(inv, "--to", "6.12")
     assert refused.returncode == 7, refused.stdout + refused.stderr
     assert "unknown host key" in refused.stderr
     assert nothing_changed(fleet)
@@ -359,7 +322,7 @@ def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_veri
     # single-h2 already holds the very same installer: it must not be sent again
     (fleet.server("single-h2").home / "xsoar-mt").mkdir(exist_ok=True)
     shutil.copy(local, fleet.server("single-h2").home / "xsoar-mt" / "demisto-6.12.sh")
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     sftp = [c["server"] for c in fleet.commands() if c["command"] == "<sftp>"]
@@ -371,7 +334,7 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     fleet: Fleet, tmp_path: Path
 ) -> None:
     inv, _ = upload_inventory(fleet, tmp_path, sha256={"6.12": "0" * 64})
-    result = run(fleet, inv, "--to", "6.12", "--ignore-preflight-errors=installer")
+    result = run(inv, "--to", "6.12", "--ignore-preflight-errors=installer")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "the inventory expects 000000" in result.stdout
     assert nothing_changed(fleet)
@@ -399,7 +362,7 @@ def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it
         inv = inventory(
             fleet, "drmain", tmp_path, installer={"delivery": "upload", "link": {"file": str(link)}}
         )
-        result = run(fleet, inv, "--to", "6.12")
+        result = run(inv, "--to", "6.12")
         assert result.returncode == 0, result.stdout + result.stderr
         # once per hop on this machine, whatever the number of servers; preflight only asked (HEAD)
         # prepare steps run side by side, so the two hops' downloads may come in either order
@@ -429,15 +392,15 @@ def test_a_resumed_upload_from_a_link_reuses_the_installer_the_failed_run_downlo
         link = link_file(stub, tmp_path, monkeypatch)
         upload = {"delivery": "upload", "link": {"file": str(link)}}
         inv = inventory(fleet, "single", tmp_path, installer=upload)
-        failed = run(fleet, inv, "--to", "6.12")
+        failed = run(inv, "--to", "6.12")
         assert failed.returncode == 6, failed.stdout + failed.stderr
         assert stub.downloads() == ["6_12_latest"]
         fleet.server("single-h1").clear_faults()
-        resumed = run(fleet, inv, "--resume", "latest")
+        resumed = run(inv, "--resume", "latest")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert stub.downloads() == ["6_12_latest"]  # not downloaded again
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
-    assert [r["data"]["reused"] for r in journal_records(inv) if r["kind"] == "installer-downloaded"] == [
+    assert [r["data"]["reused"] for r in journal(inv) if r["kind"] == "installer-downloaded"] == [
         False,
         True,
     ]
@@ -448,12 +411,10 @@ def test_an_installer_that_installs_another_release_stops_the_run_naming_the_ser
 ) -> None:
     fleet.add_installer("6.12", installs="6.13.1")  # the vendor's 6.12 link handed out a 6.13 installer
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "single-main" in result.stdout and "6.13.1" in result.stdout, result.stdout
-    (failed,) = [
-        r for r in journal_records(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"
-    ]
+    (failed,) = [r for r in journal(inv) if r["kind"] == "step-finished" and r["data"]["outcome"] != "ok"]
     assert failed["servers"] == ["single-main"] and "6.13.1" in json.dumps(failed["data"])
     assert [s for s, _ in installs(fleet)] == ["single-main"]  # nothing installed after it
 
@@ -463,7 +424,7 @@ def test_an_installer_corrupted_on_its_way_to_the_server_is_refused_there_and_ne
 ) -> None:
     fleet.server("single-h1").set_fault(corrupt_uploads=True)
     inv, local = upload_inventory(fleet, tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 6, result.stdout + result.stderr
     assert "single-h1" in result.stdout and "not made executable" in result.stdout
     assert nothing_changed(fleet)
@@ -477,14 +438,14 @@ def test_a_server_whose_tmp_is_noexec_is_installed_with_target_and_the_others_wi
 ) -> None:
     fleet.reset(faults={"single-h2": {"tmp_noexec": True}})
     inv = inventory(fleet, "single", tmp_path)
-    result = run(fleet, inv, "--to", "6.12")
+    result = run(inv, "--to", "6.12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     targets = {e["server"]: e.get("target") for e in fleet.events() if e["event"] == "install_begin"}
     assert targets == {"single-main": None, "single-h1": None, "single-h2": "xsoar-mt/extract"}
     assert "preflight tmp-noexec on single-h2: /tmp is mounted noexec" in result.stdout
     assert "gets -target xsoar-mt/extract" in result.stdout
-    records = journal_records(inv)
+    records = journal(inv)
     own = [
         r["data"]["per_server"] for r in records if r["kind"] == "step-started" and "per_server" in r["data"]
     ]

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fleet import runs
 from tests.fleet.fleet import Fleet
 
 pytestmark = pytest.mark.fleet
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def xsoar_mt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-        check=False,
-    )
+    """A read-only command, in the test's own folder (its default state directory is there)."""
+    return runs.xsoar_mt(*args, cwd=Path.cwd(), timeout=120)
 
 
 def test_status_shows_every_server_running_its_version_with_no_skew(fleet: Fleet, tmp_path: Path) -> None:
@@ -64,11 +55,7 @@ def test_status_reads_a_stopped_servers_version_from_the_marker_xsoar_mt_keeps_t
 ) -> None:
     inventory = fleet.inventory("single", tmp_path / "inventory.yaml")
     fleet.add_installer("6.12")
-    done = subprocess.run(
-        [sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inventory), "--to", "6.12", "--yes",
-         "--only", "main", "--state-dir", str(tmp_path / "run-state")],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False,
-    )  # fmt: skip
+    done = runs.run(inventory, "--to", "6.12", "--only", "main")  # its state directory is not status's
     assert done.returncode == 0, done.stdout + done.stderr
     fleet.server("single-main").stop_service()
     fleet.server("single-h2").stop_service()
@@ -98,8 +85,10 @@ def test_status_says_where_each_version_comes_from_and_reports_a_stale_inventory
     assert "inventory says 6.10.0, single-h1 reports 6.11.0" in rows["single-h1"]["detail"]
     assert (rows["single-h2"]["version"], rows["single-h2"]["source"]) == ("6.11.0", "inventory")
     assert rows["single-h2"]["running"] is False
-    text = xsoar_mt("status", "-i", str(inventory)).stdout
-    assert "inventory" in text and "stopped" in text
+    # The table says the same, on a first look (the status above recorded h2 in its state directory).
+    text = xsoar_mt("status", "-i", str(inventory), "--state-dir", str(tmp_path / "first-look")).stdout
+    (h2,) = [line for line in text.splitlines() if "single-h2" in line]  # its row: h1's detail names it too
+    assert "inventory" in h2 and "stopped" in h2, text
 
 
 def test_status_marks_a_server_with_a_changed_host_key_unreachable(fleet: Fleet, tmp_path: Path) -> None:

@@ -5,9 +5,23 @@ from __future__ import annotations
 import paramiko
 import pytest
 
-from tests.fleet.fleet import Fleet
+from tests.fleet.fleet import Fleet, Server
 
 pytestmark = pytest.mark.fleet
+
+
+def strict_client(fleet: Fleet) -> paramiko.SSHClient:
+    """A Paramiko client that knows only the fleet's host keys and refuses any other."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(fleet.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
+def connect(client: paramiko.SSHClient, fleet: Fleet, server: Server) -> None:
+    """Log in to `server` with the fleet's key alone (no agent, no ~/.ssh keys)."""
+    client.connect(server.address, port=server.ssh_port, username=fleet.user,
+                   key_filename=str(fleet.identity_file), look_for_keys=False, allow_agent=False)  # fmt: skip
 
 
 def test_ssh_by_name_with_the_fleet_key_works(fleet: Fleet) -> None:
@@ -49,17 +63,8 @@ def test_every_command_line_is_recorded_with_its_server(fleet: Fleet) -> None:
 
 def test_sftp_upload_with_a_relative_path_lands_in_the_servers_home(fleet: Fleet) -> None:
     server = fleet.server("single-h1")
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(fleet.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(
-        server.address,
-        port=server.ssh_port,
-        username=fleet.user,
-        key_filename=str(fleet.identity_file),
-        look_for_keys=False,
-        allow_agent=False,
-    )
+    client = strict_client(fleet)
+    connect(client, fleet, server)
     try:
         sftp = client.open_sftp()
         sftp.mkdir("xsoar-mt")
@@ -76,16 +81,7 @@ def test_sftp_upload_with_a_relative_path_lands_in_the_servers_home(fleet: Fleet
 def test_paramiko_refuses_a_changed_host_key_with_the_fleets_known_hosts(fleet: Fleet) -> None:
     server = fleet.server("single-h2")
     server.set_fault(host_key_changed=True)
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(fleet.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client = strict_client(fleet)
     with pytest.raises(paramiko.BadHostKeyException):
-        client.connect(
-            server.address,
-            port=server.ssh_port,
-            username=fleet.user,
-            key_filename=str(fleet.identity_file),
-            look_for_keys=False,
-            allow_agent=False,
-        )
+        connect(client, fleet, server)
     client.close()
