@@ -317,7 +317,9 @@ def resolve_server(
     marker = _marker_evidence(reading)
     if marker is not None:
         candidates.append((Source.MARKER, marker.version, marker.at))
-    if known is not None and known.version is not None and known.source is not None:
+    # The record is a source only of what was seen on the server: a version it kept from the inventory
+    # is the inventory's, and today's inventory says better.
+    if known is not None and known.version is not None and known.source not in (None, Source.INVENTORY):
         candidates.append((Source.STATE, known.version, known.at))
     if inventory_version is not None:
         candidates.append((Source.INVENTORY, inventory_version, None))

@@ -45,6 +45,14 @@ def test_without_a_marker_the_local_record_then_the_inventory_tell_the_version()
     assert resolve_server("a-0", reading(status_code=3), None, V("6.10.0")).source is Source.INVENTORY
 
 
+def test_a_version_the_local_record_kept_from_the_inventory_yields_to_the_inventory_as_corrected() -> None:
+    view = resolve_server(
+        "a-0", reading(status_code=3), Known(V("6.10.0"), Source.INVENTORY, 5.0), V("6.11.0")
+    )
+    assert (view.version, view.source) == (V("6.11.0"), Source.INVENTORY)
+    assert view.notes == ()
+
+
 def test_nothing_recording_a_stopped_servers_version_leaves_it_unknown() -> None:
     view = resolve_server("a-0", reading(status_code=3), None, None)
     assert view.version is None and view.planning_version is None
