@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.inventories import GroupSpec, build
+from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.known import KnownState, deployment_key
 from xsoar_mt.observed import Installer, Known, Marker, Reading, Service, Source, resolve, resolve_server
@@ -143,12 +146,8 @@ def test_only_demisto_version_json_or_a_bare_version_is_a_version() -> None:
     assert parse_version('{"demistoVersion": "6.11.0", "buildNumber": "1"}') == V("6.11.0")
     assert parse_version("6.10.0 (B187344)\n") == V("6.10.0 (B187344)")
     for text in ("<html>nginx/1.18.0</html>", '{"error": "6.11"}', "server 6.11.0 starting"):
-        try:
+        with pytest.raises(InvalidInput, match="demistoVersion"):
             parse_version(text)
-        except Exception as exc:  # InvalidInput
-            assert "demistoVersion" in str(exc)
-        else:
-            raise AssertionError(f"{text!r} was taken for a version")
 
 
 def test_the_local_record_survives_a_new_process_and_names_the_deployment_by_its_main(
