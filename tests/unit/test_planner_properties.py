@@ -180,6 +180,8 @@ def test_every_plan_keeps_the_vendor_order_and_the_skew_rule_at_every_step(case:
             assert not at_target_before & set(step.servers), (
                 f"{step.id} changes a server already at the target"
             )
+        if step.action is Action.START:  # a server at the target is started only when it is down
+            assert set(step.servers) <= before.stopped, f"{step.id} starts a server that is running"
         if step.action is Action.INSTALL:
             assert set(step.servers) <= before.stopped, f"{step.id} installs on a running server"
             for server in step.servers:
