@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -255,16 +256,21 @@ def test_a_journal_that_cannot_be_written_stops_the_run_with_a_recap(tmp_path: P
     assert len(fleet.installs()) < 4  # nothing new was started once the record was lost
 
 
-def test_a_dropped_connection_during_stop_is_reconnected_and_the_stop_run_again_then_confirmed() -> None:
-    _, fleet, executor, _ = _setup()
+def drop_first_stop_on(target: str) -> Callable[[str, str], None]:
+    """A fleet hook: the connection to `target` drops once, as its stop command is sent."""
     drops = [1]
 
     def drop_once(server: str, command: str) -> None:
-        if server == "h1" and command.endswith("service demisto stop") and drops[0]:
+        if server == target and command.endswith("service demisto stop") and drops[0]:
             drops[0] -= 1
             raise ConnectionLost(server, "connection reset by peer")
 
-    fleet.hooks.append(drop_once)
+    return drop_once
+
+
+def test_a_dropped_connection_during_stop_is_reconnected_and_the_stop_run_again_then_confirmed() -> None:
+    _, fleet, executor, _ = _setup()
+    fleet.hooks.append(drop_first_stop_on("h1"))
     report = executor.execute()
     assert report.outcome == "succeeded"
     stops = [c for n, c, _ in fleet.calls if n == "h1" and c.endswith("service demisto stop")]
@@ -410,14 +416,7 @@ def test_the_status_check_after_a_dropped_stop_fills_the_template_like_every_oth
     )
     inventory = parse_inventory(text, "inv.yaml")
     fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
-    drops = [1]
-
-    def drop_once(server: str, command: str) -> None:
-        if server == "h1" and command.endswith("service demisto stop") and drops[0]:
-            drops[0] -= 1
-            raise ConnectionLost(server, "connection reset by peer")
-
-    fleet.hooks.append(drop_once)
+    fleet.hooks.append(drop_first_stop_on("h1"))
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
     executor = Executor(inventory, plan, shells.__getitem__, Collected(), resolve(inventory, {}, {}),
