@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import InstallerSettings
+from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import word
 
 VENDOR_HOST = "download.demisto.com"
@@ -17,7 +18,7 @@ _OLD_HOST = "download.demisto.works"
 
 def installer_path(settings: InstallerSettings, release: str) -> str:
     """Where the installer for `release` is placed on every server."""
-    return f"{settings.directory.rstrip('/')}/demisto-{release}.sh"
+    return RemotePaths(settings.directory).installer(release)
 
 
 def download_name(release: str, build: str | None = None) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.remote import RemoteError, RemoteShell, Result
+from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import word
 
 HEARTBEAT = 30.0
@@ -90,10 +91,10 @@ class DeploymentLock:
         self.server = shell.server
         self.shell = shell
         self.run_id = run_id
-        directory = inventory.installer.directory.rstrip("/") or "/"
-        self._dir = word(directory)
-        self._lock = word(f"{directory}/run.lock")
-        self._owner = word(f"{directory}/run.lock/owner.json")
+        paths = RemotePaths.of(inventory)
+        self._dir = word(paths.root)
+        self._lock = word(paths.lock)
+        self._owner = word(paths.lock_owner)
         pattern = json.dumps({"run_id": run_id})[1:-1]  # "run_id": "<id>", as owner.json holds it
         self._ours = f"grep -qF {word(pattern)} {self._owner} 2>/dev/null"
         self.held = False

@@ -134,6 +134,23 @@ class Action(StrEnum):
     VALIDATE = "validate"
 
 
+class PhaseKind(StrEnum):
+    """What a phase is for. The fixed phases' ids are these values; a group's phase is named after it."""
+
+    RECOVER = "recover"  # start servers found down
+    PREPARE = "prepare"  # backups and installer delivery, before any group
+    GROUP = "group"  # upgrade one host group (or main) to a release
+    VALIDATE = "validate"  # the final validation, or a wave's
+
+
+class ValidationKind(StrEnum):
+    """What a validation step checks: main's health (through its load balancer, or itself), or the tenants."""
+
+    LOAD_BALANCER = "load-balancer"
+    MAIN = "main"
+    TENANTS = "tenants"
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a plan covers: main, and all host groups or the named ones."""
@@ -218,6 +235,16 @@ class Step:
             },
         )
 
+    @property
+    def check(self) -> ValidationKind:
+        """A validation step's kind. The plan's JSON carries it only in the step's id
+        (`<phase>/<kind>/<entry>`, which the planner builds from a ValidationKind): this is the one
+        place that reads it back. Any other kind counts as the tenants' check."""
+        _, _, rest = self.id.partition("/")
+        kind = rest.partition("/")[0]
+        known = {k.value: k for k in ValidationKind}
+        return known.get(kind, ValidationKind.TENANTS)
+
     def command_on(self, server: str) -> str:
         """The command this step runs on `server`: its own one, where preflight made it differ."""
         return self.per_server.get(server, self.command)
@@ -261,6 +288,16 @@ class Phase:
     group: str | None = None  # the server group it upgrades (None for prepare and validate)
     release: str | None = None
     wave: int | None = None  # with --waves: the wave of its host group, or the wave a validation checks
+
+    @property
+    def kind(self) -> PhaseKind:
+        """Told from the phase's own fields: a group's phase names its group, a wave's validation its wave."""
+        if self.group is not None:
+            return PhaseKind.GROUP
+        if self.wave is not None:
+            return PhaseKind.VALIDATE
+        fixed = {k.value: k for k in PhaseKind if k is not PhaseKind.GROUP}
+        return fixed.get(self.id, PhaseKind.GROUP)
 
     def to_dict(self) -> dict[str, Any]:
         return {

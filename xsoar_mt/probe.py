@@ -20,7 +20,8 @@ from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Installer, Marker, Reading
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import RemoteError, RemoteShell, SudoRejected
+from xsoar_mt.remote import CommandKind, RemoteCommand, RemoteError, RemoteShell, SudoRejected
+from xsoar_mt.remote_paths import MARKER_NAME, RemotePaths
 from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
@@ -37,16 +38,16 @@ _BARE_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:\s*\(B?\d+\))?")
 
 
 def marker_path(inventory: Inventory) -> str:
-    return f"{inventory.installer.directory.rstrip('/')}/state.json"
+    return RemotePaths.of(inventory).marker
 
 
 def facts_script(inventory: Inventory) -> str:
     """Shell (no sudo, no stdin) printing the server's clock, boot id, the marker and every installer record."""
-    directory = word(inventory.installer.directory.rstrip("/") or "/")
+    directory = word(RemotePaths.of(inventory).root)
     return (
         f'xm_d={directory}; echo "{_NOW}$(date +%s)"; '
         f'echo "{_BOOT}$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
-        f'echo "{_MARKER}$(tr -d \'\\n\' < "$xm_d/state.json" 2>/dev/null)"; '
+        f'echo "{_MARKER}$(tr -d \'\\n\' < "$xm_d/{MARKER_NAME}" 2>/dev/null)"; '
         'for xm_f in "$xm_d"/install-*.pid; do [ -f "$xm_f" ] || continue; xm_b=${xm_f%.pid}; '
         'xm_r=${xm_b##*/install-}; xm_p=$(cat "$xm_f" 2>/dev/null); xm_a=0; '
         'if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && grep -qa "install-$xm_r" "/proc/$xm_p/cmdline" 2>/dev/null; '
@@ -167,7 +168,8 @@ def parse_version(output: str) -> Version:
 
 
 def read_version(shell: RemoteShell, inventory: Inventory, api_key: str | None) -> Version:
-    result = shell.run(version_command(inventory, shell.server), stdin=version_stdin(api_key), timeout=30)
+    command = RemoteCommand(version_command(inventory, shell.server), CommandKind.VERSION)
+    result = shell.run(command, stdin=version_stdin(api_key), timeout=30)
     if not result.ok:
         raise RemoteError(
             shell.server, f"the version probe failed (exit {result.exit_code}): {result.tail(2)}"
@@ -244,8 +246,9 @@ def observe_all(
 
 def marker_command(inventory: Inventory, server: str, marker: Marker) -> str:
     """Write the marker on the server (its own clock for the time), atomically; no sudo, no secret."""
-    directory = word(inventory.installer.directory.rstrip("/") or "/")
-    return (
+    directory = word(RemotePaths.of(inventory).root)
+    text = (
         f"mkdir -p {directory} && printf '%s%s}}\\n' {word(marker.prefix(server))} \"$(date +%s)\" "
-        f"> {directory}/state.json.tmp && mv -f {directory}/state.json.tmp {directory}/state.json"
+        f"> {directory}/{MARKER_NAME}.tmp && mv -f {directory}/{MARKER_NAME}.tmp {directory}/{MARKER_NAME}"
     )
+    return RemoteCommand(text, CommandKind.MARKER)

@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -157,3 +158,47 @@ class RecordingShell:
 
     def close(self) -> None:
         pass
+
+
+class CommandKind(StrEnum):
+    """What a command sent to a server is for: a dry run answers by kind, never by the command's text."""
+
+    BACKUP = "backup"
+    FETCH = "fetch-installer"
+    INSTALLER_DIGEST = "installer-digest"  # is the installer there already (upload delivery)
+    MAKE_DIRECTORY = "make-directory"
+    STOP = "stop"
+    START = "start"
+    STATUS = "status"
+    INSTALL_LAUNCH = "install-launch"
+    INSTALL_FOLLOW = "install-follow"
+    INSTALL_POLL = "install-poll"
+    INSTALL_LOG = "install-log"
+    HEALTH = "health"
+    VERSION = "version"
+    MARKER = "marker"
+    HEALTH_URL = "health-url"  # validation: main or its load balancer answers /health
+    TENANTS = "tenants"  # validation: every tenant answers through main
+    OTHER = "other"
+
+
+class RemoteCommand(str):
+    """A command's text with its kind (and the release it works on, where it has one).
+
+    It is the text itself (a `str`), so every shell runs it unchanged; a recording shell's responder
+    reads `kind` to answer a dry run.
+    """
+
+    kind: CommandKind
+    release: str | None
+
+    def __new__(cls, text: str, kind: CommandKind, release: str | None = None) -> RemoteCommand:
+        made = super().__new__(cls, text)
+        made.kind = kind
+        made.release = release
+        return made
+
+
+def command_kind(command: str) -> CommandKind:
+    """The kind a command was sent with (OTHER for plain text)."""
+    return command.kind if isinstance(command, RemoteCommand) else CommandKind.OTHER

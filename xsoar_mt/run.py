@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import threading
 import time
@@ -14,10 +13,11 @@ from pathlib import Path
 
 from xsoar_mt.commands import check_plan_request, check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
+from xsoar_mt.engine import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
+from xsoar_mt.engine.dry_run import recorded_responder
 from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
-from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState, deployment_key
@@ -26,8 +26,8 @@ from xsoar_mt.observed import Marker, Observed, Reading, Source, offline_state, 
 from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.probe import marker_command, observe_all
-from xsoar_mt.releases import Version, parse_target
-from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
+from xsoar_mt.releases import parse_target
+from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell
 from xsoar_mt.secrets import read_secret
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
@@ -191,33 +191,6 @@ def observe_deployment(
     return observed, readings
 
 
-def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Callable[[str, str], Result]:
-    """Answers for a dry run: every command succeeds and servers reach the release their installer names."""
-    installed = re.compile(r"install-(\d+\.\d+)\.rc")
-
-    def respond(server: str, command: str) -> Result:
-        if "__xsoar_mt_sudo" in command:
-            return Result(server, command, 0, "__xsoar_mt_sudo=0\n__xsoar_mt_status=0\n")
-        if "nohup setsid" in command:
-            return Result(server, command, 0, "STARTED\n")
-        if "xm_c=$(cat" in command and (found := installed.search(command)):
-            versions[server] = Version.parse(found.group(1))
-            return Result(server, command, 0, "0 0 - -\n")
-        if "/about" in command and "/acc_" not in command and "for t in" not in command:
-            return Result(server, command, 0, json.dumps({"demistoVersion": str(versions[server])}))
-        if "for t in" in command:
-            out = "".join(f"== tenant {t.account}\n{{\"demistoVersion\": \"{versions[server]}\"}}\n"
-                          for g in inventory.groups for t in g.tenants)  # fmt: skip
-            return Result(server, command, 0, out)
-        if "sha256sum" in command:
-            return Result(server, command, 0, "0" * 64 + "  installer\n")
-        if "http_code" in command:
-            return Result(server, command, 0, "200")
-        return Result(server, command, 0, "")
-
-    return respond
-
-
 def resume_command(request: RunRequest, run_id: str) -> str:
     """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
     words = ["xsoar-mt", "upgrade", "run", "-i", str(request.inventory_path), "--resume", run_id]
@@ -295,7 +268,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             executor_options = replace(
                 request.options, parallel=1, prepare_parallel=1, poll_min=0, poll_max=0
             )
-            responder = _recorded_responder(inventory, dict(observed.versions()))
+            responder = recorded_responder(inventory, dict(observed.versions()))
 
             def recording(name: str) -> RemoteShell:
                 return RecordingShell(name, recorder, responder)

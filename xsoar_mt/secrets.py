@@ -8,6 +8,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
@@ -123,3 +124,11 @@ def refuse_on_command_line(argv: list[str]) -> None:
                 hint="name an environment variable or a file in the inventory "
                 "(ssh.sudo_password, installer.link, deployment.api_key)",
             )
+
+
+@dataclass(frozen=True)
+class RunSecrets:
+    """The secrets a run or a check uses once read: the download link and the API key."""
+
+    link: str | None = None
+    api_key: str | None = None

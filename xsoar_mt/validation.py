@@ -9,16 +9,18 @@ from typing import Any
 
 from xsoar_mt.inventory import Inventory, url_address
 from xsoar_mt.observed import Known, Observed, resolve
-from xsoar_mt.plan import Action, Scope, Step
+from xsoar_mt.plan import Scope, Step, ValidationKind
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import Cancel, RemoteError, RemoteShell
+from xsoar_mt.remote import Cancel, CommandKind, RemoteCommand, RemoteError, RemoteShell
 from xsoar_mt.shellwords import word, words
 
 _TENANT_MARK = "== tenant "
 
 
 def health_url_command(url: str) -> str:
-    return f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 10 {word(url)}"
+    return RemoteCommand(
+        f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 10 {word(url)}", CommandKind.HEALTH_URL
+    )
 
 
 def tenants_command(inventory: Inventory, address: str, accounts: list[str]) -> str:
@@ -27,12 +29,13 @@ def tenants_command(inventory: Inventory, address: str, accounts: list[str]) -> 
     The API key header arrives on stdin and goes to a private temporary file, never onto a command line.
     """
     base = f"https://{url_address(address)}:{inventory.communication_port}"
-    return (
+    text = (
         'umask 077; h=$(mktemp); cat > "$h"; '
         f"echo '{_TENANT_MARK}/accounts'; curl -sk --max-time 10 -H @\"$h\" {word(base + '/accounts')}; echo; "
         f'for t in {words(accounts)}; do echo "{_TENANT_MARK}$t"; '
         f'curl -sk --max-time 10 -H @"$h" {word(base + "/")}"$t"/about; echo; done; rm -f "$h"'
     )
+    return RemoteCommand(text, CommandKind.TENANTS)
 
 
 def parse_tenant_answers(stdout: str) -> dict[str, str]:
@@ -47,16 +50,24 @@ def parse_tenant_answers(stdout: str) -> dict[str, str]:
     return answers
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What a validation check found wrong, and the tenant it is about (group, tenant), if one."""
+
+    message: str
+    tenant: tuple[str, str] | None = None
+
+
 def check_tenants(
     inventory: Inventory,
     answers: dict[str, str],
     target: str | None,
     scope: Scope | None = None,
     only_scope: bool = False,
-) -> list[str]:
+) -> list[Problem]:
     """Every tenant answers through main; those of groups in `scope` on `target` (the others, out of scope,
     are not expected to have moved). With `only_scope`, the tenants of groups out of scope are not asked."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     for group in inventory.groups:
         covered = scope is None or scope.covers(group.name, group.is_main)
         if only_scope and not covered:
@@ -64,15 +75,21 @@ def check_tenants(
         expected = target if covered else None
         for tenant in group.tenants:
             raw = answers.get(tenant.account, "")
+            about = (group.name, tenant.name)
             try:
                 version = Version.parse(str(json.loads(raw)["demistoVersion"]))
             except (ValueError, KeyError, TypeError):
                 problems.append(
-                    f"tenant {tenant.name} ({group.name}) did not answer through main: {raw[:80]!r}"
+                    Problem(
+                        f"tenant {tenant.name} ({group.name}) did not answer through main: {raw[:80]!r}",
+                        about,
+                    )
                 )
                 continue
             if expected is not None and version.release != expected:
-                problems.append(f"tenant {tenant.name} ({group.name}) runs {version}, expected {expected}")
+                problems.append(
+                    Problem(f"tenant {tenant.name} ({group.name}) runs {version}, expected {expected}", about)
+                )
     return problems
 
 
@@ -85,25 +102,49 @@ def validate_step(
     cancel: Cancel | None = None,
     *,
     only_scope: bool = False,
-) -> list[str]:
-    """Carry out one validation step of a plan; return the problems found (none means it passed).
+) -> list[Problem]:
+    """Carry out one validation step of a plan; return the problems found (none means it passed)."""
+    check = Check(step.check, step.servers[0], step.release or None)
+    return run_check(check, inventory, shell_for, api_key, scope, cancel, only_scope=only_scope)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One validation check: its kind, the main server it is asked from, and the release expected."""
+
+    kind: ValidationKind
+    entry: str
+    expected: str | None
+
+
+def run_check(
+    check: Check,
+    inventory: Inventory,
+    shell_for: Callable[[str], RemoteShell],
+    api_key: str | None,
+    scope: Scope | None = None,
+    cancel: Cancel | None = None,
+    *,
+    only_scope: bool = False,
+) -> list[Problem]:
+    """Carry out one validation check; return the problems found (none means it passed).
 
     Tenants of groups outside `scope` must answer through main, on whatever release they run; with
     `only_scope` (a wave's validation) only the tenants of groups in `scope` are asked. `cancel` (a
     second interrupt) cuts the check off."""
     main = inventory.main
-    entry = step.servers[0]
+    entry = check.entry
     shell = shell_for(entry)
-    kind = step.id.split("/")[1]
-    if kind in ("load-balancer", "main"):
+    if check.kind is not ValidationKind.TENANTS:
         url = (
             f"{main.load_balancer}/health"
-            if kind == "load-balancer" and main.load_balancer
+            if check.kind is ValidationKind.LOAD_BALANCER and main.load_balancer
             else f"https://{url_address(inventory.server(entry).address)}:{inventory.communication_port}/health"
         )
         result = shell.run(health_url_command(url), timeout=60, cancel=cancel)
         code = result.stdout.strip()[-3:]
-        return [] if result.ok and code == "200" else [f"{url} answered {code or 'nothing'} (from {entry})"]
+        answered = f"{url} answered {code or 'nothing'} (from {entry})"
+        return [] if result.ok and code == "200" else [Problem(answered)]
     asked = [
         g for g in inventory.groups if not only_scope or scope is None or scope.covers(g.name, g.is_main)
     ]
@@ -112,7 +153,7 @@ def validate_step(
     result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin, cancel=cancel,
                        timeout=60 + 15 * len(accounts))  # fmt: skip
     answers = parse_tenant_answers(result.stdout)
-    return check_tenants(inventory, answers, step.release or None, scope, only_scope)
+    return check_tenants(inventory, answers, check.expected, scope, only_scope)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,28 +237,27 @@ def validate_deployment(
     results: list[ValidationResult] = []
     main = inventory.main
     entry = next((s.name for s in main.servers if seen[s.name].running), main.servers[0].name)
-    kinds = ["load-balancer"] if main.load_balancer else ["main"]
+    kinds = [ValidationKind.LOAD_BALANCER] if main.load_balancer else [ValidationKind.MAIN]
     if main.load_balancer:
-        kinds.append("main")
+        kinds.append(ValidationKind.MAIN)
     for kind in kinds:
-        step = Step(f"validate/{kind}", "validate", Action.VALIDATE, (entry,), "", "", expected or "")
         try:
-            problems = validate_step(step, inventory, shell_for, api_key)
+            problems = run_check(Check(kind, entry, expected), inventory, shell_for, api_key)
         except RemoteError as exc:
-            problems = [exc.detail]
-        subject = f"{main.load_balancer} (load balancer)" if kind == "load-balancer" else f"main ({entry})"
-        results.append(
-            ValidationResult("main", subject, not problems, "; ".join(problems) or "answers /health")
-        )
+            problems = [Problem(exc.detail)]
+        lb = kind is ValidationKind.LOAD_BALANCER
+        subject = f"{main.load_balancer} (load balancer)" if lb else f"main ({entry})"
+        said = "; ".join(p.message for p in problems)
+        results.append(ValidationResult("main", subject, not problems, said or "answers /health"))
     accounts = [(g, t) for g in inventory.groups if scope.covers(g.name, g.is_main) for t in g.tenants]
     if accounts:
-        step = Step("validate/tenants", "validate", Action.VALIDATE, (entry,), "", "", expected or "")
         try:
-            problems = validate_step(step, inventory, shell_for, api_key)
+            check = Check(ValidationKind.TENANTS, entry, expected)
+            problems = run_check(check, inventory, shell_for, api_key)
         except RemoteError as exc:
-            problems = [exc.detail]
+            problems = [Problem(exc.detail)]
         for group, tenant in accounts:
-            mine = [p for p in problems if p.startswith(f"tenant {tenant.name} ({group.name})")]
+            mine = [p.message for p in problems if p.tenant == (group.name, tenant.name)]
             results.append(
                 ValidationResult(
                     "tenants",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xsoar_mt.executor import ServerState
+from xsoar_mt.engine import ServerState
 from xsoar_mt.observed import ServerView, Service, Source
 from xsoar_mt.releases import Version
 

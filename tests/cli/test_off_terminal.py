@@ -11,7 +11,7 @@ import pytest
 from tests.cli.piped import piped
 from tests.cli.recaps import recap_state
 from xsoar_mt.cli import render
-from xsoar_mt.executor import RunReport
+from xsoar_mt.engine import RunReport
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version

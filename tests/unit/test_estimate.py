@@ -67,7 +67,7 @@ def test_prepare_steps_run_sixteen_at_once_and_host_groups_one_after_another() -
 
 
 def test_the_estimate_counts_the_same_prepare_width_as_the_run() -> None:
-    from xsoar_mt.executor import RunOptions
+    from xsoar_mt.engine import RunOptions
 
     assert RunOptions().prepare_parallel == PREPARE_PARALLEL
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.scripted_servers import ScriptedFleet
+from xsoar_mt.engine import Executor, RunOptions, RunSecrets, ServerState
 from xsoar_mt.events import Event, Fanout
-from xsoar_mt.executor import Executor, RunOptions, RunSecrets, ServerState
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.observed import resolve

@@ -9,10 +9,10 @@ import pytest
 
 from tests.unit.scripted_servers import ScriptedFleet
 from tests.unit.test_executor_flow import FAST, LINK, Collected
+from xsoar_mt.engine import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.errors import UsageError
 from xsoar_mt.estimate import Durations
 from xsoar_mt.events import Event
-from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.journal import Journal, RunDir
 from xsoar_mt.known import KnownState

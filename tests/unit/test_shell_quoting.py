@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 from xsoar_mt.checks.preflight import _survey_request
 from xsoar_mt.checks.survey import survey_script
+from xsoar_mt.engine import Executor, RunSecrets
+from xsoar_mt.engine.installer_job import InstallFiles
 from xsoar_mt.errors import InventoryError
 from xsoar_mt.events import Fanout
-from xsoar_mt.executor import Executor, InstallFiles, RunSecrets
 from xsoar_mt.inventory import Inventory, parse_inventory, url_address
 from xsoar_mt.lock import DeploymentLock
 from xsoar_mt.observed import Marker, Observed
@@ -34,7 +35,7 @@ from xsoar_mt.plan import Action, Plan
 from xsoar_mt.planner import install_command, plan_upgrade
 from xsoar_mt.probe import facts_script, marker_command, parse_facts, version_command
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import Result, elevate, uses_sudo
+from xsoar_mt.remote import CommandKind, Result, elevate, uses_sudo
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, outside_quotes, placeholders, squash, word
 from xsoar_mt.validation import health_url_command, tenants_command
 
@@ -229,7 +230,10 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
     out = []
     for step in plan.steps:
         if step.action is not Action.VALIDATE:
-            out += [executor._for(server, step.command_on(server)) for server in step.servers]
+            out += [
+                executor.run.command(server, step.command_on(server), CommandKind.OTHER)
+                for server in step.servers
+            ]
     main = inventory.main.servers[0]
     accounts = [t.account for g in inventory.groups for t in g.tenants]
     out.append(tenants_command(inventory, main.address, accounts))
@@ -242,7 +246,7 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
     for server in inventory.servers:
         out.append(version_command(inventory, server.name))
         extracted = install_command(inventory, "6.12", f"{inventory.installer.directory}/extract")
-        out.append(executor._for(server.name, extracted))
+        out.append(executor.run.command(server.name, extracted, CommandKind.OTHER))
     return out
 
 

@@ -32,7 +32,6 @@ from xsoar_mt.checks.survey import (
 )
 from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
-from xsoar_mt.executor import RunSecrets
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Known, Reading, resolve
@@ -41,7 +40,8 @@ from xsoar_mt.probe import observe as observe_server
 from xsoar_mt.probe import parse_version, read_version, state_command, state_reading, version_command
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
-from xsoar_mt.secrets import REDACTOR, read_secret
+from xsoar_mt.remote_paths import RemotePaths
+from xsoar_mt.secrets import REDACTOR, RunSecrets, read_secret
 
 
 @dataclass
@@ -230,9 +230,7 @@ def run_preflight(
     observed = resolve(inventory, readings, known or {})
     paths: list[PathResult] = []
     extract_dirs: dict[str, str] = {}
-    auto_dir = (
-        f"{installer.directory.rstrip('/')}/extract" if "{target}" in inventory.commands.install else None
-    )
+    auto_dir = RemotePaths.of(inventory).extract if "{target}" in inventory.commands.install else None
     stopped = frozenset(name for name, f in facts.items() if f.running is False)
     for name in names:
         seen = facts[name]

@@ -328,7 +328,7 @@ def upgrade_run(
     from xsoar_mt.cli.plan_text import render_plan
     from xsoar_mt.cli.render import EventPrinter, console, render_recap
     from xsoar_mt.commands import scope_from_flags
-    from xsoar_mt.executor import RunOptions
+    from xsoar_mt.engine import RunOptions
     from xsoar_mt.run import RunRequest, run_upgrade
 
     if force_unlock is not None:

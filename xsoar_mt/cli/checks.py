@@ -14,9 +14,9 @@ import typer
 from xsoar_mt.errors import ExitCode
 
 if TYPE_CHECKING:
-    from xsoar_mt.executor import RunSecrets
     from xsoar_mt.inventory import Inventory
     from xsoar_mt.run import ShellPool
+    from xsoar_mt.secrets import RunSecrets
 
 
 class Output(StrEnum):

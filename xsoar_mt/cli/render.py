@@ -17,8 +17,8 @@ from rich.tree import Tree
 from xsoar_mt.inventory import Group, Inventory
 
 if TYPE_CHECKING:
+    from xsoar_mt.engine import WindowClosed
     from xsoar_mt.events import Event
-    from xsoar_mt.executor import WindowClosed
     from xsoar_mt.plan import Phase
     from xsoar_mt.run import RunOutcome
 

@@ -1,0 +1,68 @@
+"""Every path xsoar-mt uses on a server, from `installer.directory` and `commands.backup_dir`.
+
+The installer directory holds the installer of each release (`demisto-<release>.sh`), the records of each
+detached installer run (`install-<release>.{pid,rc,boot,log}`), xsoar-mt's marker (`state.json`), the
+deployment lock (`run.lock/owner.json`, on main) and the automatic extraction directory (`extract`).
+Backups go to `commands.backup_dir`. Paths here are plain text: quote them (`shellwords.word`) in a command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xsoar_mt.inventory import Inventory
+
+MARKER_NAME = "state.json"
+INSTALL_RECORDS = ("log", "rc", "pid", "boot")  # what a detached installer run leaves, one file each
+
+
+@dataclass(frozen=True)
+class RemotePaths:
+    directory: str  # installer.directory, as the inventory gives it
+    backups: str | None = None  # commands.backup_dir
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> RemotePaths:
+        return cls(inventory.installer.directory, inventory.commands.backup_dir)
+
+    @property
+    def base(self) -> str:
+        """The directory without its trailing slash, to join names to (empty for `/`)."""
+        return self.directory.rstrip("/")
+
+    @property
+    def root(self) -> str:
+        """The directory itself, as a directory to create or enter (`/` stays `/`)."""
+        return self.base or "/"
+
+    def installer(self, release: str) -> str:
+        """Where the installer for `release` is placed on every server."""
+        return f"{self.base}/demisto-{release}.sh"
+
+    def install_record(self, release: str, record: str) -> str:
+        """One record of a detached installer run: `log`, `rc` (exit code), `pid` or `boot` (boot id)."""
+        assert record in INSTALL_RECORDS, record
+        return f"{self.base}/install-{release}.{record}"
+
+    @property
+    def marker(self) -> str:
+        """xsoar-mt's marker: the version it last saw or installed, and when."""
+        return f"{self.base}/{MARKER_NAME}"
+
+    def marker_draft(self, suffix: str) -> str:
+        """Where a new marker is written before it is moved over the marker (`tmp`, `installer`)."""
+        return f"{self.marker}.{suffix}"
+
+    @property
+    def lock(self) -> str:
+        """The deployment lock: a directory made with `mkdir` on main."""
+        return f"{self.base}/run.lock"
+
+    @property
+    def lock_owner(self) -> str:
+        return f"{self.lock}/owner.json"
+
+    @property
+    def extract(self) -> str:
+        """Where the installer extracts itself when /tmp does not allow exec (`-target`)."""
+        return f"{self.base}/extract"
