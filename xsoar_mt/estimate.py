@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from xsoar_mt.plan import Action, Phase, Plan, Step, Waves
+from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step, Waves
 from xsoar_mt.skew import Verdict
 
 # Expected minutes per action when the inventory's `durations` leaves one out (docs/reference/inventory.md).
@@ -147,7 +147,7 @@ def batches(phases: Sequence[Phase], parallel: int | None = None) -> Iterator[tu
         if hosts:
             yield hosts, width()
             hosts = []
-        yield [phase], PREPARE_PARALLEL if phase.id == "prepare" else 1
+        yield [phase], PREPARE_PARALLEL if phase.kind is PhaseKind.PREPARE else 1
     if hosts:
         yield hosts, width()
 
@@ -212,7 +212,7 @@ def timeline(phases: Sequence[Phase], durations: Durations, parallel: int | None
     spans: list[Span] = []
     now = 0.0
     for batch, lanes in batches(phases, parallel):
-        if batch[0].id == "prepare":
+        if batch[0].kind is PhaseKind.PREPARE:
             slots = schedule([durations.step(s) for s in batch[0].steps], lanes)
             end = now + max((e for _, e in slots), default=0.0)
             spans.append(Span(batch[0], now, end))

@@ -151,6 +151,10 @@ class ValidationKind(StrEnum):
     TENANTS = "tenants"
 
 
+_VALIDATION_KINDS = {k.value: k for k in ValidationKind}
+_FIXED_PHASES = {k.value: k for k in PhaseKind if k is not PhaseKind.GROUP}  # the phases named by their kind
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a plan covers: main, and all host groups or the named ones."""
@@ -242,8 +246,7 @@ class Step:
         place that reads it back. Any other kind counts as the tenants' check."""
         _, _, rest = self.id.partition("/")
         kind = rest.partition("/")[0]
-        known = {k.value: k for k in ValidationKind}
-        return known.get(kind, ValidationKind.TENANTS)
+        return _VALIDATION_KINDS.get(kind, ValidationKind.TENANTS)
 
     def command_on(self, server: str) -> str:
         """The command this step runs on `server`: its own one, where preflight made it differ."""
@@ -296,8 +299,7 @@ class Phase:
             return PhaseKind.GROUP
         if self.wave is not None:
             return PhaseKind.VALIDATE
-        fixed = {k.value: k for k in PhaseKind if k is not PhaseKind.GROUP}
-        return fixed.get(self.id, PhaseKind.GROUP)
+        return _FIXED_PHASES.get(self.id, PhaseKind.GROUP)
 
     def to_dict(self) -> dict[str, Any]:
         return {

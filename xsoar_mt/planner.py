@@ -9,8 +9,9 @@ from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Server, Topology, url_address
-from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step, Waves
+from xsoar_mt.plan import Action, Basis, Phase, PhaseKind, Plan, Scope, Skipped, Step, ValidationKind, Waves
 from xsoar_mt.releases import Version
+from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
 from xsoar_mt.waves import WaveSpec, assign, keep, ordered
@@ -324,7 +325,7 @@ class _Builder:
                     # Named after the first release these servers move to: the backup holds what ran before it.
                     backup = fill(
                         cmds.backup,
-                        backup_dir=cmds.backup_dir,
+                        backup_dir=RemotePaths.of(self.inv).backup_dir,
                         version=stage.release,
                         stamp=LATER,
                         **_PER_SERVER,
@@ -426,7 +427,7 @@ class _Builder:
                 )
             self.ever_degraded |= self.verdict is _DEGRADED
         label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
-        kind = name or (f"{_VALUE[action]}-{release}" if phase == "prepare" else _VALUE[action])
+        kind = name or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
         step_id = f"{phase}/{kind}/{label}"
         return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
 
@@ -450,7 +451,7 @@ class _Builder:
                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                 "validate-wave",
                 release,
-                "tenants",
+                ValidationKind.TENANTS,
             )
         else:
             step = self._step(
@@ -460,7 +461,7 @@ class _Builder:
                 f"GET {self._main_health_url()}",
                 "validate-wave-main",
                 release,
-                "load-balancer" if self.inv.main.load_balancer else "main",
+                ValidationKind.LOAD_BALANCER if self.inv.main.load_balancer else ValidationKind.MAIN,
             )
         what = f"{len(groups)} host group{'' if len(groups) == 1 else 's'}"
         title = f"Validate wave {wave} ({what}) on {release} before the next wave"
@@ -494,7 +495,7 @@ class _Builder:
                     f"GET {self._main_health_url()}",
                     "validate-lb",
                     target,
-                    "load-balancer",
+                    ValidationKind.LOAD_BALANCER,
                 )
             )
         else:
@@ -506,7 +507,7 @@ class _Builder:
                     f"GET {self._main_health_url()}",
                     "validate-main",
                     target,
-                    "main",
+                    ValidationKind.MAIN,
                 )
             )
         tenants = [t.account for g in self.inv.groups for t in g.tenants]
@@ -520,7 +521,7 @@ class _Builder:
                     f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                     "validate-tenants",
                     target,
-                    "tenants",
+                    ValidationKind.TENANTS,
                 )
             )
         self.phases.append(Phase("validate", "Validate", tuple(steps)))

@@ -26,6 +26,12 @@ class RemotePaths:
         return cls(inventory.installer.directory, inventory.commands.backup_dir)
 
     @property
+    def backup_dir(self) -> str:
+        """Where backups go (`commands.backup_dir`): only for paths made from an inventory (`of`)."""
+        assert self.backups is not None, "RemotePaths made without commands.backup_dir"
+        return self.backups
+
+    @property
     def base(self) -> str:
         """The directory without its trailing slash, to join names to (empty for `/`)."""
         return self.directory.rstrip("/")
