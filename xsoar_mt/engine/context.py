@@ -164,8 +164,8 @@ class RunContext:
         )
         return RemoteCommand(filled, kind, release)
 
-    def run(self, step: Step, server: str, command: str, *, stdin: str | None = None,
-            timeout: float | None = 600) -> Result:  # fmt: skip
+    def checked(self, step: Step, server: str, command: RemoteCommand, *, stdin: str | None = None,
+                timeout: float | None = 600) -> Result:  # fmt: skip
         """Run `command`; a non-zero exit fails the step on `server`."""
         result = self.shell_for(server).run(command, stdin=stdin, timeout=timeout, cancel=self.cancelled)
         if not result.ok:

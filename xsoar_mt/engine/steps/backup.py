@@ -16,7 +16,9 @@ class Backup(ServerStep):
         run.retrying(
             step,
             server,
-            lambda: run.run(step, server, run.command(server, step.command_on(server), CommandKind.BACKUP)),
+            lambda: run.checked(
+                step, server, run.command(server, step.command_on(server), CommandKind.BACKUP)
+            ),
         )
         if run.known is not None:
             try:

@@ -27,4 +27,6 @@ class Fetch(ServerStep):
             raise StepFailed(step, server, "no download link (installer.link in the inventory)")
         link = normalise_link(run.secrets.link, step.release, installer.build)
         command = run.command(server, step.command_on(server), CommandKind.FETCH, step.release)
-        run.retrying(step, server, lambda: run.run(step, server, command, stdin=link + "\n", timeout=3600))
+        run.retrying(
+            step, server, lambda: run.checked(step, server, command, stdin=link + "\n", timeout=3600)
+        )

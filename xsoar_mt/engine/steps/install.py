@@ -48,7 +48,7 @@ class Install(ServerStep):
             marker = Marker(Version.parse(step.release), 0, "installer", run.run_id).prefix(server)
             install = run.command(server, step.command_on(server), CommandKind.INSTALL_LAUNCH, step.release)
             command = files.launch(install, marker)
-        launched = run.run(step, server, command, timeout=120)
+        launched = run.checked(step, server, command, timeout=120)
         if "VANISHED" in launched.stdout:
             raise StepFailed(step, server, f"the installer for {step.release} seen running before is gone and left "
                              "no exit code", hint="check the server, then `--resume` (the install runs again)")  # fmt: skip

@@ -13,7 +13,7 @@ from xsoar_mt.shellwords import LATER, fill
 def set_service(run: RunContext, step: Step, server: str, command: RemoteCommand, start: bool) -> None:
     """Stop or start: run again after a dropped connection, then confirm with the status command."""
     try:
-        _, dropped = run.retrying(step, server, lambda: run.run(step, server, command, timeout=300))
+        _, dropped = run.retrying(step, server, lambda: run.checked(step, server, command, timeout=300))
     except StepFailed:
         if start:
             run.update(server, step, service=Service.FAILED, healthy=False)

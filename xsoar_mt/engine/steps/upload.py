@@ -36,10 +36,10 @@ class Upload:
             run.emit("step-output", f"{server}: installer already present, not sent again", step, (server,))
         else:
             mkdir = RemoteCommand(f"mkdir -p {word(paths.directory)}", CommandKind.MAKE_DIRECTORY)
-            run.run(step, server, mkdir)
+            run.checked(step, server, mkdir)
             shell.put(local.path, remote, _upload_progress(run, step, server))
         check = RemoteCommand(step.command_on(server), CommandKind.FETCH, step.release)
-        run.run(step, server, check, stdin=local.sha256 + "\n", timeout=300)
+        run.checked(step, server, check, stdin=local.sha256 + "\n", timeout=300)
 
     def _local_installer(self, run: RunContext, step: Step, server: str) -> LocalInstaller:
         """The installer to upload: downloaded once from the link, or the operator's own file."""
