@@ -62,7 +62,7 @@ def render_html(report: Report) -> str:
     if report.estimated_minutes is not None:
         parts.append(f" The plan estimated {e(minutes(report.estimated_minutes))}.")
     if report.window_end is not None:
-        parts.append(f" The window ended at {e(moment(report.window_end))}.")
+        parts.append(f" The maintenance window was set to end at {e(moment(report.window_end))}.")
     parts.append("</p>")
     parts += ["<h2>Timeline</h2>", render_timeline(report), legend()]
     parts += ["<h2>Who ran it</h2>", _table(["run", "details"], [[e(a), e(b)] for a, b in who(report)])]

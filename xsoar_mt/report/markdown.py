@@ -28,7 +28,7 @@ def render_markdown(report: Report) -> str:
     if report.estimated_minutes is not None:
         out += [f"The plan estimated {minutes(report.estimated_minutes)}.", ""]
     if report.window_end is not None:
-        out += [f"The maintenance window ended at {moment(report.window_end)}.", ""]
+        out += [f"The maintenance window was set to end at {moment(report.window_end)}.", ""]
     out += ["## Who ran it", "", *_table(["run", "details"], [list(r) for r in who(report)])]
     out += [
         "## Versions",
