@@ -234,3 +234,28 @@ def test_the_three_files_come_from_one_model_and_the_svg_has_a_bar_per_step_and_
     )  # nothing to fetch, nothing to run
     only = report_upgrade(tmp_path / "state", "u", inventory, ReportFiles(markdown=tmp_path / "t.md"))[1]
     assert only == [tmp_path / "t.md"]
+
+
+def test_a_journal_with_fields_of_the_wrong_type_is_still_reported_without_an_internal_error(
+    tmp_path: Path, inventory: Path
+) -> None:
+    records = [
+        start(100.0, operator=7, observed={"m1": "running", "a1": {"service": 3}}),
+        {"ts": "soon", "kind": "step-started", "step": "x/stop/m1", "servers": "m1", "data": []},
+        {
+            "ts": 103.0,
+            "kind": "step-finished",
+            "step": "x/stop/m1",
+            "servers": {"m1": 1},
+            "data": {"failed": 5},
+        },
+        {"ts": 104.0, "kind": "warning", "servers": {"a": 1}, "data": {"verdict": "ignored", "check": 3}},
+        {"ts": 105.0, "kind": "server-state", "data": {"server": ["m1"], "service": "stopped"}},
+        {"ts": 106.0, "kind": "run-finished", "data": "done"},
+    ]
+    write(tmp_path, "u", records)
+    report = read_report(tmp_path, "u", inventory)
+    assert report.attempts[0].operator == NOT_RECORDED
+    assert [(s.step, s.servers, s.outcome) for s in report.steps] == [("x/stop/m1", (), "ok")]
+    assert [(f.check, f.server) for f in report.ignored] == [(NOT_RECORDED, "")]
+    assert render_timeline(report).startswith("<svg")

@@ -347,7 +347,10 @@ def _attempts(
                     failures.append(error)
                 steps.append(_step_run(opened, kinds, number, at, outcome, error, data.get("failed")))
             elif kind == "warning" and data.get("verdict") == "ignored":
-                server = _text(record.get("servers", [None])[0] if record.get("servers") else None, "")
+                named_servers = record.get("servers")
+                server = _text(
+                    named_servers[0] if isinstance(named_servers, list) and named_servers else None, ""
+                )
                 message = _text(record.get("message"), "")
                 detail = (
                     message.split(": ", 1)[1]
@@ -441,7 +444,8 @@ def _groups(inventory: Any, plan: Any, records: Iterable[Mapping[str, Any]]) -> 
                         groups.setdefault(server, (phase.group, True))
     order = list(groups)
     for record in records:
-        for server in record.get("servers") or ():
+        named = record.get("servers")
+        for server in named if isinstance(named, list) else ():
             if isinstance(server, str) and server not in groups and server not in order:
                 order.append(server)
         observed = record.get("observed")
