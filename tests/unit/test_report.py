@@ -259,3 +259,18 @@ def test_a_journal_with_fields_of_the_wrong_type_is_still_reported_without_an_in
     assert [(s.step, s.servers, s.outcome) for s in report.steps] == [("x/stop/m1", (), "ok")]
     assert [(f.check, f.server) for f in report.ignored] == [(NOT_RECORDED, "")]
     assert render_timeline(report).startswith("<svg")
+
+
+def test_a_failure_quoting_lines_of_server_output_stays_in_one_markdown_list_item(tmp_path: Path) -> None:
+    from xsoar_mt.report.markdown import render_markdown
+
+    records = [
+        start(100.0),
+        *step(101.0, 102.0, "m@6.12/install/m1", ["m1"], "failed", error="exited 1:\nline one\nline two"),
+        {"ts": 103.0, "kind": "run-finished", "data": {"outcome": "failed"}},
+    ]
+    write(tmp_path, "u", records)
+    text = render_markdown(read_report(tmp_path, "u", None))
+    (item,) = [line for line in text.splitlines() if line.startswith("- The run")]
+    assert item.endswith("failed; exited 1: | line one | line two")
+    assert "\nline one" not in text

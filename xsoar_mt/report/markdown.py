@@ -10,6 +10,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
+def _line(text: str) -> str:
+    """Server output on one line, so it stays inside its list item."""
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
@@ -60,16 +65,21 @@ def render_markdown(report: Report) -> str:
         line = (
             f"- {what} ({attempt.run_id}, {clock(attempt.started)}-{clock(attempt.ended)}): {attempt.outcome}"
         )
-        out.append(line + "".join(f"; {f}" for f in attempt.failures))
+        out.append(line + "".join(f"; {_line(f)}" for f in attempt.failures))
     out += [""]
     out += ["## Preflight findings ignored with --ignore-preflight-errors", ""]
-    out += [f"- {f.check} on {f.server}: {f.detail} (run {f.attempt})" for f in report.ignored] or ["- none"]
+    out += [f"- {f.check} on {f.server}: {_line(f.detail)} (run {f.attempt})" for f in report.ignored] or [
+        "- none"
+    ]
     out += ["", "## Final validation", ""]
     if report.validation is None:
         out += ["No validation ran.", ""]
     else:
         v = report.validation
-        out += [f"{v.step}: **{v.outcome}** at {moment(v.at)}" + (f": {v.detail}" if v.detail else ""), ""]
+        out += [
+            f"{v.step}: **{v.outcome}** at {moment(v.at)}" + (f": {_line(v.detail)}" if v.detail else ""),
+            "",
+        ]
     steps = [
         [str(s.attempt), s.step, s.kind, ", ".join(s.servers), clock(s.start), clock(s.end),
          length(s.end - s.start), s.outcome + (f": {s.error}" if s.error else ""), f"`{s.command}`"]

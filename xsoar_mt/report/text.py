@@ -48,7 +48,11 @@ def windows(intervals: Sequence[Interval], report: Report) -> str:
 
 
 def total(intervals: Sequence[Interval], report: Report) -> str:
-    return length(sum(i.seconds(report.ended) for i in intervals)) if intervals else "0 s"
+    """`7 s from +3 s`: how long in all, and from how far into the night (as the estimate says it)."""
+    if not intervals:
+        return "0 s"
+    whole = length(sum(i.seconds(report.ended) for i in intervals))
+    return f"{whole} from +{length(intervals[0].start - report.started)}"
 
 
 def estimated(tenant: TenantWindows) -> tuple[str, str]:
