@@ -60,6 +60,10 @@ class Axis:
                 return x0 + (x1 - x0) * (at - t0) / (t1 - t0)
         return self.stretches[-1][3]  # pragma: no cover  # the loop always returns on the last stretch
 
+    def right_edge(self, at: float) -> float:
+        """Where the stretch holding `at` ends on the page."""
+        return next((x1 for _, t1, _, x1 in self.stretches if at <= t1), self.stretches[-1][3])
+
     def covers(self, at: float) -> bool:
         return any(t0 <= at <= t1 for t0, t1, _, _ in self.stretches)
 
@@ -68,12 +72,13 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
-def _tick_step(seconds: float) -> float:
-    """A round tick interval giving about six ticks over `seconds`."""
+def _tick_step(seconds: float, pixels: float) -> float:
+    """A round tick interval leaving about 90 pixels between ticks over a stretch `pixels` wide."""
+    most = max(1.0, pixels / 90)
     for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800):
-        if seconds / step <= 7:
+        if seconds / step <= most:
             return float(step)
-    return 3600.0 * math.ceil(seconds / 3600 / 7)
+    return 3600.0 * math.ceil(seconds / 3600 / most)
 
 
 def render_timeline(report: Report) -> str:
@@ -100,10 +105,10 @@ def render_timeline(report: Report) -> str:
         if index % 2:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{ROW}" fill="#f4f6f8"/>')
         out.append(f'<text x="8" y="{y + ROW - 8}" class="row-label">{escape(server)}</text>')
-    for number, (t0, t1, x0, _) in enumerate(axis.stretches, 1):
+    for number, (t0, t1, x0, x1) in enumerate(axis.stretches, 1):
         label = "run" if number == 1 else f"resume {number - 1}"
         out.append(f'<text x="{x0:.1f}" y="14" class="stretch">{label}, from {_clock(t0)} UTC</text>')
-        tick = _tick_step(t1 - t0)
+        tick = _tick_step(t1 - t0, x1 - x0)
         at = math.ceil(t0 / tick) * tick
         while at <= t1:
             x = axis.x(at)
@@ -142,9 +147,11 @@ def render_timeline(report: Report) -> str:
                 out.append(
                     f'<rect x="{x0:.2f}" y="{y}" width="{width:.2f}" height="{ROW - 8}" fill="url(#failed-hatch)"/>'
                 )
-                out.append(
-                    f'<text x="{x0 + width + 3:.2f}" y="{y + ROW - 12}" class="failed-label">failed</text>'
-                )
+                if x0 + width + 40 <= axis.right_edge(step.start):  # the word beside the bar, else before it
+                    where = f'x="{x0 + width + 3:.2f}"'
+                else:
+                    where = f'x="{x0 - 3:.2f}" text-anchor="end"'
+                out.append(f'<text {where} y="{y + ROW - 12}" class="failed-label">failed</text>')
     for mark in report.marks:
         if mark.kind == "resume" or not axis.covers(mark.at):
             continue
