@@ -12,6 +12,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ FLAGS = (
     "--headless",
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # containers often have a small /dev/shm
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -92,7 +94,8 @@ class Page:
 
     def _read(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.from_browser], [], [], left)[0]:
                 raise TimeoutError("Chromium did not answer in time")
             chunk = os.read(self.from_browser, 1 << 16)
             if not chunk:
