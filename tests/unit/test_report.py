@@ -274,3 +274,28 @@ def test_a_failure_quoting_lines_of_server_output_stays_in_one_markdown_list_ite
     (item,) = [line for line in text.splitlines() if line.startswith("- The run")]
     assert item.endswith("failed; exited 1: | line one | line two")
     assert "\nline one" not in text
+
+
+def test_an_interrupted_run_and_a_closed_window_are_told_and_marked(tmp_path: Path) -> None:
+    records = [
+        start(100.0, upgrade="u", window_end=150.0),
+        {"ts": 101.0, "kind": "wave-started", "data": {"wave": 1}},
+        *step(102.0, 110.0, "h@6.12/stop/a1", ["a1"]),
+        {"ts": 111.0, "kind": "window-closed", "data": {"phase": "h2@6.12"}},
+        {"ts": 112.0, "kind": "run-finished", "data": {"outcome": "window-closed"}},
+        start(200.0, "run-resumed", upgrade="u"),
+        *step(201.0, None, "h2@6.12/stop/p1", ["p1"]),
+        {"ts": 205.0, "kind": "run-finished", "data": {"outcome": "interrupted"}},
+    ]
+    write(tmp_path, "u", records)
+    report = read_report(tmp_path, "u", None)
+    assert [a.outcome for a in report.attempts] == ["window-closed", "interrupted"]
+    assert [(m.kind, m.at) for m in report.marks] == [
+        ("wave", 101.0),
+        ("window-closed", 111.0),
+        ("resume", 200.0),
+    ]
+    assert report.steps[-1].outcome == "unfinished" and report.steps[-1].end == 205.0
+    svg = render_timeline(report)
+    assert 'data-mark="wave" data-at="101.000"' in svg and 'data-mark="window-closed"' in svg
+    assert 'class="bar unfinished"' in svg

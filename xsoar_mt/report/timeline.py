@@ -176,7 +176,7 @@ def render_timeline(report: Report) -> str:
             out.append(
                 f'<text x="{WIDTH - 8}" y="{bottom + 32}" class="window-label" text-anchor="end" '
                 f'data-mark="window-end" data-at="{report.window_end:.3f}">the window ends at '
-                f"{_clock(report.window_end)} UTC, after the last step (not drawn to scale)</text>"
+                f"{_clock(report.window_end)} UTC, outside the runs drawn</text>"
             )
     out.append("</svg>")
     return "\n".join(out)
