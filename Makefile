@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test test-fast test-matrix lint golden mutation fuzz demo bench fleet-up fleet-down clean sshd
+.PHONY: all install test test-fast test-matrix lint golden mutation fuzz demo bench fleet-up fleet-down clean sshd chromium
 
 all: test
 
@@ -28,11 +28,18 @@ sshd:
 	fi
 	@mkdir -p /run/sshd && chmod 0755 /run/sshd
 
+# The report's HTML is tested in a real browser: Debian's headless Chromium, installed when missing.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # The fleet tests spend most of their time waiting on simulated installs and health gates, not on the
 # CPU, so test files run on WORKERS pytest-xdist workers (a file's tests stay on one worker). WORKERS=0
 # runs them all in one process.
 WORKERS ?= 3
-test: install sshd
+test: install sshd chromium
 	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadfile
 
 # Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import secrets as _random
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -12,12 +14,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt import __version__
 from xsoar_mt.errors import InvalidInput, UsageError, named
 from xsoar_mt.secrets import REDACTOR
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + _random.token_hex(2)
+
+
+def run_origin(upgrade: str, inventory_sha256: str, parallel: int | None) -> dict[str, Any]:
+    """What a run-start record (run-intent, run-resumed) says of who started it, for the report.
+
+    `upgrade` is the lineage the runs of one upgrade share (a run's id, which its resumes keep; a
+    rollback names the run it undoes). Journals written before these fields existed lack them; the
+    report then says "not recorded".
+    """
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container without a passwd entry)
+        operator = f"uid {os.getuid()}"
+    return {
+        "upgrade": upgrade,
+        "operator": operator,
+        "machine": socket.gethostname(),
+        "xsoar_mt_version": __version__,
+        "inventory_sha256": inventory_sha256,
+        "parallel": parallel,
+    }
 
 
 def _private_open(path: Path, flags: int) -> int:

@@ -19,7 +19,7 @@ from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
-from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
+from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal, run_origin
 from xsoar_mt.known import KnownState, deployment_key
 from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
 from xsoar_mt.observed import Marker, Observed, Reading, Source, offline_state, require_versions, resolve
@@ -99,6 +99,19 @@ class JournalSink:
         except OSError as exc:
             self.failed = f"the journal {self.journal.path} cannot be written ({exc.strerror or exc})"
             self.on_failure(self.failed)
+
+
+class PreflightNotes:
+    """Passes every event on, and keeps the preflight's warnings (said before the journal opens) for it."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.kept: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        if event.kind == "warning" and "check" in event.data:
+            self.kept.append(event)
+        self.sink.emit(event)
 
 
 class ShellPool:
@@ -211,6 +224,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
                 confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
                 ) -> RunOutcome:  # fmt: skip
     inventory = load_inventory(request.inventory_path)
+    events = preflight = PreflightNotes(events)
     known = KnownState(request.state_dir, inventory)
     if known.problem:
         events.emit(Event("warning", known.problem))
@@ -286,9 +300,13 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             journal = Journal(run_dir.journal_path)
             journal.append({"kind": "run-resumed" if resumed else "run-intent", "deployment": known.key,
                             "inventory": str(request.inventory_path.resolve()), "target": target,
+                            **run_origin(run_id, inventory.digest, request.options.parallel),
                             "scope": scope.to_dict(),
                             **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
+                            **({"window_end": request.window_end.timestamp()} if request.window_end else {}),
                             "observed": {n: v.to_dict() for n, v in observed.views.items()}})  # fmt: skip
+            for note in preflight.kept:  # said before the journal opened; the report names them
+                journal.append(note.to_dict())
             shells = pool
             executor_options = request.options
         executor = Executor(

@@ -1,11 +1,11 @@
-"""One set of secrets through every output of `upgrade run` and `preflight`: never shown, in any form.
+"""One set of secrets through every output of `upgrade run`, `preflight` and `report`: never shown in any form.
 
 The secrets are chosen so that each form output can carry them differs from the value itself: they hold
 `/`, `+`, `=`, `&`, a space, a quote, a backslash and non-ASCII letters, so their URL-encoded and JSON
 forms are other strings. The scripted servers echo them where a real server would (the installer's output
 quoting the download link, a failing link check printing the URL), and the test searches the console
-text, the JSON lines, the journal, the run's copy of its plan, the per-server logs and the preflight
-findings for every form.
+text, the JSON lines, the journal, the run's copy of its plan, the per-server logs, the preflight
+findings and the report's HTML, Markdown and JSON for every form.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ def test_no_form_of_a_secret_reaches_any_output_of_a_failed_run_its_resume_or_pr
         "preflight, JSON": invoke(tmp_path, "preflight", "--to", "6.12", "-o", "json"),
         "preflight, text": invoke(tmp_path, "preflight", "--to", "6.12"),
     }
+    # the report is clean because its sources are, not because this process learnt the secrets: forget them
+    REDACTOR.clear()
+    report_dir = tmp_path / "report"
+    outputs["report"] = invoke(tmp_path, "report", "latest", "--state-dir", str(tmp_path / "state"), "--out",
+                               str(report_dir))  # fmt: skip
+    assert outputs["report"].exit_code == 0, outputs["report"].output
     for name in ("run, JSON lines", "resume, console text"):
         assert outputs[name].exit_code == 6, outputs[name].output  # h1's installer failed both times
     assert outputs["preflight, JSON"].exit_code == 7  # the link check failed on both servers
@@ -136,6 +142,10 @@ def test_no_form_of_a_secret_reaches_any_output_of_a_failed_run_its_resume_or_pr
     produced = sorted(p for p in (tmp_path / "state").rglob("*") if p.is_file())
     kinds = {p.name if p.suffix != ".log" else "a server log" for p in produced}
     assert {"journal.jsonl", "a server log"} <= kinds and any(p.name.startswith("plan-") for p in produced)
+    reports = sorted(report_dir.iterdir())
+    assert [p.suffix for p in reports] == [".html", ".json", ".md"]
+    assert 'data-outcome="failed"' in reports[0].read_text()  # the report tells the failed install
+    produced += reports
     for path in produced:
         text = path.read_text()
         assert leaks(text) == [], f"{path.name} holds a secret"

@@ -43,7 +43,7 @@ DEPLOYMENT = "acme"
 
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 _SPAN = re.compile(r"`([^`\n]+)`")
-_COMMAND = re.compile(r"xsoar-mt (?:inventory|upgrade|preflight|status|validate)\b[^`]*")
+_COMMAND = re.compile(r"xsoar-mt (?:inventory|upgrade|preflight|status|validate|report)\b[^`]*")
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,11 @@ EXPECTED = {
         "xsoar-mt upgrade plan -i inventory.yaml --to 6.11 --waves 1,25%,100% -o csv > notice.csv",
         "xsoar-mt upgrade run -i inventory.yaml --to 6.11 --waves 1,25%,100% --window-end 06:00",
         "xsoar-mt upgrade run -i inventory.yaml --resume latest --window-end 06:00",
+    ],
+    "how-to/report-the-night.md": [
+        "xsoar-mt upgrade run -i inventory.yaml --to 6.12",
+        "xsoar-mt report latest -i inventory.yaml --out reports",
+        "xsoar-mt report latest --md change-4711.md",
     ],
     "how-to/resume-after-a-failure.md": [
         "xsoar-mt upgrade run -i inventory.yaml --resume 20261201-021654-88a1 --yes",

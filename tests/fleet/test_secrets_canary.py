@@ -1,6 +1,7 @@
 """Canary: random secrets go through every command against the fleet and never appear anywhere.
 
-Searched: the console output of each command, every file the commands produced (plans, journals, logs),
+Searched: the console output of each command, every file the commands produced (plans, journals, logs,
+the report's HTML, Markdown and JSON),
 the fleet's record of every command line run over SSH, the argv of every process those commands started
 (the fleet traces each execve with strace), its event log, and every file left in the servers' homes. Not searched: the files that hold the secrets on purpose (the inventory's secret files
 and the fleet's own configuration of what it expects).
@@ -136,6 +137,10 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     assert outputs["resume"].returncode == 0, outputs["resume"].stdout + outputs["resume"].stderr
     outputs["debug error"] = xsoar_mt(work, "--debug", "upgrade", "run", "-i", str(inv), "--to", "6.12", "--yes",
                                       "--state-dir", str(work / "state"), "--force-unlock", "nope")  # fmt: skip
+    outputs["report"] = xsoar_mt(
+        work, "report", "latest", "-i", str(inv), "--out", str(work / "report"), *state
+    )
+    assert outputs["report"].returncode == 0, outputs["report"].stdout + outputs["report"].stderr
     for command in ("preflight", "validate"):
         outputs[command] = xsoar_mt(work, command, "-i", str(inv), "--to", "6.12")
         assert "No such command" not in outputs[command].stderr, f"{command} is not available"
@@ -151,6 +156,7 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
 
     produced = list(files_under(work, skip={work / "inventory.yaml"}))
     assert any(p.name == "journal.jsonl" for p in produced) and any(p.suffix == ".log" for p in produced)
+    assert {p.suffix for p in produced if p.parent == work / "report"} == {".html", ".md", ".json"}
     for path in produced:
         assert leaks(path.read_text(errors="replace")) == [], f"{path} holds a secret"
 

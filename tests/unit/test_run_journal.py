@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,49 @@ def test_a_run_closes_its_journal_when_it_ends(
     assert outcome.report is not None and outcome.report.outcome == ("failed" if fails else "succeeded")
     assert outcome.run_dir is not None and (outcome.run_dir / "journal.jsonl").exists()
     assert _open_journals(tmp_path) == []
+
+
+def test_a_runs_start_record_says_who_ran_it_and_keeps_the_preflight_findings_it_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+    import hashlib
+    import json
+    import socket
+
+    from xsoar_mt import __version__
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(INVENTORY)
+    monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=t")
+    fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
+    fleet.servers["h1"].install_fails = True
+    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            pass
+
+    def run(**more: Any) -> list[dict[str, Any]]:
+        request = RunRequest(inventory, state_dir=tmp_path / "state", yes=True, ignore_preflight_errors="all",
+                             **more)  # fmt: skip
+        outcome = run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
+        assert outcome.run_dir is not None
+        lines = (outcome.run_dir / "journal.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    records = run(target="6.12")
+    intent = records[0]
+    assert intent["kind"] == "run-intent"
+    run_id = (tmp_path / "state" / "runs").iterdir().__next__().name
+    assert intent["upgrade"] == run_id
+    assert intent["operator"] == getpass.getuser() and intent["machine"] == socket.gethostname()
+    assert intent["xsoar_mt_version"] == __version__
+    assert intent["inventory_sha256"] == hashlib.sha256(INVENTORY.encode()).hexdigest()
+    ignored = [r for r in records if r["kind"] == "warning" and r.get("data", {}).get("verdict") == "ignored"]
+    assert ignored and all(r["ts"] <= intent["ts"] for r in ignored)  # kept with the time they were said
+    assert records.index(ignored[0]) > 0  # written after the run-intent, which stays the first record
+
+    resumed = run(resume="latest")
+    (again,) = [r for r in resumed if r["kind"] == "run-resumed"]
+    assert again["upgrade"] == run_id and again["operator"] == intent["operator"]

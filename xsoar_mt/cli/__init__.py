@@ -429,10 +429,14 @@ def _check_run_flags(
 
 
 def _register_check_commands() -> None:
-    """`preflight`, `status` and `validate` live in their own module (xsoar_mt/cli/checks.py)."""
+    """`preflight`, `status` and `validate` live in their own module (xsoar_mt/cli/checks.py); `report` in
+    xsoar_mt/cli/report.py."""
     from xsoar_mt.cli import checks
 
     checks.register(app, boundary)
+    from xsoar_mt.cli import report
+
+    report.register(app, boundary)
 
 
 _register_check_commands()
