@@ -184,6 +184,8 @@ class Inventory:
     profile: str = "production"
     elasticsearch_url: str | None = None
     elasticsearch_credentials: SecretRef | None = None
+    # The Elasticsearch snapshot repository the upgrade snapshots into and rollback restores from.
+    elasticsearch_snapshot_repository: str | None = None
     api_key: SecretRef | None = None
     digest: str = ""  # sha256 of the file's text, for a saved plan's fingerprint
 
@@ -351,6 +353,7 @@ _DEPLOYMENT_KEYS = (
     "database",
     "elasticsearch_url",
     "elasticsearch_credentials",
+    "elasticsearch_snapshot_repository",
     "communication_port",
     "tenant_port_base",
     "profile",
@@ -626,6 +629,9 @@ class _Reader:
         profile = self.optional(dep, "profile", lambda n: n.choice(("production", "dev")), "production")
         es_url = self.optional(dep, "elasticsearch_url", self.url, None)
         es_creds = self.optional(dep, "elasticsearch_credentials", self.secret, None)
+        es_repository = self.optional(
+            dep, "elasticsearch_snapshot_repository", lambda n: self.name(n, "snapshot repository"), None
+        )
         api_key = self.optional(dep, "api_key", self.secret, None)
         if database == "elasticsearch" and "elasticsearch_url" not in dep and deployment is not None:
             self.problem(
@@ -672,6 +678,7 @@ class _Reader:
             profile=profile,
             elasticsearch_url=es_url,
             elasticsearch_credentials=es_creds,
+            elasticsearch_snapshot_repository=es_repository,
             api_key=api_key,
         )
         self.cross_checks(inventory)
