@@ -51,6 +51,7 @@ _WHY = {
     "dr-secondary-up": "DR: the secondary is back and healthy before the primary goes back",
     "ha-first-healthy": "HA: the first server is back and healthy before the rest",
     "held-start": "start the host only now: before main went back it was more than one release behind main",
+    "held-dr-secondary": "DR: the secondary is up and healthy before the primary starts",
     "validate-main": "main answers on its communication port",
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-tenants": "every tenant answers through main",
@@ -499,7 +500,7 @@ class _Builder:
         )
         for servers in order:
             steps.append(self._step(phase_id, Action.START, servers, "held-start", release))
-            why = "dr-secondary-up" if group.topology is Topology.DR and len(steps) == 1 else "healthy"
+            why = "held-dr-secondary" if group.topology is Topology.DR and len(steps) == 1 else "healthy"
             steps.append(self._step(phase_id, Action.HEALTHY, servers, why, release))
         self.phases.append(
             Phase(
