@@ -249,3 +249,14 @@ def test_the_example_inventory_after_an_upgrade_to_6_12_goes_back_to_6_10_hosts_
     rollback = plan_rollback(inv, after, facts_for(inv, "6.10"))
     assert [r.group for r in rollback.returns] == ["emea", "us-east", "apac", "main"]
     assert rollback.plan.hops == ("6.10",)
+
+
+def test_a_group_never_upgraded_needs_no_backup_while_one_upgraded_without_one_is_refused() -> None:
+    inv = deployment(main="6.12", hosts=("6.11", "6.12"))
+    backups = {s.name: rec(s.name, "6.11") for s in (*inv.main.servers, *inv.hosts[0].servers)}
+    with pytest.raises(BackupUnusable) as refused:
+        plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
+    assert refused.value.problems == ["g1-p: no backup recorded", "g1-s: no backup recorded"]
+    backups.update({s.name: rec(s.name, "6.11") for s in inv.hosts[1].servers})
+    rollback = plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
+    assert [r.group for r in rollback.returns] == ["g1", "main"]

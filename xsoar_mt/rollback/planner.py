@@ -295,14 +295,23 @@ def _returns(
     line = inventory.releases
     problems: list[str] = []
     out: dict[str, GroupReturn] = {}
-    for group in inventory.groups:
-        if not scope.covers(group.name, group.is_main):
-            continue
+    covered = [g for g in inventory.groups if scope.covers(g.name, g.is_main)]
+    usable = [
+        b.release
+        for g in covered
+        for s in g.servers
+        if isinstance(b := facts.backups.get(s.name), BackupRecord)
+    ]
+    # The oldest release a backup returns to: a server with no backup that runs something newer must have
+    # been upgraded too, and cannot come back. With no backup at all, every server in scope is such a one.
+    floor = min((line.index(r) for r in usable), default=-1)
+    for group in covered:
         names = tuple(s.name for s in group.servers)
         records = {n: b for n in names if isinstance(b := facts.backups.get(n), BackupRecord)}
         wants = any(
             n in facts.unsettled
             or (n in records and line.index(records[n].release) < line.index(releases[n]))
+            or (n not in records and line.index(releases[n]) > floor)
             for n in names
         )
         explicit = not scope.everything and (group.is_main or scope.groups is not None)
