@@ -244,3 +244,27 @@ def test_rollback_plan_never_loads_the_ssh_library(inventory: Path, tmp_path: Pa
         [sys.executable, "-c", code, str(inventory), str(tmp_path)], capture_output=True, text=True
     )
     assert done.stdout.strip().splitlines()[-1] == "CLEAN"
+
+
+def test_upgrade_run_refuses_a_saved_rollback_plan_before_anything_runs(
+    inventory: Path, tmp_path: Path
+) -> None:
+    upgraded(inventory, tmp_path)
+    saved = tmp_path / "rollback.json"
+    assert rollback(inventory, tmp_path, "--out", str(saved)).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            "upgrade",
+            "run",
+            "-i",
+            str(inventory),
+            "--plan",
+            str(saved),
+            "--dry-run",
+            "--state-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "rollback" in result.output and "sudo" not in result.output
