@@ -268,3 +268,15 @@ def test_upgrade_run_refuses_a_saved_rollback_plan_before_anything_runs(
     )
     assert result.exit_code == 3, result.output
     assert "rollback" in result.output and "sudo" not in result.output
+
+
+def test_waves_put_the_host_groups_going_back_in_waves(inventory: Path, tmp_path: Path) -> None:
+    upgraded(inventory, tmp_path)
+    result = rollback(inventory, tmp_path, "--waves", "1,100%", "-o", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["waves"] == {"spec": "1,100%", "groups": {"emea": 1, "us-east": 2, "apac": 2}}
+    text = rollback(inventory, tmp_path, "--waves", "1,100%").output
+    assert (
+        "  host group emea (DR pair): back to 6.10 (started once main is back) [wave 1]" in text.splitlines()
+    )

@@ -56,6 +56,20 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         detail: Annotated[
             bool, typer.Option("--detail", help="Text: every step with its whole command.")
         ] = False,
+        waves: Annotated[
+            str | None,
+            typer.Option(
+                "--waves",
+                help="Host groups go back in waves of these sizes (1,25%,100%), as upgrade's.",
+                metavar="SPEC",
+            ),
+        ] = None,
+        parallel: Annotated[
+            int | None,
+            typer.Option(
+                "--parallel", min=1, max=64, help="For the estimate: host groups taken back at once."
+            ),
+        ] = None,
         output: OutputOption = Output.text,
     ) -> None:
         """Show how each server group goes back to the release and data of the backup xsoar-mt took just
@@ -66,6 +80,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         """
         from xsoar_mt.commands import scope_from_flags, write_plan
         from xsoar_mt.rollback_commands import make_rollback_plan
+        from xsoar_mt.waves import WaveSpec
 
         def ask(label: str) -> str:
             return str(typer.prompt(label, hide_input=True))
@@ -78,6 +93,8 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
             probe=probe,
             accept_new_host_keys=accept_new_host_keys,
             prompt=ask,
+            waves=WaveSpec.parse(waves) if waves is not None else None,
+            parallel=parallel,
         )
         if out is not None:
             write_plan(view.rollback.plan, out)
@@ -176,7 +193,7 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
     lines += ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
     number = 0
     for phase in plan.phases:
-        lines.append(f"  {phase.title}")
+        lines.append(f"  {phase.title}" + (f" [wave {phase.wave}]" if phase.wave is not None else ""))
         for step in phase.steps:
             number += 1
             lines.append(f"    {number:>3}. {step.action.value:<16} {', '.join(step.servers)}: {step.why}")
