@@ -12,9 +12,7 @@ import typer
 from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, Output, OutputOption, StateDirOption
 from xsoar_mt.errors import ExitCode
 
-rollback_app = typer.Typer(
-    help="Go back to the release and data a deployment had before its upgrade.", no_args_is_help=True
-)
+rollback_app = typer.Typer(help="Undo an upgrade: plan the way back to its backups.", no_args_is_help=True)
 
 
 def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
