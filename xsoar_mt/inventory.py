@@ -155,6 +155,13 @@ class Commands:
         "sudo tar -czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
     )
     backup_dir: str = "/var/tmp/xsoar-mt/backup"
+    # Rollback puts a backup's files back with this (after checking the archive's sha256): it must mirror
+    # `backup`. The data directory a fresh install made is moved aside first and removed once restored.
+    restore: str = (
+        "sudo rm -rf /var/lib/demisto.before-restore && "
+        "{{ ! sudo test -e /var/lib/demisto || sudo mv /var/lib/demisto /var/lib/demisto.before-restore; }} && "
+        "sudo tar -xzf {archive} -C / && sudo rm -rf /var/lib/demisto.before-restore"
+    )
     version: str = "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about"
     health: str = "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://127.0.0.1:{port}/health"
 
@@ -389,6 +396,7 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "backup_dir": (),
     "install": ("installer", "target", "flags", "port", "server", "address"),
     "backup": ("backup_dir", "version", "stamp", "server", "address"),
+    "restore": ("archive", "server", "address"),
     "version": ("port", "address"),
     "health": ("port", "address"),
 }

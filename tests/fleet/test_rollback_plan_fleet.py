@@ -73,3 +73,55 @@ def test_a_backup_changed_since_it_was_taken_or_gone_is_refused_with_exit_7(
     assert "error: single-h2: the backup " in err and "has changed since it was taken" in err
     assert "single-main" not in err
     assert all(fleet.server(name).version == "6.12.0" and fleet.server(name).running for name in SERVERS)
+
+
+def test_the_plans_own_commands_take_a_host_back_to_its_release_and_data_on_a_real_server(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """What `rollback run` will do, done by hand: each step of a saved plan (`--group h2`) run on its server
+    as written (the per-server placeholders filled in, the download link on stdin), in order. The server
+    ends on the release it was backed up on, with the data it had then: the change made since is gone."""
+    from xsoar_mt.plan import Action, Plan
+    from xsoar_mt.shellwords import fill_per_server
+
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    h2 = fleet.server("single-h2")
+    backup = fleet.ssh(
+        "single-h2",
+        "mkdir -p xsoar-mt/backup && sudo tar -czf xsoar-mt/backup/b.tar.gz etc/demisto.conf var/lib/demisto",
+    )
+    assert backup.returncode == 0, backup.stderr
+    archive = h2.home / "xsoar-mt" / "backup" / "b.tar.gz"
+    data = archive.read_bytes()
+    record = {"release": "6.11", "build": None, "path": str(archive), "size": len(data),
+              "sha256": hashlib.sha256(data).hexdigest(), "run_id": "run-1", "taken_at": 1796590800.0}  # fmt: skip
+    known = KnownState(tmp_path / "state", load_inventory(inv))
+    known.path.parent.mkdir(parents=True, exist_ok=True)
+    known.path.write_text(json.dumps({"backup_records": {"single-h2": [record]}}))
+    for name in SERVERS:  # the upgrade to 6.12, then something written on the upgraded release
+        fleet.server(name).set_version("6.12.0")
+    written = h2.home / "var" / "lib" / "demisto" / "tenants" / "acc_gamma" / "incident-after-upgrade"
+    written.write_text("lost on the way back\n")
+
+    saved = tmp_path / "rollback.json"
+    made = runs.xsoar_mt("rollback", "plan", "-i", str(inv), "--group", "h2", "--probe", "--out", str(saved),
+                         "--state-dir", str(tmp_path / "state"), cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    plan = Plan.from_dict(json.loads(saved.read_text()))
+    done = []
+    for step in plan.steps:
+        if step.action is Action.VALIDATE:
+            continue
+        (server,) = step.servers
+        command = fill_per_server(step.command_on(server), {"server": server, "address": h2.address})
+        link = fleet.download_link("6_11_latest") + "\n" if step.action is Action.FETCH else None
+        result = fleet.ssh(server, command, input=link)
+        assert result.returncode == 0, f"{step.id}: {result.stderr}"
+        done.append(step.action.value)
+    assert done == ["fetch-installer", "stop", "purge", "install", "restore", "start", "wait-healthy"]
+    assert (h2.version, h2.running) == ("6.11.0", True)
+    assert not written.exists()
+    assert (h2.home / "var" / "lib" / "demisto" / "tenants" / "acc_gamma").is_dir()
+    assert fleet.server("single-main").version == "6.12.0"  # main stays: h2 is one release behind it
+    events = [e["event"] for e in fleet.events() if e["server"] == "single-h2" and e["event"] == "purge"]
+    assert events == ["purge"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from xsoar_mt.errors import shown
 from xsoar_mt.releases import ReleaseLine
-from xsoar_mt.shellwords import word
+from xsoar_mt.shellwords import LATER, fill, word
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _BUILD = re.compile(r"[0-9]{1,20}")
@@ -197,19 +197,14 @@ def backup_check_verdict(record: BackupRecord, stdout: str) -> str | None:
     return None
 
 
-def restore_command(record: BackupRecord) -> str:
-    """Put the backup's files back (`etc/demisto.conf`, `var/lib/demisto`, relative to /, as the default
-    backup command archives them), after checking the archive's sha256 against the record.
-
-    The data directory the fresh install made is moved aside first, so no file the backup does not hold
-    survives the restore. Per server: the command names that server's own archive.
-    """
+def restore_command(record: BackupRecord, template: str) -> str:
+    """Put the backup's files back with the inventory's `commands.restore` (`template`, which mirrors its
+    `commands.backup`; `{archive}` is this server's own archive), after checking the archive's sha256
+    against the record: a changed archive is never extracted."""
     path = word(record.path)
-    return (
+    check = (
         f"want={word(record.sha256)}; got=$(sudo sha256sum -- {path} | cut -d' ' -f1); "
         f'if [ "$got" != "$want" ]; then echo "sha256 of "{path}" is $got, recorded $want: not restored" >&2; '
         "exit 1; fi; "
-        "sudo rm -rf /var/lib/demisto.before-restore && "
-        "{ ! sudo test -e /var/lib/demisto || sudo mv /var/lib/demisto /var/lib/demisto.before-restore; } && "
-        f"sudo tar -xzf {path} -C / && sudo rm -rf /var/lib/demisto.before-restore"
     )
+    return check + fill(template, archive=record.path, server=LATER, address=LATER)

@@ -537,7 +537,8 @@ class _Builder:
         if action in (Action.PURGE, Action.INSTALL):
             return self._installer(release, purge=action is Action.PURGE), {}
         if action is Action.RESTORE:
-            own = {s: restore_command(_record(self.facts, s)) for s in servers}
+            template = self.inv.commands.restore
+            own = {s: restore_command(_record(self.facts, s), template) for s in servers}
             return own[servers[0]], {s: c for s, c in own.items() if s != servers[0]}
         assert action is Action.RESTORE_SNAPSHOT
         record = _record(self.facts, servers[0])
