@@ -125,3 +125,29 @@ def test_the_plans_own_commands_take_a_host_back_to_its_release_and_data_on_a_re
     assert fleet.server("single-main").version == "6.12.0"  # main stays: h2 is one release behind it
     events = [e["event"] for e in fleet.events() if e["server"] == "single-h2" and e["event"] == "purge"]
     assert events == ["purge"]
+
+
+def test_the_archive_a_backup_step_made_is_recorded_with_its_absolute_path_size_and_sha256(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from xsoar_mt.releases import ReleaseLine
+    from xsoar_mt.rollback.backups import BackupRecord, backup_record_command, record_from_answer
+
+    stamp = "20261206T210000Z-ab12"
+    took = fleet.ssh(
+        "single-h1",
+        f"mkdir -p xsoar-mt/backup && sudo tar -czf xsoar-mt/backup/demisto-before-6.12-{stamp}.tar.gz "
+        "etc/demisto.conf var/lib/demisto && touch xsoar-mt/backup/demisto-before-6.12-other.tar.gz",
+    )
+    assert took.returncode == 0, took.stderr
+    answer = fleet.ssh("single-h1", backup_record_command("xsoar-mt/backup", stamp))
+    assert answer.returncode == 0, answer.stderr
+    found = record_from_answer("single-h1", answer.stdout, release="6.11", build=None, run_id="r1",
+                               taken_at=1.0, line=ReleaseLine())  # fmt: skip
+    archive = fleet.server("single-h1").home / "xsoar-mt" / "backup" / f"demisto-before-6.12-{stamp}.tar.gz"
+    assert isinstance(found, BackupRecord)
+    assert found.path == str(archive.resolve())
+    assert (found.size, found.sha256) == (
+        archive.stat().st_size,
+        hashlib.sha256(archive.read_bytes()).hexdigest(),
+    )

@@ -139,3 +139,33 @@ def test_the_check_and_the_restore_quote_the_path_and_check_the_sha256_first() -
     restore = restore_command(rec, "sudo tar -xzf {archive} -C /")
     assert restore.index("sha256sum") < restore.index("tar -xzf")
     assert f"want={SHA}" in restore
+
+
+def test_the_archive_a_backup_step_made_becomes_a_record() -> None:
+    from xsoar_mt.rollback.backups import record_from_answer
+
+    answer = f"xsoar-mt-backup-taken: 2048 {SHA} /var/tmp/xsoar-mt/backup/demisto-before-6.12-S1.tar.gz\n"
+    found = record_from_answer("h1", answer, release="6.11", build=None, run_id="r1", taken_at=5.0, line=LINE)
+    assert isinstance(found, BackupRecord)
+    assert (found.path, found.size, found.sha256, found.release) == (
+        "/var/tmp/xsoar-mt/backup/demisto-before-6.12-S1.tar.gz",
+        2048,
+        SHA,
+        "6.11",
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        f"xsoar-mt-backup-taken: 2048 {SHA} relative.tgz",
+        "xsoar-mt-backup-taken: big x /a",
+        f"xsoar-mt-backup-taken: 1 {SHA} /a\n" * 2,
+    ],
+)
+def test_an_answer_naming_no_single_absolute_archive_records_no_backup(answer: str) -> None:
+    from xsoar_mt.rollback.backups import record_from_answer
+
+    found = record_from_answer("h1", answer, release="6.11", build=None, run_id="r1", taken_at=5.0, line=LINE)
+    assert isinstance(found, NoBackup)

@@ -208,3 +208,48 @@ def restore_command(record: BackupRecord, template: str) -> str:
         "exit 1; fi; "
     )
     return check + fill(template, archive=record.path, server=LATER, address=LATER)
+
+
+# -- recording a backup just taken (for the upgrade's backup step) ---------------------------------------
+
+_RECORD_MARK = "xsoar-mt-backup-taken:"
+
+
+def backup_record_command(backup_dir: str, stamp: str) -> str:
+    """Read only, right after the backup step: the archive it made (the one file in `backup_dir` whose name
+    holds the step's `stamp`) as one framed line, `xsoar-mt-backup-taken: SIZE SHA256 ABSOLUTE-PATH`."""
+    directory, pattern = word(backup_dir), word(f"*{stamp}*")
+    return (
+        f"cd {directory} && set -- $(sudo find . -maxdepth 1 -type f -name {pattern} -print) && "
+        '[ "$#" = 1 ] && p=$(readlink -f -- "$1") && '
+        f'echo "{_RECORD_MARK} $(sudo stat -c %s -- "$p") $(sudo sha256sum -- "$p" | cut -d" " -f1) $p"'
+    )
+
+
+def record_from_answer(
+    server: str,
+    stdout: str,
+    *,
+    release: str,
+    build: str | None,
+    run_id: str,
+    taken_at: float,
+    line: ReleaseLine,
+) -> Backup:
+    """The backup record from what `backup_record_command` printed, checked as strictly as a stored one."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith(_RECORD_MARK)]
+    if len(lines) != 1:
+        return NoBackup(server, "the server did not name exactly one archive for this backup")
+    parts = lines[0][len(_RECORD_MARK) :].strip().split(" ", 2)
+    if len(parts) != 3 or not parts[0].isdigit():
+        return NoBackup(server, "the server's answer about the backup just taken could not be read")
+    data = {
+        "release": release,
+        "build": build,
+        "path": parts[2],
+        "size": int(parts[0]),
+        "sha256": parts[1],
+        "run_id": run_id,
+        "taken_at": taken_at,
+    }
+    return read_backup(server, data, line)
