@@ -36,6 +36,10 @@ _KEY = {
     Action.START: "start",
     Action.HEALTHY: "healthy",
     Action.VALIDATE: "validate",
+    # rollback's steps: a purge runs the installer; restoring an archive takes about as long as making it
+    Action.PURGE: "install",
+    Action.RESTORE: "backup",
+    Action.RESTORE_SNAPSHOT: "backup",
 }
 # How many prepare steps a run carries out at once (the executor's RunOptions.prepare_parallel; a unit
 # test holds the two equal).

@@ -155,6 +155,13 @@ class Commands:
         "sudo tar -czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
     )
     backup_dir: str = "/var/tmp/xsoar-mt/backup"
+    # Rollback puts a backup's files back with this (after checking the archive's sha256): it must mirror
+    # `backup`. The data directory a fresh install made is moved aside first and removed once restored.
+    restore: str = (
+        "sudo rm -rf /var/lib/demisto.before-restore && "
+        "{{ ! sudo test -e /var/lib/demisto || sudo mv /var/lib/demisto /var/lib/demisto.before-restore; }} && "
+        "sudo tar -xzf {archive} -C / && sudo rm -rf /var/lib/demisto.before-restore"
+    )
     version: str = "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about"
     health: str = "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://127.0.0.1:{port}/health"
 
@@ -184,6 +191,8 @@ class Inventory:
     profile: str = "production"
     elasticsearch_url: str | None = None
     elasticsearch_credentials: SecretRef | None = None
+    # The Elasticsearch snapshot repository the upgrade snapshots into and rollback restores from.
+    elasticsearch_snapshot_repository: str | None = None
     api_key: SecretRef | None = None
     digest: str = ""  # sha256 of the file's text, for a saved plan's fingerprint
 
@@ -351,6 +360,7 @@ _DEPLOYMENT_KEYS = (
     "database",
     "elasticsearch_url",
     "elasticsearch_credentials",
+    "elasticsearch_snapshot_repository",
     "communication_port",
     "tenant_port_base",
     "profile",
@@ -386,6 +396,7 @@ _PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "backup_dir": (),
     "install": ("installer", "target", "flags", "port", "server", "address"),
     "backup": ("backup_dir", "version", "stamp", "server", "address"),
+    "restore": ("archive", "server", "address"),
     "version": ("port", "address"),
     "health": ("port", "address"),
 }
@@ -626,6 +637,9 @@ class _Reader:
         profile = self.optional(dep, "profile", lambda n: n.choice(("production", "dev")), "production")
         es_url = self.optional(dep, "elasticsearch_url", self.url, None)
         es_creds = self.optional(dep, "elasticsearch_credentials", self.secret, None)
+        es_repository = self.optional(
+            dep, "elasticsearch_snapshot_repository", lambda n: self.name(n, "snapshot repository"), None
+        )
         api_key = self.optional(dep, "api_key", self.secret, None)
         if database == "elasticsearch" and "elasticsearch_url" not in dep and deployment is not None:
             self.problem(
@@ -672,6 +686,7 @@ class _Reader:
             profile=profile,
             elasticsearch_url=es_url,
             elasticsearch_credentials=es_creds,
+            elasticsearch_snapshot_repository=es_repository,
             api_key=api_key,
         )
         self.cross_checks(inventory)

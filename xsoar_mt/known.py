@@ -18,6 +18,8 @@ from xsoar_mt.estimate import MEASURED_KEYS
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Known, ServerView
 
+_KEPT = ("servers", "backups", "durations", "backup_records")  # what a record may hold
+
 
 def deployment_key(inventory: Inventory) -> str:
     """A name for the deployment that copies of its inventory share: its name and its main servers' addresses."""
@@ -66,7 +68,7 @@ class KnownState:
             self.problem = f"{self.path}: the local record cannot be read ({exc}); starting from nothing"
             return
         if isinstance(loaded, dict):
-            self._data.update({k: v for k, v in loaded.items() if k in ("servers", "backups", "durations")})
+            self._data.update({k: v for k, v in loaded.items() if k in _KEPT})
 
     def servers(self) -> dict[str, Known]:
         out: dict[str, Known] = {}
@@ -79,6 +81,19 @@ class KnownState:
         """Server -> the releases it has a completed pre-upgrade backup for."""
         raw = self._data.get("backups") or {}
         return {str(k): [str(r) for r in v] for k, v in raw.items() if isinstance(v, list)}
+
+    def backup_records(self) -> dict[str, Any]:
+        """Server -> the backup records taken before its upgrades, as stored (read strictly by rollback)."""
+        raw = self._data.get("backup_records")
+        return {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    def record_backup_details(self, server: str, record: Mapping[str, Any]) -> None:
+        """Keep one backup's record (rollback/backups.py `BackupRecord.to_dict`), newest last."""
+        with self._lock:
+            records = self._data.setdefault("backup_records", {})
+            kept = records.get(server)
+            records[server] = [*(kept if isinstance(kept, list) else []), dict(record)]
+            self._save()
 
     def durations(self) -> dict[str, dict[str, float]]:
         """Server -> action -> the minutes it took when last measured (`stop`, `install`, `start`, `healthy`)."""

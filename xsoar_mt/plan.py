@@ -132,6 +132,11 @@ class Action(StrEnum):
     START = "start"
     HEALTHY = "wait-healthy"
     VALIDATE = "validate"
+    # Rollback's own steps (xsoar_mt/rollback): the installer's purge, the backup's files put back, and
+    # an Elasticsearch snapshot restored through the snapshot API.
+    PURGE = "purge"
+    RESTORE = "restore"
+    RESTORE_SNAPSHOT = "restore-snapshot"
 
 
 class PhaseKind(StrEnum):

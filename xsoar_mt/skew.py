@@ -32,6 +32,7 @@ class Fault:
     server: str
     verdict: Verdict
     reason: str
+    ahead: bool = False  # the host runs a newer release than main (never allowed, not even for a moment)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
                     server,
                     Verdict.UNSUPPORTED,
                     f"{server} runs {release}, ahead of main ({line.releases[oldest]})",
+                    ahead=True,
                 )
             )
         elif newest - idx > 1:

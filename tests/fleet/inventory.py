@@ -79,6 +79,7 @@ def inventory_data(fleet: Fleet, deployment: DeploymentSpec, versions: bool = Fa
         },
         "commands": {
             "backup_dir": "xsoar-mt/backup",
+            "restore": "rm -rf var/lib/demisto && sudo tar -xzf {archive}",
             "backup": (
                 "mkdir -p {backup_dir} && sudo tar -czf "
                 "{backup_dir}/demisto-{server}-before-{version}-{stamp}.tar.gz etc/demisto.conf var/lib/demisto"

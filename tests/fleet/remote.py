@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -232,6 +233,14 @@ def service_start(
     """
     if service_pid(cfg) is not None:
         return 0
+    if not read_version(cfg):
+        if not quiet:
+            say(
+                "Failed to start demisto.service: Unit demisto.service not found (not installed).", sys.stderr
+            )
+        if record:
+            record_event(cfg, "start_failed", detail="not installed (purged)")
+        return 1
     if installing_pid(cfg) is not None:
         if not quiet:
             say("demisto: an installation is in progress; not starting", sys.stderr)
@@ -555,14 +564,63 @@ def install(installer: str, args: Sequence[str]) -> int:
         )
     if installing_pid(cfg) is not None:
         return refuse(cfg, new_version, "another installation is in progress")
+    if "-purge-mount" in after and "-purge" not in after:
+        return refuse(cfg, new_version, "-purge-mount must come with -purge")
+    installed = read_version(cfg)
+    if "-purge" not in after and installed and version_key(installed) > version_key(new_version):
+        return refuse(
+            cfg,
+            new_version,
+            f"Cortex XSOAR {installed} is installed, newer than {new_version}: downgrade is not supported "
+            "(remove the installed release first with -- -purge)",
+            reason="downgrade",
+        )
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # outlive a dropped SSH session
     write_atomic(state_path(cfg, "install.pid"), str(os.getpid()))
     try:
+        if "-purge" in after:
+            return run_purge(cfg, mount="-purge-mount" in after)
         return run_install(cfg, fault, new_version, new_build, target, after)
     finally:
         with contextlib.suppress(FileNotFoundError):
             state_path(cfg, "install.pid").unlink()
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``6.12.0 (B493375)`` -> (6, 12, 0): what the installer compares to refuse a downgrade."""
+    found = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if found is None:
+        return ()
+    return tuple(int(part or 0) for part in found.groups())
+
+
+def data_is_mounted(cfg: Config) -> bool:
+    """An HA group's data directory is a shared mount (its servers share one file system, on Elasticsearch)."""
+    return cfg.get("kind") == "ha"
+
+
+def run_purge(cfg: Config, *, mount: bool) -> int:
+    """``-- -purge``: remove the installed release, so an older one installs cleanly afterwards. The server's
+    configuration and data directory go too, except a mounted data directory (HA), which only
+    ``-purge-mount`` removes. Nothing is installed and the service is not started."""
+    home = Path(cfg["dir"]) / "home"
+    before = read_version(cfg)
+    say(f"Removing Cortex XSOAR {before or '(nothing installed)'}...")
+    write_atomic(state_path(cfg, "version"), "")
+    kept = data_is_mounted(cfg) and not mount
+    with contextlib.suppress(FileNotFoundError):
+        (home / "etc" / "demisto.conf").unlink()
+    if not kept:
+        shutil.rmtree(home / "var" / "lib" / "demisto", ignore_errors=True)
+    record_event(
+        cfg, "purge", version_before=before, version_after="", detail="data kept" if kept else "data removed"
+    )
+    say(
+        "Cortex XSOAR removed."
+        + (" The mounted data directory is kept (add -purge-mount to remove it)." if kept else "")
+    )
+    return 0
 
 
 def refuse(cfg: Config, version: str, message: str, *, reason: str = "usage") -> int:

@@ -272,6 +272,7 @@ EXPECTED = {
     "how-to/resume-after-a-failure.md": [
         "xsoar-mt upgrade run -i inventory.yaml --resume 20261201-021654-88a1 --yes",
     ],
+    "how-to/roll-back.md": ["xsoar-mt status -i inventory.yaml"],
     "how-to/run-from-ci.md": [
         "xsoar-mt inventory validate staging.yaml -o json",
         "xsoar-mt upgrade plan -i staging.yaml --to 6.12 -o json --out plan.json",

@@ -114,3 +114,15 @@ def test_fleet_state_verdict_always_equals_judge_on_the_same_versions(
         (main if server in main else hosts)[server] = release
         assert state.verdict() is judge(main, hosts, LINE).verdict
         assert state.judge() == judge(main, hosts, LINE)
+
+
+def test_a_host_ahead_of_main_is_marked_ahead_and_one_behind_is_not() -> None:
+    from xsoar_mt.releases import ReleaseLine
+    from xsoar_mt.skew import judge
+
+    faults = {
+        f.server: f
+        for f in judge({"m": "6.11"}, {"a": "6.12", "b": "6.10", "c": "6.9"}, ReleaseLine()).faults
+    }
+    assert faults["a"].ahead
+    assert not faults["b"].ahead and not faults["c"].ahead

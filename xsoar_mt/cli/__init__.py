@@ -442,6 +442,16 @@ def _register_check_commands() -> None:
 _register_check_commands()
 
 
+def _register_rollback_commands() -> None:
+    """`rollback plan` lives in its own module (xsoar_mt/cli/rollback.py)."""
+    from xsoar_mt.cli import rollback
+
+    rollback.register(app, boundary)
+
+
+_register_rollback_commands()
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 

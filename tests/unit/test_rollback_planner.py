@@ -1,0 +1,262 @@
+"""The rollback planner: which groups go back, in what order, with which commands, and its refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.inventories import GroupSpec, build
+from xsoar_mt.errors import ExitCode, PlanRefused
+from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory
+from xsoar_mt.plan import Action, Plan, Scope
+from xsoar_mt.releases import Version
+from xsoar_mt.rollback.backups import BackupRecord, NoBackup
+from xsoar_mt.rollback.planner import (
+    RELEASE_ONLY_LINE,
+    BackupUnusable,
+    RollbackFacts,
+    plan_rollback,
+)
+
+SHA = "ab" * 32
+
+
+def rec(
+    server: str, release: str, *, build: str | None = "187344", snapshot: str | None = None
+) -> BackupRecord:
+    return BackupRecord(
+        server, release, build, f"/var/tmp/xsoar-mt/backup/{server}.tar.gz", 1000, SHA, "run-1", 1796590800.0,
+        snapshot,
+    )  # fmt: skip
+
+
+def facts_for(inv: Inventory, release: str, **extra: object) -> RollbackFacts:
+    return RollbackFacts({s.name: rec(s.name, release, **extra) for s in inv.servers})  # type: ignore[arg-type]
+
+
+def versions(inv: Inventory) -> dict[str, Version]:
+    return {s.name: s.version for s in inv.servers if s.version}
+
+
+def deployment(main: str = "6.12", hosts: tuple[str, ...] = ("6.12",), shape: str = "dr") -> Inventory:
+    groups = [GroupSpec(f"g{i}", shape, (r, r) if shape == "dr" else (r,)) for i, r in enumerate(hosts)]
+    return build("bolt", GroupSpec("main", "dr", (main, main), tenants=1), groups)
+
+
+def order(plan: Plan, action: Action) -> list[str]:
+    return [s for step in plan.steps if step.action is action for s in step.servers]
+
+
+def test_hosts_go_back_before_main_and_dr_secondaries_before_primaries() -> None:
+    inv = deployment(hosts=("6.12", "6.12"))
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan
+    assert order(plan, Action.INSTALL) == ["g0-s", "g0-p", "g1-s", "g1-p", "main-s", "main-p"]
+    steps = list(plan.steps)
+    index = {(s.action, s.servers): i for i, s in enumerate(steps)}
+    assert index[(Action.HEALTHY, ("g0-s",))] < index[(Action.PURGE, ("g0-p",))]
+
+
+def test_each_server_is_purged_then_installed_then_restored_before_it_starts() -> None:
+    inv = deployment()
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan
+    actions = [s.action for s in plan.steps if s.servers == ("g0-s",)]
+    assert actions == [
+        Action.STOP,
+        Action.PURGE,
+        Action.INSTALL,
+        Action.RESTORE,
+        Action.START,
+        Action.HEALTHY,
+    ]
+
+
+def test_the_purge_runs_the_old_release_installer_with_the_vendors_purge_flag() -> None:
+    inv = deployment()
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan
+    purge = next(s for s in plan.steps if s.action is Action.PURGE)
+    assert "demisto-6.11.sh" in purge.command and purge.command.endswith("-purge")
+    assert "-purge-mount" not in purge.command  # BoltDB: nothing mounted to keep or remove
+
+
+def test_a_restore_names_each_servers_own_archive() -> None:
+    inv = deployment()
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan
+    restore = next(s for s in plan.steps if s.action is Action.RESTORE and s.servers == ("g0-s",))
+    assert "/var/tmp/xsoar-mt/backup/g0-s.tar.gz" in restore.command_on("g0-s")
+
+
+def test_the_old_release_is_fetched_for_the_build_it_ran_before() -> None:
+    inv = deployment()
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"))
+    fetch = next(s for s in rollback.plan.steps if s.action is Action.FETCH)
+    assert "6_11_187344" in fetch.why and fetch.release == "6.11"
+    assert rollback.builds == {"6.11": "187344"}
+    assert list(rollback.plan.steps).index(fetch) == 0  # before anything is stopped
+
+
+def test_a_two_release_way_back_keeps_hosts_stopped_until_main_is_back() -> None:
+    inv = deployment(hosts=("6.12",))
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.10"))
+    steps = list(rollback.plan.steps)
+    start_host = next(i for i, s in enumerate(steps) if s.action is Action.START and s.servers == ("g0-s",))
+    main_healthy = max(
+        i for i, s in enumerate(steps) if s.action is Action.HEALTHY and s.servers[0].startswith("main")
+    )
+    assert start_host > main_healthy
+    assert [r.held for r in rollback.returns] == [True, False]
+
+
+def test_a_group_alone_may_go_back_one_release_behind_main() -> None:
+    inv = deployment(hosts=("6.12", "6.12"))
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"), Scope(main=False, groups=("g1",)))
+    assert order(rollback.plan, Action.INSTALL) == ["g1-s", "g1-p"]
+    assert any("lag main by one release" in w for w in rollback.plan.warnings)
+
+
+def test_a_group_alone_that_would_be_two_releases_behind_main_is_refused() -> None:
+    inv = deployment(hosts=("6.12",))
+    with pytest.raises(PlanRefused, match="2 releases behind main"):
+        plan_rollback(inv, versions(inv), facts_for(inv, "6.10"), Scope(main=False, groups=("g0",)))
+
+
+def test_main_alone_is_refused_while_hosts_run_the_newer_release() -> None:
+    inv = deployment(hosts=("6.12",))
+    with pytest.raises(PlanRefused, match="ahead of main") as refused:
+        plan_rollback(inv, versions(inv), facts_for(inv, "6.11"), Scope(main=True, groups=()))
+    assert refused.value.exit_code is ExitCode.PLAN_REFUSED
+    assert refused.value.hint is not None and "--group" in refused.value.hint
+
+
+def test_main_alone_goes_back_when_its_hosts_were_never_upgraded() -> None:
+    inv = deployment(hosts=("6.11",))
+    backups = {s.name: rec(s.name, "6.11") for s in inv.main.servers}
+    rollback = plan_rollback(inv, versions(inv), RollbackFacts(backups), Scope(main=True, groups=()))
+    assert order(rollback.plan, Action.INSTALL) == ["main-s", "main-p"]
+
+
+def test_a_server_without_a_backup_is_refused_with_its_reason() -> None:
+    inv = deployment()
+    backups = {s.name: rec(s.name, "6.11") for s in inv.servers}
+    backups["g0-p"] = NoBackup("g0-p", "no backup recorded")  # type: ignore[assignment]
+    with pytest.raises(BackupUnusable) as refused:
+        plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
+    assert refused.value.exit_code is ExitCode.PREFLIGHT_FAILED
+    assert refused.value.problems == ["g0-p: no backup recorded"]
+
+
+def test_a_tampered_backup_is_refused_with_what_the_reading_found() -> None:
+    inv = deployment()
+    facts = facts_for(inv, "6.11")
+    facts = RollbackFacts(facts.backups, unusable={"main-p": "the backup has changed since it was taken"})
+    with pytest.raises(BackupUnusable, match="main-p: the backup has changed"):
+        plan_rollback(inv, versions(inv), facts)
+
+
+def test_a_server_whose_install_failed_goes_back_though_its_version_looks_old() -> None:
+    inv = deployment(main="6.12", hosts=("6.11",))
+    facts = RollbackFacts(
+        {s.name: rec(s.name, "6.11") for s in inv.hosts[0].servers}, unsettled=frozenset({"g0-s"})
+    )
+    rollback = plan_rollback(inv, versions(inv), facts, Scope(main=False, groups=("g0",)))
+    assert order(rollback.plan, Action.INSTALL) == ["g0-s", "g0-p"]
+
+
+def test_nothing_newer_than_its_backup_means_nothing_to_do() -> None:
+    inv = deployment(main="6.11", hosts=("6.11",))
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"))
+    assert rollback.nothing_to_do and not rollback.plan.phases
+
+
+def test_an_installer_still_running_refuses_the_rollback() -> None:
+    inv = deployment()
+    facts = RollbackFacts(facts_for(inv, "6.11").backups, in_flight={"g0-s": "6.12"})
+    with pytest.raises(PlanRefused, match="still installing"):
+        plan_rollback(inv, versions(inv), facts)
+
+
+ES = """
+inventory_version: 1
+deployment: {{name: es, database: elasticsearch, elasticsearch_url: "https://es.example:9200"{repo}}}
+main:
+  ha:
+    load_balancer: https://main.example
+    servers:
+      - {{name: m1, address: 10.0.0.1, version: 6.12.0}}
+      - {{name: m2, address: 10.0.0.2, version: 6.12.0}}
+hosts:
+  - name: h
+    ha:
+      load_balancer: https://h.example
+      servers:
+        - {{name: h1, address: 10.0.1.1, version: 6.12.0}}
+        - {{name: h2, address: 10.0.1.2, version: 6.12.0}}
+"""
+
+
+def es_inventory(repository: bool) -> Inventory:
+    repo = ", elasticsearch_snapshot_repository: xsoar-snapshots" if repository else ""
+    return parse_inventory(ES.format(repo=repo), "es.yaml")
+
+
+def test_elasticsearch_without_a_snapshot_repository_is_refused_because_the_data_cannot_come_back() -> None:
+    inv = es_inventory(False)
+    with pytest.raises(PlanRefused, match="cannot come back") as refused:
+        plan_rollback(inv, versions(inv), facts_for(inv, "6.11"))
+    assert refused.value.hint is not None and "--release-only" in refused.value.hint
+
+
+def test_release_only_says_so_in_the_plans_first_line() -> None:
+    inv = es_inventory(False)
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"), release_only=True)
+    assert rollback.plan.warnings[0] == RELEASE_ONLY_LINE
+    assert rollback.plan.target == "rollback-release-only"
+    assert not order(rollback.plan, Action.RESTORE_SNAPSHOT)
+
+
+def test_with_a_repository_each_ha_group_restores_its_snapshot_once_while_all_its_servers_are_stopped() -> (
+    None
+):
+    inv = es_inventory(True)
+    rollback = plan_rollback(inv, versions(inv), facts_for(inv, "6.11", snapshot="before-6-12"))
+    steps = list(rollback.plan.steps)
+    snaps = [i for i, s in enumerate(steps) if s.action is Action.RESTORE_SNAPSHOT]
+    assert len(snaps) == 2
+    assert "/_snapshot/xsoar-snapshots/before-6-12/_restore" in steps[snaps[0]].command
+    h_start = next(i for i, s in enumerate(steps) if s.action is Action.START and s.servers[0] == "h1")
+    assert snaps[0] < h_start
+    purge = next(s for s in steps if s.action is Action.PURGE)
+    assert purge.servers == ("h1", "h2") and purge.command.endswith("-purge -purge-mount")
+
+
+def test_with_a_repository_but_no_recorded_snapshot_the_server_has_no_usable_backup() -> None:
+    inv = es_inventory(True)
+    with pytest.raises(BackupUnusable) as refused:
+        plan_rollback(inv, versions(inv), facts_for(inv, "6.11"))
+    assert refused.value.problems[0] == "m1: no Elasticsearch snapshot recorded with its backup"
+    assert len(refused.value.problems) == 4
+
+
+def test_a_rollback_plan_survives_its_json_form() -> None:
+    inv = deployment(hosts=("6.12",))
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.10")).plan
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_the_example_inventory_after_an_upgrade_to_6_12_goes_back_to_6_10_hosts_first() -> None:
+    inv = load_inventory(Path(__file__).parents[2] / "inventory.example.yaml")
+    after = {s.name: Version.parse("6.12.0") for s in inv.servers}
+    rollback = plan_rollback(inv, after, facts_for(inv, "6.10"))
+    assert [r.group for r in rollback.returns] == ["emea", "us-east", "apac", "main"]
+    assert rollback.plan.hops == ("6.10",)
+
+
+def test_a_group_never_upgraded_needs_no_backup_while_one_upgraded_without_one_is_refused() -> None:
+    inv = deployment(main="6.12", hosts=("6.11", "6.12"))
+    backups = {s.name: rec(s.name, "6.11") for s in (*inv.main.servers, *inv.hosts[0].servers)}
+    with pytest.raises(BackupUnusable) as refused:
+        plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
+    assert refused.value.problems == ["g1-p: no backup recorded", "g1-s: no backup recorded"]
+    backups.update({s.name: rec(s.name, "6.11") for s in inv.hosts[1].servers})
+    rollback = plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
+    assert [r.group for r in rollback.returns] == ["g1", "main"]

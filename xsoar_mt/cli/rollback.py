@@ -1,0 +1,210 @@
+"""`xsoar-mt rollback ...`: parses the arguments, calls the rollback use case, renders its plan as text or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, Output, OutputOption, StateDirOption
+from xsoar_mt.errors import ExitCode
+
+rollback_app = typer.Typer(help="Undo an upgrade: plan the way back to its backups.", no_args_is_help=True)
+
+
+def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    app.add_typer(rollback_app, name="rollback")
+
+    @rollback_app.command(
+        "plan", short_help="Show the ordered way back to the pre-upgrade releases; changes nothing."
+    )
+    @boundary
+    def rollback_plan(
+        inventory: InventoryOption,
+        only: Annotated[
+            str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
+        ] = None,
+        group: Annotated[
+            list[str] | None,
+            typer.Option("--group", "-g", help="Take only this host group back (repeatable)."),
+        ] = None,
+        release_only: Annotated[
+            bool,
+            typer.Option(
+                "--release-only",
+                help="With Elasticsearch and no snapshot repository: take back the releases alone (the data stays).",
+            ),
+        ] = False,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Save the plan (JSON, the saved-plan format of upgrade plans)."),
+        ] = None,
+        probe: Annotated[
+            bool,
+            typer.Option(
+                "--probe",
+                help="Read every server over SSH (read only) and check each backup's size and sha256.",
+            ),
+        ] = False,
+        accept_new_host_keys: AcceptNewOption = False,
+        state_dir: StateDirOption = Path(".xsoar-mt"),
+        detail: Annotated[
+            bool, typer.Option("--detail", help="Text: every step with its whole command.")
+        ] = False,
+        waves: Annotated[
+            str | None,
+            typer.Option(
+                "--waves",
+                help="Host groups go back in waves of these sizes (1,25%,100%), as upgrade's.",
+                metavar="SPEC",
+            ),
+        ] = None,
+        parallel: Annotated[
+            int | None,
+            typer.Option(
+                "--parallel", min=1, max=64, help="For the estimate: host groups taken back at once."
+            ),
+        ] = None,
+        output: OutputOption = Output.text,
+    ) -> None:
+        """Show how each server group goes back to the release and data of the backup xsoar-mt took just
+        before its upgrade: what comes back, what is lost, and every step in order. Changes nothing.
+
+        Without --probe no server is contacted: versions and backups come from the record under
+        --state-dir (then the inventory's `version:`).
+        """
+        from xsoar_mt.commands import scope_from_flags, write_plan
+        from xsoar_mt.rollback_commands import make_rollback_plan
+        from xsoar_mt.waves import WaveSpec
+
+        def ask(label: str) -> str:
+            return str(typer.prompt(label, hide_input=True))
+
+        view = make_rollback_plan(
+            inventory,
+            scope_from_flags(only, group),
+            state_dir=state_dir,
+            release_only=release_only,
+            probe=probe,
+            accept_new_host_keys=accept_new_host_keys,
+            prompt=ask,
+            waves=WaveSpec.parse(waves) if waves is not None else None,
+            parallel=parallel,
+        )
+        if out is not None:
+            write_plan(view.rollback.plan, out)
+        if output is Output.json:
+            typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
+        else:
+            for line in rollback_text(view, probed=probe, detail=detail, saved_to=out):
+                typer.echo(line)
+        if view.rollback.nothing_to_do:
+            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+
+
+def rollback_dict(rollback: Any) -> dict[str, Any]:
+    """The plan's JSON form (as saved) with what comes back per group."""
+    return {
+        **rollback.plan.to_dict(),
+        "rollback": [
+            {
+                "group": r.group,
+                "servers": list(r.servers),
+                "from": r.from_release,
+                "to": r.release,
+                "build": r.build,
+                "backup_taken_at": r.taken_at,
+                "backup_bytes": r.size,
+                "held_until_main_is_back": r.held,
+                "snapshot": r.snapshot,
+            }
+            for r in rollback.returns
+        ],
+    }
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover  (the loop returns at GiB)
+
+
+def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | None) -> list[str]:
+    """The plan as lines: first what comes back and what is lost per group, then the installers, the
+    warnings and the steps. With --release-only on Elasticsearch the first line says so."""
+    from xsoar_mt.installer import cache_name, download_name
+    from xsoar_mt.observed import stamp
+
+    rollback, inventory, plan = view.rollback, view.inventory, view.rollback.plan
+    lines: list[str] = list(plan.warnings[:1]) if rollback.release_only and plan.warnings else []
+    if rollback.nothing_to_do:
+        lines.append(
+            f"Nothing to roll back in {inventory.name}: no server in scope runs a newer release than its backup"
+        )
+        return lines
+    groups = len(rollback.returns)
+    lines.append(
+        f"Rollback plan for {inventory.name}: {groups} server group{'s' if groups != 1 else ''} go back, "
+        "host groups before main"
+    )
+    lines.append(
+        "Read from the servers; every backup's size and sha256 checked on its server."
+        if probed
+        else "From the local record (no server contacted; --probe reads the servers and checks every backup)."
+    )
+    lines += ["", "What comes back, and what is lost:"]
+    es_data = inventory.database == "elasticsearch" and not rollback.release_only
+    for ret in rollback.returns:
+        build = f" (build {ret.build})" if ret.build else ""
+        count = len(ret.servers)
+        lines.append(
+            f"  {ret.label}: {ret.from_release} -> {ret.release}{build}; backup taken {stamp(ret.taken_at)}, "
+            f"{_size(ret.size)} ({count} server{'s' if count != 1 else ''})"
+        )
+        what = "on its servers" + (" and in its Elasticsearch indices" if es_data else "")
+        lines.append(f"      lost: everything written {what} after {stamp(ret.taken_at)}")
+        if ret.snapshot:
+            lines.append(f"      Elasticsearch: snapshot {ret.snapshot} restored")
+        if ret.held:
+            lines.append(
+                "      kept stopped until main is back: meanwhile it is more than one release behind main"
+            )
+    lines += ["", "Installers of the old releases (checked before anything is stopped):"]
+    upload = inventory.installer.delivery == "upload"
+    for release, build in rollback.builds.items():
+        how = (
+            f"{cache_name(release, build)} uploaded from this machine"
+            if upload
+            else f"downloadName {download_name(release, build)}, each server downloads it"
+        )
+        lines.append(f"  {release}: {how}")
+    rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
+    if rest:
+        lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
+    minutes = view.timing.minutes
+    lines += ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
+    number = 0
+    for phase in plan.phases:
+        lines.append(f"  {phase.title}" + (f" [wave {phase.wave}]" if phase.wave is not None else ""))
+        for step in phase.steps:
+            number += 1
+            lines.append(f"    {number:>3}. {step.action.value:<16} {', '.join(step.servers)}: {step.why}")
+            if detail:
+                for server in step.servers[:1] or step.servers:
+                    lines.append(f"         $ {step.command_on(server)}")
+                for server, command in step.per_server.items():
+                    lines.append(f"         $ ({server}) {command}")
+    lines += [
+        "",
+        "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
+        "This plan changes nothing.",
+    ]
+    if saved_to is not None:
+        lines.append(f"Saved to {saved_to}.")
+    return lines
