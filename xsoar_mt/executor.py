@@ -33,6 +33,7 @@ from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
+from xsoar_mt.secrets import RunSecrets
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, Verdict, judge_releases
 from xsoar_mt.validation import validate_step
@@ -95,12 +96,6 @@ class ServerState:
     @property
     def running(self) -> bool | None:
         return self.view.running
-
-
-@dataclass(frozen=True)
-class RunSecrets:
-    link: str | None = None
-    api_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import stat
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
@@ -18,6 +19,14 @@ if TYPE_CHECKING:  # every command imports this module at start-up; the inventor
     from xsoar_mt.inventory import SecretRef
 
 MASK = "***"
+
+
+@dataclass(frozen=True)
+class RunSecrets:
+    """The secrets a command read before contacting any server: the download link and the API key."""
+
+    link: str | None = None
+    api_key: str | None = None
 
 
 class Redactor:

@@ -10,7 +10,8 @@ import pytest
 
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.events import Event
-from xsoar_mt.run import RunRequest, ShellPool, run_upgrade
+from xsoar_mt.usecases.run import RunRequest, run_upgrade
+from xsoar_mt.usecases.session import Session
 
 INVENTORY = """\
 inventory_version: 1
@@ -41,16 +42,15 @@ def test_a_run_closes_its_journal_when_it_ends(
     monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=t")
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
     fleet.servers["h1"].install_fails = fails
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
     events: list[Event] = []
 
     class Sink:
         def emit(self, event: Event) -> None:
             events.append(event)
 
-    request = RunRequest(inventory, target="6.12", state_dir=tmp_path / "state", yes=True,
-                         ignore_preflight_errors="all")  # fmt: skip
-    outcome = run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
+    request = RunRequest(target="6.12", yes=True, ignore_preflight_errors="all")
+    with Session(inventory, tmp_path / "state", shells=fleet.shell) as session:
+        outcome = run_upgrade(session, request, Sink(), confirm=lambda plan: True)
     assert outcome.report is not None and outcome.report.outcome == ("failed" if fails else "succeeded")
     assert outcome.run_dir is not None and (outcome.run_dir / "journal.jsonl").exists()
     assert _open_journals(tmp_path) == []
