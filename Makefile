@@ -60,6 +60,7 @@ lint: install
 	$(VENV)/bin/ruff check xsoar_mt tests bench
 	$(VENV)/bin/ruff format --check xsoar_mt tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The golden files (tests/cli/golden/, tests/unit/golden/) are rewritten only here, on purpose;
 # review `git diff` afterwards.

@@ -31,8 +31,7 @@ def measure() -> dict[str, Any]:
     from tests.fleet.spec import sized_spec
     from xsoar_mt.download import download_installer
     from xsoar_mt.installer import installer_path, upload_check_command
-    from xsoar_mt.inventory import load_inventory
-    from xsoar_mt.run import ssh_pool
+    from xsoar_mt.usecases.session import Session
 
     with tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as root:
         work = Path(root)
@@ -54,9 +53,9 @@ def measure() -> dict[str, Any]:
                 else:
                     os.environ["SSL_CERT_FILE"] = before
         with Fleet(sized_spec(SERVERS), work / "fleet") as fleet:
-            inventory = load_inventory(fleet.inventory("bench"))
+            session = Session(fleet.inventory("bench"), work / "state").__enter__()
+            inventory, pool = session.inventory, session.shells
             names = [s.name for s in inventory.servers][:SERVERS]
-            pool = ssh_pool(inventory, {}, accept_new=False)
             remote = installer_path(inventory.installer, "6.12")
             check = upload_check_command(inventory.installer, "6.12")
 
@@ -77,7 +76,7 @@ def measure() -> dict[str, Any]:
                     each = list(workers.map(deliver, names))
                 many_wall = time.monotonic() - began
             finally:
-                pool.close()
+                session.close()
         shutil.rmtree(work / "cache", ignore_errors=True)
     return {
         "delivery_size_mib": SIZE_MIB,

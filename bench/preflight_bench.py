@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,22 @@ def measure() -> dict[str, Any]:
     from tests.fleet.fleet import Fleet
     from tests.fleet.spec import sized_spec
     from xsoar_mt.checks import run_preflight
-    from xsoar_mt.inventory import load_inventory
-    from xsoar_mt.run import load_secrets, ssh_pool
-    from xsoar_mt.secrets import read_secret
+    from xsoar_mt.usecases.session import LinkNeed, Session
 
     with (
         tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as root,
         Fleet(sized_spec(SERVERS), Path(root)) as fleet,
     ):
-        inventory = load_inventory(fleet.inventory("bench"))
-        names = [s.name for s in inventory.servers]
-        sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=None)
-        assert inventory.installer.link is not None
-        secrets = replace(secrets, link=read_secret(inventory.installer.link, "download link"))
-        pool = ssh_pool(inventory, sudo, accept_new=False)
-        started = time.monotonic()
-        try:
-            report = run_preflight(inventory, pool, secrets, "6.12")
-        finally:
-            pool.close()
+        with Session(fleet.inventory("bench"), Path(root) / "state") as session:
+            secrets = session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
+            assert secrets.link is not None
+            started = time.monotonic()
+            report = run_preflight(session.inventory, session.shells, secrets, "6.12")
         seconds = time.monotonic() - started
         commands = [n["commands"] for n in report.ssh.values()]
         connections = [n["connections"] for n in report.ssh.values()]
         return {
-            "preflight_servers": len(names),
+            "preflight_servers": len(report.ssh),
             "preflight_seconds": round(seconds, 2),
             "preflight_ssh_commands_per_server": max(commands),
             "preflight_ssh_connections_per_server": max(connections),

@@ -62,19 +62,38 @@ class PlanRefused(XsoarMtError):
     exit_code = ExitCode.PLAN_REFUSED
 
 
+class PreflightFailed(XsoarMtError):
+    """Something that must hold before any change does not: nothing was changed."""
+
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("cannot start: " + "; ".join(problems), hint=hint)
+        self.problems = [f"cannot start: {problem}" for problem in problems]
+
+
+class ServerError(XsoarMtError):
+    """Reaching or using a server failed (remote.RemoteError): before any change, a preflight failure."""
+
+    exit_code = ExitCode.PREFLIGHT_FAILED
+
+
 class VersionsUnknown(XsoarMtError):
     """Some server's version cannot be known, so no plan can start: one line per server says how to settle it."""
 
     exit_code = ExitCode.PREFLIGHT_FAILED
 
-    def __init__(
-        self, problems: list[str], *, hint: str | None = None, exit_code: ExitCode | None = None
-    ) -> None:
+    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
         super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} servers have no known version",
                          hint=hint)  # fmt: skip
         self.problems = problems
-        if exit_code is not None:
-            self.exit_code = exit_code
+
+
+class VersionsNotGiven(VersionsUnknown):
+    """No server was asked, and neither the local record nor the inventory gives some server's version:
+    the input is incomplete (give the versions, or probe)."""
+
+    exit_code = ExitCode.INVALID_INVENTORY
 
 
 class StalePlan(XsoarMtError):
@@ -91,6 +110,12 @@ class StalePlan(XsoarMtError):
     ) -> None:
         super().__init__(f"{lead}: " + "; ".join(differences), hint=hint)
         self.differences = differences
+
+
+class LockHeld(XsoarMtError):
+    """Another run holds the deployment's lock (here or on main)."""
+
+    exit_code = ExitCode.LOCKED
 
 
 def shown(value: str, limit: int = 200) -> str:

@@ -12,22 +12,8 @@ from typing import Any
 
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step, Waves
 from xsoar_mt.skew import Verdict
+from xsoar_mt.step_minutes import DEFAULT_MINUTES, MEASURED_KEYS
 
-# Expected minutes per action when the inventory's `durations` leaves one out (docs/reference/inventory.md).
-# A backup archives /var/lib/demisto; a fetch moves an installer of about 1 GiB; `start` is the service
-# command returning, `healthy` the wait until /health answers after it.
-DEFAULT_MINUTES: Mapping[str, float] = {
-    "backup": 10.0,
-    "fetch": 5.0,
-    "stop": 1.0,
-    "install": 15.0,
-    "start": 1.0,
-    "healthy": 5.0,
-    "validate": 1.0,
-}
-DURATION_KEYS: tuple[str, ...] = tuple(DEFAULT_MINUTES)
-# What a run measures on each server and the deployment's local record keeps (known.py).
-MEASURED_KEYS: tuple[str, ...] = ("stop", "install", "start", "healthy")
 _KEY = {
     Action.BACKUP: "backup",
     Action.FETCH: "fetch",

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import yaml
 
 from xsoar_mt.errors import InvalidInput, InventoryError, shown
-from xsoar_mt.estimate import DURATION_KEYS
 from xsoar_mt.releases import ReleaseLine, Version
 from xsoar_mt.shellwords import placeholders, quoted_placeholders
+from xsoar_mt.step_minutes import DURATION_KEYS
 
 INVENTORY_VERSION = 1
 

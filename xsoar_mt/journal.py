@@ -9,14 +9,16 @@ import secrets as _random
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xsoar_mt import __version__
 from xsoar_mt.errors import InvalidInput, UsageError, named
+from xsoar_mt.events import Event, EventSink
 from xsoar_mt.secrets import REDACTOR
+from xsoar_mt.state_dir import StateDir, write_private
 
 
 def new_run_id() -> str:
@@ -57,16 +59,16 @@ class RunDir:
         return self.path.name
 
     @classmethod
-    def create(cls, state_dir: Path, run_id: str) -> RunDir:
-        path = state_dir / "runs" / run_id
+    def create(cls, state_dir: StateDir | Path, run_id: str) -> RunDir:
+        path = StateDir.of(state_dir).run(run_id)
         path.mkdir(parents=True, mode=0o700)
         (path / "logs").mkdir(mode=0o700)
         return cls(path)
 
     @classmethod
-    def find(cls, state_dir: Path, which: str, deployment: str | None = None) -> RunDir:
+    def find(cls, state_dir: StateDir | Path, which: str, deployment: str | None = None) -> RunDir:
         """The run `which` (an id), or with `latest` the newest run of `deployment` (its key, known.py)."""
-        runs = state_dir / "runs"
+        runs = StateDir.of(state_dir).runs
         if which == "latest":
             found = (
                 sorted(p for p in runs.glob("*") if (p / "journal.jsonl").exists()) if runs.exists() else []
@@ -89,10 +91,9 @@ class RunDir:
         return self.path / "journal.jsonl"
 
     def write_private(self, name: str, text: str) -> Path:
+        """A file of the run (its plan), redacted and written whole or not at all."""
         path = self.path / name
-        fd = _private_open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(REDACTOR.redact(text))
+        write_private(path, REDACTOR.redact(text), make_parents=False)
         return path
 
     def server_log(self, server: str) -> ServerLog:
@@ -135,6 +136,41 @@ class Journal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class PreflightNotes:
+    """Passes every event on, and keeps the preflight's warnings (said before the journal opens) for it."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.kept: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        if event.kind == "warning" and "check" in event.data:
+            self.kept.append(event)
+        self.sink.emit(event)
+
+
+class JournalSink:
+    """The journal records every event but the installer's streamed output.
+
+    A journal that cannot be written (a full disk) must not take the run down mid-step: the failure is
+    handed to `on_failure` (the executor then starts nothing new) and reported once on the console.
+    """
+
+    def __init__(self, journal: Journal, on_failure: Callable[[str], None]) -> None:
+        self.journal = journal
+        self.on_failure = on_failure
+        self.failed: str | None = None
+
+    def emit(self, event: Event) -> None:
+        if event.kind in ("step-output", "would-run") or self.failed is not None:
+            return
+        try:
+            self.journal.append(event.to_dict())
+        except OSError as exc:
+            self.failed = f"the journal {self.journal.path} cannot be written ({exc.strerror or exc})"
+            self.on_failure(self.failed)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

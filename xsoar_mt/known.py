@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -14,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.estimate import MEASURED_KEYS
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Known, ServerView
+from xsoar_mt.state_dir import StateDir, write_private
+from xsoar_mt.step_minutes import MEASURED_KEYS
 
 _KEPT = ("servers", "backups", "durations", "backup_records")  # what a record may hold
 
@@ -28,23 +28,6 @@ def deployment_key(inventory: Inventory) -> str:
     return f"{name}-{hashlib.sha256(addresses.encode()).hexdigest()[:8]}"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 class KnownState:
     """`<state-dir>/deployments/<key>/servers.json`: each server's last view, the backups taken, and the
     minutes its stop, install, start and health gate took when a run last measured them.
@@ -54,9 +37,9 @@ class KnownState:
     written after each run and read by `upgrade plan` and `upgrade run` for their estimates.
     """
 
-    def __init__(self, state_dir: Path, inventory: Inventory) -> None:
+    def __init__(self, state_dir: StateDir | Path, inventory: Inventory) -> None:
         self.key = deployment_key(inventory)
-        self.path = state_dir / "deployments" / self.key / "servers.json"
+        self.path = StateDir.of(state_dir).record(self.key)
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {"deployment": inventory.name, "servers": {}, "backups": {}}
         self.problem: str | None = None

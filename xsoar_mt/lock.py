@@ -22,21 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xsoar_mt.errors import ExitCode, XsoarMtError
+from xsoar_mt.errors import LockHeld
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.remote import RemoteError, RemoteShell, Result
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import word
+from xsoar_mt.state_dir import StateDir
 
 HEARTBEAT = 30.0
 STALE_AFTER = 300.0
 UNREADABLE = "unreadable"  # how a lock whose owner file cannot be read is named (any id breaks it)
 _MARK = "XM_LOCK="
 _OWNER = "XM_LOCK_OWNER="
-
-
-class LockHeld(XsoarMtError):
-    exit_code = ExitCode.LOCKED
 
 
 def lock_server(inventory: Inventory) -> str:
@@ -207,8 +204,8 @@ class RunLock:
     when a second process here tries the same deployment.
     """
 
-    def __init__(self, state_dir: Path, key: str) -> None:
-        self.path = state_dir / "locks" / f"{key}.lock"
+    def __init__(self, state_dir: StateDir | Path, key: str) -> None:
+        self.path = StateDir.of(state_dir).lock(key)
         self.run_id: str | None = None
 
     def acquire(self, run_id: str) -> None:

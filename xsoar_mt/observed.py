@@ -21,16 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from xsoar_mt.errors import ExitCode, InvalidInput, VersionsUnknown
+from xsoar_mt.errors import InvalidInput, VersionsNotGiven, VersionsUnknown
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.planner import PlanFacts
+from xsoar_mt.plan import PlanFacts
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Judgement, judge_releases
-
-if TYPE_CHECKING:
-    from xsoar_mt.known import KnownState
 
 
 class Source(StrEnum):
@@ -440,9 +437,9 @@ def _float_or_none(value: object) -> float | None:
         return None
 
 
-def offline_state(inventory: Inventory, known: KnownState | None) -> Observed:
-    """What is known without asking the servers: the local record, then the inventory."""
-    return resolve(inventory, {}, known.servers() if known else {})
+def offline_state(inventory: Inventory, known: Mapping[str, Known]) -> Observed:
+    """What is known without asking the servers: the local record (`known`), then the inventory."""
+    return resolve(inventory, {}, known)
 
 
 def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, hint: str) -> None:
@@ -456,9 +453,9 @@ def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, 
         return
     if not probed:
         names = ", ".join(v.server for v in unknown)
-        raise VersionsUnknown(
+        raise VersionsNotGiven(
             [f"no version known for {names}: nothing is recorded for them under the state directory and "
              f"{inventory_path} gives no `version:`"],
-            hint=hint, exit_code=ExitCode.INVALID_INVENTORY,
+            hint=hint,
         )  # fmt: skip
     raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)

@@ -542,3 +542,17 @@ def _said(value: Any) -> str:
         return shown(value, 120)
     text = json.dumps(value)
     return text if len(text) <= 120 else f"{text[:120]}... ({len(text)} characters)"
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the observed state adds to the versions (observed.py): what a plan must work around."""
+
+    in_flight: Mapping[str, str] = field(
+        default_factory=dict
+    )  # server -> release its installer is installing
+    down: frozenset[str] = frozenset()  # servers whose service is not running
+    backed_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # server -> releases backed up for
+    verify: bool = (
+        False  # end with a health gate on every server in scope and validation, even with no install
+    )

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Server, Topology, url_address
-from xsoar_mt.plan import Action, Basis, Phase, PhaseKind, Plan, Scope, Skipped, Step, ValidationKind, Waves
+from xsoar_mt.plan import (
+    Action,
+    Basis,
+    Phase,
+    PhaseKind,
+    Plan,
+    PlanFacts,
+    Scope,
+    Skipped,
+    Step,
+    ValidationKind,
+    Waves,
+)
 from xsoar_mt.releases import Version
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import LATER, fill, squash
@@ -51,20 +63,6 @@ _WHY = {
 _STOP, _INSTALL, _START, _HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
 _UNSUPPORTED, _DEGRADED = Verdict.UNSUPPORTED, Verdict.DEGRADED
 _VALUE = {action: action.value for action in Action}
-
-
-@dataclass(frozen=True)
-class PlanFacts:
-    """What the observed state adds to the versions (observed.py): what a plan must work around."""
-
-    in_flight: Mapping[str, str] = field(
-        default_factory=dict
-    )  # server -> release its installer is installing
-    down: frozenset[str] = frozenset()  # servers whose service is not running
-    backed_up: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # server -> releases backed up for
-    verify: bool = (
-        False  # end with a health gate on every server in scope and validation, even with no install
-    )
 
 
 NO_FACTS = PlanFacts()

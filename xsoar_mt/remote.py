@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from xsoar_mt.errors import ExitCode, XsoarMtError
+from xsoar_mt.errors import ServerError
 from xsoar_mt.shellwords import outside_quotes, word
 
 # The prompt sudo is told to print (`sudo -S -p ...`); the password is written only when it appears.
@@ -40,10 +40,8 @@ class Result:
         return "\n".join(text[-lines:])
 
 
-class RemoteError(XsoarMtError):
+class RemoteError(ServerError):
     """Reaching or using a server failed before a command could give a result."""
-
-    exit_code = ExitCode.PREFLIGHT_FAILED
 
     def __init__(self, server: str, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{server}: {message}", hint=hint)
@@ -202,3 +200,34 @@ class RemoteCommand(str):
 def command_kind(command: str) -> CommandKind:
     """The kind a command was sent with (OTHER for plain text)."""
     return command.kind if isinstance(command, RemoteCommand) else CommandKind.OTHER
+
+
+class ShellPool:
+    """One shell per server for a whole command, made on first use by `make` (SSH, scripted or recording)."""
+
+    def __init__(self, make: Callable[[str], RemoteShell]) -> None:
+        self._make = make
+        self._shells: dict[str, RemoteShell] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, server: str) -> RemoteShell:
+        with self._lock:
+            if server not in self._shells:
+                self._shells[server] = self._make(server)
+            return self._shells[server]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Connections opened and commands run per server (SSH shells count them)."""
+        return {
+            name: {
+                "connections": int(getattr(shell, "connections_opened", 0)),
+                "commands": int(getattr(shell, "commands_run", 0)),
+            }
+            for name, shell in sorted(self._shells.items())
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            shells, self._shells = list(self._shells.values()), {}
+        for shell in shells:
+            shell.close()

@@ -21,6 +21,14 @@ if TYPE_CHECKING:  # every command imports this module at start-up; the inventor
 MASK = "***"
 
 
+@dataclass(frozen=True)
+class RunSecrets:
+    """The secrets a command read before contacting any server: the download link and the API key."""
+
+    link: str | None = None
+    api_key: str | None = None
+
+
 class Redactor:
     """Replaces every registered secret, in each form it can take in output, in any text that leaves the
     process: as given, URL-encoded (as a link or a form carries it) and escaped as a JSON string."""
@@ -124,11 +132,3 @@ def refuse_on_command_line(argv: list[str]) -> None:
                 hint="name an environment variable or a file in the inventory "
                 "(ssh.sudo_password, installer.link, deployment.api_key)",
             )
-
-
-@dataclass(frozen=True)
-class RunSecrets:
-    """The secrets a run or a check uses once read: the download link and the API key."""
-
-    link: str | None = None
-    api_key: str | None = None

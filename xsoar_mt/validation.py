@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from xsoar_mt.errors import ExitCode
 from xsoar_mt.inventory import Inventory, url_address
 from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.plan import Scope, Step, ValidationKind
@@ -181,6 +182,10 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.VALIDATION_FAILED
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli.wired import WiredRunner
 from tests.unit.test_preflight import RECORDED
 from xsoar_mt.cli import app
-from xsoar_mt.remote import Recorder, RecordingShell, Result
-from xsoar_mt.run import ShellPool
+from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
 
-runner = CliRunner()
+runner = WiredRunner()
 
 INVENTORY = """
 inventory_version: 1
@@ -46,18 +44,15 @@ def scripted(monkeypatch: pytest.MonkeyPatch, survey: str) -> Recorder:
             return Result(server, command, 0, "__xsoar_mt_sudo=0\n__xsoar_mt_status=0\n")
         return Result(server, command, 0, survey)
 
-    def pool(*args: Any, **kwargs: Any) -> ShellPool:
-        return ShellPool(lambda name: RecordingShell(name, recorder, respond))
-
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", pool)
+    monkeypatch.setattr(runner, "shells", lambda name: RecordingShell(name, recorder, respond))
     return recorder
 
 
 def refuse_ssh(monkeypatch: pytest.MonkeyPatch) -> None:
-    def pool(*args: Any, **kwargs: Any) -> ShellPool:
+    def shell(name: str) -> RemoteShell:
         raise AssertionError("no server may be contacted")
 
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", pool)
+    monkeypatch.setattr(runner, "shells", shell)
 
 
 def test_ignoring_a_mandatory_check_exits_2_before_any_connection(

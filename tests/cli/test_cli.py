@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from tests.golden import assert_matches, update_requested
 from xsoar_mt.cli import app
-from xsoar_mt.commands import read_plan
 from xsoar_mt.errors import ExitCode
 from xsoar_mt.plan import PLAN_FORMAT_VERSION
+from xsoar_mt.usecases.saved_plan import read_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory.example.yaml"

@@ -56,7 +56,7 @@ def internal(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[int, str]:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("xsoar_mt.commands.make_plan", broken)
+    monkeypatch.setattr("xsoar_mt.usecases.plan.make_plan", broken)
     code, output = cli("upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12")
     assert "error: internal error (RuntimeError): a bug" in output
     assert "hint: run again with --debug and report the traceback" in output

@@ -12,7 +12,7 @@ from xsoar_mt.engine import RunReport
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version
-from xsoar_mt.run import RunOutcome
+from xsoar_mt.usecases.run import RunOutcome
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory.example.yaml"
 

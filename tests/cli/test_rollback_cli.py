@@ -15,11 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from xsoar_mt.cli import app
-from xsoar_mt.commands import check_saved_plan, read_plan
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.known import KnownState
-from xsoar_mt.plan import Scope
-from xsoar_mt.rollback_commands import make_rollback_plan
+from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.usecases.rollback_plan import RollbackRequest, make_rollback_plan
+from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
+from xsoar_mt.usecases.session import Session
 
 runner = CliRunner()
 TAKEN = 1796590800.0  # 2026-12-06 21:00:00Z
@@ -118,7 +119,7 @@ def test_a_saved_rollback_plan_reads_back_and_passes_the_saved_plan_checks(
     assert rollback(inventory, tmp_path, "--out", str(saved)).exit_code == 0
     plan = read_plan(saved, load_inventory(inventory))
     assert plan.target == "rollback"
-    rebuilt = make_rollback_plan(inventory, Scope(), state_dir=tmp_path).rollback.plan
+    rebuilt = _rebuilt(inventory, tmp_path)
     check_saved_plan(plan, rebuilt, Scope())
 
 
@@ -131,7 +132,7 @@ def test_a_saved_rollback_plan_is_stale_once_a_servers_version_changes(
     saved = tmp_path / "rollback.json"
     assert rollback(inventory, tmp_path, "--out", str(saved)).exit_code == 0
     upgraded(inventory, tmp_path, versions={"apac-1": "6.11.0"})
-    rebuilt = make_rollback_plan(inventory, Scope(), state_dir=tmp_path).rollback.plan
+    rebuilt = _rebuilt(inventory, tmp_path)
     with pytest.raises(StalePlan, match=re.escape("apac-1: planned from 6.12.0, now 6.11.0")):
         check_saved_plan(read_plan(saved), rebuilt, Scope())
 
@@ -280,3 +281,9 @@ def test_waves_put_the_host_groups_going_back_in_waves(inventory: Path, tmp_path
     assert (
         "  host group emea (DR pair): back to 6.10 (started once main is back) [wave 1]" in text.splitlines()
     )
+
+
+def _rebuilt(inventory: Path, state_dir: Path) -> Plan:
+    """The rollback plan made now from the local record, as `rollback run --plan` would compare it."""
+    with Session(inventory, state_dir) as session:
+        return make_rollback_plan(session, RollbackRequest(Scope())).rollback.plan

@@ -17,14 +17,13 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli.wired import WiredRunner
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.cli import app
-from xsoar_mt.run import ShellPool
 from xsoar_mt.secrets import REDACTOR
 
-runner = CliRunner()
+runner = WiredRunner()
 
 TOKEN = "tok/én+9=&x y"
 LINK = f"https://download.demisto.com/download-params/?token={quote_plus(TOKEN)}&email=ops@example.com"
@@ -95,10 +94,7 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedF
         )
     scripted.servers["h1"].install_fails = True
 
-    def pool(*args: Any, **kwargs: Any) -> ShellPool:
-        return ShellPool(scripted.shell)
-
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", pool)
+    monkeypatch.setattr(runner, "shells", scripted.shell)
     (tmp_path / "inventory.yaml").write_text(INVENTORY)
     yield scripted
 

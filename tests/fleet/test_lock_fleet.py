@@ -79,13 +79,11 @@ def test_a_lock_left_by_a_dead_run_is_broken_only_with_its_id_then_another_opera
 def test_a_run_never_releases_a_lock_another_run_took_after_a_force_unlock(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    from xsoar_mt.inventory import load_inventory
     from xsoar_mt.lock import DeploymentLock, LockHeld
-    from xsoar_mt.run import ssh_pool
+    from xsoar_mt.usecases.session import Session
 
-    inventory = load_inventory(fleet.inventory("single", tmp_path / "inventory.yaml"))
-    pool = ssh_pool(inventory, {}, False)
-    try:
+    with Session(fleet.inventory("single", tmp_path / "inventory.yaml"), tmp_path / "state") as session:
+        inventory, pool = session.inventory, session.shells
         first = DeploymentLock(inventory, pool("single-main"), "run-1")
         first.acquire()
         assert DeploymentLock(inventory, pool("single-main"), "run-2").force_unlock("run-1")
@@ -97,5 +95,3 @@ def test_a_run_never_releases_a_lock_another_run_took_after_a_force_unlock(
             DeploymentLock(inventory, pool("single-main"), "run-3").acquire()
         second.release()
         assert not lock_dir(fleet).exists()
-    finally:
-        pool.close()

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from tests.fleet.fleet import Fleet
 from tests.fleet.inventory import inventory_data, merge, write_secret
 from tests.fleet.spec import FleetSpec
 from xsoar_mt.checks import PreflightReport, Verdict, run_preflight
-from xsoar_mt.inventory import load_inventory
-from xsoar_mt.run import load_secrets, ssh_pool
-from xsoar_mt.secrets import read_secret
+from xsoar_mt.checks.preflight import PreflightInput
+from xsoar_mt.usecases.session import LinkNeed, Session
 
 pytestmark = pytest.mark.fleet
 
@@ -32,16 +30,9 @@ def preflight(
     fleet: Fleet, name: str, tmp_path: Path, ignore: str | None = None, **overrides: Any
 ) -> PreflightReport:
     path = write_inventory(fleet, name, tmp_path / f"inventory-{name}.yaml", overrides)
-    inventory = load_inventory(path)
-    names = [s.name for s in inventory.servers]
-    sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=None)
-    if inventory.installer.link is not None:
-        secrets = replace(secrets, link=read_secret(inventory.installer.link, "download link"))
-    pool = ssh_pool(inventory, sudo, accept_new=False)
-    try:
-        return run_preflight(inventory, pool, secrets, "6.12", ignore)
-    finally:
-        pool.close()
+    with Session(path, tmp_path / "state") as session:
+        secrets = session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
+        return run_preflight(session.inventory, session.shells, secrets, PreflightInput("6.12", ignore))
 
 
 def write_inventory(fleet: Fleet, name: str, path: Path, overrides: dict[str, Any]) -> Path:

@@ -161,7 +161,6 @@ def test_a_resumed_run_reuses_the_installer_the_failed_runs_journal_says_it_down
 
     from tests.unit.scripted_servers import ScriptedFleet
     from xsoar_mt.cli import app
-    from xsoar_mt.run import ShellPool
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
@@ -174,14 +173,13 @@ def test_a_resumed_run_reuses_the_installer_the_failed_runs_journal_says_it_down
     monkeypatch.setenv("XSOAR_TEST_LINK", stub.link())
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
     fleet.servers["h1"].install_fails = True
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
     args = ["upgrade", "run", "-i", str(inventory), "--yes", "--state-dir", str(tmp_path / "state"),
             "--ignore-preflight-errors=all"]  # fmt: skip
-    failed = CliRunner().invoke(app, [*args, "--to", "6.12"])
+    failed = CliRunner().invoke(app, [*args, "--to", "6.12"], obj=fleet.shell)
     assert failed.exit_code == 6, failed.output
     assert stub.downloads() == ["6_12_latest"]
     fleet.servers["h1"].install_fails = False
-    resumed = CliRunner().invoke(app, [*args, "--resume", "latest"])
+    resumed = CliRunner().invoke(app, [*args, "--resume", "latest"], obj=fleet.shell)
     assert resumed.exit_code == 0, resumed.output
     assert stub.downloads() == ["6_12_latest"]  # the cached installer was trusted: its sha256 was journaled
     assert {str(fleet.version(name)) for name in fleet.servers} == {"6.12.0"}

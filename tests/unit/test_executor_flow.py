@@ -235,8 +235,7 @@ def test_an_unexpected_error_inside_a_step_is_that_steps_failure_with_a_recap() 
 
 
 def test_a_journal_that_cannot_be_written_stops_the_run_with_a_recap(tmp_path: Path) -> None:
-    from xsoar_mt.journal import Journal
-    from xsoar_mt.run import JournalSink
+    from xsoar_mt.journal import Journal, JournalSink
 
     _, fleet, executor, sink = _setup()
     journal = Journal(tmp_path / "journal.jsonl")

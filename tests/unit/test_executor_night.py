@@ -19,7 +19,7 @@ from xsoar_mt.known import KnownState
 from xsoar_mt.observed import resolve
 from xsoar_mt.plan import Phase, Waves
 from xsoar_mt.planner import plan_upgrade
-from xsoar_mt.run import RunRequest, _intent
+from xsoar_mt.usecases.run import RunRequest, _intent
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import WindowGuard
 
@@ -175,9 +175,8 @@ def recorded(tmp_path: Path, waves: dict[str, object] | None) -> tuple[Inventory
 
 def test_a_resume_plans_with_the_waves_its_journal_recorded(tmp_path: Path) -> None:
     inventory, run_dir = recorded(tmp_path, {"spec": "1,100%", "groups": {"g1": 1, "g2": 2, "g3": 2}})
-    request = RunRequest(tmp_path / "inventory.yaml", resume=run_dir.run_id)
-    _, _, waves, _ = _intent(request, run_dir, inventory, None)
-    assert waves == Waves("1,100%", {"g1": 1, "g2": 2, "g3": 2})
+    request = RunRequest(resume=run_dir.run_id)
+    assert _intent(request, run_dir, inventory, None).waves == Waves("1,100%", {"g1": 1, "g2": 2, "g3": 2})
 
 
 @pytest.mark.parametrize("journal_waves", [None, {"spec": "2", "groups": {"g1": 1, "g2": 1, "g3": 2}}])
@@ -185,7 +184,7 @@ def test_other_waves_on_a_resume_are_a_usage_error(
     tmp_path: Path, journal_waves: dict[str, object] | None
 ) -> None:
     inventory, run_dir = recorded(tmp_path, journal_waves)
-    request = RunRequest(tmp_path / "inventory.yaml", resume=run_dir.run_id, waves=WaveSpec.parse("1,100%"))
+    request = RunRequest(resume=run_dir.run_id, waves=WaveSpec.parse("1,100%"))
     with pytest.raises(
         UsageError, match=r"^--waves 1,100%: run 20261201-010000-abcd started .*a resume keeps them"
     ):
@@ -195,6 +194,6 @@ def test_other_waves_on_a_resume_are_a_usage_error(
 def test_waves_with_a_saved_plan_are_a_usage_error(tmp_path: Path) -> None:
     inventory = parse_inventory(INVENTORY, "inv.yaml")
     saved = plan_upgrade(inventory, inventory.versions(), "6.11")
-    request = RunRequest(tmp_path / "inventory.yaml", waves=WaveSpec.parse("1"))
+    request = RunRequest(waves=WaveSpec.parse("1"))
     with pytest.raises(UsageError, match=r"^--waves goes with --to"):
         _intent(request, None, inventory, saved)

@@ -34,12 +34,12 @@ from xsoar_mt.checks.verdicts import (
     tls_findings,
     tmp_finding,
 )
-from xsoar_mt.engine import RunSecrets
 from xsoar_mt.errors import UsageError
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.observed import Observed, Reading, resolve
 from xsoar_mt.plan import Scope
 from xsoar_mt.releases import Version
+from xsoar_mt.secrets import RunSecrets
 
 INVENTORY = """
 inventory_version: 1

@@ -11,7 +11,8 @@ import pytest
 
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.events import Event
-from xsoar_mt.run import RunRequest, ShellPool, run_upgrade
+from xsoar_mt.usecases.run import RunRequest, run_upgrade
+from xsoar_mt.usecases.session import Session
 
 INVENTORY = """\
 inventory_version: 1
@@ -42,16 +43,15 @@ def test_a_run_closes_its_journal_when_it_ends(
     monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=t")
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
     fleet.servers["h1"].install_fails = fails
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
     events: list[Event] = []
 
     class Sink:
         def emit(self, event: Event) -> None:
             events.append(event)
 
-    request = RunRequest(inventory, target="6.12", state_dir=tmp_path / "state", yes=True,
-                         ignore_preflight_errors="all")  # fmt: skip
-    outcome = run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
+    request = RunRequest(target="6.12", yes=True, ignore_preflight_errors="all")
+    with Session(inventory, tmp_path / "state", shells=fleet.shell) as session:
+        outcome = run_upgrade(session, request, Sink(), confirm=lambda plan: True)
     assert outcome.report is not None and outcome.report.outcome == ("failed" if fails else "succeeded")
     assert outcome.run_dir is not None and (outcome.run_dir / "journal.jsonl").exists()
     assert _open_journals(tmp_path) == []
@@ -72,16 +72,15 @@ def test_a_runs_start_record_says_who_ran_it_and_keeps_the_preflight_findings_it
     monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=t")
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
     fleet.servers["h1"].install_fails = True
-    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
 
     class Sink:
         def emit(self, event: Event) -> None:
             pass
 
     def run(**more: Any) -> list[dict[str, Any]]:
-        request = RunRequest(inventory, state_dir=tmp_path / "state", yes=True, ignore_preflight_errors="all",
-                             **more)  # fmt: skip
-        outcome = run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
+        request = RunRequest(yes=True, ignore_preflight_errors="all", **more)
+        with Session(inventory, tmp_path / "state", shells=fleet.shell) as session:
+            outcome = run_upgrade(session, request, Sink(), confirm=lambda plan: True)
         assert outcome.run_dir is not None
         lines = (outcome.run_dir / "journal.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines]

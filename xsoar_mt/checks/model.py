@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from xsoar_mt.errors import UsageError
+from xsoar_mt.errors import ExitCode, UsageError
 from xsoar_mt.observed import Observed, Reading
 
 
@@ -136,6 +136,10 @@ class PreflightReport:
     @property
     def ok(self) -> bool:
         return not self.blocking
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.PREFLIGHT_FAILED
 
     def to_dict(self) -> dict[str, Any]:
         return {

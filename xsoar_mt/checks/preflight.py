@@ -34,7 +34,7 @@ from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
-from xsoar_mt.observed import Known, Reading, resolve
+from xsoar_mt.observed import Known, Observed, Reading, resolve
 from xsoar_mt.plan import Scope
 from xsoar_mt.probe import observe as observe_server
 from xsoar_mt.probe import parse_version, read_version, state_command, state_reading, version_command
@@ -147,72 +147,133 @@ def gather(
     return facts
 
 
+@dataclass(frozen=True)
+class PreflightInput:
+    """What preflight is asked: the target, the checks lowered to warnings, the thresholds, the servers in
+    scope (all by default; the rest are read only), and what the local record adds: each server's last
+    view (a version's third source), the backups taken, and whether a run is being resumed (`verify`)."""
+
+    target: str
+    ignore: frozenset[str] | str | None = None
+    options: v.PreflightOptions = field(default_factory=v.PreflightOptions)
+    servers: Sequence[str] | None = None
+    scope: Scope = field(default_factory=Scope)
+    known: Mapping[str, Known] = field(default_factory=dict)
+    backed_up: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    verify: bool = False
+
+
+@dataclass
+class _Gathered:
+    """What every server and this machine answered, before any verdict."""
+
+    facts: dict[str, ServerFacts]  # the servers in scope
+    others: list[str]  # the servers read only
+    readings: dict[str, Reading]
+    tls: dict[str, v.TlsObservation]
+    local: list[Finding]  # the link asked from this machine, Elasticsearch
+
+
+@dataclass
+class _Judged:
+    findings: list[Finding] = field(default_factory=list)
+    paths: list[PathResult] = field(default_factory=list)
+    extract_dirs: dict[str, str] = field(default_factory=dict)
+
+
 def run_preflight(
     inventory: Inventory,
     shells: Callable[[str], RemoteShell],
     secrets: RunSecrets,
-    target: str,
-    ignore: frozenset[str] | str | None = None,
-    *,
-    options: v.PreflightOptions | None = None,
-    servers: Sequence[str] | None = None,
-    known: Mapping[str, Known] | None = None,
-    scope: Scope = Scope(),
-    backed_up: Mapping[str, Sequence[str]] | None = None,
-    verify: bool = False,
+    asked: PreflightInput | str,
 ) -> PreflightReport:
-    """Every preflight check against every server in scope (or `servers`), concurrently; nothing is changed.
+    """Every preflight check against every server in scope, concurrently; nothing is changed.
 
     The servers out of scope are read too, read-only (one round trip each, two with a sudo password), so
     the skew rule is judged on the whole deployment: scope narrows what changes, never what is observed.
-    `known` is the deployment's local record (a version's third source). `secrets` carries the download
-    link (for the installer check) and the API key; the Elasticsearch credentials are read here from
-    their source. `report.blocking` lists what stops an upgrade.
+    `secrets` carries the download link (for the installer check) and the API key; the Elasticsearch
+    credentials are read here from their source. `report.blocking` lists what stops an upgrade.
+    `asked` may be just the target.
     """
     started = time.monotonic()
-    ignored = ignore if isinstance(ignore, frozenset) else parse_ignore(ignore)
-    options = options or v.PreflightOptions()
-    names = list(servers) if servers is not None else [s.name for s in inventory.servers]
-    findings: list[Finding] = []
+    asked = asked if isinstance(asked, PreflightInput) else PreflightInput(asked)
+    ignored = asked.ignore if isinstance(asked.ignore, frozenset) else parse_ignore(asked.ignore)
+    names = list(asked.servers) if asked.servers is not None else [s.name for s in inventory.servers]
+    link, findings = _download_link(inventory, secrets, asked.target)
+    gathered = _gather_all(inventory, shells, secrets, asked, names, link)
+    findings += gathered.local
+    observed = resolve(inventory, gathered.readings, asked.known)
+    judged = _judge_servers(inventory, gathered.facts, observed, link, asked)
+    findings += judged.findings
+    ha_groups = [[s.name for s in g.servers] for g in inventory.groups if g.topology is Topology.HA]
+    findings += v.tls_findings(gathered.tls, ha_groups, asked.options)
+    for name in gathered.others:  # read only: a version finding each, so an unknown one is named
+        findings.append(v.server_version_finding(observed[name], in_scope=False))
+    findings.append(_api_key(inventory, gathered.facts))
+    facts = observed.facts(asked.backed_up, asked.verify)
+    findings.append(v.skew_finding(inventory, observed, asked.target, asked.scope, facts))
+    order = list(CHECKS)
+    findings.sort(key=lambda f: (order.index(f.check), _server_order(inventory, f.server)))
+    redacted = [
+        Finding(f.check, f.server, f.verdict, REDACTOR.redact(f.detail), REDACTOR.redact(f.fix))
+        for f in findings
+    ]
+    stats_of = getattr(shells, "stats", None)
+    return PreflightReport(
+        target=asked.target,
+        findings=apply_ignore(redacted, ignored),
+        paths=tuple(judged.paths),
+        ignored=tuple(sorted(ignored)),
+        seconds=time.monotonic() - started,
+        ssh=stats_of() if callable(stats_of) else {},
+        observed=observed,
+        readings=gathered.readings,
+        extract_dirs=judged.extract_dirs,
+    )
 
-    link: str | None = None
+
+def _download_link(
+    inventory: Inventory, secrets: RunSecrets, target: str
+) -> tuple[str | None, list[Finding]]:
+    """The link the servers download from (server-download delivery), or the finding saying why there is
+    none; with an installer file on this machine, that file's finding."""
     installer = inventory.installer
     if installer.delivery == "server-download":
         if secrets.link is None:
-            findings.append(
-                Finding(
-                    "installer",
-                    "local",
-                    Verdict.FAIL,
-                    "no download link (installer.link is not set or unreadable)",
-                    "set installer.link: {env: NAME} or {file: PATH}",
-                )
-            )
-        else:
-            try:
-                link = normalise_link(secrets.link, target, installer.build)
-                REDACTOR.register(link)
-            except InvalidInput as exc:
-                findings.append(
-                    Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")
-                )
-    elif installer.link is None:
-        findings.append(_local_installer(inventory, target))
-    # upload from a link: the link is asked from this machine alongside the servers, below
+            missing = Finding("installer", "local", Verdict.FAIL,
+                              "no download link (installer.link is not set or unreadable)",
+                              "set installer.link: {env: NAME} or {file: PATH}")  # fmt: skip
+            return None, [missing]
+        try:
+            link = normalise_link(secrets.link, target, installer.build)
+        except InvalidInput as exc:
+            return None, [Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")]
+        REDACTOR.register(link)
+        return link, []
+    if installer.link is None:
+        return None, [_local_installer(inventory, target)]
+    return None, []  # upload from a link: the link is asked from this machine alongside the servers
 
+
+def _gather_all(inventory: Inventory, shells: Callable[[str], RemoteShell], secrets: RunSecrets,
+                asked: PreflightInput, names: list[str], link: str | None) -> _Gathered:  # fmt: skip
+    """Every server at once (the ones in scope surveyed, the others read), TLS, the link, Elasticsearch."""
+    installer = inventory.installer
     width = max(1, min(64, len(names)))
     local_link = installer.delivery == "upload" and installer.link is not None
     with ThreadPoolExecutor(max_workers=width * 2 + 2) as pool:
-        link_job = pool.submit(_local_link, inventory, secrets, target) if local_link else None
+        link_job = pool.submit(_local_link, inventory, secrets, asked.target) if local_link else None
         tls_jobs: dict[str, Future[v.TlsObservation]] = {
             name: pool.submit(observe, inventory.server(name).address, inventory.communication_port)
             for name in names
         }
         es_job = (
-            pool.submit(_elasticsearch, inventory, options) if inventory.database == "elasticsearch" else None
+            pool.submit(_elasticsearch, inventory, asked.options)
+            if inventory.database == "elasticsearch"
+            else None
         )
         fact_jobs = {
-            name: pool.submit(gather, inventory, shells(name), target, secrets, link) for name in names
+            name: pool.submit(gather, inventory, shells(name), asked.target, secrets, link) for name in names
         }
         others = [s.name for s in inventory.servers if s.name not in fact_jobs]
         read_jobs = {
@@ -222,86 +283,61 @@ def run_preflight(
         readings = {name: f.reading() for name, f in facts.items()}
         readings.update({name: job.result() for name, job in read_jobs.items()})
         tls = {name: job.result() for name, job in tls_jobs.items()}
-        if link_job is not None:
-            findings.append(link_job.result())
-        if es_job is not None:
-            findings.append(es_job.result())
+        local = [job.result() for job in (link_job, es_job) if job is not None]
+    return _Gathered(facts, others, readings, tls, local)
 
-    observed = resolve(inventory, readings, known or {})
-    paths: list[PathResult] = []
-    extract_dirs: dict[str, str] = {}
-    auto_dir = RemotePaths.of(inventory).extract if "{target}" in inventory.commands.install else None
+
+def _judge_servers(inventory: Inventory, facts: Mapping[str, ServerFacts], observed: Observed,
+                   link: str | None, asked: PreflightInput) -> _Judged:  # fmt: skip
+    """The verdicts on each server in scope, and the communication paths from each."""
+    judged = _Judged()
     stopped = frozenset(name for name, f in facts.items() if f.running is False)
-    for name in names:
-        seen = facts[name]
-        findings.append(v.ssh_finding(name, seen.ssh_error, seen.ssh_kind))
+    for name, seen in facts.items():
+        links = [k for k in communication_links(inventory) if k.source == name]
+        judged.findings.append(v.ssh_finding(name, seen.ssh_error, seen.ssh_kind))
         if seen.ssh_error is not None:
             continue
         has_password = inventory.server(name).ssh.sudo_password is not None
-        findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
-        findings.append(v.server_version_finding(observed[name]))
+        judged.findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
+        judged.findings.append(v.server_version_finding(observed[name]))
         if link is not None:
-            findings.append(v.installer_link_finding(name, seen.sections.get("installer-link"), target))
-        findings += v.disk_findings(
-            name,
-            seen.sections.get("df-installer"),
-            seen.sections.get("df-data"),
-            installer.directory,
-            options,
-        )
-        tmp, extract_dir = v.tmp_finding(
-            name,
-            seen.sections.get("extract-dir"),
-            installer.target_dir or "/tmp",
-            bool(installer.target_dir),
-            installer=seen.sections.get("installer-dir-mount"),
-            installer_dir=installer.directory,
-            auto_dir=auto_dir,
-        )
-        findings.append(tmp)
-        if extract_dir is not None:
-            extract_dirs[name] = extract_dir
-        findings.append(_system(inventory, name, seen))
-        links = [k for k in communication_links(inventory) if k.source == name]
-        results = v.path_results(
-            links, parse_tcp(seen.sections["tcp"].text) if "tcp" in seen.sections else {}
-        )
-        results = [v.behind_stopped_service(r, stopped) for r in results]  # read at once
-        paths += results
+            judged.findings.append(
+                v.installer_link_finding(name, seen.sections.get("installer-link"), asked.target)
+            )
+        judged.findings += _disk_and_tmp(inventory, name, seen, asked.options, judged.extract_dirs)
+        judged.findings.append(_system(inventory, name, seen))
+        tcp = parse_tcp(seen.sections["tcp"].text) if "tcp" in seen.sections else {}
+        results = [v.behind_stopped_service(r, stopped) for r in v.path_results(links, tcp)]  # read at once
+        judged.paths += results
         if links:
-            findings.append(v.communication_finding(name, results))
-    for name in names:
-        if facts[name].ssh_error is not None:
+            judged.findings.append(v.communication_finding(name, results))
+    for name, seen in facts.items():
+        if seen.ssh_error is not None:
             links = [k for k in communication_links(inventory) if k.source == name]
-            paths += v.path_results(links, {})
-    findings += v.tls_findings(
-        tls, [[s.name for s in g.servers] for g in inventory.groups if g.topology is Topology.HA], options
+            judged.paths += v.path_results(links, {})
+    return judged
+
+
+def _disk_and_tmp(inventory: Inventory, name: str, seen: ServerFacts, options: v.PreflightOptions,
+                  extract_dirs: dict[str, str]) -> list[Finding]:  # fmt: skip
+    """Free space where the installer and the data go, and where the installer extracts itself (noting
+    the `-target` a noexec /tmp calls for in `extract_dirs`)."""
+    installer = inventory.installer
+    findings = v.disk_findings(name, seen.sections.get("df-installer"), seen.sections.get("df-data"),
+                               installer.directory, options)  # fmt: skip
+    auto_dir = RemotePaths.of(inventory).extract if "{target}" in inventory.commands.install else None
+    tmp, extract_dir = v.tmp_finding(
+        name,
+        seen.sections.get("extract-dir"),
+        installer.target_dir or "/tmp",
+        bool(installer.target_dir),
+        installer=seen.sections.get("installer-dir-mount"),
+        installer_dir=installer.directory,
+        auto_dir=auto_dir,
     )
-    for name in others:  # read only: a version finding each, so an unknown one is named
-        findings.append(v.server_version_finding(observed[name], in_scope=False))
-    findings.append(_api_key(inventory, facts))
-    findings.append(v.skew_finding(inventory, observed, target, scope, observed.facts(backed_up, verify)))
-    order = list(CHECKS)
-    findings.sort(key=lambda f: (order.index(f.check), _server_order(inventory, f.server)))
-    redacted = [
-        Finding(f.check, f.server, f.verdict, REDACTOR.redact(f.detail), REDACTOR.redact(f.fix))
-        for f in findings
-    ]
-    stats: dict[str, dict[str, int]] = {}
-    stats_of = getattr(shells, "stats", None)
-    if callable(stats_of):
-        stats = stats_of()
-    return PreflightReport(
-        target=target,
-        findings=apply_ignore(redacted, ignored),
-        paths=tuple(paths),
-        ignored=tuple(sorted(ignored)),
-        seconds=time.monotonic() - started,
-        ssh=stats,
-        observed=observed,
-        readings=readings,
-        extract_dirs=extract_dirs,
-    )
+    if extract_dir is not None:
+        extract_dirs[name] = extract_dir
+    return [*findings, tmp]
 
 
 def _server_order(inventory: Inventory, name: str) -> int:

@@ -12,8 +12,7 @@ from xsoar_mt.checks.survey import DiskSpace, Section, parse_df
 from xsoar_mt.errors import InvalidInput, PlanRefused
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Observed, ServerView, Source, unknown_lines
-from xsoar_mt.plan import Plan, Scope
-from xsoar_mt.planner import PlanFacts
+from xsoar_mt.plan import Plan, PlanFacts, Scope
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge_releases
 from xsoar_mt.skew import Verdict as Skew

@@ -157,27 +157,23 @@ def inventory_validate(
     output: Annotated[TextOrJson, typer.Option("--output", "-o", help="text or json.")] = TextOrJson.text,
 ) -> None:
     """Check an inventory and print its topology (main, groups, servers, tenants, versions)."""
-    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.usecases.inventory import InventoryRequest, check_inventory
 
+    result = check_inventory(InventoryRequest(file))
     if output is TextOrJson.json:
-        try:
-            inventory = load_inventory(file)
-        except InventoryError as exc:
-            _print_json({"valid": False, "problems": exc.problems})
-            raise typer.Exit(int(exc.exit_code)) from None
-        from xsoar_mt.topology import topology_dict
-
-        _print_json({"valid": True, "inventory": topology_dict(inventory)})
-        return
-    inventory = load_inventory(file)
+        _print_json(result.to_dict())
+        raise typer.Exit(result.exit_code)
+    if result.inventory is None:
+        raise InventoryError(list(result.problems))
     from xsoar_mt.cli.render import render_topology
 
-    render_topology(inventory)
+    render_topology(result.inventory)
 
 
 @upgrade_app.command("plan", short_help="Show the ordered steps to a release; changes nothing.")
 @boundary
 def upgrade_plan(
+    ctx: typer.Context,
     inventory: InventoryOption,
     to: Annotated[str, typer.Option("--to", help="Target release, e.g. 6.12.")],
     only: Annotated[
@@ -232,17 +228,14 @@ def upgrade_plan(
     Without --probe no server is contacted: versions come from the last observation recorded under
     --state-dir, then the inventory's `version:`.
     """
-    from xsoar_mt.commands import make_plan, scope_from_flags, write_plan
+    from xsoar_mt.cli.checks import scope_from_flags, session
+    from xsoar_mt.usecases.plan import PlanRequest, make_plan
 
-    def ask(label: str) -> str:
-        return str(typer.prompt(label, hide_input=True))
-
-    view = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
-                     accept_new_host_keys=accept_new_host_keys, prompt=ask, waves=_waves(waves),
-                     parallel=parallel, window=_window_end(window_end))  # fmt: skip
+    request = PlanRequest(to, scope_from_flags(only, group), probe=probe, waves=_waves(waves),
+                          parallel=parallel, window=_window_end(window_end), out=out)  # fmt: skip
+    with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+        view = make_plan(opened, request)
     plan = view.plan
-    if out is not None:
-        write_plan(view, out)
     if output is PlanFormat.json:
         _print_json(view.to_dict())
     elif output is PlanFormat.yaml:
@@ -264,13 +257,13 @@ def upgrade_plan(
 
         render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
                     window=view.window)  # fmt: skip
-    if plan.nothing_to_do:
-        raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+    raise typer.Exit(int(view.exit_code))
 
 
 @upgrade_app.command("run", short_help="Carry out the upgrade over SSH.")
 @boundary
 def upgrade_run(
+    ctx: typer.Context,
     inventory: InventoryOption,
     to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
     only: Annotated[
@@ -323,21 +316,16 @@ def upgrade_run(
     window_end: WindowOption = None,
 ) -> None:
     """Carry out the upgrade over SSH, in the vendor's order, checking the skew rule before every step."""
-    import signal
-
-    from xsoar_mt.cli.plan_text import render_plan
-    from xsoar_mt.cli.render import EventPrinter, console, render_recap
-    from xsoar_mt.commands import scope_from_flags
-    from xsoar_mt.engine import RunOptions
-    from xsoar_mt.run import RunRequest, run_upgrade
+    from xsoar_mt.cli.checks import scope_from_flags, session
+    from xsoar_mt.usecases.run import RunRequest
 
     if force_unlock is not None:
-        from xsoar_mt.run import force_unlock as break_lock
+        from xsoar_mt.usecases.unlock import UnlockRequest
+        from xsoar_mt.usecases.unlock import force_unlock as break_lock
 
-        typer.echo(break_lock(inventory, state_dir, force_unlock, accept_new_host_keys))
+        with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+            typer.echo(break_lock(opened, UnlockRequest(force_unlock)).message)
         return
-    from xsoar_mt.errors import UsageError
-
     _check_run_flags(to, plan_file, resume, probe=probe, dry_run=dry_run)
     if ignore_preflight_errors is not None:  # a dry run refuses a wrong name as the real run does
         from xsoar_mt.checks.model import parse_ignore
@@ -345,40 +333,40 @@ def upgrade_run(
         parse_ignore(ignore_preflight_errors)
     interactive = sys.stdin.isatty() and output is TextOrJson.text
     if not (dry_run or yes or interactive):
+        from xsoar_mt.errors import UsageError
+
         raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
     if not dry_run:
-        from xsoar_mt.commands import usable_state_dir
+        from xsoar_mt.state_dir import StateDir
 
-        usable_state_dir(state_dir)
-    request = RunRequest(
-        inventory_path=inventory,
-        target=to,
-        scope=scope_from_flags(only, group),
-        plan_file=plan_file,
-        resume=resume,
-        dry_run=dry_run,
-        probe_in_dry_run=probe,
-        accept_new_host_keys=accept_new_host_keys,
-        ignore_preflight_errors=ignore_preflight_errors,
-        state_dir=state_dir,
-        options=RunOptions(parallel=parallel),
-        yes=yes,
-        json_output=output is TextOrJson.json,
-        waves=_waves(waves),
-        window_end=window[1] if (window := _window_end(window_end)) is not None else None,
-    )
-    printer = EventPrinter(json_lines=output is TextOrJson.json)
+        StateDir(state_dir).require_usable()
+    scope, spec, window = scope_from_flags(only, group), _waves(waves), _window_end(window_end)
+    request = RunRequest(target=to, scope=scope, plan_file=plan_file, resume=resume, dry_run=dry_run,
+                         probe_in_dry_run=probe, ignore_preflight_errors=ignore_preflight_errors,
+                         parallel=parallel, yes=yes, json_output=output is TextOrJson.json, waves=spec,
+                         window_end=window[1] if window is not None else None)  # fmt: skip
+    with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+        outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
+    if output is TextOrJson.text:
+        from xsoar_mt.cli.render import render_recap
+
+        render_recap(outcome)
+    raise typer.Exit(int(outcome.exit_code))
+
+
+def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any:
+    """The run, its events printed as they come; Ctrl-C and SIGTERM ask the executor to stop safely."""
+    import signal
+
+    from xsoar_mt.cli.plan_text import render_plan
+    from xsoar_mt.cli.render import EventPrinter, console
+    from xsoar_mt.usecases.run import run_upgrade
 
     def confirm(plan: Any) -> bool:
         if yes:
             return True
-        from xsoar_mt.inventory import load_inventory
-
-        render_plan(plan, load_inventory(inventory), console())
+        render_plan(plan, opened.inventory, console())
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
-
-    def prompt(label: str) -> str:
-        return str(typer.prompt(label, hide_input=True))
 
     def on_executor(executor: Any) -> None:
         def stop(signum: int, frame: object) -> None:
@@ -387,11 +375,8 @@ def upgrade_run(
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
 
-    with printer:
-        outcome = run_upgrade(request, printer, prompt=prompt, confirm=confirm, on_executor=on_executor)
-    if output is TextOrJson.text:
-        render_recap(outcome)
-    raise typer.Exit(int(outcome.exit_code))
+    with EventPrinter(json_lines=json_lines) as printer:
+        return run_upgrade(opened, request, printer, confirm=confirm, on_executor=on_executor)
 
 
 _LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -11,12 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xsoar_mt.errors import ExitCode
-
 if TYPE_CHECKING:
-    from xsoar_mt.inventory import Inventory
-    from xsoar_mt.run import ShellPool
-    from xsoar_mt.secrets import RunSecrets
+    from xsoar_mt.plan import Scope
+    from xsoar_mt.usecases.session import Session
 
 
 class Output(StrEnum):
@@ -41,147 +37,121 @@ def _prompt(label: str) -> str:
     return str(typer.prompt(label, hide_input=True))
 
 
-def _connect(inventory: Inventory, accept_new: bool, *, want_link: bool) -> tuple[ShellPool, RunSecrets]:
-    """Read every secret the command needs (each source once), then the SSH pool."""
-    from dataclasses import replace
+def session(ctx: typer.Context, inventory: Path, state_dir: Path, accept_new_host_keys: bool) -> Session:
+    """The session a command works in: SSH shells, unless a test handed the CLI a shell factory as the
+    root context's `obj` (`CliRunner().invoke(app, args, obj=factory)`)."""
+    from xsoar_mt.usecases.session import Session
 
-    from xsoar_mt.errors import InvalidInput
-    from xsoar_mt.run import load_secrets, ssh_pool
-    from xsoar_mt.secrets import read_secret
+    wired = ctx.find_root().obj
+    return Session(inventory, state_dir, accept_new_host_keys=accept_new_host_keys, prompt=_prompt,
+                   shells=wired if callable(wired) else None)  # fmt: skip
 
-    names = [s.name for s in inventory.servers]
-    sudo, secrets = load_secrets(inventory, names, need_sudo=True, need_link=False, prompt=_prompt)
-    link_ref = inventory.installer.link
-    if want_link and link_ref is not None:
-        with contextlib.suppress(InvalidInput):  # the installer check reports a missing link
-            secrets = replace(secrets, link=read_secret(link_ref, "download link"))
-    return ssh_pool(inventory, sudo, accept_new), secrets
+
+def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
+    """`--only main` and `--group NAME` (repeatable) as a plan's scope."""
+    from xsoar_mt.errors import UsageError, shown
+    from xsoar_mt.plan import Scope
+
+    if only is not None and only != "main":
+        raise UsageError(f"--only takes `main`, not {shown(only)} (use --group NAME for host groups)")
+    if only == "main":
+        return Scope(main=True, groups=tuple(groups or ()))
+    if groups:
+        return Scope(main=False, groups=tuple(dict.fromkeys(groups)))
+    return Scope()
 
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def _warn(warning: str | None) -> None:
+    if warning is not None:
+        typer.echo(warning, err=True)
+
+
 # -- preflight --------------------------------------------------------------------------------------
 
 
-def _preflight(
-    inventory_path: Path,
-    to: str,
-    ignore: str | None,
-    output: Output,
-    accept_new_host_keys: bool,
-    min_installer_free_gb: float,
-    min_data_free_gb: float,
-    state_dir: Path,
-    verbose: bool = False,
-    matrix: bool = False,
-) -> None:
-    from xsoar_mt.checks import PreflightOptions, parse_ignore, run_preflight
-    from xsoar_mt.inventory import load_inventory
-    from xsoar_mt.known import KnownState
-    from xsoar_mt.releases import parse_target
+def _preflight(ctx: typer.Context, inventory_path: Path, to: str, ignore: str | None, output: Output,
+               accept_new_host_keys: bool, options: Any, state_dir: Path, verbose: bool = False,
+               matrix: bool = False) -> None:  # fmt: skip
+    from xsoar_mt.checks.model import parse_ignore
+    from xsoar_mt.usecases.preflight import PreflightRequest, preflight
 
-    ignored = parse_ignore(ignore)
-    inventory = load_inventory(inventory_path)
-    target = parse_target(to, inventory.releases)
-    known = KnownState(state_dir, inventory)
-    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=True)
-    options = PreflightOptions(min_installer_free_gb=min_installer_free_gb, min_data_free_gb=min_data_free_gb)
-    try:
-        report = run_preflight(inventory, pool, secrets, target, ignored, options=options,
-                               known=known.servers(), backed_up=known.backups())  # fmt: skip
-    finally:
-        pool.close()
-    _record(known, report.observed)
+    request = PreflightRequest(to, parse_ignore(ignore), options)
+    with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
+        result = preflight(opened, request)
+    _warn(result.warning)
     if output is Output.json:
-        _print_json(report.to_dict())
+        _print_json(result.report.to_dict())
     else:
         from xsoar_mt.cli.checks_render import render_preflight
         from xsoar_mt.cli.render import console
 
-        render_preflight(report, console(), verbose=verbose, matrix=matrix)
-    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.PREFLIGHT_FAILED))
+        render_preflight(result.report, console(), verbose=verbose, matrix=matrix)
+    raise typer.Exit(result.exit_code)
 
 
 # -- status -----------------------------------------------------------------------------------------
 
 
-def _record(known: Any, observed: Any) -> None:
-    """Keep what was just observed in the local record; a record that cannot be written is only a warning."""
-    try:
-        known.record(observed.views.values())
-    except OSError as exc:
-        typer.echo(f"warning: cannot update the local record {known.path}: {exc}", err=True)
+def _status(ctx: typer.Context, inventory_path: Path, output: Output, accept_new_host_keys: bool,
+            state_dir: Path) -> None:  # fmt: skip
+    from xsoar_mt.usecases.status import StatusRequest, status
 
-
-def _status(inventory_path: Path, output: Output, accept_new_host_keys: bool, state_dir: Path) -> None:
-    from xsoar_mt.inventory import load_inventory
-    from xsoar_mt.known import KnownState
-    from xsoar_mt.status import deployment_status
-
-    inventory = load_inventory(inventory_path)
-    known = KnownState(state_dir, inventory)
-    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
-    try:
-        report = deployment_status(inventory, pool, secrets.api_key, known.servers())
-    finally:
-        pool.close()
-    _record(known, report.observed)
+    with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
+        result = status(opened, StatusRequest())
+    _warn(result.warning)
     if output is Output.json:
-        _print_json(report.to_dict())
+        _print_json(result.report.to_dict())
     else:
         from xsoar_mt.cli.checks_render import render_status
         from xsoar_mt.cli.render import console
 
-        render_status(report, console())
+        render_status(result.report, console())
+    raise typer.Exit(result.exit_code)
 
 
 # -- validate ---------------------------------------------------------------------------------------
 
 
-def _validate(
-    inventory_path: Path,
-    to: str | None,
-    only: str | None,
-    group: list[str] | None,
-    output: Output,
-    accept_new_host_keys: bool,
-    state_dir: Path,
-) -> None:
-    from xsoar_mt.commands import scope_from_flags
-    from xsoar_mt.inventory import load_inventory
-    from xsoar_mt.known import KnownState
-    from xsoar_mt.releases import parse_target
-    from xsoar_mt.validation import validate_deployment
+def _validate(ctx: typer.Context, inventory_path: Path, to: str | None, only: str | None,
+              group: list[str] | None, output: Output, accept_new_host_keys: bool, state_dir: Path
+              ) -> None:  # fmt: skip
+    from xsoar_mt.usecases.validate import ValidateRequest, validate
 
-    inventory = load_inventory(inventory_path)
-    scope = scope_from_flags(only, group)
-    expected = parse_target(to, inventory.releases) if to else None
-    known = KnownState(state_dir, inventory)
-    pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
-    try:
-        report = validate_deployment(inventory, pool, secrets.api_key, expected, scope, known.servers())
-    finally:
-        pool.close()
-    _record(known, report.observed)
+    with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
+        result = validate(opened, ValidateRequest(to, scope_from_flags(only, group)))
+    _warn(result.warning)
     if output is Output.json:
-        _print_json(report.to_dict())
+        _print_json(result.report.to_dict())
     else:
         from xsoar_mt.cli.checks_render import render_validation
         from xsoar_mt.cli.render import console
 
-        render_validation(report, console())
-    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.VALIDATION_FAILED))
+        render_validation(result.report, console())
+    raise typer.Exit(result.exit_code)
 
 
 # -- registration -----------------------------------------------------------------------------------
 
 
-def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+Boundary = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def register(app: typer.Typer, boundary: Boundary) -> None:
+    """`preflight`, `status` and `validate` on `app`, each inside the CLI's error boundary."""
+    _register_preflight(app, boundary)
+    _register_status(app, boundary)
+    _register_validate(app, boundary)
+
+
+def _register_preflight(app: typer.Typer, boundary: Boundary) -> None:
     @app.command("preflight", short_help="Check everything that would stop an upgrade.")
     @boundary
     def preflight(
+        ctx: typer.Context,
         inventory: InventoryOption,
         to: Annotated[str, typer.Option("--to", help="Target release, e.g. 6.12.")],
         ignore_preflight_errors: Annotated[
@@ -212,23 +182,34 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         ] = False,
     ) -> None:
         """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
-        _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
-                   min_installer_free_gb, min_data_free_gb, state_dir, verbose, matrix)  # fmt: skip
+        from xsoar_mt.checks.verdicts import PreflightOptions
 
+        options = PreflightOptions(
+            min_installer_free_gb=min_installer_free_gb, min_data_free_gb=min_data_free_gb
+        )
+        _preflight(ctx, inventory, to, ignore_preflight_errors, output, accept_new_host_keys, options,
+                   state_dir, verbose, matrix)  # fmt: skip
+
+
+def _register_status(app: typer.Typer, boundary: Boundary) -> None:
     @app.command("status", short_help="Each server's version, service and skew, live.")
     @boundary
     def status(
+        ctx: typer.Context,
         inventory: InventoryOption,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
         state_dir: StateDirOption = Path(".xsoar-mt"),
     ) -> None:
         """Every server's role, version (and where it comes from), service, reachability and skew, live."""
-        _status(inventory, output, accept_new_host_keys, state_dir)
+        _status(ctx, inventory, output, accept_new_host_keys, state_dir)
 
+
+def _register_validate(app: typer.Typer, boundary: Boundary) -> None:
     @app.command("validate", short_help="Check that main and every tenant answer.")
     @boundary
     def validate(
+        ctx: typer.Context,
         inventory: InventoryOption,
         to: Annotated[str | None, typer.Option("--to", help="The release every server should run.")] = None,
         only: Annotated[str | None, typer.Option("--only", help="`main`: only main.", metavar="main")] = None,
@@ -240,4 +221,4 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         state_dir: StateDirOption = Path(".xsoar-mt"),
     ) -> None:
         """Main answers, every tenant answers through main, every server runs the release and is up."""
-        _validate(inventory, to, only, group, output, accept_new_host_keys, state_dir)
+        _validate(ctx, inventory, to, only, group, output, accept_new_host_keys, state_dir)

@@ -17,10 +17,9 @@ from rich.tree import Tree
 from xsoar_mt.inventory import Group, Inventory
 
 if TYPE_CHECKING:
-    from xsoar_mt.engine import WindowClosed
     from xsoar_mt.events import Event
     from xsoar_mt.plan import Phase
-    from xsoar_mt.run import RunOutcome
+    from xsoar_mt.usecases.run import RunOutcome, WindowClosed
 
 # Off a terminal nothing may be cut or wrapped mid-command: lines are as long as their content.
 UNLIMITED = 1_000_000

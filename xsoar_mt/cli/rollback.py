@@ -23,6 +23,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
     )
     @boundary
     def rollback_plan(
+        ctx: typer.Context,
         inventory: InventoryOption,
         only: Annotated[
             str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
@@ -76,26 +77,22 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         Without --probe no server is contacted: versions and backups come from the record under
         --state-dir (then the inventory's `version:`).
         """
-        from xsoar_mt.commands import scope_from_flags, write_plan
-        from xsoar_mt.rollback_commands import make_rollback_plan
+        from xsoar_mt.cli.checks import scope_from_flags, session
+        from xsoar_mt.usecases.rollback_plan import RollbackRequest, make_rollback_plan
+        from xsoar_mt.usecases.saved_plan import write_plan
         from xsoar_mt.waves import WaveSpec
 
-        def ask(label: str) -> str:
-            return str(typer.prompt(label, hide_input=True))
-
-        view = make_rollback_plan(
-            inventory,
-            scope_from_flags(only, group),
-            state_dir=state_dir,
+        request = RollbackRequest(
+            scope=scope_from_flags(only, group),
             release_only=release_only,
             probe=probe,
-            accept_new_host_keys=accept_new_host_keys,
-            prompt=ask,
             waves=WaveSpec.parse(waves) if waves is not None else None,
             parallel=parallel,
         )
+        with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+            view = make_rollback_plan(opened, request)
         if out is not None:
-            write_plan(view.rollback.plan, out)
+            write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
         if output is Output.json:
             typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
         else:
