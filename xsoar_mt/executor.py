@@ -31,6 +31,7 @@ from xsoar_mt.known import KnownState
 from xsoar_mt.observed import Installer, Marker, Observed, ServerView, Service, Source
 from xsoar_mt.plan import Action, Phase, Plan, Scope, Step
 from xsoar_mt.probe import marker_command, marker_path, read_version
+from xsoar_mt.recap import recap
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Cancelled, ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, Result
 from xsoar_mt.shellwords import LATER, fill, fill_per_server, word
@@ -86,7 +87,7 @@ class ServerState:
 
     view: ServerView
     last_step: str | None = None
-    outcome: str | None = None  # ok | failed | incomplete | not started | skipped
+    outcome: str | None = None  # one of recap.OUTCOMES, settled from the step outcomes at the end
 
     @property
     def version(self) -> Version | None:
@@ -240,6 +241,7 @@ class Executor:
         self.shell_for = shell_for
         self.events = events
         self.state = {name: ServerState(view) for name, view in observed.views.items()}
+        self._step_outcomes: list[dict[str, Any]] = []
         self.secrets = secrets
         self.options = options
         self.run_dir = run_dir
@@ -327,7 +329,11 @@ class Executor:
 
     def _emit(self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (),
               **data: object) -> None:  # fmt: skip
-        self.events.emit(Event(kind, message, step.id if step else None, servers, data))
+        event = Event(kind, message, step.id if step else None, servers, data)
+        if kind == "step-finished":
+            with self._lock:
+                self._step_outcomes.append(event.to_dict())  # what the journal records: the recap's source
+        self.events.emit(event)
 
     # -- the observed state -------------------------------------------------------------------------
 
@@ -467,24 +473,11 @@ class Executor:
             self._emit("warning", f"cannot record the measured durations in {self.known.path}: {exc}")
 
     def _settle_outcomes(self) -> None:
-        """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
-        last_of: dict[str, str] = {}  # each planned server's last step (validation aside)
-        for step in self.plan.steps:
-            if step.action is not Action.VALIDATE:
-                last_of.update(dict.fromkeys(step.servers, step.id))
-        phase_of = {step.id: step.phase for step in self.plan.steps}
-        for name, state in self.state.items():
-            if state.outcome == "failed":
-                continue
-            last = last_of.get(name)
-            if last is None:
-                state.outcome = "skipped"
-            elif state.outcome is None or (
-                phase_of.get(state.last_step or "") == "prepare" and state.last_step != last
-            ):
-                state.outcome = "not started"  # nothing but its backup and installer delivery ran
-            elif state.last_step != last:
-                state.outcome = "incomplete"
+        """Every server's last step and outcome, from the step outcomes the journal records (recap.py)."""
+        with self._lock:
+            records = list(self._step_outcomes)
+        for name, settled in recap(self.plan, self.state, records).items():
+            self.state[name].last_step, self.state[name].outcome = settled.last_step, settled.outcome
 
     def _run_lanes(self, lanes: list[tuple[Phase, list[Step]]], width: int) -> None:
         if len(lanes) == 1 or width <= 1:
@@ -597,7 +590,7 @@ class Executor:
             self._mark(step, [s for s in step.servers if s not in failed], "ok")
             self._mark(step, [s for s in step.servers if s in failed], "failed")
             self._emit("step-finished", failure.message, step, step.servers, outcome="failed",
-                       error=failure.message, failed=sorted(failed),
+                       error=failure.message, failed=sorted(failed), interrupted=failure.interrupted,
                        seconds=round(time.monotonic() - started, 3))  # fmt: skip
             raise
         self._mark(step, step.servers, "ok")

@@ -166,7 +166,14 @@ def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
     return grid
 
 
-_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "not started": "yellow", "skipped": "dim"}
+_OUTCOME_STYLE = {
+    "ok": "green",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "not started": "yellow",
+    "prepared": "yellow",
+    "skipped": "dim",
+}
 _RUN_OUTCOME = {"window-closed": "window closed"}
 
 
