@@ -82,7 +82,7 @@ def make_plan(
     target: str,
     scope: Scope,
     *,
-    state_dir: Path = Path(".xsoar-mt"),
+    state_dir: Path | None = None,
     probe: bool = False,
     accept_new_host_keys: bool = False,
     prompt: Callable[[str], str] | None = None,
@@ -102,11 +102,16 @@ def make_plan(
 
     inventory = load_inventory(inventory_path)
     release = parse_target(target, inventory.releases)
+    from xsoar_mt.state_home import default_state_dir, how_to_point_elsewhere
+
+    state_dir = (state_dir or default_state_dir()).absolute()
     known = KnownState(state_dir, inventory)
     if not probe:
         observed = offline_state(inventory, known)
-        require_versions(observed, inventory_path, probed=False,
-                         hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
+        require_versions(observed, inventory_path, probed=False, state_dir=state_dir,
+                         hint="add --probe to read every server's version over SSH (read only), give "
+                         f"`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
+                         f"{how_to_point_elsewhere()}")  # fmt: skip
         plan = plan_upgrade(inventory, observed.versions(), release, scope, waves=waves)
         return plan_view(inventory, plan, known.durations(), parallel, window)
     from xsoar_mt.run import load_secrets, observe_deployment, ssh_pool
@@ -160,6 +165,18 @@ def write_atomically(path: Path, text: str, flag: str) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def run_estimate(inventory_path: Path, plan: Plan, state_dir: Path, parallel: int | None
+                 ) -> tuple[Inventory, Estimate]:  # fmt: skip
+    """The inventory and the estimate `upgrade plan` would show for `plan`: the inventory's durations, the
+    minutes each server took in earlier runs (the local record), host groups `parallel` at once."""
+    from xsoar_mt.known import KnownState
+
+    inventory = load_inventory(inventory_path)
+    return inventory, estimate(
+        plan, inventory.durations, parallel, KnownState(state_dir, inventory).durations()
+    )
 
 
 def usable_state_dir(path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from xsoar_mt.commands import check_plan_request, check_saved_plan, read_plan
 from xsoar_mt.download import Downloads, from_link, simulated
-from xsoar_mt.errors import ExitCode, InvalidInput, UsageError, XsoarMtError
+from xsoar_mt.errors import Declined, ExitCode, InvalidInput, UsageError, XsoarMtError
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
@@ -29,12 +29,12 @@ from xsoar_mt.probe import marker_command, observe_all
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
+from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
 
 # A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
 DRY_RUN_LINK = "https://download.demisto.com/download-params/?token=dry-run&eula=accept"
-DEFAULT_STATE_DIR = Path(".xsoar-mt")
 
 
 class PreflightFailed(XsoarMtError):
@@ -56,7 +56,7 @@ class RunRequest:
     probe_in_dry_run: bool = False
     accept_new_host_keys: bool = False
     ignore_preflight_errors: str | None = None
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: Path = field(default_factory=default_state_dir)
     options: RunOptions = field(default_factory=RunOptions)
     yes: bool = False  # repeated in the printed resume command, as are the flags below
     json_output: bool = False
@@ -221,8 +221,8 @@ def _recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> C
 def resume_command(request: RunRequest, run_id: str) -> str:
     """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
     words = ["xsoar-mt", "upgrade", "run", "-i", str(request.inventory_path), "--resume", run_id]
-    if request.state_dir != DEFAULT_STATE_DIR:
-        words += ["--state-dir", str(request.state_dir)]
+    if request.state_dir.absolute() != default_state_dir():  # absolute: it works from any directory
+        words += ["--state-dir", str(request.state_dir.absolute())]
     if request.ignore_preflight_errors:
         words += ["--ignore-preflight-errors", request.ignore_preflight_errors]
     if request.options.parallel is not None:
@@ -275,7 +275,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             )
         else:
             observed = offline_state(inventory, known)
-            require_versions(observed, request.inventory_path, probed=False,
+            require_versions(observed, request.inventory_path, probed=False, state_dir=request.state_dir,
                              hint="add --probe to read the servers' versions over SSH (read only)")  # fmt: skip
         facts = observed.facts(known.backups(), verify=resumed is not None)
         plan = plan_upgrade(inventory, observed.versions(), target, scope, facts, kept_waves or request.waves)
@@ -305,7 +305,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             if plan.nothing_to_do:
                 return RunOutcome(None, plan, None, None)
             if not confirm(plan):
-                raise XsoarMtError("not confirmed: nothing was changed")
+                raise Declined("not confirmed: nothing was changed")
             assert pool is not None
             _write_markers(inventory, pool, observed, readings, names, run_id, events)
             run_dir = resumed or RunDir.create(request.state_dir, run_id)

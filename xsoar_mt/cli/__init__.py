@@ -13,7 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from xsoar_mt import __version__
-from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption
+from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption, resolved_state_dir
 from xsoar_mt.errors import ExitCode, InventoryError, XsoarMtError
 
 P = ParamSpec("P")
@@ -81,6 +81,9 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            _closed_pipe()
+            raise typer.Exit(int(ExitCode.OK)) from None
         except Exception as exc:
             from xsoar_mt.secrets import REDACTOR
 
@@ -208,7 +211,7 @@ def upgrade_plan(
             help="With --probe: trust unknown host keys on first contact (never changed ones).",
         ),
     ] = False,
-    state_dir: StateDirOption = Path(".xsoar-mt"),
+    state_dir: StateDirOption = None,
     detail: Annotated[
         bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
     ] = False,
@@ -237,7 +240,7 @@ def upgrade_plan(
     def ask(label: str) -> str:
         return str(typer.prompt(label, hide_input=True))
 
-    view = make_plan(inventory, to, scope_from_flags(only, group), state_dir=state_dir, probe=probe,
+    view = make_plan(inventory, to, scope_from_flags(only, group), state_dir=resolved_state_dir(state_dir), probe=probe,
                      accept_new_host_keys=accept_new_host_keys, prompt=ask, waves=_waves(waves),
                      parallel=parallel, window=_window_end(window_end))  # fmt: skip
     plan = view.plan
@@ -316,9 +319,7 @@ def upgrade_run(
     force_unlock: Annotated[
         str | None, typer.Option("--force-unlock", help="Break the lock left by run ID.", metavar="ID")
     ] = None,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
-        ".xsoar-mt"
-    ),
+    state_dir: StateDirOption = None,
     waves: WavesOption = None,
     window_end: WindowOption = None,
 ) -> None:
@@ -331,10 +332,11 @@ def upgrade_run(
     from xsoar_mt.executor import RunOptions
     from xsoar_mt.run import RunRequest, run_upgrade
 
+    state = resolved_state_dir(state_dir)
     if force_unlock is not None:
         from xsoar_mt.run import force_unlock as break_lock
 
-        typer.echo(break_lock(inventory, state_dir, force_unlock, accept_new_host_keys))
+        typer.echo(break_lock(inventory, state, force_unlock, accept_new_host_keys))
         return
     from xsoar_mt.errors import UsageError
 
@@ -343,13 +345,13 @@ def upgrade_run(
         from xsoar_mt.checks.model import parse_ignore
 
         parse_ignore(ignore_preflight_errors)
-    interactive = sys.stdin.isatty() and output is TextOrJson.text
+    interactive = _can_prompt() and output is TextOrJson.text
     if not (dry_run or yes or interactive):
         raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
     if not dry_run:
         from xsoar_mt.commands import usable_state_dir
 
-        usable_state_dir(state_dir)
+        usable_state_dir(state)
     request = RunRequest(
         inventory_path=inventory,
         target=to,
@@ -360,7 +362,7 @@ def upgrade_run(
         probe_in_dry_run=probe,
         accept_new_host_keys=accept_new_host_keys,
         ignore_preflight_errors=ignore_preflight_errors,
-        state_dir=state_dir,
+        state_dir=state,
         options=RunOptions(parallel=parallel),
         yes=yes,
         json_output=output is TextOrJson.json,
@@ -370,11 +372,17 @@ def upgrade_run(
     printer = EventPrinter(json_lines=output is TextOrJson.json)
 
     def confirm(plan: Any) -> bool:
+        """Before the first change: the plan's summary (with --yes too, so a CI log records what was about
+        to change), estimated as `upgrade plan` estimates it; then, without --yes, the question."""
+        from xsoar_mt.cli.plan_text import render_plan_summary
+        from xsoar_mt.commands import run_estimate
+
+        loaded, timing = run_estimate(inventory, plan, state, parallel)
+        if output is TextOrJson.text and yes:
+            render_plan_summary(plan, loaded, console(), timing)
         if yes:
             return True
-        from xsoar_mt.inventory import load_inventory
-
-        render_plan(plan, load_inventory(inventory), console())
+        render_plan(plan, loaded, console(), timing=timing)
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
     def prompt(label: str) -> str:
@@ -392,6 +400,23 @@ def upgrade_run(
     if output is TextOrJson.text:
         render_recap(outcome)
     raise typer.Exit(int(outcome.exit_code))
+
+
+def _can_prompt() -> bool:
+    """Is there a person to ask (standard input is a terminal)?"""
+    return sys.stdin.isatty()
+
+
+def _closed_pipe() -> None:
+    """Standard output's reader went away (`| head`): not an error. Whatever is still buffered goes
+    nowhere, so Python's own flush at exit does not complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's capture): nothing to silence
+        pass
 
 
 _LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value
@@ -465,6 +490,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        _closed_pipe()
+        sys.exit(int(ExitCode.OK))
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
@@ -472,6 +500,10 @@ def main() -> None:
         if not _is_click_error(exc):
             raise
         sys.exit(_command_line_error(exc))
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_pipe()
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -27,8 +27,26 @@ class Output(StrEnum):
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
 StateDirOption = Annotated[
-    Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where runs, locks and the last observed state of each server are kept "
+        "(default: $XSOAR_MT_STATE_DIR, else ~/.local/state/xsoar-mt).",
+    ),
 ]
+
+
+def resolved_state_dir(given: Path | None) -> Path:
+    """The state directory (absolute), from --state-dir or the default (state_home.py); its note, if any,
+    on standard error."""
+    from xsoar_mt.state_home import state_home
+
+    home = state_home(given)
+    if home.note:
+        typer.echo(home.note, err=True)
+    return home.path
+
+
 AcceptNewOption = Annotated[
     bool,
     typer.Option(
@@ -202,7 +220,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
             float,
             typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto, in GiB."),
         ] = 10.0,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
         verbose: Annotated[
             bool, typer.Option("--verbose", "-v", help="Text: every check on every server, and the matrix.")
         ] = False,
@@ -213,7 +231,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
     ) -> None:
         """Everything that would stop an upgrade, checked on every server at once. Changes nothing."""
         _preflight(inventory, to, ignore_preflight_errors, output, accept_new_host_keys,
-                   min_installer_free_gb, min_data_free_gb, state_dir, verbose, matrix)  # fmt: skip
+                   min_installer_free_gb, min_data_free_gb, resolved_state_dir(state_dir), verbose, matrix)  # fmt: skip
 
     @app.command("status", short_help="Each server's version, service and skew, live.")
     @boundary
@@ -221,10 +239,10 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         inventory: InventoryOption,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
     ) -> None:
         """Every server's role, version (and where it comes from), service, reachability and skew, live."""
-        _status(inventory, output, accept_new_host_keys, state_dir)
+        _status(inventory, output, accept_new_host_keys, resolved_state_dir(state_dir))
 
     @app.command("validate", short_help="Check that main and every tenant answer.")
     @boundary
@@ -237,7 +255,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         ] = None,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
     ) -> None:
         """Main answers, every tenant answers through main, every server runs the release and is up."""
-        _validate(inventory, to, only, group, output, accept_new_host_keys, state_dir)
+        _validate(inventory, to, only, group, output, accept_new_host_keys, resolved_state_dir(state_dir))

@@ -72,6 +72,11 @@ def render_plan(
 # -- summary ----------------------------------------------------------------------------------------
 
 
+def render_plan_summary(plan: Plan, inventory: Inventory, out: Console, timing: Estimate) -> None:
+    """The plan's summary alone, as `upgrade run` shows it before the first change."""
+    _summary(out, plan, inventory, timing)
+
+
 def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -> None:
     start = _start_release(plan, inventory)
     scope = f"scope: {plan.scope.describe()}"

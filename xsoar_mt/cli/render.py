@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 UNLIMITED = 1_000_000
 
 
+class _Console(Console):
+    """Rich's console, except that a closed pipe (`| head`) ends the command as a success: Rich's own
+    handling exits 1, which would tell a script that xsoar-mt failed."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError  # the CLI's boundary ends the command with 0, silently
+
+
 def console() -> Console:
     """The console for this process's standard output. On a terminal: its width. Off a terminal (a pipe, a
     CI log): COLUMNS when it is set, else no width limit, so commands, paths and hints appear whole.
@@ -36,7 +45,7 @@ def console() -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
         width = UNLIMITED
-    return Console(highlight=False, width=width)
+    return _Console(highlight=False, width=width)
 
 
 def names(servers: Sequence[str], few: int = 4) -> str:
@@ -78,7 +87,7 @@ class EventPrinter:
 
         from xsoar_mt.events import JsonLinesSink, PlainSink
 
-        self.console = Console(highlight=False, stderr=False)
+        self.console = _Console(highlight=False, stderr=False)
         self._status: Any = None
         self._total, self._done, self._began = 0, 0, time.time()
         self._current: dict[str, str] = {}
