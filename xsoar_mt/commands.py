@@ -16,7 +16,7 @@ from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.plan import Plan, Scope
-from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.planner import check_scope, plan_upgrade
 from xsoar_mt.releases import parse_target
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import Closing, closing
@@ -102,6 +102,7 @@ def make_plan(
 
     inventory = load_inventory(inventory_path)
     release = parse_target(target, inventory.releases)
+    check_scope(inventory, scope)  # before any server is read
     from xsoar_mt.state_home import default_state_dir, how_to_point_elsewhere
 
     state_dir = (state_dir or default_state_dir()).absolute()

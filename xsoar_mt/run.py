@@ -24,7 +24,7 @@ from xsoar_mt.known import KnownState, deployment_key
 from xsoar_mt.lock import DeploymentLock, LockHeld, RunLock, lock_server
 from xsoar_mt.observed import Marker, Observed, Reading, Source, offline_state, require_versions, resolve
 from xsoar_mt.plan import Plan, Scope, Waves
-from xsoar_mt.planner import plan_upgrade, with_extract_dirs
+from xsoar_mt.planner import check_scope, plan_upgrade, with_extract_dirs
 from xsoar_mt.probe import marker_command, observe_all
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
@@ -238,6 +238,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
                 confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
                 ) -> RunOutcome:  # fmt: skip
     inventory = load_inventory(request.inventory_path)
+    check_scope(inventory, request.scope)  # a wrong --group is a usage error before any server is read
     known = KnownState(request.state_dir, inventory)
     if known.problem:
         events.emit(Event("warning", known.problem))

@@ -170,11 +170,13 @@ def _validate(
     from xsoar_mt.commands import scope_from_flags
     from xsoar_mt.inventory import load_inventory
     from xsoar_mt.known import KnownState
+    from xsoar_mt.planner import check_scope
     from xsoar_mt.releases import parse_target
     from xsoar_mt.validation import validate_deployment
 
     inventory = load_inventory(inventory_path)
     scope = scope_from_flags(only, group)
+    check_scope(inventory, scope)  # before any server is contacted
     expected = parse_target(to, inventory.releases) if to else None
     known = KnownState(state_dir, inventory)
     pool, secrets = _connect(inventory, accept_new_host_keys, want_link=False)
