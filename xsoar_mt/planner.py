@@ -463,7 +463,8 @@ class _Builder:
                 phase_id,
                 Action.VALIDATE,
                 (entry,),
-                f"GET /accounts, then GET /<tenant>/about for the {len(tenants)} tenants of wave {wave} "
+                f"GET /accounts, then GET /<tenant>/about for "
+                f"{'the tenant' if len(tenants) == 1 else f'the {len(tenants)} tenants'} of wave {wave} "
                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                 "validate-wave",
                 release,
@@ -533,7 +534,8 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} tenants "
+                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} "
+                    f"tenant{'' if len(tenants) == 1 else 's'} "
                     f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                     "validate-tenants",
                     target,

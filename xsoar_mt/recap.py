@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xsoar_mt.inventory import Inventory, Role
 from xsoar_mt.plan import Plan
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge_releases
 
 # ok: every step planned for it finished ok; failed: its last step failed on it; interrupted: its last step
 # was cut off by the operator; incomplete: some of its steps finished, not all; prepared: only its backup or
@@ -72,3 +74,23 @@ def recap(plan: Plan, servers: Iterable[str], records: Iterable[Mapping[str, Any
             outcome = "incomplete"
         result[name] = ServerRecap(last_step, outcome)
     return result
+
+
+def tenants_down(inventory: Inventory, running: Mapping[str, bool | None]) -> list[str]:
+    """The tenants whose group serves nothing now, from what the run last saw of each server: a single
+    server stopped, a DR pair's primary stopped (the secondary does not serve), every server of an HA
+    group stopped. A server whose state is unknown is not counted as stopped."""
+    down: list[str] = []
+    for group in inventory.groups:
+        serving = [s for s in group.servers if s.role is not Role.SECONDARY]
+        if serving and all(running.get(s.name) is False for s in serving):
+            down += [t.name for t in group.tenants]
+    return down
+
+
+def lagging_functions(inventory: Inventory, releases: Mapping[str, str]) -> tuple[str, ...]:
+    """The functions that do not work now because hosts lag main (the skew rule's degraded verdict on the
+    releases the run last saw), else nothing."""
+    main = {s.name for s in inventory.main.servers}
+    verdict = judge_releases(releases, main, inventory.releases).verdict
+    return DEGRADED_FUNCTIONS if verdict is Verdict.DEGRADED else ()

@@ -26,6 +26,7 @@ from xsoar_mt.observed import Marker, Observed, Reading, Source, offline_state, 
 from xsoar_mt.plan import Plan, Scope, Waves
 from xsoar_mt.planner import check_scope, plan_upgrade, with_extract_dirs
 from xsoar_mt.probe import marker_command, observe_all
+from xsoar_mt.recap import lagging_functions, tenants_down
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
@@ -73,6 +74,8 @@ class RunOutcome:
     run_dir: Path | None
     recorded: list[tuple[str, str]] = field(default_factory=list)
     resume_command: str | None = None
+    tenants_down: list[str] = field(default_factory=list)  # now, as the run last saw the servers
+    lagging_functions: tuple[str, ...] = ()  # what does not work now because hosts lag main
 
     @property
     def exit_code(self) -> ExitCode:
@@ -348,8 +351,11 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         resume = None
         if report.outcome != "succeeded" and not request.dry_run:
             resume = resume_command(request, run_id)
+        releases = {n: v.release for n, st in report.servers.items() if (v := st.view.planning_version)}
+        running = {n: st.running for n, st in report.servers.items()}
         return RunOutcome(report, plan, run_id if run_dir else None, run_dir.path if run_dir else None,
-                          recorder.lines, resume)  # fmt: skip
+                          recorder.lines, resume, tenants_down(inventory, running),
+                          lagging_functions(inventory, releases))  # fmt: skip
     finally:
         if deployment_lock is not None:
             deployment_lock.release()
@@ -480,8 +486,9 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
         from xsoar_mt.checks import run_preflight
         from xsoar_mt.checks.preflight import blocking_summary
 
-        events.emit(Event("probe", f"preflight checks on {len(names)} servers in scope, "
-                          f"{len(inventory.servers) - len(names)} more read only"))  # fmt: skip
+        others = len(inventory.servers) - len(names)
+        events.emit(Event("probe", f"preflight checks on {len(names)} server{'' if len(names) == 1 else 's'} in "
+                          f"scope" + (f"; {others} out of scope, read only" if others else "")))  # fmt: skip
         report = run_preflight(
             inventory, pool, secrets, target, request.ignore_preflight_errors, servers=names,
             known=known.servers(), scope=scope, backed_up=known.backups(), verify=resuming,

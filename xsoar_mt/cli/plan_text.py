@@ -379,7 +379,10 @@ def _collapsed(out: Console, phase: Phase, inventory: Inventory, timing: Estimat
     at_once = f", up to {PREPARE_PARALLEL} at once" if phase.id == "prepare" else ""
     when = f"from {_at(span.start)}, about {clock(span.end - span.start)}"
     out.print(
-        Text.assemble((phase.title, "bold"), f" (steps {_numbers(first, len(phase.steps))}{at_once}; {when})")
+        Text.assemble(
+            (phase.title, "bold"),
+            f" ({'step' if len(phase.steps) == 1 else 'steps'} {_numbers(first, len(phase.steps))}{at_once}; {when})",
+        )
     )
     upload = inventory.installer.delivery == "upload"
     for (action, release, command, per_server), steps in lines.items():
@@ -408,6 +411,7 @@ def _every_step(out: Console, plan: Plan, first: dict[str, int]) -> None:
         table.add_column("#", justify="right")
         table.add_column("action")
         table.add_column("server(s)", overflow="fold")
+        table.add_column("why", overflow="fold")
         table.add_column("command", overflow="fold")
         table.add_column("skew after")
         for number, step in enumerate(phase.steps, first[phase.id]):
@@ -415,6 +419,7 @@ def _every_step(out: Console, plan: Plan, first: dict[str, int]) -> None:
                 str(number),
                 step.action.value,
                 ", ".join(step.servers),
+                Text(step.why),
                 _command_cell(step),
                 f"[{VERDICT_STYLE[step.verdict_after]}]{step.verdict_after.value}[/]",
             )

@@ -222,6 +222,16 @@ def render_recap(outcome: RunOutcome) -> None:
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
+    if report.outcome in ("failed", "interrupted"):
+        down = outcome.tenants_down
+        out.print(Text(f"tenants down now: {', '.join(down)}" if down else "tenants down now: none"))
+        if outcome.lagging_functions:
+            out.print("[yellow]until the hosts catch up with main (skew degraded), these do not work:[/]")
+            for function in outcome.lagging_functions:
+                out.print(Text(f"  - {function}"))
+    if report.outcome == "interrupted":
+        out.print("[yellow]interrupted[/] by the operator (Ctrl-C or SIGTERM): nothing failed; the groups under "
+                  "way were finished or left as the table shows")  # fmt: skip
     if report.window is not None:
         _window_recap(out, report.window)
     out.print(f"journal: {outcome.run_dir}/journal.jsonl")
@@ -233,6 +243,8 @@ def render_recap(outcome: RunOutcome) -> None:
                 " (the waves are kept)",
             )
         )
+    elif outcome.resume_command and report.outcome == "interrupted":
+        out.print(f"to continue: [bold]{outcome.resume_command}[/]")
     elif outcome.resume_command:
         out.print(f"to continue once the cause is fixed: [bold]{outcome.resume_command}[/]")
 
