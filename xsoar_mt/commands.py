@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class PlanView:
     timing: Estimate
     impact: tuple[TenantImpact, ...]
     window: tuple[datetime, datetime, Closing | None] | None = None  # now, its end, where it closes
+    notes: tuple[str, ...] = ()  # what the operator must know that is not in the plan's steps
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as data, with `tenant_impact` and (with a window) `window`."""
@@ -114,7 +115,9 @@ def make_plan(
                          f"`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
                          f"{how_to_point_elsewhere()}")  # fmt: skip
         plan = plan_upgrade(inventory, observed.versions(), release, scope, waves=waves)
-        return plan_view(inventory, plan, known.durations(), parallel, window)
+        return replace(
+            plan_view(inventory, plan, known.durations(), parallel, window), notes=_link_notes(inventory)
+        )
     from xsoar_mt.run import load_secrets, observe_deployment, ssh_pool
 
     names = [s.name for s in inventory.servers]
@@ -134,7 +137,9 @@ def make_plan(
     require_versions(observed, inventory_path, probed=True, hint="nothing was changed")
     facts = observed.facts(known.backups())
     plan = plan_upgrade(inventory, observed.versions(), release, scope, facts, waves)
-    return plan_view(inventory, plan, known.durations(), parallel, window)
+    return replace(
+        plan_view(inventory, plan, known.durations(), parallel, window), notes=_link_notes(inventory)
+    )
 
 
 def write_plan(plan: Plan | PlanView, path: Path) -> None:
@@ -178,6 +183,22 @@ def run_estimate(inventory_path: Path, plan: Plan, state_dir: Path, parallel: in
     return inventory, estimate(
         plan, inventory.durations, parallel, KnownState(state_dir, inventory).durations()
     )
+
+
+def _link_notes(inventory: Inventory) -> tuple[str, ...]:
+    """A note when the download link, read where the inventory says (never prompted for), will be rewritten."""
+    from xsoar_mt.errors import XsoarMtError
+    from xsoar_mt.installer import link_rewrite_note
+    from xsoar_mt.secrets import read_secret
+
+    if inventory.installer.link is None:
+        return ()
+    try:
+        link = read_secret(inventory.installer.link, "download link", prompt=None)
+    except XsoarMtError:  # not readable here: the run reads it, and says so in its first lines
+        return ()
+    note = link_rewrite_note(link)
+    return (note,) if note else ()
 
 
 def usable_state_dir(path: Path) -> None:

@@ -18,6 +18,7 @@ from xsoar_mt.errors import Declined, ExitCode, InvalidInput, UsageError, XsoarM
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.executor import Executor, RunOptions, RunReport, RunSecrets, WindowCheck
+from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
 from xsoar_mt.journal import Journal, RunDir, new_run_id, read_journal
 from xsoar_mt.known import KnownState, deployment_key
@@ -256,6 +257,8 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         inventory, [s.name for s in inventory.servers], need_sudo=uses_ssh, need_link=not request.dry_run,
         prompt=prompt,
     )  # fmt: skip
+    if (note := link_rewrite_note(secrets.link)) is not None:
+        events.emit(Event("warning", note))
     lock = RunLock(request.state_dir, known.key)
     run_id = resumed.run_id if resumed else new_run_id()
     if not request.dry_run:

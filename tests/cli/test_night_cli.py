@@ -141,3 +141,17 @@ def test_a_dry_run_stops_where_the_window_would_close_exit_11(tmp_path: Path) ->
     assert "window closed at a safe point" in out
     assert "left for the next window: 4 group upgrades: main@6.12" in out
     assert "main@6.12/install" not in out
+
+
+def test_a_download_link_on_the_old_host_is_named_as_rewritten_in_the_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "XSOAR_DOWNLOAD_LINK", "https://download.demisto.works/download-params/?token=t0k3n&eula=accept"
+    )
+    code, out, _ = plan()
+    assert code == 0
+    assert "note: the download link's host download.demisto.works is rewritten to download.demisto.com" in out
+    assert "t0k3n" not in out
+    monkeypatch.setenv("XSOAR_DOWNLOAD_LINK", "https://download.demisto.com/download-params/?token=t0k3n")
+    assert "rewritten" not in plan()[1]

@@ -54,3 +54,28 @@ def test_a_run_closes_its_journal_when_it_ends(
     assert outcome.report is not None and outcome.report.outcome == ("failed" if fails else "succeeded")
     assert outcome.run_dir is not None and (outcome.run_dir / "journal.jsonl").exists()
     assert _open_journals(tmp_path) == []
+
+
+def test_a_link_on_the_old_host_is_named_as_rewritten_in_the_run_s_first_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(INVENTORY)
+    monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=s3cret")
+    fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
+    monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
+    events: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            events.append(event)
+
+    request = RunRequest(inventory, target="6.12", state_dir=tmp_path / "state", yes=True,
+                         ignore_preflight_errors="all")  # fmt: skip
+    run_upgrade(request, Sink(), prompt=None, confirm=lambda plan: True)
+    first = events[0]
+    assert (
+        first.kind == "warning"
+        and "download.demisto.works is rewritten to download.demisto.com" in first.message
+    )
+    assert all("s3cret" not in e.message for e in events)

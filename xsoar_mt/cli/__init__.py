@@ -261,12 +261,16 @@ def upgrade_plan(
         from xsoar_mt.cli.render import console
 
         render_tenant_impact(view.impact, plan, console())
+        for note in view.notes:
+            console().print(f"note: {note}", markup=False)
     else:
         from xsoar_mt.cli.plan_text import render_plan
         from xsoar_mt.cli.render import console
 
         render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
                     window=view.window)  # fmt: skip
+        for note in view.notes:
+            console().print(f"note: {note}", markup=False)
     if plan.nothing_to_do:
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
