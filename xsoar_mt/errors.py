@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     VALIDATION_FAILED = 9  # post-upgrade validation found a problem
     LOCKED = 10  # another run holds the inventory's lock
     WINDOW_CLOSED = 11  # the maintenance window closed: the run stopped at a safe point, to resume later
+    DECLINED = 12  # the operator answered no at the confirmation prompt: nothing was changed
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
@@ -38,6 +39,12 @@ class UsageError(XsoarMtError):
     """The command line asks for something that cannot be done as asked."""
 
     exit_code = ExitCode.USAGE
+
+
+class Declined(XsoarMtError):
+    """The operator answered no when asked to confirm the run: nothing was changed."""
+
+    exit_code = ExitCode.DECLINED
 
 
 class InvalidInput(XsoarMtError):

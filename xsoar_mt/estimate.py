@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step, Waves
@@ -255,41 +255,78 @@ def estimate(
 
 
 @dataclass(frozen=True)
+class ImpactWindow:
+    """One stretch of a tenant's night, in minutes from the start of the run: `down` while its group is
+    down in one hop, `degraded` while its host lags main (some functions do not work); `end` None when it
+    still lags after the plan (its group is out of scope)."""
+
+    kind: str  # down | degraded
+    hop: str  # the release of the hop it belongs to
+    start: float
+    end: float | None
+
+    @property
+    def minutes(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "hop": self.hop,
+            "start_minutes": _minutes(self.start),
+            "end_minutes": _minutes(self.end),
+            "minutes": _minutes(self.minutes),
+        }
+
+
+def _minutes(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@dataclass(frozen=True)
 class TenantImpact:
-    """One tenant's night, in minutes from the start of the run: when its group goes down and for how
-    long (summed over the hops), and when it lags main (skew degraded: some functions do not work)."""
+    """One tenant's night: each window it is down or degraded, in order, never overlapping, and the totals
+    of each kind (a total is a sum of windows, never a window itself)."""
 
     tenant: str
     group: str
     wave: int | None
-    start: float | None  # None: its group is not upgraded by the plan
-    downtime: float
-    degraded_from: float | None
-    degraded_until: float | None  # None while degraded_from is set: it still lags after the plan
-    degraded: float | None  # minutes; None: it still lags after the plan
+    windows: tuple[ImpactWindow, ...] = ()
+
+    def of(self, kind: str) -> tuple[ImpactWindow, ...]:
+        return tuple(w for w in self.windows if w.kind == kind)
+
+    @property
+    def total_down(self) -> float:
+        return sum(w.minutes or 0.0 for w in self.of("down"))
+
+    @property
+    def total_degraded(self) -> float | None:
+        """None: it still lags main after the plan, so the total has no end."""
+        windows = self.of("degraded")
+        if any(w.end is None for w in windows):
+            return None
+        return sum(w.minutes or 0.0 for w in windows)
 
     def to_dict(self) -> dict[str, Any]:
-        def minutes(value: float | None) -> float | None:
-            return None if value is None else round(value, 1)
-
         return {
             "tenant": self.tenant,
             "group": self.group,
             "wave": self.wave,
-            "start_minutes": minutes(self.start),
-            "downtime_minutes": minutes(self.downtime),
-            "degraded_from_minutes": minutes(self.degraded_from),
-            "degraded_until_minutes": minutes(self.degraded_until),
-            "degraded_minutes": minutes(self.degraded),
+            "windows": [w.to_dict() for w in self.windows],
+            "total_down_minutes": _minutes(self.total_down),
+            "total_degraded_minutes": _minutes(self.total_degraded),
         }
 
 
 def tenant_impact(
     plan: Plan, groups: Sequence[tuple[str, Sequence[str]]], timing: Estimate
 ) -> list[TenantImpact]:
-    """Per tenant of `groups` ((group, its tenants) in the inventory's order, main's first): its group's
-    expected start and downtime (an HA group's whole outage; a DR pair's primary, the server that
-    serves), and the time its group lags main. Main's tenants move with main and never lag it."""
+    """Per tenant of `groups` ((group, its tenants) in the inventory's order, main's first): each window its
+    group is down (per hop: an HA group's whole outage; a DR pair's primary, the server that serves; a
+    single server's) and each window it lags main before that (from main's upgrade in the hop until its own
+    group goes down). Main's tenants move with main and never lag it; a group out of scope lags from the
+    first hop in which hosts lag until after the plan."""
     spans: dict[str, list[Span]] = {}
     for span in timing.spans:
         if span.phase.group is not None:
@@ -298,30 +335,25 @@ def tenant_impact(
     out: list[TenantImpact] = []
     for group, tenants in groups:
         mine = spans.get(group, [])
-        start = min((s.start + s.down_at for s in mine if s.down), default=None)
-        if start is None and mine:
-            start = mine[0].start
-        lag: list[tuple[float, float | None]] = []
+        windows: list[ImpactWindow] = []
+        for span in mine:
+            if span.down:
+                begin = span.start + span.down_at
+                windows.append(ImpactWindow("down", span.phase.release or "", begin, begin + span.down))
         if group != MAIN:
-            for window in timing.windows:
-                of_hop = [s for s in mine if s.phase.release == window.release]
+            for lag in timing.windows:
+                of_hop = [s for s in mine if s.phase.release == lag.release]
                 if of_hop:
-                    lag.append((window.start, max(s.end for s in of_hop)))
+                    downs = [s.start + s.down_at for s in of_hop if s.down]
+                    until = min(downs) if downs else max(s.end for s in of_hop)
+                    if until > lag.start:
+                        windows.append(ImpactWindow("degraded", lag.release, lag.start, until))
                 elif not plan.scope.covers(group, False):
-                    lag.append((window.start, None))
-        ends = [end for _, end in lag]
-        still = None in ends  # it lags main after the plan too (out of scope)
-        group_impact = TenantImpact(
-            tenant="",
-            group=group,
-            wave=waves.groups.get(group) if waves is not None else None,
-            start=start,
-            downtime=sum(s.down for s in mine),
-            degraded_from=min((b for b, _ in lag), default=None),
-            degraded_until=None if still else max((e for e in ends if e is not None), default=None),
-            degraded=None if still else sum(e - b for b, e in lag if e is not None),
-        )
-        out += [replace(group_impact, tenant=tenant) for tenant in tenants]
+                    windows.append(ImpactWindow("degraded", lag.release, lag.start, None))
+                    break  # it never catches up: one window, open after the plan
+        windows.sort(key=lambda w: w.start)
+        wave = waves.groups.get(group) if waves is not None else None
+        out += [TenantImpact(tenant, group, wave, tuple(windows)) for tenant in tenants]
     return out
 
 

@@ -32,6 +32,15 @@ def cache_name(release: str, build: str | None) -> str:
     return f"demisto-{download_name(release, build)}.sh"
 
 
+def link_rewrite_note(link: str | None) -> str | None:
+    """What the operator must be told when `normalise_link` changes the link's host (the link itself is
+    never shown: it carries a token)."""
+    if link is None or urlsplit(link.strip()).netloc != _OLD_HOST:
+        return None
+    return (f"the download link's host {_OLD_HOST} is rewritten to {VENDOR_HOST}, as the vendor documents "
+            "(the old host no longer serves installers)")  # fmt: skip
+
+
 def normalise_link(link: str, release: str, build: str | None = None) -> str:
     """The vendor link for `release`: host download.demisto.com and `downloadName` set to the release.
 

@@ -19,6 +19,7 @@ from xsoar_mt.errors import InvalidInput, UsageError, named
 from xsoar_mt.events import Event, EventSink
 from xsoar_mt.secrets import REDACTOR
 from xsoar_mt.state_dir import StateDir, write_private
+from xsoar_mt.state_home import how_to_point_elsewhere
 
 
 def new_run_id() -> str:
@@ -77,12 +78,15 @@ class RunDir:
                 found = [p for p in found if _deployment_of(p / "journal.jsonl") == deployment]
             if not found:
                 of = " of this deployment" if deployment is not None else ""
-                raise InvalidInput(f"no run{of} to resume under {runs}")
+                raise UsageError(
+                    f"nothing to resume: no run{of} under {runs.absolute()}", hint=how_to_point_elsewhere()
+                )
             return cls(found[-1])
         path = runs / which
         if "/" in which or which in ("", ".", "..") or not (path / "journal.jsonl").exists():
             raise UsageError(
-                f"--resume {named(which)}: no such run under {runs}", hint="--resume latest takes the newest"
+                f"--resume {named(which)}: no such run under {runs.absolute()}",
+                hint=f"--resume latest takes the newest; {how_to_point_elsewhere()}",
             )
         return cls(path)
 

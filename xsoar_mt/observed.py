@@ -442,7 +442,9 @@ def offline_state(inventory: Inventory, known: Mapping[str, Known]) -> Observed:
     return resolve(inventory, {}, known)
 
 
-def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, hint: str) -> None:
+def require_versions(
+    observed: Observed, inventory_path: Path, *, probed: bool, hint: str, state_dir: Path | None = None
+) -> None:
     """Stop when some server's version is unknown: one line per server, naming the ways to settle it.
 
     Without a probe nothing was asked, so the servers are only named (exit 3: give the versions, or probe);
@@ -454,8 +456,8 @@ def require_versions(observed: Observed, inventory_path: Path, *, probed: bool, 
     if not probed:
         names = ", ".join(v.server for v in unknown)
         raise VersionsNotGiven(
-            [f"no version known for {names}: nothing is recorded for them under the state directory and "
-             f"{inventory_path} gives no `version:`"],
+            [f"no version known for {names}: nothing is recorded for them under the state directory"
+             f"{f' {state_dir.absolute()}' if state_dir is not None else ''} and {inventory_path} gives no `version:`"],
             hint=hint,
         )  # fmt: skip
     raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)

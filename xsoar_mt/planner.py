@@ -97,7 +97,7 @@ def plan_upgrade(
     """
     line = inventory.releases
     line.index(target)
-    _check_scope(inventory, scope)
+    check_scope(inventory, scope)
     releases = _current_releases(inventory, versions)
     state = FleetState(
         {s.name: releases[s.name] for s in inventory.main.servers},
@@ -187,15 +187,32 @@ def _plan_waves(inventory: Inventory, stages: list[_Stage], waves: WaveSpec | Wa
     return Waves(str(waves), assign(groups, waves))
 
 
-def _check_scope(inventory: Inventory, scope: Scope) -> None:
+def check_scope(inventory: Inventory, scope: Scope) -> None:
+    """Every --group names a host group of the inventory (a usage error otherwise, before any server is
+    contacted), with the likely one: a close name, or the group of a server named instead of its group."""
     known = [g.name for g in inventory.hosts]
     for name in scope.groups or ():
         if name not in known:
             raise UsageError(
-                f"--group {named(name)}: no such host group (known: {', '.join(known) or 'none'})"
+                f"--group {named(name)}: no such host group (known: {', '.join(known) or 'none'})",
+                hint=_likely_group(inventory, name),
             )
     if not scope.main and scope.groups == ():
         raise UsageError("the scope is empty: give --only main, --group NAME, or neither for everything")
+
+
+def _likely_group(inventory: Inventory, name: str) -> str | None:
+    import difflib
+
+    for group in inventory.groups:
+        if name in {s.name for s in group.servers}:
+            if group.is_main:
+                return f"{name} is a server of main: use --only main"
+            return f"{name} is a server of group {group.name}: use --group {group.name}"
+    if name == "main":
+        return "main is not a host group: use --only main"
+    close = difflib.get_close_matches(name, [g.name for g in inventory.hosts], n=1, cutoff=0.6)
+    return f"did you mean --group {close[0]}?" if close else None
 
 
 def _in_scope(inventory: Inventory, scope: Scope) -> set[str]:
@@ -445,7 +462,8 @@ class _Builder:
                 phase_id,
                 Action.VALIDATE,
                 (entry,),
-                f"GET /accounts, then GET /<tenant>/about for the {len(tenants)} tenants of wave {wave} "
+                f"GET /accounts, then GET /<tenant>/about for "
+                f"{'the tenant' if len(tenants) == 1 else f'the {len(tenants)} tenants'} of wave {wave} "
                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                 "validate-wave",
                 release,
@@ -515,7 +533,8 @@ class _Builder:
                     "validate",
                     Action.VALIDATE,
                     (entry,),
-                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} tenants "
+                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} "
+                    f"tenant{'' if len(tenants) == 1 else 's'} "
                     f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                     "validate-tenants",
                     target,

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from xsoar_mt.errors import UsageError, shown
 
-DEFAULT_STATE_DIR = Path(".xsoar-mt")  # where `--state-dir` points when it is not given
-
 
 class StateDir:
     """Every path under the state directory (`--state-dir`), taken as given:

@@ -99,6 +99,33 @@ def interrupted(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[int, st
     return process.returncode, output
 
 
+def closed_pipe(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[int, str]:
+    """`upgrade plan --detail | head -1`: the reader goes away after one line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xsoar_mt", "upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", "--detail"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert first.startswith(b"Upgrade plan for acme-mssp")
+    assert errors == "", errors  # no traceback, no message
+    return process.returncode, errors
+
+
+def nothing_to_resume(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[int, str]:
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.chdir(tmp_path)
+    code, output = cli(
+        "upgrade", "run", "-i", str(EXAMPLE), "--resume", "latest", "--yes", "--state-dir", "empty"
+    )
+    assert f"nothing to resume: no run of this deployment under {tmp_path / 'empty' / 'runs'}" in output
+    assert "--state-dir" in output and "$XSOAR_MT_STATE_DIR" in output
+    return code, output
+
+
 def on_loopback(*args: str) -> Produce:
     """A command against servers on loopback ports where nothing listens."""
 
@@ -111,7 +138,9 @@ def on_loopback(*args: str) -> Produce:
 
 CASES = [
     Case(ExitCode.OK, "a plan with work to do", lambda t, r: cli("upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12")),
+    Case(ExitCode.OK, "a closed pipe (upgrade plan --detail | head)", closed_pipe),
     Case(ExitCode.INTERNAL, "a bug (a command function that raises)", internal),
+    Case(ExitCode.USAGE, "nothing to resume in the state directory", nothing_to_resume),
     Case(ExitCode.USAGE, "an unknown --output", lambda t, r: cli("upgrade", "plan", "-i", str(EXAMPLE), "--to", "6.12", "-o", "xml")),
     Case(ExitCode.USAGE, "upgrade run with neither --to, --plan nor --resume",
          lambda t, r: cli("upgrade", "run", "-i", str(EXAMPLE), "--dry-run")),
@@ -130,6 +159,8 @@ CASES = [
     Case(ExitCode.LOCKED, "a run while another holds the lock", locked),
     Case(ExitCode.WINDOW_CLOSED, "a dry run whose maintenance window closes before the first group",
          lambda t, r: cli("upgrade", "run", "-i", str(EXAMPLE), "--to", "6.12", "--dry-run", "--window-end", "+1m")),
+    Case(ExitCode.DECLINED, "the operator answers no at the confirmation prompt",
+         on_the_fleet="tests/fleet/test_run_fleet.py::test_a_declined_prompt_shows_the_plan_changes_nothing_and_exits_12"),
     Case(ExitCode.INTERRUPTED, "Ctrl-C while preflight waits on a server", interrupted),
 ]  # fmt: skip
 

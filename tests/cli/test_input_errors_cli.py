@@ -277,3 +277,30 @@ def test_a_server_that_hangs_up_before_the_banner_is_one_finding_and_no_library_
     assert "main-1" in result.stdout and "cannot connect over SSH" in result.stdout
     assert debug.returncode == 7
     assert "debug: paramiko.transport" in debug.stderr  # with --debug it does
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (["upgrade", "run", "--to", "6.11", "--yes", "--group", "emea-1"],
+         "hint: emea-1 is a server of group emea: use --group emea"),
+        (["upgrade", "run", "--to", "6.11", "--yes", "--group", "emae"], "hint: did you mean --group emea?"),
+        (["upgrade", "plan", "--to", "6.11", "--probe", "--group", "emea-1"],
+         "hint: emea-1 is a server of group emea: use --group emea"),
+        (["validate", "--to", "6.11", "--only", "main", "--group", "main-1"],
+         "hint: main-1 is a server of main: use --only main"),
+    ],
+)  # fmt: skip
+def test_a_wrong_group_name_is_a_usage_error_before_any_server_is_contacted(
+    tmp_path: Path, command: list[str], hint: str
+) -> None:
+    from tests.cli.loopback import silent_listener, write_inventory
+
+    with silent_listener() as (port, accepted):
+        inventory = write_inventory(tmp_path, ssh_port=port)
+        result = CliRunner().invoke(
+            app, [*command, "-i", str(inventory)], env={"XSOAR_MT_TEST_LINK": "https://example.invalid/x"}
+        )
+        assert result.exit_code == 2, result.output
+        assert "no such host group (known: emea)" in result.output and hint in result.output
+        assert not accepted.is_set()  # no connection was even opened

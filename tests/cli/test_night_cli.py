@@ -60,21 +60,26 @@ def test_plan_json_and_yaml_give_one_tenant_impact_entry_per_tenant() -> None:
     assert [row["tenant"] for row in data["tenant_impact"]] == TENANTS
     assert data["waves"] == {"spec": "1,100%", "groups": {"emea": 1, "us-east": 2, "apac": 2}}
     umbrella = next(row for row in data["tenant_impact"] if row["tenant"] == "umbrella")
-    assert umbrella["group"] == "us-east" and umbrella["wave"] == 2 and umbrella["downtime_minutes"] > 0
+    assert umbrella["group"] == "us-east" and umbrella["wave"] == 2 and umbrella["total_down_minutes"] > 0
+    assert [(w["kind"], w["hop"]) for w in umbrella["windows"]] == [("degraded", "6.11"), ("down", "6.11"),
+                                                                    ("degraded", "6.12"), ("down", "6.12")]  # fmt: skip
     code, out, _ = plan("-o", "yaml")
     assert code == 0 and "tenant_impact:" in out and "- tenant: wayne" in out
 
 
-def test_csv_writes_the_tenant_impact_for_customer_notices() -> None:
+def test_csv_writes_one_row_per_window_two_outages_per_tenant_in_a_two_hop_plan() -> None:
     code, out, _ = plan("-o", "csv", "--waves", "1,100%")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["tenant"] for r in rows] == TENANTS
-    assert list(rows[0]) == [
-        "tenant", "group", "wave", "start_minutes", "downtime_minutes",
-        "degraded_from_minutes", "degraded_until_minutes", "degraded_minutes",
-    ]  # fmt: skip
-    assert rows[0]["wave"] == "1" and float(rows[0]["downtime_minutes"]) > 0
+    assert list(rows[0]) == ["tenant", "group", "hop", "wave", "kind", "start", "end", "minutes"]
+    downs = [r for r in rows if r["kind"] == "down"]
+    assert [r["tenant"] for r in downs] == [t for t in TENANTS for _ in range(2)]  # 6.10 -> 6.11 -> 6.12
+    for first, second in zip(downs[::2], downs[1::2], strict=True):
+        assert (first["hop"], second["hop"]) == ("6.11", "6.12")
+        assert float(first["end"]) <= float(second["start"])  # two outages, not one merged window
+        for row in (first, second):
+            assert float(row["end"]) - float(row["start"]) == float(row["minutes"]) > 0
+    assert rows[0]["wave"] == "1"
 
 
 def test_tenant_impact_prints_a_table_with_every_tenant() -> None:
@@ -136,3 +141,17 @@ def test_a_dry_run_stops_where_the_window_would_close_exit_11(tmp_path: Path) ->
     assert "window closed at a safe point" in out
     assert "left for the next window: 4 group upgrades: main@6.12" in out
     assert "main@6.12/install" not in out
+
+
+def test_a_download_link_on_the_old_host_is_named_as_rewritten_in_the_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "XSOAR_DOWNLOAD_LINK", "https://download.demisto.works/download-params/?token=t0k3n&eula=accept"
+    )
+    code, out, _ = plan()
+    assert code == 0
+    assert "note: the download link's host download.demisto.works is rewritten to download.demisto.com" in out
+    assert "t0k3n" not in out
+    monkeypatch.setenv("XSOAR_DOWNLOAD_LINK", "https://download.demisto.com/download-params/?token=t0k3n")
+    assert "rewritten" not in plan()[1]

@@ -196,3 +196,23 @@ def test_where_the_window_closes_mid_hop_the_rows_before_it_the_line_then_the_re
         line_of("Validate (steps"),
     ]
     assert order == sorted(order)
+
+
+def test_detail_shows_each_step_s_reason_and_numbers_agree_with_their_nouns() -> None:
+    inventory = load_inventory(EXAMPLE)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.12")
+    buffer = io.StringIO()
+    render_plan(plan, inventory, Console(file=buffer, width=100_000), detail=True)
+    detail = buffer.getvalue()
+    for step in plan.steps:  # the `why` of the JSON, on the screen too
+        assert step.why in detail, step.id
+    from tests.unit.inventories import build
+    from tests.unit.test_planner import single
+
+    alone = build("bolt", single("main", "6.11"), [single("a", "6.11")])  # no tenant: one validation step
+    buffer = io.StringIO()
+    render_plan(plan_upgrade(alone, alone.versions(), "6.12"), alone, Console(file=buffer, width=100_000))
+    text = buffer.getvalue()
+    assert not re.search(r"\(steps \d+[;)]", text), text  # one step is `step 25`, not `steps 25`
+    assert re.search(r"\(step \d+[;)]", text)
+    assert not re.search(r"\b1 (tenants|paths|servers|groups)\b", text)

@@ -38,3 +38,37 @@ def test_the_recap_shows_each_servers_own_outcome(capsys: pytest.CaptureFixture[
         if line.startswith("│") and (cells := [c.strip() for c in line.strip("│").split("│")])
     }
     assert rows == {"ha-a": "ok", "ha-b": "ok", "ha-c": "failed", "h2": "not started", "h3": "skipped"}
+
+
+def test_an_interrupted_recap_says_so_names_the_tenants_down_and_what_lags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inventory = load_inventory(EXAMPLE)
+    plan = plan_upgrade(inventory, inventory.versions(), "6.12")
+    servers = {"m": recap_state(Version.parse("6.11.0"), True, "main@6.11/wait-healthy/m", "ok")}
+    outcome = RunOutcome(RunReport("interrupted", servers, 9, []), plan, "r1", Path("/state/runs/r1"),
+                         resume_command="xsoar-mt upgrade run -i i.yaml --resume r1",
+                         tenants_down=["globex", "initech"], lagging_functions=("content sync",))  # fmt: skip
+    render_recap(outcome)
+    out = capsys.readouterr().out
+    assert "interrupted by the operator (Ctrl-C or SIGTERM): nothing failed" in out
+    assert "once the cause is fixed" not in out and "to continue: xsoar-mt upgrade run" in out
+    assert "tenants down now: globex, initech" in out
+    assert "these do not work:" in out and "  - content sync" in out
+
+
+def test_the_tenants_down_are_those_whose_serving_servers_are_all_stopped() -> None:
+    from xsoar_mt.recap import lagging_functions, tenants_down
+
+    inventory = load_inventory(EXAMPLE)
+    running: dict[str, bool | None] = {s.name: True for s in inventory.servers}
+    assert tenants_down(inventory, running) == []
+    emea = inventory.group("emea")
+    secondary = [s.name for s in emea.servers if s.role.value == "secondary"]
+    primary = [s.name for s in emea.servers if s.role.value == "primary"]
+    assert tenants_down(inventory, running | dict.fromkeys(secondary, False)) == []  # a standby serves nobody
+    assert tenants_down(inventory, running | dict.fromkeys(primary, False)) == [t.name for t in emea.tenants]
+    main = {s.name for s in inventory.main.servers}
+    releases = {s.name: "6.11" if s.name in main else "6.10" for s in inventory.servers}
+    assert lagging_functions(inventory, releases)  # hosts one behind main: degraded
+    assert lagging_functions(inventory, dict.fromkeys(releases, "6.11")) == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -31,16 +32,29 @@ def up(root: Path, spec_file: Path | None) -> int:
     print("inventory:")
     for path in inventories:
         print(f"  {path}")
-    print(
-        "\ntry:\n"
-        f"  ssh -F {fleet.ssh_config} {first.main.primary.name} 'service demisto status'\n"
-        f"  .venv/bin/xsoar-mt inventory validate {inventories[0]}\n"
-        f"  .venv/bin/xsoar-mt upgrade plan -i {inventories[0]} --to 6.12\n"
-        f"  tail -f {fleet.event_log}      # what the servers did\n"
-        f"  tail -f {fleet.command_log}    # every command run over SSH\n"
-        "stop it with `make fleet-down`."
-    )
+    print("\ntry (from any directory):")
+    for command in try_commands(fleet, inventories[0], first.main.primary.name, root):
+        print(f"  {command}")
+    print("stop it with `make fleet-down`.")
     return 0
+
+
+def try_commands(fleet: Fleet, inventory: Path, server: str, root: Path) -> list[str]:
+    """Commands to try on the fleet just started, each working as printed from any directory: absolute
+    paths, `--probe` (the demo inventory gives no versions: the servers say), and the fleet's own state
+    directory (so trying it leaves nothing in the operator's)."""
+    xsoar_mt = Path(sys.executable).parent / "xsoar-mt"
+    tool = str(xsoar_mt) if xsoar_mt.exists() else f"{sys.executable} -m xsoar_mt"
+    state = shlex.quote(str(root.absolute() / "xsoar-mt-state"))
+    inv = shlex.quote(str(inventory.absolute()))
+    return [
+        f"ssh -F {shlex.quote(str(fleet.ssh_config))} {server} 'service demisto status'",
+        f"{tool} inventory validate {inv}",
+        f"{tool} status -i {inv} --state-dir {state}",
+        f"{tool} upgrade plan -i {inv} --to 6.12 --probe --state-dir {state}",
+        f"tail -f {shlex.quote(str(fleet.event_log))}      # what the servers did",
+        f"tail -f {shlex.quote(str(fleet.command_log))}    # every command run over SSH",
+    ]
 
 
 def down(root: Path) -> int:

@@ -23,9 +23,34 @@ def xsoar_mt(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 
 def run(inv: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`upgrade run` with the inventory's folder as working directory and its own state directory."""
-    return xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
-                    cwd=inv.parent, timeout=timeout)  # fmt: skip
+    """`upgrade run` with the inventory's folder as working directory and its own state directory; when the
+    run reached its recap, the recap is checked against the journal, server by server."""
+    before = _journal_marks(inv.parent / "state")
+    result = xsoar_mt("upgrade", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args,
+                      cwd=inv.parent, timeout=timeout)  # fmt: skip
+    check_recap(inv.parent / "state", before, None if "json" in args else result.stdout)
+    return result
+
+
+def _journal_marks(state_dir: Path) -> dict[Path, int]:
+    runs = state_dir / "runs"
+    return {p: p.stat().st_mtime_ns for p in runs.glob("*/journal.jsonl")} if runs.exists() else {}
+
+
+def check_recap(state_dir: Path, before: dict[Path, int], printed: str | None) -> None:
+    """If a run wrote its journal since `before` and reached its recap (a run-finished record), the recap
+    agrees with the journal (tests/recap_check.py). A run stopped before any change writes no journal."""
+    from tests.recap_check import assert_recap_agrees_with_journal, latest_run_dir
+
+    latest = latest_run_dir(state_dir)
+    if (
+        latest is None
+        or before.get(latest / "journal.jsonl") == (latest / "journal.jsonl").stat().st_mtime_ns
+    ):
+        return
+    session = (latest / "journal.jsonl").read_text().split('"kind": "run-resumed"')[-1]
+    if '"kind": "run-finished"' in session:
+        assert_recap_agrees_with_journal(state_dir, printed)
 
 
 def run_json(
@@ -62,11 +87,17 @@ def wait_until(process: subprocess.Popen[str], ready: Callable[[], bool], what: 
 def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], bool], times: int = 1,
                    timeout: float = 120) -> tuple[str, str]:  # fmt: skip
     """Send SIGINT `times` once `ready()` holds, then wait for the run to end; its (stdout, stderr)."""
+    argv = [str(a) for a in process.args]  # type: ignore[union-attr]  # start_run passes a list
+    state_dir = Path(argv[argv.index("--state-dir") + 1]) if "--state-dir" in argv else None
+    before = _journal_marks(state_dir) if state_dir else {}
     wait_until(process, ready, "the moment to interrupt", timeout)
     for _ in range(times):
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
-    return process.communicate(timeout=timeout)
+    out, err = process.communicate(timeout=timeout)
+    if state_dir is not None:
+        check_recap(state_dir, before, None)
+    return out, err
 
 
 def events_of(stdout: str) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from tests.fleet.runs import (
     start_run,
     versions,
 )
+from tests.recap_check import assert_recap_agrees_with_journal
 
 pytestmark = [pytest.mark.fleet, pytest.mark.fault_matrix]
 
@@ -189,6 +190,7 @@ def test_a_fault_halts_the_run_with_a_true_recap_and_resume_finishes(
     assert code == EXPECTED[fault][step], f"exit {code}\n" + "\n".join(
         e["message"] for e in events if e["kind"] in ("step-finished", "warning", "run-finished")
     )
+    assert_recap_agrees_with_journal(tmp_path / "state")  # each server's outcome and last step, as journaled
     recap = recap_versions(events)
     (finished,) = [e for e in events if e["kind"] == "run-finished"]
     for server in fleet.servers(shape.deployment):

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fleet.fleet import Fleet
 from tests.fleet.runs import REPO, installs, journal, order_violations, run, versions
+from tests.recap_check import assert_recap_agrees_with_journal
 
 pytestmark = pytest.mark.fleet
 
@@ -136,3 +137,33 @@ def test_an_installer_killed_on_the_server_fails_its_step_as_vanished_and_resume
     assert completed_installs(fleet).count(("single-h1", "6.12.0")) == 1
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
     assert order_violations(fleet) == []
+
+
+def test_resume_latest_finds_the_run_from_another_directory_in_the_default_state_directory(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h1").set_fault(installer_fails=True)
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir()
+    other.mkdir()
+    env = {
+        k: v for k, v in os.environ.items() if k != "XSOAR_MT_STATE_DIR"
+    }  # the default, as an operator has it
+    env.update(PYTHONPATH=str(REPO), COLUMNS="1000", XDG_STATE_HOME=str(tmp_path / "xdg"))
+
+    def xsoar_mt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inv), "--yes", *args],
+                              cwd=cwd, capture_output=True, text=True, timeout=300, env=env, check=False)  # fmt: skip
+
+    failed = xsoar_mt("--to", "6.12", cwd=first)
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    state = tmp_path / "xdg" / "xsoar-mt"
+    assert list((state / "runs").glob("*/journal.jsonl")) and not (first / ".xsoar-mt").exists()
+    assert_recap_agrees_with_journal(state, failed.stdout)
+
+    fleet.server("single-h1").clear_faults()
+    resumed = xsoar_mt("--resume", "latest", cwd=other)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert_recap_agrees_with_journal(state, resumed.stdout)

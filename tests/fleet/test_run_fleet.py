@@ -473,3 +473,37 @@ def test_the_ssh_agent_is_used_when_the_inventory_names_no_key(fleet: Fleet, tmp
         assert "authentication failed" in refused.stderr
     finally:
         os.kill(int(agent["SSH_AGENT_PID"]), signal.SIGTERM)
+
+
+def test_a_declined_prompt_shows_the_plan_changes_nothing_and_exits_12(fleet: Fleet, tmp_path: Path) -> None:
+    import pty
+
+    inv = inventory(fleet, "single", tmp_path)
+    parent, child = pty.openpty()  # a terminal on standard input: the run asks before the first change
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "xsoar_mt", "upgrade", "run", "-i", str(inv), "--to", "6.12",
+             "--state-dir", str(tmp_path / "state")],
+            cwd=tmp_path, stdin=child, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+        )  # fmt: skip
+        os.write(parent, b"n\n")  # read once the question is asked (the terminal keeps it until then)
+        out, err = process.communicate(timeout=300)
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert process.returncode == 12, out + err
+    assert "now? [y/N]" in out and "error: not confirmed: nothing was changed" in err
+    assert out.index("expected length of the night") < out.index("now? [y/N]")
+    assert nothing_changed(fleet)
+
+
+def test_with_yes_the_run_shows_the_plan_summary_before_the_first_change(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = inventory(fleet, "single", tmp_path)
+    result = run(inv, "--to", "6.12", "--parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.index("Upgrade plan for single:")
+    assert summary < result.stdout.index("done: ")  # before any step finished
+    assert "up to 2 host groups at once" in result.stdout  # the estimate --parallel gives, as plan shows it

@@ -76,6 +76,16 @@ def test_run_installs_every_server_in_the_plans_order() -> None:
     assert {str(fleet.version(n)) for n in fleet.servers} == {"6.11.0"}
 
 
+def test_a_successful_run_recaps_every_server_ok_with_its_last_journaled_step() -> None:
+    _, _, executor, sink = _setup()
+    report = executor.execute()
+    assert report.outcome == "succeeded"
+    assert {n: s.outcome for n, s in report.servers.items()} == dict.fromkeys(("m1", "m2", "h1", "h2"), "ok")
+    for name, state in report.servers.items():  # a validation step is a step like any other
+        (last, *_) = [e.step for e in reversed(sink.kinds("step-finished")) if name in e.servers]
+        assert state.last_step == last
+
+
 def test_two_hop_run_alternates_main_and_hosts() -> None:
     _, fleet, executor, _ = _setup(target="6.12")
     assert executor.execute().outcome == "succeeded"
@@ -135,7 +145,8 @@ def test_first_interrupt_finishes_the_group_under_way_and_starts_no_other() -> N
     assert fleet.installs() == ["m2", "m1"]  # main's DR pair is finished, so it is not left stopped
     assert {str(fleet.version(n)) for n in ("m1", "m2")} == {"6.11.0"}
     assert all(fleet.servers[n].running for n in fleet.servers)
-    assert report.servers["h1"].outcome == "not started"
+    assert report.servers["h1"].outcome == "prepared"  # its backup finished: never "not started"
+    assert (report.servers["h1"].last_step or "").startswith("prepare/")
 
 
 def test_second_interrupt_stops_waiting_for_the_installer() -> None:

@@ -263,7 +263,7 @@ def test_every_size_in_a_sizing_finding_is_in_gib() -> None:
     disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
     busy = system_finding("g1a", 16, 32 * 1024**3, disk, "production", 3)
     assert busy.detail == (
-        "16 cores, 32 GiB memory, 2000.0 GiB disk on /; it runs 2 tenant(s) and the vendor counts each as a "
+        "16 cores, 32 GiB memory, 2000.0 GiB disk on /; it runs 2 tenants and the vendor counts each as a "
         "server: 3 x production needs 48 cores, 96 GiB memory, 2794 GiB disk"
     )
     assert " GB" not in busy.detail
@@ -469,3 +469,14 @@ def test_a_refused_path_to_a_stopped_service_warns_instead_of_failing() -> None:
     assert [r.state for r in marked] == [PathState.STOPPED, PathState.REFUSED]
     assert communication_finding("main", marked[:1]).verdict.value == "warn"
     assert communication_finding("main", marked).verdict.value == "fail"
+
+
+def test_the_system_finding_suggests_the_dev_profile_only_where_its_sizing_would_pass() -> None:
+    disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
+    fits_dev = system_finding("g1a", 8, 16 * 1024**3, disk, "production", 1)
+    assert "deployment.profile: dev" in (fits_dev.fix or "")
+    two_cores = system_finding("g1a", 2, 4 * 1024**3, disk, "production", 1)  # too small for dev as well
+    assert "profile: dev" not in (two_cores.fix or "")
+    assert "--ignore-preflight-errors=system" in (two_cores.fix or "")
+    already_dev = system_finding("g1a", 2, 4 * 1024**3, disk, "dev", 1)
+    assert "profile: dev" not in (already_dev.fix or "")

@@ -100,3 +100,27 @@ def test_a_runs_start_record_says_who_ran_it_and_keeps_the_preflight_findings_it
     resumed = run(resume="latest")
     (again,) = [r for r in resumed if r["kind"] == "run-resumed"]
     assert again["upgrade"] == run_id and again["operator"] == intent["operator"]
+
+
+def test_a_link_on_the_old_host_is_named_as_rewritten_in_the_run_s_first_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(INVENTORY)
+    monkeypatch.setenv("XSOAR_TEST_LINK", "https://download.demisto.works/download-params/?token=s3cret")
+    fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
+    events: list[Event] = []
+
+    class Sink:
+        def emit(self, event: Event) -> None:
+            events.append(event)
+
+    request = RunRequest(target="6.12", yes=True, ignore_preflight_errors="all")
+    with Session(inventory, tmp_path / "state", shells=fleet.shell) as session:
+        run_upgrade(session, request, Sink(), confirm=lambda plan: True)
+    first = events[0]
+    assert (
+        first.kind == "warning"
+        and "download.demisto.works is rewritten to download.demisto.com" in first.message
+    )
+    assert all("s3cret" not in e.message for e in events)

@@ -48,7 +48,9 @@ def test_resume_latest_takes_the_newest_run_of_the_same_deployment_only(tmp_path
             json.dumps({"kind": "run-intent", "deployment": deployment}) + "\n"
         )
     assert RunDir.find(tmp_path, "latest", "acme-1").run_id == "20261201-010000-aaaa"
-    with pytest.raises(InvalidInput, match="no run of this deployment"):
+    with pytest.raises(
+        UsageError, match="nothing to resume: no run of this deployment under /"
+    ):  # exit 2, absolute
         RunDir.find(tmp_path, "latest", "third-3")
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.unit.inventories import build
 from tests.unit.test_planner import dr, ha, plan, single
+from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
 from tests.unit.test_planner_waves import five, waved
-from xsoar_mt.estimate import Durations, batches, estimate, tenant_impact
+from xsoar_mt.cli.plan_text import tenant_impact_csv
+from xsoar_mt.estimate import Durations, Span, batches, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.plan import Action, Plan, Scope
 
 # Each host phase of a single server: stop 1 + install 6 + start 1 + healthy 2 = 10 minutes.
 TEN = {"backup": 0, "fetch": 0, "stop": 1, "install": 6, "start": 1, "healthy": 2, "validate": 1}
@@ -78,21 +85,34 @@ def test_a_tenant_is_down_while_its_group_is_and_main_s_tenants_never_lag() -> N
     p = waved(inventory, "1,50%,100%")
     rows = impact(p, inventory)
     timing = estimate(p, TEN)
-    assert rows["main-t0"]["start_minutes"] == timing.span("main@6.12").start
-    assert rows["main-t0"]["downtime_minutes"] == 10 and rows["main-t0"]["degraded_minutes"] == 0
-    assert rows["h2-t0"]["start_minutes"] == timing.span("h2@6.12").start
-    # a host's tenant lags main from main's upgrade until its own group is upgraded
-    assert rows["h2-t0"]["degraded_from_minutes"] == timing.span("main@6.12").start
-    assert rows["h2-t0"]["degraded_until_minutes"] == timing.span("h2@6.12").end
+    main, h2 = timing.span("main@6.12"), timing.span("h2@6.12")
+    assert rows["main-t0"]["windows"] == [
+        {
+            "kind": "down",
+            "hop": "6.12",
+            "start_minutes": main.start,
+            "end_minutes": main.start + 10,
+            "minutes": 10,
+        }
+    ]
+    assert rows["main-t0"]["total_down_minutes"] == 10 and rows["main-t0"]["total_degraded_minutes"] == 0
+    # a host's tenant lags main from main's upgrade until its own group goes down, then is down
+    degraded, down = rows["h2-t0"]["windows"]  # type: ignore[misc]  # a list of two windows
+    assert (degraded["kind"], degraded["start_minutes"], degraded["end_minutes"]) == (
+        "degraded",
+        main.start,
+        h2.start,
+    )
+    assert (down["kind"], down["start_minutes"], down["end_minutes"]) == ("down", h2.start, h2.start + 10)
 
 
 def test_a_dr_pair_s_tenant_is_down_while_the_primary_is_and_an_ha_group_s_for_the_group_s_outage() -> None:
     bolt = build("bolt", single("main", "6.12"), [dr("d", "6.11", tenants=1)])
     # DR: stop p (1), stop s (1), install s (6), start s (1), healthy s (2), install p (6), start (1), healthy (2)
-    assert impact(plan(bolt), bolt)["d-t0"]["downtime_minutes"] == 20
+    assert impact(plan(bolt), bolt)["d-t0"]["total_down_minutes"] == 20
     elastic = build("elasticsearch", single("main", "6.12"), [ha("g", "6.11", "6.11", "6.11", tenants=1)])
     # HA: all stopped (1), the first installed (6), started (1) and healthy (2): the group serves again
-    assert impact(plan(elastic), elastic)["g-t0"]["downtime_minutes"] == 10
+    assert impact(plan(elastic), elastic)["g-t0"]["total_down_minutes"] == 10
 
 
 def test_a_tenant_of_a_group_left_out_of_scope_lags_main_after_the_plan_too() -> None:
@@ -101,6 +121,62 @@ def test_a_tenant_of_a_group_left_out_of_scope_lags_main_after_the_plan_too() ->
     )
     p = plan(inventory, "6.12", Scope(main=True, groups=("a",)))
     rows = impact(p, inventory)
-    assert rows["b-t0"]["start_minutes"] is None and rows["b-t0"]["downtime_minutes"] == 0
-    assert rows["b-t0"]["degraded_until_minutes"] is None and rows["b-t0"]["degraded_minutes"] is None
-    assert rows["a-t0"]["degraded_minutes"] == 20  # from main's upgrade (10) through its own (10)
+    assert rows["b-t0"]["total_down_minutes"] == 0 and rows["b-t0"]["total_degraded_minutes"] is None
+    assert [(w["kind"], w["end_minutes"]) for w in rows["b-t0"]["windows"]] == [("degraded", None)]  # type: ignore[attr-defined]
+    assert rows["a-t0"]["total_degraded_minutes"] == 10  # from main's upgrade (10) until its own starts
+
+
+def test_two_hops_give_a_tenant_two_separate_outages_never_one_merged_window() -> None:
+    inventory = build("bolt", single("main", "6.10"), [single("a", "6.10", tenants=1)])
+    p = plan(inventory, "6.12")
+    timing = estimate(p, TEN)
+    (row,) = [r for r in tenant_impact(p, [("main", []), ("a", ["a-t0"])], timing)]
+    downs = row.of("down")
+    assert [(w.hop, w.start, w.end) for w in downs] == [
+        ("6.11", timing.span("a@6.11").start, timing.span("a@6.11").start + 10),
+        ("6.12", timing.span("a@6.12").start, timing.span("a@6.12").start + 10),
+    ]
+    assert row.total_down == 20
+    csv_rows = tenant_impact_csv([row]).splitlines()
+    assert csv_rows[0] == "tenant,group,hop,wave,kind,start,end,minutes"
+    assert [r.split(",")[2] for r in csv_rows[1:] if ",down," in r] == ["6.11", "6.12"]
+
+
+def _outages(span: Span, durations: Durations) -> tuple[float, float] | None:
+    """When the server that serves the group is stopped in this phase until it is healthy again (None when
+    the phase stops nothing), worked out from the steps alone."""
+    elapsed, stopped, serving = span.start, None, set[str]()
+    for step in span.phase.steps:
+        if stopped is None and step.action is Action.STOP:
+            stopped, serving = elapsed, set(step.servers)
+        elapsed += durations.step(step)
+        if stopped is not None and step.action is Action.HEALTHY and serving & set(step.servers):
+            return stopped, elapsed
+    return None if stopped is None else (stopped, elapsed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases(), st.sampled_from([None, 1, 2]))
+def test_a_tenant_s_windows_are_real_separate_intervals_in_the_night_adding_up_to_its_totals(
+    case: Case, parallel: int | None
+) -> None:
+    p = plan_or_refusal(case)
+    if p is None or p.nothing_to_do:
+        return
+    timing = estimate(p, TEN, parallel)
+    groups = [(g.name, [f"{g.name}-t{i}" for i in range(len(g.tenants) or 1)]) for g in case.inventory.groups]
+    for row in tenant_impact(p, groups, timing):
+        windows = sorted(row.windows, key=lambda w: w.start)
+        for before, after in itertools.pairwise(windows):
+            assert before.end is not None and before.end <= after.start, (row.tenant, windows)
+        for window in windows:
+            assert 0 <= window.start <= timing.minutes
+            assert window.end is None or window.start < window.end <= timing.minutes
+        assert row.total_down == sum(w.minutes or 0 for w in row.of("down"))
+        if all(w.end is not None for w in row.of("degraded")):
+            assert row.total_degraded == sum(w.minutes or 0 for w in row.of("degraded"))
+        for span in timing.spans:
+            if span.phase.group != row.group or (stopped := _outages(span, timing.durations)) is None:
+                continue
+            assert any(w.start <= stopped[0] and w.end is not None and w.end >= stopped[1]
+                       for w in row.of("down")), (row.tenant, span.phase.id, stopped, windows)  # fmt: skip

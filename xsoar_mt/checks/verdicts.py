@@ -320,24 +320,28 @@ def system_finding(
     per_cores, per_mem, per_disk = SIZING[profile]
     have = f"{cores} cores, {memory / GIB:.0f} GiB memory, {_gib(disk.total_bytes)} disk on {disk.path}"
 
-    def short(count: int) -> list[str]:
+    def short(count: int, sizing: tuple[int, int, int] = (per_cores, per_mem, per_disk)) -> list[str]:
         out = []
-        if cores < per_cores * count:
-            out.append(f"{per_cores * count} cores")
-        if memory < per_mem * count * GIB * SIZE_TOLERANCE:
-            out.append(f"{per_mem * count} GiB memory")
-        if disk.total_bytes < per_disk * count * GB * SIZE_TOLERANCE:
-            out.append(f"{per_disk * count * GB / GIB:.0f} GiB disk")
+        if cores < sizing[0] * count:
+            out.append(f"{sizing[0] * count} cores")
+        if memory < sizing[1] * count * GIB * SIZE_TOLERANCE:
+            out.append(f"{sizing[1] * count} GiB memory")
+        if disk.total_bytes < sizing[2] * count * GB * SIZE_TOLERANCE:
+            out.append(f"{sizing[2] * count * GB / GIB:.0f} GiB disk")
         return out
 
     below_one = short(1)
     if below_one:
+        # Suggest the dev profile only where it would pass: on a server too small for it, it fails as well.
+        fits_dev = profile != "dev" and not short(1, SIZING["dev"])
+        lesser = ("set deployment.profile: dev for a non-production deployment (its sizing fits this server)"
+                  if fits_dev else "for a lab knowingly this small, pass --ignore-preflight-errors=system")  # fmt: skip
         return Finding(
             "system",
             server,
             Verdict.FAIL,
             f"{have}; the {profile} sizing of one server needs {', '.join(below_one)}",
-            "add resources, or set deployment.profile: dev for a non-production deployment",
+            f"add resources, or {lesser}",
         )
     below_all = short(units)
     if below_all:
@@ -345,7 +349,7 @@ def system_finding(
             "system",
             server,
             Verdict.WARN,
-            f"{have}; it runs {units - 1} tenant(s) and the vendor counts each as a server: "
+            f"{have}; it runs {units - 1} tenant{'' if units == 2 else 's'} and the vendor counts each as a server: "
             f"{units} x {profile} needs {', '.join(below_all)}",
             "add resources before adding load, or move tenants to another host",
         )
@@ -391,7 +395,7 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
             "communication",
             server,
             Verdict.FAIL,
-            f"{len(closed)} of {required} required paths closed: "
+            f"{len(closed)} of {required} required {'path' if required == 1 else 'paths'} closed: "
             + ", ".join(name(r) for r in closed)
             + notes,
             "open these ports between the servers (firewall, security groups) and check the service listens",
@@ -401,9 +405,8 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
             "communication",
             server,
             Verdict.WARN,
-            f"{len(stopped)} paths lead to a stopped service and cannot be tested until it runs: "
-            + ", ".join(name(r) for r in stopped)
-            + notes,
+            f"{len(stopped)} {'path leads' if len(stopped) == 1 else 'paths lead'} to a stopped service and "
+            "cannot be tested until it runs: " + ", ".join(name(r) for r in stopped) + notes,
             "start the service, or let `upgrade run --resume` start it, then check again",
         )
     if untested:
@@ -411,10 +414,20 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
             "communication",
             server,
             Verdict.WARN,
-            f"{len(untested)} paths could not be tested (no bash with timeout, and no nc)" + notes,
+            f"{len(untested)} {'path' if len(untested) == 1 else 'paths'} could not be tested (no bash with timeout, and no nc)"
+            + notes,
             "install nc, or test the paths by hand",
         )
-    return Finding("communication", server, Verdict.PASS, f"all {required} required paths open{notes}")
+    return Finding(
+        "communication",
+        server,
+        Verdict.PASS,
+        (
+            f"the required path is open{notes}"
+            if required == 1
+            else f"all {required} required paths open{notes}"
+        ),
+    )
 
 
 # -- TLS --------------------------------------------------------------------------------------------

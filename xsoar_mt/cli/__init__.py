@@ -13,7 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from xsoar_mt import __version__
-from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption
+from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption, resolved_state_dir
 from xsoar_mt.errors import ExitCode, InventoryError, XsoarMtError
 
 P = ParamSpec("P")
@@ -81,6 +81,9 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            _closed_pipe()
+            raise typer.Exit(int(ExitCode.OK)) from None
         except Exception as exc:
             from xsoar_mt.secrets import REDACTOR
 
@@ -204,7 +207,7 @@ def upgrade_plan(
             help="With --probe: trust unknown host keys on first contact (never changed ones).",
         ),
     ] = False,
-    state_dir: StateDirOption = Path(".xsoar-mt"),
+    state_dir: StateDirOption = None,
     detail: Annotated[
         bool, typer.Option("--detail", help="Text: every step with its command, not one line per group.")
     ] = False,
@@ -251,12 +254,16 @@ def upgrade_plan(
         from xsoar_mt.cli.render import console
 
         render_tenant_impact(view.impact, plan, console())
+        for note in view.notes:
+            console().print(f"note: {note}", markup=False)
     else:
         from xsoar_mt.cli.plan_text import render_plan
         from xsoar_mt.cli.render import console
 
         render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
                     window=view.window)  # fmt: skip
+        for note in view.notes:
+            console().print(f"note: {note}", markup=False)
     raise typer.Exit(int(view.exit_code))
 
 
@@ -309,9 +316,7 @@ def upgrade_run(
     force_unlock: Annotated[
         str | None, typer.Option("--force-unlock", help="Break the lock left by run ID.", metavar="ID")
     ] = None,
-    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
-        ".xsoar-mt"
-    ),
+    state_dir: StateDirOption = None,
     waves: WavesOption = None,
     window_end: WindowOption = None,
 ) -> None:
@@ -319,11 +324,12 @@ def upgrade_run(
     from xsoar_mt.cli.checks import scope_from_flags, session
     from xsoar_mt.usecases.run import RunRequest
 
+    state = resolved_state_dir(state_dir)
     if force_unlock is not None:
         from xsoar_mt.usecases.unlock import UnlockRequest
         from xsoar_mt.usecases.unlock import force_unlock as break_lock
 
-        with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+        with session(ctx, inventory, state, accept_new_host_keys) as opened:
             typer.echo(break_lock(opened, UnlockRequest(force_unlock)).message)
         return
     _check_run_flags(to, plan_file, resume, probe=probe, dry_run=dry_run)
@@ -331,7 +337,7 @@ def upgrade_run(
         from xsoar_mt.checks.model import parse_ignore
 
         parse_ignore(ignore_preflight_errors)
-    interactive = sys.stdin.isatty() and output is TextOrJson.text
+    interactive = _can_prompt() and output is TextOrJson.text
     if not (dry_run or yes or interactive):
         from xsoar_mt.errors import UsageError
 
@@ -339,13 +345,13 @@ def upgrade_run(
     if not dry_run:
         from xsoar_mt.state_dir import StateDir
 
-        StateDir(state_dir).require_usable()
+        StateDir(state).require_usable()
     scope, spec, window = scope_from_flags(only, group), _waves(waves), _window_end(window_end)
     request = RunRequest(target=to, scope=scope, plan_file=plan_file, resume=resume, dry_run=dry_run,
                          probe_in_dry_run=probe, ignore_preflight_errors=ignore_preflight_errors,
                          parallel=parallel, yes=yes, json_output=output is TextOrJson.json, waves=spec,
                          window_end=window[1] if window is not None else None)  # fmt: skip
-    with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
+    with session(ctx, inventory, state, accept_new_host_keys) as opened:
         outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
     if output is TextOrJson.text:
         from xsoar_mt.cli.render import render_recap
@@ -363,9 +369,17 @@ def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any
     from xsoar_mt.usecases.run import run_upgrade
 
     def confirm(plan: Any) -> bool:
+        """Before the first change: the plan's summary (with --yes too, so a CI log records what was about
+        to change), estimated as `upgrade plan` estimates it; then, without --yes, the question."""
+        from xsoar_mt.cli.plan_text import render_plan_summary
+        from xsoar_mt.usecases.plan import estimate_for
+
+        timing = estimate_for(opened, plan, request.parallel)
+        if not json_lines and yes:
+            render_plan_summary(plan, opened.inventory, console(), timing)
         if yes:
             return True
-        render_plan(plan, opened.inventory, console())
+        render_plan(plan, opened.inventory, console(), timing=timing)
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
     def on_executor(executor: Any) -> None:
@@ -377,6 +391,23 @@ def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any
 
     with EventPrinter(json_lines=json_lines) as printer:
         return run_upgrade(opened, request, printer, confirm=confirm, on_executor=on_executor)
+
+
+def _can_prompt() -> bool:
+    """Is there a person to ask (standard input is a terminal)?"""
+    return sys.stdin.isatty()
+
+
+def _closed_pipe() -> None:
+    """Standard output's reader went away (`| head`): not an error. Whatever is still buffered goes
+    nowhere, so Python's own flush at exit does not complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's capture): nothing to silence
+        pass
 
 
 _LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value
@@ -464,6 +495,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        _closed_pipe()
+        sys.exit(int(ExitCode.OK))
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
@@ -471,6 +505,10 @@ def main() -> None:
         if not _is_click_error(exc):
             raise
         sys.exit(_command_line_error(exc))
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_pipe()
     sys.exit(code if isinstance(code, int) else 0)
 
 

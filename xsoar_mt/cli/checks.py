@@ -23,8 +23,26 @@ class Output(StrEnum):
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
 StateDirOption = Annotated[
-    Path, typer.Option("--state-dir", help="Where the last observed state of each server is kept.")
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where runs, locks and the last observed state of each server are kept "
+        "(default: $XSOAR_MT_STATE_DIR, else ~/.local/state/xsoar-mt).",
+    ),
 ]
+
+
+def resolved_state_dir(given: Path | None) -> Path:
+    """The state directory (absolute), from --state-dir or the default (state_home.py); its note, if any,
+    on standard error."""
+    from xsoar_mt.state_home import state_home
+
+    home = state_home(given)
+    if home.note:
+        typer.echo(home.note, err=True)
+    return home.path
+
+
 AcceptNewOption = Annotated[
     bool,
     typer.Option(
@@ -37,13 +55,15 @@ def _prompt(label: str) -> str:
     return str(typer.prompt(label, hide_input=True))
 
 
-def session(ctx: typer.Context, inventory: Path, state_dir: Path, accept_new_host_keys: bool) -> Session:
+def session(
+    ctx: typer.Context, inventory: Path, state_dir: Path | None, accept_new_host_keys: bool
+) -> Session:
     """The session a command works in: SSH shells, unless a test handed the CLI a shell factory as the
     root context's `obj` (`CliRunner().invoke(app, args, obj=factory)`)."""
     from xsoar_mt.usecases.session import Session
 
     wired = ctx.find_root().obj
-    return Session(inventory, state_dir, accept_new_host_keys=accept_new_host_keys, prompt=_prompt,
+    return Session(inventory, resolved_state_dir(state_dir), accept_new_host_keys=accept_new_host_keys, prompt=_prompt,
                    shells=wired if callable(wired) else None)  # fmt: skip
 
 
@@ -74,7 +94,7 @@ def _warn(warning: str | None) -> None:
 
 
 def _preflight(ctx: typer.Context, inventory_path: Path, to: str, ignore: str | None, output: Output,
-               accept_new_host_keys: bool, options: Any, state_dir: Path, verbose: bool = False,
+               accept_new_host_keys: bool, options: Any, state_dir: Path | None, verbose: bool = False,
                matrix: bool = False) -> None:  # fmt: skip
     from xsoar_mt.checks.model import parse_ignore
     from xsoar_mt.usecases.preflight import PreflightRequest, preflight
@@ -97,7 +117,7 @@ def _preflight(ctx: typer.Context, inventory_path: Path, to: str, ignore: str | 
 
 
 def _status(ctx: typer.Context, inventory_path: Path, output: Output, accept_new_host_keys: bool,
-            state_dir: Path) -> None:  # fmt: skip
+            state_dir: Path | None) -> None:  # fmt: skip
     from xsoar_mt.usecases.status import StatusRequest, status
 
     with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
@@ -117,7 +137,7 @@ def _status(ctx: typer.Context, inventory_path: Path, output: Output, accept_new
 
 
 def _validate(ctx: typer.Context, inventory_path: Path, to: str | None, only: str | None,
-              group: list[str] | None, output: Output, accept_new_host_keys: bool, state_dir: Path
+              group: list[str] | None, output: Output, accept_new_host_keys: bool, state_dir: Path | None
               ) -> None:  # fmt: skip
     from xsoar_mt.usecases.validate import ValidateRequest, validate
 
@@ -172,7 +192,7 @@ def _register_preflight(app: typer.Typer, boundary: Boundary) -> None:
             float,
             typer.Option("--min-data-free-gb", help="Free space needed under /var/lib/demisto, in GiB."),
         ] = 10.0,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
         verbose: Annotated[
             bool, typer.Option("--verbose", "-v", help="Text: every check on every server, and the matrix.")
         ] = False,
@@ -199,7 +219,7 @@ def _register_status(app: typer.Typer, boundary: Boundary) -> None:
         inventory: InventoryOption,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
     ) -> None:
         """Every server's role, version (and where it comes from), service, reachability and skew, live."""
         _status(ctx, inventory, output, accept_new_host_keys, state_dir)
@@ -218,7 +238,7 @@ def _register_validate(app: typer.Typer, boundary: Boundary) -> None:
         ] = None,
         output: OutputOption = Output.text,
         accept_new_host_keys: AcceptNewOption = False,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
     ) -> None:
         """Main answers, every tenant answers through main, every server runs the release and is up."""
         _validate(ctx, inventory, to, only, group, output, accept_new_host_keys, state_dir)

@@ -16,7 +16,16 @@ from rich.table import Table
 from rich.text import Text
 
 from xsoar_mt.cli.render import names
-from xsoar_mt.estimate import MAIN, PREPARE_PARALLEL, Estimate, TenantImpact, Window, clock, estimate
+from xsoar_mt.estimate import (
+    MAIN,
+    PREPARE_PARALLEL,
+    Estimate,
+    ImpactWindow,
+    TenantImpact,
+    Window,
+    clock,
+    estimate,
+)
 from xsoar_mt.installer import upload_source
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.plan import Action, Phase, Plan, Step
@@ -61,6 +70,11 @@ def render_plan(
 
 
 # -- summary ----------------------------------------------------------------------------------------
+
+
+def render_plan_summary(plan: Plan, inventory: Inventory, out: Console, timing: Estimate) -> None:
+    """The plan's summary alone, as `upgrade run` shows it before the first change."""
+    _summary(out, plan, inventory, timing)
 
 
 def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -> None:
@@ -365,7 +379,10 @@ def _collapsed(out: Console, phase: Phase, inventory: Inventory, timing: Estimat
     at_once = f", up to {PREPARE_PARALLEL} at once" if phase.id == "prepare" else ""
     when = f"from {_at(span.start)}, about {clock(span.end - span.start)}"
     out.print(
-        Text.assemble((phase.title, "bold"), f" (steps {_numbers(first, len(phase.steps))}{at_once}; {when})")
+        Text.assemble(
+            (phase.title, "bold"),
+            f" ({'step' if len(phase.steps) == 1 else 'steps'} {_numbers(first, len(phase.steps))}{at_once}; {when})",
+        )
     )
     upload = inventory.installer.delivery == "upload"
     for (action, release, command, per_server), steps in lines.items():
@@ -394,6 +411,7 @@ def _every_step(out: Console, plan: Plan, first: dict[str, int]) -> None:
         table.add_column("#", justify="right")
         table.add_column("action")
         table.add_column("server(s)", overflow="fold")
+        table.add_column("why", overflow="fold")
         table.add_column("command", overflow="fold")
         table.add_column("skew after")
         for number, step in enumerate(phase.steps, first[phase.id]):
@@ -401,6 +419,7 @@ def _every_step(out: Console, plan: Plan, first: dict[str, int]) -> None:
                 str(number),
                 step.action.value,
                 ", ".join(step.servers),
+                Text(step.why),
                 _command_cell(step),
                 f"[{VERDICT_STYLE[step.verdict_after]}]{step.verdict_after.value}[/]",
             )
@@ -456,58 +475,60 @@ def _at(minutes: float) -> str:
 
 # -- tenant impact ----------------------------------------------------------------------------------
 
-IMPACT_COLUMNS = (
-    "tenant",
-    "group",
-    "wave",
-    "start_minutes",
-    "downtime_minutes",
-    "degraded_from_minutes",
-    "degraded_until_minutes",
-    "degraded_minutes",
-)
+IMPACT_COLUMNS = ("tenant", "group", "hop", "wave", "kind", "start", "end", "minutes")
 
 
 def render_tenant_impact(impact: Sequence[TenantImpact], plan: Plan, out: Console) -> None:
-    """One row per tenant: its group (and wave), when its group goes down and for how long, and when it
-    lags main; times are from the start of the run (h:mm)."""
+    """One row per tenant: its group (and wave), each window it is down and each it is degraded (per hop,
+    h:mm from the start of the run), and the total of each kind, labelled as a total."""
     out.print(
         Text.assemble(
             ("Tenant impact", "bold"),
             f" for {plan.deployment} to {plan.target}: {_count(len(impact), 'tenant')}; times from the start "
-            "of the run; degraded: its host lags main, so some functions do not work",
+            "of the run, each window on its own (hop: start-end); degraded: its host lags main, so some "
+            "functions do not work",
         )
     )
     table = Table(box=None, padding=(0, 1), pad_edge=False)
-    for column, justify in (("tenant", "left"), ("group", "left"), ("wave", "right"), ("down from", "right"),
-                            ("down for", "right"), ("degraded", "right")):  # fmt: skip
+    for column, justify in (("tenant", "left"), ("group", "left"), ("wave", "right"), ("down", "left"),
+                            ("down, total", "right"), ("degraded", "left"), ("degraded, total", "right")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]  # literal above
     for row in impact:
+        degraded = row.total_degraded
         table.add_row(
             row.tenant,
             row.group,
             "" if row.wave is None else str(row.wave),
-            "-" if row.start is None else _at(row.start),
-            clock(row.downtime) if row.start is not None else "-",
-            _degraded(row),
+            _windows(row.of("down")),
+            clock(row.total_down) if row.of("down") else "-",
+            _windows(row.of("degraded")),
+            "-" if not row.of("degraded") else "open" if degraded is None else clock(degraded),
         )
     out.print(table)
 
 
-def _degraded(row: TenantImpact) -> str:
-    if row.degraded_from is None:
+def _windows(windows: Sequence[ImpactWindow]) -> str:
+    """`6.11 0:54-1:16, 6.12 3:06-3:28`; a window still open after the plan: `6.12 from 0:10, after the plan`."""
+    if not windows:
         return "-"
-    if row.degraded_until is None:
-        return f"from {_at(row.degraded_from)}, after the plan too"
-    return f"{_at(row.degraded_from)}-{_at(row.degraded_until)} ({clock(row.degraded or 0)})"
+    return ", ".join(
+        f"{w.hop} {_at(w.start)}-{_at(w.end)}"
+        if w.end is not None
+        else f"{w.hop} from {_at(w.start)}, after the plan"
+        for w in windows
+    )
 
 
 def tenant_impact_csv(impact: Sequence[TenantImpact]) -> str:
-    """The tenant impact as CSV (minutes from the start of the run), for customer notices."""
+    """The tenant impact as CSV, one row per window (minutes from the start of the run), for customer
+    notices; a window still open after the plan has no end and no minutes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(IMPACT_COLUMNS)
     for row in impact:
-        data = row.to_dict()
-        writer.writerow(["" if data[c] is None else data[c] for c in IMPACT_COLUMNS])
+        for window in row.windows:
+            data = window.to_dict()
+            writer.writerow([row.tenant, row.group, window.hop, "" if row.wave is None else row.wave, window.kind,
+                             data["start_minutes"], "" if data["end_minutes"] is None else data["end_minutes"],
+                             "" if data["minutes"] is None else data["minutes"]])  # fmt: skip
     return buffer.getvalue()

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 UNLIMITED = 1_000_000
 
 
+class _Console(Console):
+    """Rich's console, except that a closed pipe (`| head`) ends the command as a success: Rich's own
+    handling exits 1, which would tell a script that xsoar-mt failed."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError  # the CLI's boundary ends the command with 0, silently
+
+
 def console() -> Console:
     """The console for this process's standard output. On a terminal: its width. Off a terminal (a pipe, a
     CI log): COLUMNS when it is set, else no width limit, so commands, paths and hints appear whole.
@@ -35,7 +44,7 @@ def console() -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
         width = UNLIMITED
-    return Console(highlight=False, width=width)
+    return _Console(highlight=False, width=width)
 
 
 def names(servers: Sequence[str], few: int = 4) -> str:
@@ -77,7 +86,7 @@ class EventPrinter:
 
         from xsoar_mt.events import JsonLinesSink, PlainSink
 
-        self.console = Console(highlight=False, stderr=False)
+        self.console = _Console(highlight=False, stderr=False)
         self._status: Any = None
         self._total, self._done, self._began = 0, 0, time.time()
         self._current: dict[str, str] = {}
@@ -165,7 +174,14 @@ def transfer_bars(transfers: dict[str, tuple[int, int]]) -> Table:
     return grid
 
 
-_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "not started": "yellow", "skipped": "dim"}
+_OUTCOME_STYLE = {
+    "ok": "green",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "not started": "yellow",
+    "prepared": "yellow",
+    "skipped": "dim",
+}
 _RUN_OUTCOME = {"window-closed": "window closed"}
 
 
@@ -205,6 +221,16 @@ def render_recap(outcome: RunOutcome) -> None:
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
+    if report.outcome in ("failed", "interrupted"):
+        down = outcome.tenants_down
+        out.print(Text(f"tenants down now: {', '.join(down)}" if down else "tenants down now: none"))
+        if outcome.lagging_functions:
+            out.print("[yellow]until the hosts catch up with main (skew degraded), these do not work:[/]")
+            for function in outcome.lagging_functions:
+                out.print(Text(f"  - {function}"))
+    if report.outcome == "interrupted":
+        out.print("[yellow]interrupted[/] by the operator (Ctrl-C or SIGTERM): nothing failed; the groups under "
+                  "way were finished or left as the table shows")  # fmt: skip
     if report.window is not None:
         _window_recap(out, report.window)
     out.print(f"journal: {outcome.run_dir}/journal.jsonl")
@@ -216,6 +242,8 @@ def render_recap(outcome: RunOutcome) -> None:
                 " (the waves are kept)",
             )
         )
+    elif outcome.resume_command and report.outcome == "interrupted":
+        out.print(f"to continue: [bold]{outcome.resume_command}[/]")
     elif outcome.resume_command:
         out.print(f"to continue once the cause is fixed: [bold]{outcome.resume_command}[/]")
 

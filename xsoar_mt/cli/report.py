@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from xsoar_mt.cli.checks import StateDirOption, resolved_state_dir
+
 
 def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     @app.command("report", short_help="Write the report of an upgrade night (HTML, Markdown, JSON).")
@@ -20,9 +22,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
                 "--inventory", "-i", help="The inventory (its tenants; default: the one the run recorded)."
             ),
         ] = None,
-        state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
-            ".xsoar-mt"
-        ),
+        state_dir: StateDirOption = None,
         out: Annotated[
             Path, typer.Option("--out", help="Folder for all three files, when none of the three is named.")
         ] = Path("."),
@@ -38,7 +38,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         from xsoar_mt.report import ReportFiles, report_upgrade
 
         files = ReportFiles(html, md, json_file) if (html or md or json_file) else None
-        made, written = report_upgrade(state_dir, run, inventory, files, out)
+        made, written = report_upgrade(resolved_state_dir(state_dir), run, inventory, files, out)
         typer.echo(f"report of upgrade {made.upgrade} ({len(made.attempts)} run(s), {made.outcome}):")
         for path in written:
             typer.echo(f"  {path}")

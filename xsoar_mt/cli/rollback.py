@@ -51,7 +51,7 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
             ),
         ] = False,
         accept_new_host_keys: AcceptNewOption = False,
-        state_dir: StateDirOption = Path(".xsoar-mt"),
+        state_dir: StateDirOption = None,
         detail: Annotated[
             bool, typer.Option("--detail", help="Text: every step with its whole command.")
         ] = False,

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xsoar_mt.download import Downloads
 from xsoar_mt.engine.model import Measured, RunOptions, ServerState, ShellFor, StepFailed
@@ -49,6 +49,7 @@ class RunContext:
         self.shell_for = shell_for
         self.events = events
         self.state = {name: ServerState(view) for name, view in observed.views.items()}
+        self.step_outcomes: list[dict[str, Any]] = []  # each step-finished record, as the journal has it
         self.secrets = secrets
         self.options = options
         self.run_dir = run_dir
@@ -103,7 +104,11 @@ class RunContext:
 
     def emit(self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (),
              **data: object) -> None:  # fmt: skip
-        self.events.emit(Event(kind, message, step.id if step else None, servers, data))
+        event = Event(kind, message, step.id if step else None, servers, data)
+        if kind == "step-finished":
+            with self.lock:
+                self.step_outcomes.append(event.to_dict())  # what the journal records: the recap's source
+        self.events.emit(event)
 
     # -- the observed state -------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ class ServerState:
 
     view: ServerView
     last_step: str | None = None
-    outcome: str | None = None  # ok | failed | incomplete | not started | skipped
+    outcome: str | None = None  # one of recap.OUTCOMES, settled from the step outcomes at the end
 
     @property
     def version(self) -> Version | None:

@@ -8,7 +8,7 @@ from typing import Any
 from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import RunReport, StepFailed, ValidationFailed, WindowClosed
 from xsoar_mt.engine.skew_guard import judge, releases
-from xsoar_mt.plan import Action, PhaseKind
+from xsoar_mt.recap import recap
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict
 from xsoar_mt.window import Refusal
 
@@ -62,24 +62,11 @@ def finished_data(window: WindowClosed | None) -> dict[str, Any]:
 
 
 def settle_outcomes(run: RunContext) -> None:
-    """Every server's own outcome: ok, failed, incomplete (some of its steps ran), not started, skipped."""
-    last_of: dict[str, str] = {}  # each planned server's last step (validation aside)
-    for step in run.plan.steps:
-        if step.action is not Action.VALIDATE:
-            last_of.update(dict.fromkeys(step.servers, step.id))
-    kind_of = {step.id: run.phase_kind(step) for step in run.plan.steps}
-    for name, state in run.state.items():
-        if state.outcome == "failed":
-            continue
-        last = last_of.get(name)
-        if last is None:
-            state.outcome = "skipped"
-        elif state.outcome is None or (
-            kind_of.get(state.last_step or "") is PhaseKind.PREPARE and state.last_step != last
-        ):
-            state.outcome = "not started"  # nothing but its backup and installer delivery ran
-        elif state.last_step != last:
-            state.outcome = "incomplete"
+    """Every server's last step and outcome, from the step outcomes the journal records (recap.py)."""
+    with run.lock:
+        records = list(run.step_outcomes)
+    for name, settled in recap(run.plan, run.state, records).items():
+        run.state[name].last_step, run.state[name].outcome = settled.last_step, settled.outcome
 
 
 def window_report(run: RunContext, progress: Progress) -> WindowClosed:

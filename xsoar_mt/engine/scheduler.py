@@ -276,7 +276,7 @@ class Executor:
             self._mark(step, [s for s in step.servers if s not in failed], "ok")
             self._mark(step, [s for s in step.servers if s in failed], "failed")
             run.emit("step-finished", failure.message, step, step.servers, outcome="failed",
-                     error=failure.message, failed=sorted(failed),
+                     error=failure.message, failed=sorted(failed), interrupted=failure.interrupted,
                      seconds=round(time.monotonic() - started, 3))  # fmt: skip
             raise
         self._mark(step, step.servers, "ok")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.errors import ExitCode, PreflightFailed
+from xsoar_mt.errors import ExitCode, PreflightFailed, XsoarMtError
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
+from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import offline_state, require_versions
 from xsoar_mt.plan import Plan, Scope
-from xsoar_mt.planner import plan_upgrade
+from xsoar_mt.planner import check_scope, plan_upgrade
 from xsoar_mt.releases import parse_target
+from xsoar_mt.secrets import read_secret
+from xsoar_mt.state_home import how_to_point_elsewhere
 from xsoar_mt.usecases.saved_plan import write_plan
 from xsoar_mt.usecases.session import Session
 from xsoar_mt.waves import WaveSpec
@@ -46,6 +49,7 @@ class PlanView:
     timing: Estimate
     impact: tuple[TenantImpact, ...]
     window: tuple[datetime, datetime, Closing | None] | None = None  # now, its end, where it closes
+    notes: tuple[str, ...] = ()  # what the operator must know that is not in the plan's steps
 
     @property
     def exit_code(self) -> ExitCode:
@@ -92,10 +96,13 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
     """
     inventory, known = session.inventory, session.known
     release = parse_target(request.target, inventory.releases)
+    check_scope(inventory, request.scope)  # before any server is read
     if not request.probe:
         observed = offline_state(inventory, known.servers())
-        require_versions(observed, session.inventory_path, probed=False,
-                         hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
+        require_versions(observed, session.inventory_path, probed=False, state_dir=session.state.root,
+                         hint="add --probe to read every server's version over SSH (read only), give "
+                         "`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
+                         f"{how_to_point_elsewhere()}")  # fmt: skip
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, waves=request.waves)
     else:
         session.read_secrets(sudo=True)
@@ -108,7 +115,28 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
         require_versions(observed, session.inventory_path, probed=True, hint="nothing was changed")
         facts = observed.facts(known.backups())
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, facts, request.waves)
-    view = plan_view(inventory, plan, known.durations(), request.parallel, request.window)
+    view = replace(
+        plan_view(inventory, plan, known.durations(), request.parallel, request.window),
+        notes=_link_notes(inventory),
+    )
     if request.out is not None:
         write_plan(json.dumps(view.to_dict(), indent=2) + "\n", request.out)
     return view
+
+
+def estimate_for(session: Session, plan: Plan, parallel: int | None) -> Estimate:
+    """The estimate `upgrade plan` would show for `plan`: the inventory's durations, the minutes each
+    server took in earlier runs (the local record), host groups `parallel` at once."""
+    return estimate(plan, session.inventory.durations, parallel, session.known.durations())
+
+
+def _link_notes(inventory: Inventory) -> tuple[str, ...]:
+    """A note when the download link, read where the inventory says (never prompted for), will be rewritten."""
+    if inventory.installer.link is None:
+        return ()
+    try:
+        link = read_secret(inventory.installer.link, "download link", prompt=None)
+    except XsoarMtError:  # not readable here: the run reads it, and says so in its first lines
+        return ()
+    note = link_rewrite_note(link)
+    return (note,) if note else ()

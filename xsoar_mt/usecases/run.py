@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import replace
 
 from xsoar_mt.engine import Executor
 from xsoar_mt.engine import WindowClosed as WindowClosed  # what the recap shows of a window that closed
@@ -13,9 +14,10 @@ from xsoar_mt.events import Event, EventSink
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir, read_journal
 from xsoar_mt.plan import Plan, Scope, Waves
-from xsoar_mt.planner import plan_upgrade, with_extract_dirs
+from xsoar_mt.planner import check_scope, plan_upgrade, with_extract_dirs
+from xsoar_mt.recap import lagging_functions, tenants_down
 from xsoar_mt.releases import parse_target
-from xsoar_mt.state_dir import DEFAULT_STATE_DIR
+from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.run_modes import DryRun, RealRun
 from xsoar_mt.usecases.run_request import Intent, Sight
 from xsoar_mt.usecases.run_request import RunOutcome as RunOutcome
@@ -28,6 +30,7 @@ def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, con
                 on_executor: Callable[[Executor], None] = lambda e: None) -> RunOutcome:  # fmt: skip
     """Carry out the upgrade: checked, planned, confirmed, then step by step (or, dry, recorded)."""
     inventory, known = session.inventory, session.known
+    check_scope(inventory, request.scope)  # a wrong --group is a usage error before any server is read
     if known.problem:
         events.emit(Event("warning", known.problem))
     resumed = RunDir.find(session.state, request.resume, known.key) if request.resume else None
@@ -48,7 +51,11 @@ def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, con
         stats = session.shell_stats()
         if stats is not None:
             events.emit(Event("ssh-stats", "SSH use per server", data=stats))
-        return mode.outcome(report, plan, resume_command(session, request, mode.run_id))
+        outcome = mode.outcome(report, plan, resume_command(session, request, mode.run_id))
+        releases = {n: v.release for n, st in report.servers.items() if (v := st.view.planning_version)}
+        running = {n: st.running for n, st in report.servers.items()}
+        return replace(outcome, tenants_down=tenants_down(inventory, running),
+                       lagging_functions=lagging_functions(inventory, releases))  # fmt: skip
 
 
 def _plan(session: Session, request: RunRequest, intent: Intent, sight: Sight, saved: Plan | None) -> Plan:
@@ -66,8 +73,8 @@ def _plan(session: Session, request: RunRequest, intent: Intent, sight: Sight, s
 def resume_command(session: Session, request: RunRequest, run_id: str) -> str:
     """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
     words = ["xsoar-mt", "upgrade", "run", "-i", str(session.inventory_path), "--resume", run_id]
-    if session.state.root != DEFAULT_STATE_DIR:
-        words += ["--state-dir", str(session.state.root)]
+    if session.state.root.absolute() != default_state_dir():  # absolute: it works from any directory
+        words += ["--state-dir", str(session.state.root.absolute())]
     if request.ignore_preflight_errors:
         words += ["--ignore-preflight-errors", request.ignore_preflight_errors]
     if request.parallel is not None:

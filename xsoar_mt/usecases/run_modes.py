@@ -11,9 +11,10 @@ from types import TracebackType
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.engine import Executor, RunOptions, RunReport, WindowCheck
 from xsoar_mt.engine.dry_run import recorded_responder
-from xsoar_mt.errors import PreflightFailed, XsoarMtError
+from xsoar_mt.errors import Declined, PreflightFailed
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
+from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.journal import Journal, JournalSink, PreflightNotes, RunDir, new_run_id, run_origin
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Marker, Observed, Source, offline_state, require_versions
@@ -94,7 +95,7 @@ class DryRun(_Mode):
         session = self.session
         if not self.request.probe_in_dry_run:
             observed = offline_state(session.inventory, session.known.servers())
-            require_versions(observed, session.inventory_path, probed=False,
+            require_versions(observed, session.inventory_path, probed=False, state_dir=session.state.root,
                              hint="add --probe to read the servers' versions over SSH (read only)")  # fmt: skip
             return Sight(observed)
         self.events.emit(Event("probe", f"reading {len(session.inventory.servers)} servers (read only)"))
@@ -169,6 +170,8 @@ class RealRun(_Mode):
 
     def __enter__(self) -> RealRun:
         self.secrets = self.session.read_secrets(sudo=True, link=LinkNeed.REQUIRED)
+        if (note := link_rewrite_note(self.secrets.link)) is not None:
+            self.events.emit(Event("warning", note))
         self.lock.acquire(self.run_id)
         return self
 
@@ -201,7 +204,7 @@ class RealRun(_Mode):
         if plan.nothing_to_do:
             return None
         if not confirm(plan):
-            raise XsoarMtError("not confirmed: nothing was changed")
+            raise Declined("not confirmed: nothing was changed")
         self._write_markers(sight)
         self.run_dir = self.resumed or RunDir.create(self.session.state, self.run_id)
         self.run_dir.write_private(f"plan-{new_run_id()}.json", json.dumps(plan.to_dict(), indent=2))

@@ -21,8 +21,9 @@ def preflight_for_run(
     from xsoar_mt.checks.preflight import PreflightInput, run_preflight
 
     inventory, known = session.inventory, session.known
-    events.emit(Event("probe", f"preflight checks on {len(names)} servers in scope, "
-                      f"{len(inventory.servers) - len(names)} more read only"))  # fmt: skip
+    others = len(inventory.servers) - len(names)
+    events.emit(Event("probe", f"preflight checks on {len(names)} server{'' if len(names) == 1 else 's'} in "
+                      f"scope" + (f"; {others} out of scope, read only" if others else "")))  # fmt: skip
     asked = PreflightInput(intent.target, request.ignore_preflight_errors, servers=names, scope=intent.scope,
                            known=known.servers(), backed_up=known.backups(), verify=intent.resuming)  # fmt: skip
     report = run_preflight(inventory, session.shells, session.secrets, asked)

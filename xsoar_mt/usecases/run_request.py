@@ -41,6 +41,8 @@ class RunOutcome:
     run_dir: Path | None
     recorded: list[tuple[str, str]] = field(default_factory=list)
     resume_command: str | None = None
+    tenants_down: list[str] = field(default_factory=list)  # now, as the run last saw the servers
+    lagging_functions: tuple[str, ...] = ()  # what does not work now because hosts lag main
 
     @property
     def exit_code(self) -> ExitCode:

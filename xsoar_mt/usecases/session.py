@@ -15,7 +15,8 @@ from xsoar_mt.known import KnownState
 from xsoar_mt.observed import Observed, Reading, resolve
 from xsoar_mt.remote import RemoteShell, ShellPool
 from xsoar_mt.secrets import RunSecrets, read_secret
-from xsoar_mt.state_dir import DEFAULT_STATE_DIR, StateDir
+from xsoar_mt.state_dir import StateDir
+from xsoar_mt.state_home import default_state_dir
 
 ShellFactory = Callable[[str], RemoteShell]  # a server's name -> a shell on it
 Prompt = Callable[[str], str]  # a label -> what the operator typed (hidden)
@@ -40,14 +41,14 @@ class Session:
     def __init__(
         self,
         inventory_path: Path,
-        state_dir: StateDir | Path = DEFAULT_STATE_DIR,
+        state_dir: StateDir | Path | None = None,  # None: the default (state_home.py)
         *,
         accept_new_host_keys: bool = False,
         prompt: Prompt | None = None,
         shells: ShellFactory | None = None,
     ) -> None:
         self.inventory_path = inventory_path
-        self.state = StateDir.of(state_dir)
+        self.state = StateDir.of(state_dir if state_dir is not None else default_state_dir())
         self.accept_new_host_keys = accept_new_host_keys
         self.prompt = prompt
         self._make = shells

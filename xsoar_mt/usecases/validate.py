@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xsoar_mt.plan import Scope
+from xsoar_mt.planner import check_scope
 from xsoar_mt.releases import parse_target
 from xsoar_mt.usecases.session import Session
 from xsoar_mt.validation import ValidationReport, validate_deployment
@@ -29,6 +30,7 @@ class ValidateResult:
 def validate(session: Session, request: ValidateRequest) -> ValidateResult:
     """The deployment validated (read only); what was seen is recorded."""
     inventory = session.inventory
+    check_scope(inventory, request.scope)  # before any server is contacted
     expected = parse_target(request.target, inventory.releases) if request.target else None
     session.read_secrets(sudo=True)
     report = validate_deployment(inventory, session.shells, session.secrets.api_key, expected, request.scope,
