@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xsoar_mt.errors import InvalidInput, UsageError, named
+from xsoar_mt.localfiles import private_dirs
 from xsoar_mt.secrets import REDACTOR
 
 
@@ -35,7 +36,8 @@ class RunDir:
     @classmethod
     def create(cls, state_dir: Path, run_id: str) -> RunDir:
         path = state_dir / "runs" / run_id
-        path.mkdir(parents=True, mode=0o700)
+        private_dirs(path.parent)
+        path.mkdir(mode=0o700)
         (path / "logs").mkdir(mode=0o700)
         return cls(path)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from xsoar_mt.estimate import MEASURED_KEYS
 from xsoar_mt.inventory import Inventory
+from xsoar_mt.localfiles import check_state_dir, private_dirs
 from xsoar_mt.observed import Known, ServerView
 
 
@@ -28,7 +29,7 @@ def deployment_key(inventory: Inventory) -> str:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only, atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -53,6 +54,7 @@ class KnownState:
     """
 
     def __init__(self, state_dir: Path, inventory: Inventory) -> None:
+        check_state_dir(state_dir)
         self.key = deployment_key(inventory)
         self.path = state_dir / "deployments" / self.key / "servers.json"
         self._lock = threading.Lock()
