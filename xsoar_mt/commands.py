@@ -15,7 +15,8 @@ from typing import Any
 from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory, load_inventory
-from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.localfiles import InputFileError, check_state_dir, read_input
+from xsoar_mt.plan import Plan, Scope, refuse_duplicate_keys
 from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import parse_target
 from xsoar_mt.waves import WaveSpec
@@ -163,7 +164,9 @@ def write_atomically(path: Path, text: str, flag: str) -> None:
 
 
 def usable_state_dir(path: Path) -> None:
-    """`--state-dir` must be a directory this user can create files in, or one that can be made."""
+    """`--state-dir` must be a directory this user can create files in, or one that can be made, and
+    private: owned by this user and writable by nobody else (`check_state_dir`)."""
+    check_state_dir(path)
     existing = path.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -185,9 +188,9 @@ def read_plan(path: Path, inventory: Inventory | None = None) -> Plan:
     """A saved plan (`--plan`). Anything that is not a plan is refused (exit 3), and so is a plan whose
     steps name a server the inventory does not have: before anything runs."""
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+        data = json.loads(read_input(path).decode("utf-8"), object_pairs_hook=refuse_duplicate_keys)
+    except InputFileError as exc:
+        raise InvalidInput(f"{path}: cannot read the plan: {exc.reason}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not a JSON plan: the file is not UTF-8 text") from None
     except json.JSONDecodeError as exc:

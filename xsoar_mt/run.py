@@ -29,7 +29,7 @@ from xsoar_mt.probe import marker_command, observe_all
 from xsoar_mt.releases import Version, parse_target
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, Result
 from xsoar_mt.secrets import read_secret
-from xsoar_mt.waves import WaveSpec
+from xsoar_mt.waves import WaveSpec, saved_spec
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
 
 # A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
@@ -514,7 +514,7 @@ def _check_servers(inventory: Inventory, pool: ShellPool, secrets: RunSecrets, t
 
 
 def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, saved: Plan | None
-            ) -> tuple[str, Scope, Waves | None, dict[str, str]]:  # fmt: skip
+            ) -> tuple[str, Scope, Waves | WaveSpec | None, dict[str, str]]:  # fmt: skip
     """Target, scope, the waves a resumed run started with, and the sha256 of each installer downloaded so
     far: from the flags, a saved plan, or the journal of the run being resumed (read once, here)."""
     if saved is not None and request.waves is not None:
@@ -522,7 +522,8 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     if resumed is None:
         if saved is not None:  # the plan's own target, scope and waves, unless the flags say otherwise
             target = parse_target(request.target, inventory.releases) if request.target else saved.target
-            return target, request.scope if request.scope != Scope() else saved.scope, saved.waves, {}
+            spec = saved_spec(saved.waves.spec) if saved.waves is not None else None  # rebuilt, not copied
+            return target, request.scope if request.scope != Scope() else saved.scope, spec, {}
         if request.target is None:
             raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
         return parse_target(request.target, inventory.releases), request.scope, None, {}
