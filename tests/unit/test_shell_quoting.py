@@ -345,6 +345,7 @@ def test_a_word_splits_back_into_exactly_its_value(value: str) -> None:
 
 
 @given(st.lists(st.text(min_size=1), max_size=4), st.text(min_size=1))
+@example(["{server}", "x{stamp}"], "'{address}'")  # a value's own text is never a placeholder
 def test_fill_quotes_values_and_keeps_the_template_and_later_placeholders(
     flags: list[str], path: str
 ) -> None:
@@ -352,6 +353,13 @@ def test_fill_quotes_values_and_keeps_the_template_and_later_placeholders(
     assert command.endswith(" # {server}")
     filled = fill_per_server(command, {"server": "m-1", "address": "::1"})
     assert shlex.split(filled) == ["sudo", path, "--", "-x", *flags, "#", "m-1"]
+
+
+def test_fill_per_server_fills_the_templates_placeholders_and_never_a_values_text() -> None:
+    command = fill("cp {path} {dest}/{server}-{stamp}", path="'{address}'", dest="/b/{server}", server=LATER,
+                   stamp=LATER)  # fmt: skip
+    filled = fill_per_server(command, {"server": "m-1", "address": "::1", "stamp": "20260101"})
+    assert shlex.split(filled) == ["cp", "'{address}'", "/b/{server}/m-1-20260101"]
 
 
 def test_placeholders_are_plain_names_and_braces_must_pair() -> None:
