@@ -224,3 +224,31 @@ def test_an_installer_without_exit_code_is_in_flight_only_while_alive() -> None:
     assert Installer("6.12", 1, None, True).in_flight
     assert not Installer("6.12", 1, 0, True).in_flight
     assert Installer("6.12", 1, None, False).vanished
+
+
+def test_the_console_and_the_plain_log_print_no_control_character_a_server_sent() -> None:
+    import io
+
+    from rich.table import Table
+
+    from xsoar_mt.cli.render import console
+    from xsoar_mt.events import Event, PlainSink
+
+    out = console()
+    table = Table()
+    table.add_column("reason")
+    table.add_row("pid \x1b]0;owned\x07 is gone")
+    with out.capture() as captured:
+        out.print("m-a: \x1b[2Jinstaller exited 1\r")
+        out.print(table)
+    assert "\x1b]0" not in captured.get() and "\x07" not in captured.get() and "\x1b[2J" not in captured.get()
+    assert "installer exited 1" in captured.get() and "owned" in captured.get()
+    stream = io.StringIO()
+    PlainSink(stream).emit(Event("warning", "m-a: \x1b[31mred\x07"))
+    assert stream.getvalue().endswith(" m-a: [31mred\n")
+
+
+def test_an_error_line_holds_no_control_character() -> None:
+    from xsoar_mt.cli import _one_line
+
+    assert _one_line("m-a: \x1b]0;x\x07boom\rnext\nline") == "m-a: ]0;xboom next | line"

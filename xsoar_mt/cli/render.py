@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 UNLIMITED = 1_000_000
 
 
+class _Printable(Console):
+    """A console that strips control characters from every string it renders (`framed.printable`): text
+    a server sent (an error tail, a reason, a name in a record) never moves the cursor or rings a bell."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        from xsoar_mt.framed import printable
+
+        return super().render_str(printable(text), *args, **kwargs)
+
+
 def console() -> Console:
     """The console for this process's standard output. On a terminal: its width. Off a terminal (a pipe, a
     CI log): COLUMNS when it is set, else no width limit, so commands, paths and hints appear whole.
@@ -36,7 +46,7 @@ def console() -> Console:
     width = None
     if not sys.stdout.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
         width = UNLIMITED
-    return Console(highlight=False, width=width)
+    return _Printable(highlight=False, width=width)
 
 
 def names(servers: Sequence[str], few: int = 4) -> str:
@@ -78,7 +88,7 @@ class EventPrinter:
 
         from xsoar_mt.events import JsonLinesSink, PlainSink
 
-        self.console = Console(highlight=False, stderr=False)
+        self.console = _Printable(highlight=False, stderr=False)
         self._status: Any = None
         self._total, self._done, self._began = 0, 0, time.time()
         self._current: dict[str, str] = {}
@@ -103,9 +113,10 @@ class EventPrinter:
         if self._sink is not None:
             self._sink.emit(event)
             return
+        from xsoar_mt.framed import printable
         from xsoar_mt.secrets import REDACTOR
 
-        message = escape(REDACTOR.redact(event.message))
+        message = escape(printable(REDACTOR.redact(event.message)))
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         if event.kind == "run-started":  # after any confirmation prompt, which a spinner would hide
             self._total, self._done, self._began = int(event.data.get("steps", 0)), 0, event.ts
@@ -199,10 +210,11 @@ def render_recap(outcome: RunOutcome) -> None:
             f"[{style}]{own}[/]" if style else own,
         )
     out.print(table)
+    from xsoar_mt.framed import printable
     from xsoar_mt.secrets import REDACTOR
 
     for failure in report.failures:  # a failure quotes the server's output, which may quote a secret
-        out.print(f"[red]failed:[/] {escape(REDACTOR.redact(failure))}")
+        out.print(f"[red]failed:[/] {escape(printable(REDACTOR.redact(failure)))}")
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")
