@@ -24,6 +24,7 @@ from xsoar_mt.download import DownloadFailed, Downloads, LocalInstaller
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.estimate import batches
 from xsoar_mt.events import Event, EventSink
+from xsoar_mt.framed import exit_code
 from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
@@ -885,8 +886,7 @@ class Executor:
             tail = ""
             with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
                 tail = "\n".join(shell.run(f"tail -n 5 {files.log}", timeout=60).stdout.splitlines()[-5:])
-            done = Installer(step.release, None, int(code) if code.lstrip("-").isdigit() else None, False, False,
-                             now, finished)  # fmt: skip
+            done = Installer(step.release, None, exit_code(code), False, False, now, finished)
             self._update(server, step, unknown=done.describe(), installer=done)
             self._emit("install-failed", f"{server}: installer for {step.release} exited {code}", step, (server,),
                        release=step.release, exit_code=code)  # fmt: skip

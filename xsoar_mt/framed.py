@@ -51,6 +51,14 @@ def number(text: str | None, cap: int, what: str) -> int | None:
     return int(text)
 
 
+def exit_code(text: str) -> int | None:
+    """An exit code a server wrote in a file, or None when it is not one (`²`, a huge number, text)."""
+    try:
+        return number(text.strip("\n"), EXIT_CODE_MAX, "the exit code")
+    except Unreadable:
+        return None
+
+
 def decode(field: str | None, what: str) -> str | None:
     """A base64 field as text (undecodable bytes replaced), or None for `-`/nothing."""
     if field is None or field in ("", "-"):

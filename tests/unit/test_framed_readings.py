@@ -252,3 +252,47 @@ def test_an_error_line_holds_no_control_character() -> None:
     from xsoar_mt.cli import _one_line
 
     assert _one_line("m-a: \x1b]0;x\x07boom\rnext\nline") == "m-a: ]0;xboom next | line"
+
+
+def test_a_boot_id_that_could_not_be_read_proves_no_reboot() -> None:
+    launched_unknown = f"__xsoar_mt_installer={b64('6.12')} {b64('42')} 1 - - 950 -"
+    (installer,) = parse_facts(facts(launched_unknown), 1000.0)[1]
+    assert not installer.rebooted and installer.alive
+    launched = f"__xsoar_mt_installer={b64('6.12')} {b64('42')} 1 - {b64('b1')} 950 -"
+    (now_unknown,) = parse_facts("__xsoar_mt_now=1000\n__xsoar_mt_boot=-\n" + launched + "\n", 1000.0)[1]
+    assert not now_unknown.rebooted and now_unknown.alive
+
+
+def test_a_record_with_more_fields_than_seven_is_unreadable() -> None:
+    with pytest.raises(Unreadable, match="8 fields"):
+        parse_facts(facts(f"__xsoar_mt_installer={b64('6.12')} - 0 - - 950 - extra"), 5.0)
+
+
+@pytest.mark.parametrize("sudo", ["\u00b2", "0\r", "00x"])
+def test_a_sudo_answer_that_is_no_exit_code_makes_the_reading_unreadable(sudo: str) -> None:
+    reading = state_reading("m-a", f"__xsoar_mt_sudo={sudo}\n__xsoar_mt_status=0\n", 5.0)
+    assert reading.unreadable is not None and reading.sudo_ok is None
+
+
+class AnsweringShell:
+    server = "m-a"
+
+    def __init__(self, stdout: str) -> None:
+        self.stdout = stdout
+
+    def connect(self) -> None:
+        pass
+
+    def run(self, command: str, **_: Any) -> Result:
+        return Result(self.server, command, 0, self.stdout)
+
+
+def test_an_unreadable_answer_is_reported_as_such_not_as_sudo_failing(tmp_path: Path) -> None:
+    shell = AnsweringShell("__xsoar_mt_sudo=0\n__xsoar_mt_sudo=1\n__xsoar_mt_status=0\n")
+    reading = observe(shell, local_inventory(tmp_path), None)  # type: ignore[arg-type]
+    assert (
+        reading.error is None
+        and reading.unreadable == "its answer cannot be read (its answer holds sudo twice)"
+    )
+    view = resolve_server("m-a", reading, None, V("6.10.0"))
+    assert view.version is None and view.unknown == reading.unreadable
