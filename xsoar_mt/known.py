@@ -91,7 +91,10 @@ class KnownState:
             minutes = {
                 key: float(value)
                 for key, value in entry.items()
-                if key in MEASURED_KEYS and isinstance(value, int | float) and value >= 0
+                if key in MEASURED_KEYS
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)  # JSON's true is no number of minutes
+                and 0 <= value < float("inf")
             }
             if minutes:
                 out[str(server)] = minutes
