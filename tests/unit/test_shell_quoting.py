@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -227,9 +228,12 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
     executor fills it in), the version probe, the survey, the install with -target, validation's."""
     executor = Executor(inventory, plan, lambda name: None, Fanout(), Observed(), RunSecrets())  # type: ignore[arg-type,return-value]  # no step is run
     out = []
-    for step in plan.steps:
-        if step.action is not Action.VALIDATE:
-            out += [executor._for(server, step.command_on(server)) for server in step.servers]
+    # One clock for both sides: {stamp} is the second a backup starts, and the real commands and the
+    # oracle's were made in different seconds now and then (a failure at random on a slow machine).
+    with mock.patch("xsoar_mt.executor.time.gmtime", return_value=time.gmtime(1_800_000_000)):
+        for step in plan.steps:
+            if step.action is not Action.VALIDATE:
+                out += [executor._for(server, step.command_on(server)) for server in step.servers]
     main = inventory.main.servers[0]
     accounts = [t.account for g in inventory.groups for t in g.tenants]
     out.append(tenants_command(inventory, main.address, accounts))
