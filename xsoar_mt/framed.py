@@ -10,6 +10,8 @@ import binascii
 import re
 import unicodedata
 
+from xsoar_mt.secrets import REDACTOR
+
 # Shell functions: `xm_enc VALUE` and `xm_encf FILE` print the value (or the file's bytes) in base64 on one
 # line, or `-` for nothing (an empty value, a missing file). base64 is in coreutils and busybox alike.
 SHELL_FUNCTIONS = (
@@ -60,7 +62,7 @@ def exit_code(text: str) -> int | None:
 
 
 def decode(field: str | None, what: str) -> str | None:
-    """A base64 field as text (undecodable bytes replaced), or None for `-`/nothing."""
+    """A base64 field as text (undecodable bytes replaced, secrets masked), or None for `-`/nothing."""
     if field is None or field in ("", "-"):
         return None
     if len(field) > FIELD_MAX * 4 // 3 + 4 or _BASE64.fullmatch(field) is None:
@@ -69,7 +71,8 @@ def decode(field: str | None, what: str) -> str | None:
         raw = base64.b64decode(field, validate=True)
     except (binascii.Error, ValueError):
         raise Unreadable(f"{what} is not framed as xsoar-mt sent it") from None
-    return raw.decode("utf-8", errors="replace")
+    # Where a framed field's text enters xsoar-mt: secrets are masked here, before anything cuts it.
+    return REDACTOR.redact(raw.decode("utf-8", errors="replace"))
 
 
 def file_text(field: str | None, what: str) -> str | None:
