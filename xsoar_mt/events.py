@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from xsoar_mt.framed import printable
 from xsoar_mt.secrets import REDACTOR
 
 
@@ -73,5 +74,5 @@ class PlainSink:
         if event.kind in self.QUIET:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
-        self.stream.write(REDACTOR.redact(f"{stamp} {event.message}") + "\n")
+        self.stream.write(REDACTOR.redact(f"{stamp} {printable(event.message)}") + "\n")
         self.stream.flush()

@@ -235,11 +235,13 @@ def url_address(address: str) -> str:
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Read and validate an inventory file; raise InventoryError listing every problem found."""
+    from xsoar_mt.localfiles import InputFileError, read_input
+
     file = Path(path)
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InventoryError([f"{file}: cannot read the inventory: {exc.strerror or exc}"]) from None
+        data = read_input(file)
+    except InputFileError as exc:
+        raise InventoryError([f"{file}: cannot read the inventory: {exc.reason}"]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 from xsoar_mt import __version__
 from xsoar_mt.errors import InvalidInput, UsageError, named
 from xsoar_mt.events import Event, EventSink
+from xsoar_mt.localfiles import private_dirs
 from xsoar_mt.secrets import REDACTOR
 from xsoar_mt.state_dir import StateDir, write_private
 from xsoar_mt.state_home import how_to_point_elsewhere
@@ -62,7 +63,8 @@ class RunDir:
     @classmethod
     def create(cls, state_dir: StateDir | Path, run_id: str) -> RunDir:
         path = StateDir.of(state_dir).run(run_id)
-        path.mkdir(parents=True, mode=0o700)
+        private_dirs(path.parent)
+        path.mkdir(mode=0o700)
         (path / "logs").mkdir(mode=0o700)
         return cls(path)
 

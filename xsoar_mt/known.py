@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xsoar_mt.inventory import Inventory
+from xsoar_mt.localfiles import check_state_dir
 from xsoar_mt.observed import Known, ServerView
 from xsoar_mt.state_dir import StateDir, write_private
 from xsoar_mt.step_minutes import MEASURED_KEYS
@@ -38,6 +39,7 @@ class KnownState:
     """
 
     def __init__(self, state_dir: StateDir | Path, inventory: Inventory) -> None:
+        check_state_dir(StateDir.of(state_dir).root)
         self.key = deployment_key(inventory)
         self.path = StateDir.of(state_dir).record(self.key)
         self._lock = threading.Lock()
@@ -87,7 +89,10 @@ class KnownState:
             minutes = {
                 key: float(value)
                 for key, value in entry.items()
-                if key in MEASURED_KEYS and isinstance(value, int | float) and value >= 0
+                if key in MEASURED_KEYS
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)  # JSON's true is no number of minutes
+                and 0 <= value < float("inf")
             }
             if minutes:
                 out[str(server)] = minutes

@@ -121,8 +121,13 @@ class Marker:
         try:
             data = json.loads(text)
             version = Version.parse(str(data.get("version") or data["release"]))
-            return cls(version, float(data["at"]), str(data.get("how") or "api"), data.get("run_id"))
-        except (ValueError, KeyError, TypeError, AttributeError, InvalidInput):
+            at, run_id, how = data["at"], data.get("run_id"), data.get("how") or "api"
+            if isinstance(at, bool) or not isinstance(at, int | float) or not 0 <= at < 2**36:
+                raise ValueError("at")
+            if not isinstance(how, str) or not (run_id is None or isinstance(run_id, str)):
+                raise ValueError("how/run_id")
+            return cls(version, float(at), how, run_id)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, InvalidInput):
             raise InvalidInput(f"the marker is not one xsoar-mt wrote: {text.strip()[:80]!r}") from None
 
 
@@ -139,6 +144,9 @@ class Reading:
     api_error: str | None = None
     marker: Marker | None = None
     installers: tuple[Installer, ...] = ()
+    # Why part of its answer could not be read (not framed as sent, a number that is not one): the
+    # server's own records then count for nothing, and only its service's answer can tell its version.
+    unreadable: str | None = None
 
     @property
     def reachable(self) -> bool:
@@ -333,6 +341,13 @@ def resolve_server(
         error=reading.error if reading is not None else None,
         sudo_ok=reading.sudo_ok if reading is not None else None,
     )
+    # An answer that could not be read may hide an installer run: only the service's own answer counts.
+    if reading is not None and reading.unreadable is not None:
+        fresh = [c for c in candidates if c[0] is Source.API]
+        if not fresh:
+            basis = candidates[0][1] if candidates else (known.basis if known is not None else None)
+            return replace(base, unknown=reading.unreadable, basis=basis)
+        candidates = fresh
     # An installer that failed, vanished or still runs since the last verified version makes every
     # older source stale: only evidence taken after it started counts.
     if installer is not None and not installer.succeeded:

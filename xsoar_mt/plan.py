@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -12,6 +12,18 @@ from xsoar_mt.errors import InvalidInput, StalePlan, named, shown
 from xsoar_mt.skew import Verdict
 
 PLAN_FORMAT_VERSION = 1
+# Every key a saved plan's objects may hold: the keys `to_dict` writes, and only those.
+_PLAN_KEYS = (
+    "format_version", "deployment", "target", "scope", "hops", "basis", "warnings", "degraded_functions",
+    "downtime_minutes", "waves", "skipped", "phases",
+    # Forecasts `upgrade plan` adds for the reader (commands.PlanView): made from timings measured since,
+    # so never compared, and nothing in them is run.
+    "tenant_impact", "window",
+)  # fmt: skip
+_STEP_KEYS = (
+    "id", "phase", "action", "servers", "command", "why", "release", "sets_release", "verdict_after",
+    "per_server",
+)  # fmt: skip
 
 _set_fields = object.__setattr__
 # No server runs a command of its own: one empty mapping shared by such steps (typed read-only; steps
@@ -22,11 +34,20 @@ _SAME_EVERYWHERE: Mapping[str, str] = {}
 class _Fields:
     """A JSON object of a saved plan, read field by field: a wrong type names the field's path."""
 
-    def __init__(self, data: Any, where: str) -> None:
+    def __init__(self, data: Any, where: str, keys: Iterable[str] | None = None) -> None:
         if not isinstance(data, dict):
             raise InvalidInput(f"{where or 'the plan'}: expected an object, found {_kind(data)}")
         self.data = data
         self.where = where
+        if keys is not None:
+            unknown = next((k for k in data if k not in set(keys)), None)
+            if (
+                unknown is not None
+            ):  # a key nothing reads would be a field a reviewer sees and the run ignores
+                raise StalePlan(
+                    [f"{self._path(named(str(unknown), 60))}: unknown key"],
+                    lead="the saved plan holds what xsoar-mt does not write",
+                )
 
     def _path(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
@@ -116,6 +137,20 @@ class _Fields:
             raise InvalidInput(f"{self._path(key)}: {shown(value)} is not one of {', '.join(kind)}") from None
 
 
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object_pairs_hook for a saved plan: a key given twice is refused (exit 8), since the
+    reader of the file sees the first value while JSON keeps the last."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StalePlan(
+                [f"key {shown(key, 60)} appears twice in one object"],
+                lead="the saved plan is ambiguous",
+            )
+        out[key] = value
+    return out
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
@@ -193,6 +228,7 @@ class Scope:
 
     @classmethod
     def _read(cls, fields: _Fields) -> Scope:
+        fields = _Fields(fields.data, fields.where, ("main", "groups"))
         groups = fields.texts("groups") if fields.data.get("groups") is not None else None
         return cls(fields.flag("main"), groups)
 
@@ -273,7 +309,7 @@ class Step:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "step") -> Step:
-        fields = _Fields(data, where)
+        fields = _Fields(data, where, _STEP_KEYS)
         return cls(
             id=fields.required_text("id"),
             phase=fields.required_text("phase"),
@@ -318,11 +354,20 @@ class Phase:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "phase") -> Phase:
-        fields = _Fields(data, where)
+        fields = _Fields(data, where, ("id", "title", "group", "release", "wave", "steps"))
+        phase_id = fields.required_text("id")
+        steps = tuple(Step.from_dict(s.data, s.where) for s in fields.children("steps"))
+        for i, step in enumerate(steps):
+            if step.phase != phase_id:  # the executor runs a step the way its enclosing phase says
+                raise StalePlan(
+                    [f"{where}.steps[{i}] ({named(step.id)}) belongs to phase {named(step.phase)}, "
+                     f"not {named(phase_id)}"],
+                    lead="the saved plan moved a step to another phase",
+                )  # fmt: skip
         return cls(
-            fields.required_text("id"),
+            phase_id,
             fields.required_text("title"),
-            tuple(Step.from_dict(s.data, s.where) for s in fields.children("steps")),
+            steps,
             fields.text("group", optional=True),
             fields.text("release", optional=True),
             fields.integer("wave", optional=True),
@@ -348,7 +393,7 @@ class Waves:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Waves:
-        fields = _Fields(data, "waves")
+        fields = _Fields(data, "waves", ("spec", "groups"))
         return cls(fields.required_text("spec"), fields.integer_map("groups"))
 
 
@@ -378,7 +423,7 @@ class Basis:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "basis") -> Basis:
-        fields = _Fields(data, where)
+        fields = _Fields(data, where, ("inventory_sha256", "versions", "target", "scope"))
         return cls(
             fields.required_text("inventory_sha256"),
             fields.text_map("versions"),
@@ -466,7 +511,7 @@ class Plan:
     def from_dict(cls, data: Any) -> Plan:
         """Read a plan's JSON form; InvalidInput names the first field that is missing or of the wrong type."""
         try:
-            return cls._read(_Fields(data, ""))
+            return cls._read(_Fields(data, "", _PLAN_KEYS))
         except InvalidInput as exc:
             if exc.hint is not None:
                 raise
@@ -482,7 +527,10 @@ class Plan:
             )
         skipped = [
             Skipped(s.required_text("server"), s.required_text("version"), s.required_text("reason"))
-            for s in fields.children("skipped", optional=True)
+            for s in (
+                _Fields(f.data, f.where, ("server", "version", "reason"))
+                for f in fields.children("skipped", optional=True)
+            )
         ]
         return cls(
             deployment=fields.required_text("deployment"),
@@ -518,22 +566,32 @@ class Plan:
             where = "only in the plan" if len(mine) > len(theirs) else "missing from the plan"
             return f"step {min(len(mine), len(theirs)) + 1} ({named(extra.id)}) is {where}"
         for a_phase, b_phase in zip(self.phases, other.phases, strict=False):
-            left, right = a_phase.to_dict(), b_phase.to_dict()
-            field_name = next((k for k in left if k != "steps" and left[k] != right.get(k)), None)
+            left, right = _phase_outline(a_phase), _phase_outline(b_phase)
+            field_name = next((k for k in (*left, *right) if left.get(k) != right.get(k)), None)
             if field_name is not None:
                 return (
                     f"phase {named(a_phase.id)}: {field_name} differs: "
-                    f"plan {_said(left[field_name])}, made now {_said(right[field_name])}"
+                    f"plan {_said(left.get(field_name))}, made now {_said(right.get(field_name))}"
                 )
         if len(self.phases) != len(other.phases):
             return f"the plan has {len(self.phases)} phases, a plan made now {len(other.phases)}"
         left, right = self.to_dict(), other.to_dict()
-        field_name = next((k for k in left if k not in ("phases", "basis") and left[k] != right.get(k)), None)
+        field_name = next(
+            (k for k in (*left, *right) if k not in ("phases", "basis") and left.get(k) != right.get(k)), None
+        )
         if field_name is not None:
             return (
-                f"{field_name} differs: plan {_said(left[field_name])}, made now {_said(right[field_name])}"
+                f"{field_name} differs: plan {_said(left.get(field_name))}, "
+                f"made now {_said(right.get(field_name))}"
             )
         return None
+
+
+def _phase_outline(phase: Phase) -> dict[str, Any]:
+    """A phase as compared: its own fields, and its steps' ids in order (a step moved to another phase
+    runs the way that phase runs: `prepare` side by side)."""
+    outline = {k: v for k, v in phase.to_dict().items() if k != "steps"}
+    return {**outline, "steps": [s.id for s in phase.steps]}
 
 
 def _said(value: Any) -> str:

@@ -17,6 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from xsoar_mt.errors import InvalidInput
+from xsoar_mt.framed import (
+    EPOCH_MAX,
+    EXIT_CODE_MAX,
+    PID_MAX,
+    SHELL_FUNCTIONS,
+    Unreadable,
+    decode,
+    file_text,
+    lines,
+    number,
+    shown_text,
+)
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Installer, Marker, Reading
 from xsoar_mt.releases import Version
@@ -25,16 +37,20 @@ from xsoar_mt.remote_paths import MARKER_NAME, RemotePaths
 from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
-_SUDO = f"{_MARK}sudo="
-_STATUS = f"{_MARK}status="
-_NOW = f"{_MARK}now="
-_BOOT = f"{_MARK}boot="
-_MARKER = f"{_MARK}marker="
-_INSTALLER = f"{_MARK}installer="
-_VERSION_BEGIN = f"{_MARK}version-begin"
-_VERSION_END = f"{_MARK}version-rc="
+_SUDO = "sudo"
+_STATUS = "status"
+_NOW = "now"
+_BOOT = "boot"
+_MARKER = "marker"
+_INSTALLER = "installer"
+_VERSION = "version"
+_VERSION_RC = "version-rc"
+_ONCE = (_SUDO, _STATUS, _NOW, _BOOT, _MARKER, _VERSION, _VERSION_RC)
 # A version printed on its own (a custom version command may print just that).
 _BARE_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:\s*\(B?\d+\))?")
+# The release in an installer record's name (`install-6.12.pid`), as xsoar-mt names them; any other
+# `install-*.pid` (`install-old.pid`) is not xsoar-mt's and is passed over.
+_RELEASE = re.compile(r"[0-9]{1,4}\.[0-9]{1,4}(?:\.[0-9]{1,4})?")
 
 
 def marker_path(inventory: Inventory) -> str:
@@ -42,19 +58,25 @@ def marker_path(inventory: Inventory) -> str:
 
 
 def facts_script(inventory: Inventory) -> str:
-    """Shell (no sudo, no stdin) printing the server's clock, boot id, the marker and every installer record."""
+    """Shell (no sudo, no stdin) printing the server's clock, boot id, the marker and every installer record.
+
+    Each line is `__xsoar_mt_<field>=<value>`; what the server holds (boot id, marker, an installer's
+    name, pid, exit code and boot id) is sent in base64, so no content can start a line or split a field.
+    Numbers the script makes itself (the clock, file times, 0/1) are sent as they are.
+    """
     directory = word(RemotePaths.of(inventory).root)
     return (
-        f'xm_d={directory}; echo "{_NOW}$(date +%s)"; '
-        f'echo "{_BOOT}$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
-        f'echo "{_MARKER}$(tr -d \'\\n\' < "$xm_d/{MARKER_NAME}" 2>/dev/null)"; '
+        f'{SHELL_FUNCTIONS}xm_d={directory}; echo "{_MARK}{_NOW}=$(date +%s)"; '
+        f'echo "{_MARK}{_BOOT}=$(xm_encf /proc/sys/kernel/random/boot_id)"; '
+        f'echo "{_MARK}{_MARKER}=$(xm_encf "$xm_d/{MARKER_NAME}")"; '
         'for xm_f in "$xm_d"/install-*.pid; do [ -f "$xm_f" ] || continue; xm_b=${xm_f%.pid}; '
         'xm_r=${xm_b##*/install-}; xm_p=$(cat "$xm_f" 2>/dev/null); xm_a=0; '
-        'if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && grep -qa "install-$xm_r" "/proc/$xm_p/cmdline" 2>/dev/null; '
-        "then xm_a=1; fi; "
-        'xm_c=$(cat "$xm_b.rc" 2>/dev/null); xm_k=$(cat "$xm_b.boot" 2>/dev/null); '
+        'case $xm_p in ""|*[!0-9]*) ;; *) '
+        'if [ -d "/proc/$xm_p" ] && grep -qa "install-$xm_r" "/proc/$xm_p/cmdline" 2>/dev/null; '
+        "then xm_a=1; fi;; esac; "
         'xm_s=$(stat -c %Y "$xm_f" 2>/dev/null); xm_e=$(stat -c %Y "$xm_b.rc" 2>/dev/null); '
-        f'echo "{_INSTALLER}$xm_r ${{xm_p:--}} $xm_a ${{xm_c:--}} ${{xm_k:--}} ${{xm_s:--}} ${{xm_e:--}}"; done'
+        f'echo "{_MARK}{_INSTALLER}=$(xm_enc "$xm_r") $(xm_encf "$xm_f") $xm_a $(xm_encf "$xm_b.rc") '
+        '$(xm_encf "$xm_b.boot") ${xm_s:--} ${xm_e:--}"; done'
     )
 
 
@@ -62,52 +84,73 @@ def state_command(inventory: Inventory, server: str, *, with_version: bool) -> s
     """One round trip: sudo, the service's LSB status (0 running, 3 stopped), then `facts_script`.
 
     With `with_version`, the command first reads the API key's header line from stdin and, when the
-    service runs, asks it for its version. The status command's stderr is left alone: `sudo -S` prints
-    its password prompt there.
+    service runs, asks it for its version (its answer sent in base64, like everything the server holds).
+    The status command's stderr is left alone: `sudo -S` prints its password prompt there.
     """
     head = "IFS= read -r xm_h; " if with_version else ""
     status = fill(inventory.commands.status, server=server, address=inventory.server(server).address)
     body = (
-        f"{head}sudo true; echo {_SUDO}$?; {status} >/dev/null; xm_st=$?; "
-        f"echo {_STATUS}$xm_st; {facts_script(inventory)}"
+        f"{head}sudo true; echo {_MARK}{_SUDO}=$?; {status} >/dev/null; xm_st=$?; "
+        f"echo {_MARK}{_STATUS}=$xm_st; {facts_script(inventory)}"
     )
     if with_version:
         body += (
-            f'; if [ "$xm_st" = 0 ]; then echo {_VERSION_BEGIN}; '
-            f"printf '%s\\n' \"$xm_h\" | {version_command(inventory, server)}; "
-            f"echo; echo {_VERSION_END}$?; fi"
+            f'; if [ "$xm_st" = 0 ]; then xm_v=$(printf \'%s\\n\' "$xm_h" | {version_command(inventory, server)}); '
+            f'xm_vc=$?; echo "{_MARK}{_VERSION}=$(xm_enc "$xm_v")"; echo "{_MARK}{_VERSION_RC}=$xm_vc"; fi'
         )
     return body
 
 
-def _value(stdout: str, mark: str) -> str | None:
-    for line in stdout.splitlines():
-        if line.startswith(mark):
-            return line[len(mark) :].strip()
-    return None
-
-
-def _code(stdout: str, mark: str) -> int | None:
-    value = _value(stdout, mark)
-    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+def _fields(stdout: str) -> tuple[dict[str, str], list[str]]:
+    """The answer's `__xsoar_mt_<field>=` lines: each single field at most once, and the installer records.
+    Lines that are not the script's own (a login banner) are passed over."""
+    once: dict[str, str] = {}
+    records: list[str] = []
+    for line in lines(stdout):
+        if not line.startswith(_MARK):
+            continue
+        key, sep, value = line[len(_MARK) :].partition("=")
+        if not sep:
+            continue
+        if key == _INSTALLER:
+            records.append(value)
+        elif key in _ONCE:
+            if key in once:
+                raise Unreadable(f"its answer holds {key} twice")
+            once[key] = value
+    return once, records
 
 
 def state_reading(server: str, stdout: str, at: float) -> Reading:
     """What `state_command` printed, read at `at`: whether sudo works, the service's LSB status (only when
-    sudo works), the marker and the installer records. No error is set: the caller words a sudo failure."""
-    sudo_ok = _code(stdout, _SUDO) == 0
-    marker, installers = parse_facts(stdout, at)
-    status = _code(stdout, _STATUS) if sudo_ok else None
+    sudo works), the marker and the installer records. No error is set: the caller words a sudo failure.
+    An answer that does not read as framed gives a reading with `unreadable` set: that server's version
+    is then known only from its service's own answer (observed.py)."""
+    try:
+        once, _ = _fields(stdout)
+        sudo_ok = number(once.get(_SUDO), EXIT_CODE_MAX, "sudo's exit code") == 0
+        status = (
+            number(once.get(_STATUS), EXIT_CODE_MAX, "the status command's exit code") if sudo_ok else None
+        )
+    except Unreadable as exc:
+        return Reading(server, at, unreadable=f"its answer cannot be read ({exc.reason})")
+    try:
+        marker, installers = parse_facts(stdout, at)
+    except Unreadable as exc:
+        return Reading(server, at, sudo_ok=sudo_ok, status_code=status,
+                       unreadable=f"its installer records cannot be read ({exc.reason})")  # fmt: skip
     return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers)
 
 
 def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Installer, ...]]:
-    """The marker and installer records, their times moved onto this machine's clock."""
-    server_now = _code(stdout, _NOW)
+    """The marker and installer records, their times moved onto this machine's clock. Raises Unreadable
+    for an answer that is not framed as `facts_script` frames it (a field twice, a number that is not one)."""
+    once, records = _fields(stdout)
+    server_now = number(once.get(_NOW), EPOCH_MAX, "the server's clock")
     offset = local_now - server_now if server_now is not None else 0.0
-    boot = _value(stdout, _BOOT) or None
+    boot = file_text(once.get(_BOOT), "the boot id")
     marker = None
-    raw = _value(stdout, _MARKER)
+    raw = decode(once.get(_MARKER), "the marker")
     if raw:
         try:
             found = Marker.parse(raw)
@@ -115,25 +158,29 @@ def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Ins
         except InvalidInput:
             marker = None  # not ours, or torn: as good as none
     installers = []
-    for line in stdout.splitlines():
-        if not line.startswith(_INSTALLER):
-            continue
-        fields = line[len(_INSTALLER) :].split()
+    for record in records:
+        fields = record.split(" ")
         if len(fields) != 7:
-            continue
-        release, pid, alive, code, started_boot, started, finished = (None if f == "-" else f for f in fields)
-        if release is None:
-            continue
-        rebooted = bool(started_boot and boot and started_boot != boot)
+            raise Unreadable(f"an installer record has {len(fields)} fields, not 7")
+        name, pid, alive, code, started_boot, started, finished = fields
+        release = decode(name, "an installer's name")
+        if release is None or _RELEASE.fullmatch(release) is None:
+            continue  # not a record xsoar-mt wrote (`install-old.pid`)
+        what = f"the installer record for {release}:"
+        exit_code = number(file_text(code, f"{what} exit code"), EXIT_CODE_MAX, f"{what} exit code")
+        launched = file_text(started_boot, f"{what} boot id")
+        rebooted = bool(launched and boot and launched != boot)
+        began = number(started, EPOCH_MAX, f"{what} start time")
+        ended = number(finished, EPOCH_MAX, f"{what} end time")
         installers.append(
             Installer(
                 release,
-                int(pid) if pid and pid.isdigit() else None,
-                int(code) if code and code.lstrip("-").isdigit() else None,
-                alive == "1" and not rebooted,
+                number(file_text(pid, f"{what} pid"), PID_MAX, f"{what} pid"),
+                exit_code,
+                number(alive, 1, f"{what} alive flag") == 1 and not rebooted,
                 rebooted,
-                int(started) + offset if started and started.isdigit() else None,
-                int(finished) + offset if finished and finished.isdigit() and code else None,
+                began + offset if began is not None else None,
+                ended + offset if ended is not None and exit_code is not None else None,
             )
         )
     return marker, tuple(installers)
@@ -164,7 +211,7 @@ def parse_version(output: str) -> Version:
         return Version.parse(str(data["demistoVersion"]))
     if data is None and _BARE_VERSION.fullmatch(text):
         return Version.parse(text)
-    raise InvalidInput(f"the version probe did not print demistoVersion: {text[:120]!r}")
+    raise InvalidInput(f"the version probe did not print demistoVersion: {shown_text(text, 120)}")
 
 
 def read_version(shell: RemoteShell, inventory: Inventory, api_key: str | None) -> Version:
@@ -181,13 +228,17 @@ def read_version(shell: RemoteShell, inventory: Inventory, api_key: str | None) 
 
 
 def _embedded_version(stdout: str) -> tuple[Version | None, str | None]:
-    if _VERSION_BEGIN not in stdout:
-        return None, None
-    body = stdout.split(_VERSION_BEGIN, 1)[1]
-    text, _, rest = body.partition(_VERSION_END)
-    code = rest.strip().splitlines()[0] if rest.strip() else ""
-    if code != "0":
-        return None, f"the version probe failed (exit {code or '?'}): {text.strip()[-120:]}"
+    """The version the state command asked the service for (its own framed fields), or why there is none."""
+    try:
+        once, _ = _fields(stdout)
+        if _VERSION_RC not in once:
+            return None, None
+        code = number(once[_VERSION_RC], EXIT_CODE_MAX, "the version probe's exit code")
+        text = decode(once.get(_VERSION), "the version probe's answer") or ""
+    except Unreadable as exc:
+        return None, exc.reason
+    if code != 0:
+        return None, f"the version probe failed (exit {code}): {shown_text(text.strip()[-120:])}"
     try:
         return parse_version(text), None
     except InvalidInput as exc:
@@ -216,6 +267,8 @@ def observe(
     except RemoteError as exc:
         return Reading(name, now(), error=exc.detail)
     reading = state_reading(name, result.stdout, now())
+    if reading.unreadable is not None and reading.sudo_ok is None:
+        return reading  # not even sudo's answer reads: nothing else it says is taken
     if not reading.sudo_ok:
         return replace(reading, error=f"sudo does not work: {result.tail(2) or 'no output'}")
     if embed:

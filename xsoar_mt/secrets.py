@@ -64,11 +64,18 @@ class Redactor:
 
 
 def _forms(value: str) -> set[str]:
-    """`value` as output may carry it: as is, percent-encoded (`@` kept or not, a space as %20 or +), and
-    inside a JSON string (non-ASCII as \\uXXXX, `"` and `\\` escaped; the encoded forms need no escaping)."""
+    """`value` as output may carry it: as is, percent-encoded (`@` kept or not, a space as %20 or +),
+    inside a JSON string (non-ASCII as \\uXXXX or kept, `"` and `\\` escaped), and inside a Python
+    `repr` or `ascii` (in either quotes: `'` escaped or not, `\\` doubled)."""
     encoded = {value, quote(value, safe=""), quote(value, safe="@")}
     encoded |= {quote_plus(value, safe=""), quote_plus(value, safe="@")}
-    return encoded | {json.dumps(value)[1:-1]}
+    encoded |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    for shown in (repr(value)[1:-1], ascii(value)[1:-1]):
+        encoded.add(shown)
+        # repr picks the quotes that need no escaping; inside a longer repr, either quote may be escaped
+        bare = shown.replace("\\'", "'").replace('\\"', '"')
+        encoded |= {bare, bare.replace("'", "\\'"), bare.replace('"', '\\"')}
+    return {form for form in encoded if form}
 
 
 REDACTOR = Redactor()

@@ -98,10 +98,19 @@ def fill(template: str, **values: Value) -> str:
 
 def fill_per_server(command: str, values: Mapping[str, str]) -> str:
     """A step's command with `{server}`, `{address}` and `{stamp}` (left by `fill` with LATER) filled in
-    for one server; a placeholder `values` does not name is left as it is."""
-    return _PER_SERVER.sub(
-        lambda m: word(values[m.group(1)]) if m.group(1) in values else m.group(0), command
-    )
+    for one server; a placeholder `values` does not name is left as it is.
+
+    Only the template's own placeholders are filled: text inside a value `fill` quoted (a path of
+    `'{address}'`) is the value's, and stays as it is. The placeholders are looked for in
+    `outside_quotes(command)`, which hides every quoted value at the same length."""
+    out, last = [], 0
+    for found in _PER_SERVER.finditer(outside_quotes(command)):
+        name = found.group(1)
+        if name in values:
+            out += [command[last : found.start()], word(values[name])]
+            last = found.end()
+    out.append(command[last:])
+    return "".join(out)
 
 
 def squash(command: str) -> str:

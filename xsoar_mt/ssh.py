@@ -33,6 +33,7 @@ from xsoar_mt.remote import (
     elevate,
     uses_sudo,
 )
+from xsoar_mt.secrets import REDACTOR
 
 # Paramiko logs a connection's failures itself (with tracebacks, e.g. a server closing before the SSH
 # banner); xsoar-mt reports them as one error line. Without this handler Python's last-resort handler
@@ -257,7 +258,7 @@ class SshShell:
                 channel.sendall(stdin.encode())
             if not (sudo and self._sudo_password is not None):
                 channel.shutdown_write()
-            return self._collect(channel, command, timeout, cancel)
+            return self._collect(channel, command, timeout, cancel, sudo)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
             raise ConnectionLost(
@@ -265,8 +266,9 @@ class SshShell:
             ) from None
 
     def _collect(
-        self, channel: paramiko.Channel, command: str, timeout: float | None, cancel: Cancel | None
-    ) -> Result:
+        self, channel: paramiko.Channel, command: str, timeout: float | None, cancel: Cancel | None,
+        sudo: bool = True,
+    ) -> Result:  # fmt: skip
         deadline = time.monotonic() + timeout if timeout else None
         out, err = bytearray(), bytearray()
         answered = 0
@@ -279,9 +281,8 @@ class SshShell:
             if channel.recv_stderr_ready():
                 err += channel.recv_stderr(_READ)
                 progressed = True
-            if progressed and self._sudo_prompted(channel, out, err, answered):
-                # a prompt may come on stdout when the command merges its streams (2>&1)
-                prompts = out.count(_PROMPT) + err.count(_PROMPT)
+            if progressed and sudo and self._sudo_prompted(channel, err, answered):
+                prompts = err.count(_PROMPT)
                 assert self._sudo_password is not None
                 channel.sendall(((self._sudo_password + "\n") * (prompts - answered)).encode())
                 answered = prompts
@@ -302,12 +303,13 @@ class SshShell:
             raise ConnectionLost(self.server, "the command ended without an exit status")
         return Result(self.server, command, code, _clean(out), _clean(err))
 
-    def _sudo_prompted(
-        self, channel: paramiko.Channel, out: bytearray, err: bytearray, answered: int
-    ) -> bool:
-        """True when sudo asks for the password again; raises when it cannot or must not be answered."""
-        rejected = any(m in out or m in err for m in _SUDO_REJECTIONS)
-        prompts = out.count(_PROMPT) + err.count(_PROMPT)
+    def _sudo_prompted(self, channel: paramiko.Channel, err: bytearray, answered: int) -> bool:
+        """True when sudo asks for the password again; raises when it cannot or must not be answered.
+
+        Asked only for a command that uses sudo, and only of its standard error, where `sudo -S` writes
+        its prompt and its "Sorry, try again": a command's own output (an install log) may hold either."""
+        rejected = any(m in err for m in _SUDO_REJECTIONS)
+        prompts = err.count(_PROMPT)
         if not rejected and prompts <= answered:
             return False
         if self._sudo_password is None or rejected:
@@ -337,5 +339,7 @@ class SshShell:
 
 
 def _clean(data: bytes | bytearray) -> str:
-    """Output as text, without the sudo prompts xsoar-mt asked for."""
-    return bytes(data).decode("utf-8", errors="replace").replace(SUDO_PROMPT, "")
+    """Output as text, without the sudo prompts xsoar-mt asked for, and with every secret masked: here,
+    where output enters xsoar-mt, before anything cuts it (a secret cut short is no longer found) or
+    quotes it with `repr`."""
+    return REDACTOR.redact(bytes(data).decode("utf-8", errors="replace").replace(SUDO_PROMPT, ""))

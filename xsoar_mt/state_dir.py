@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from xsoar_mt.errors import UsageError, shown
+from xsoar_mt.localfiles import check_state_dir, private_dirs
 
 
 class StateDir:
@@ -53,7 +54,9 @@ class StateDir:
         return self.root / "installers"
 
     def require_usable(self) -> None:
-        """The directory must be one this user can create files in, or one that can be made."""
+        """The directory must be one this user can create files in, or one that can be made, and private:
+        owned by this user and writable by nobody else (`localfiles.check_state_dir`)."""
+        check_state_dir(self.root)
         existing = self.root.absolute()
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
@@ -77,7 +80,7 @@ def write_private(path: Path, text: str, *, make_parents: bool = True) -> None:
     directory, flushed and renamed over `path`. On failure nothing is left behind and the OSError is raised.
     With `make_parents`, missing directories are made, private too."""
     if make_parents:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600

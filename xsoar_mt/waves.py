@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from xsoar_mt.errors import UsageError
+from xsoar_mt.errors import StalePlan, UsageError, shown
 from xsoar_mt.inventory import Group
 
 _ITEM = re.compile(r"^(?:(?P<count>\d+)|(?P<percent>\d+(?:\.\d+)?)%)$")
@@ -76,6 +76,15 @@ class WaveSpec:
             out.append(size)
             left -= size
         return out
+
+
+def saved_spec(text: str) -> WaveSpec:
+    """A saved plan's wave spec, read again: the run splits the groups into waves from it, never takes
+    the plan file's own list of which group goes in which wave (an edited list would pass for reviewed)."""
+    try:
+        return WaveSpec.parse(text)
+    except UsageError:
+        raise StalePlan([f"waves.spec: {shown(text, 80)} is not a wave spec"]) from None
 
 
 def ordered(groups: Sequence[Group]) -> list[Group]:

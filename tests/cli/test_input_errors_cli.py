@@ -304,3 +304,35 @@ def test_a_wrong_group_name_is_a_usage_error_before_any_server_is_contacted(
         assert result.exit_code == 2, result.output
         assert "no such host group (known: emea)" in result.output and hint in result.output
         assert not accepted.is_set()  # no connection was even opened
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "large"])
+def test_an_inventory_that_is_not_a_regular_file_or_too_large_exits_3_in_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "inventory.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)  # read as before, this hung
+    elif kind == "device":
+        path = Path("/dev/zero")  # read as before, this ended in a MemoryError
+    else:
+        with path.open("wb") as handle:
+            handle.truncate(16 * 1024 * 1024 + 1)
+    result = runner.invoke(app, ["inventory", "validate", str(path)])
+    assert result.exit_code == 3, result.output
+    (line,) = result.stderr.splitlines()
+    expected = "larger than the 16 MiB" if kind == "large" else "not a regular file"
+    assert line.startswith(f"error: {path}: cannot read the inventory: ") and expected in line
+
+
+def test_a_state_dir_writable_by_others_exits_2_with_the_fix(inventory: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    result = real_run(inventory, state)
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        f"error: --state-dir '{state}': writable by group or others (mode 0777); refusing it\n"
+        f"hint: chmod 700 {state}\n"
+    )
+    assert not (state / "runs").exists()

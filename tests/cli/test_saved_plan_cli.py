@@ -182,3 +182,172 @@ def test_a_step_field_of_the_wrong_type_is_named_by_its_path(inventory: Path, tm
     result = dry_run(inventory, plan)
     assert result.exit_code == 3, result.output
     assert "phases[2].steps[0].servers: expected a list of text, found 'emea-b'" in result.output
+
+
+def test_main_steps_moved_into_prepare_in_the_same_order_are_refused(inventory: Path, tmp_path: Path) -> None:
+    # `prepare` runs its steps side by side: main's backup, stop and install would all start at once.
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11")
+    prepare, main = data["phases"][0], data["phases"][1]
+    assert (prepare["id"], main["id"]) == ("prepare", "main@6.11")
+    prepare["steps"] += main["steps"]
+    main["steps"] = []
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert "would run" not in result.output
+
+
+def test_main_steps_relabelled_into_prepare_are_refused_by_the_phase_outline(
+    inventory: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11")
+    moved = data["phases"][1]["steps"]
+    for step in moved:
+        step["phase"] = "prepare"
+    data["phases"][0]["steps"] += moved
+    data["phases"][1]["steps"] = []
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert "phase differs" in result.output or "phase prepare: steps differs" in result.output
+
+
+def test_a_phase_emptied_with_its_steps_kept_elsewhere_is_refused_by_its_step_ids() -> None:
+    from dataclasses import replace
+
+    from xsoar_mt.plan import Plan
+
+    plan = Plan.from_dict(_tiny_plan())
+    prepare, main = plan.phases
+    moved = replace(
+        plan, phases=(replace(prepare, steps=prepare.steps + main.steps), replace(main, steps=()))
+    )
+    assert list(moved.steps) == list(plan.steps)  # the same steps, each unchanged, in the same order
+    assert moved.first_difference(plan) == (
+        'phase prepare: steps differs: plan ["prepare/1", "main@6.11/2"], made now ["prepare/1"]'
+    )
+
+
+def _tiny_plan() -> dict[str, Any]:
+    def step(phase: str, n: int) -> dict[str, Any]:
+        return {"id": f"{phase}/{n}", "phase": phase, "action": "stop", "servers": ["a"], "command": "true",
+                "why": "w", "release": "6.11", "sets_release": None, "verdict_after": "ok"}  # fmt: skip
+
+    return {
+        "format_version": 1, "deployment": "d", "target": "6.11", "scope": {"main": True, "groups": None},
+        "hops": ["6.11"], "warnings": [], "degraded_functions": [], "downtime_minutes": {}, "skipped": [],
+        "basis": {"inventory_sha256": "x", "versions": {}, "target": "6.11", "scope": {"main": True, "groups": None}},
+        "phases": [
+            {"id": "prepare", "title": "p", "group": None, "release": None, "steps": [step("prepare", 1)]},
+            {"id": "main@6.11", "title": "m", "group": "main", "release": "6.11", "steps": [step("main@6.11", 2)]},
+        ],
+    }  # fmt: skip
+
+
+def test_waves_forged_in_the_file_are_refused_since_the_run_rebuilds_them_from_the_spec(
+    inventory: Path, tmp_path: Path
+) -> None:
+    text = inventory.read_text()
+    for main in ("main-a, address: 10.20.0.10", "main-b, address: 10.20.0.11"):
+        text = text.replace(f"{main}, version: 6.10.0", f"{main}, version: 6.11.0")
+    inventory.write_text(text)
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11", "--waves", "1")
+    assert data["waves"]["spec"] == "1" and max(data["waves"]["groups"].values()) > 1
+    assert dry_run(inventory, plan).exit_code == 0
+    data["waves"]["groups"] = dict.fromkeys(data["waves"]["groups"], 1)
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert "waves differs" in result.output
+
+
+def test_a_wave_spec_edited_to_something_unreadable_is_refused_with_exit_8(
+    inventory: Path, tmp_path: Path
+) -> None:
+    text = inventory.read_text()
+    for main in ("main-a, address: 10.20.0.10", "main-b, address: 10.20.0.11"):
+        text = text.replace(f"{main}, version: 6.10.0", f"{main}, version: 6.11.0")
+    inventory.write_text(text)
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11", "--waves", "1")
+    data["waves"]["spec"] = "all at once"
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert "waves.spec: 'all at once' is not a wave spec" in result.output
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (
+            lambda text: text.replace('"deployment": ', '"deployment": "other", "deployment": ', 1),
+            "deployment",
+        ),
+        (lambda text: text.replace('"command": ', '"command": "rm -rf /", "command": ', 1), "command"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it(inventory: Path, tmp_path: Path, edit: Any, key: str) -> None:
+    plan = tmp_path / "plan.json"
+    make_plan(inventory, plan, "--to", "6.11")
+    plan.write_text(edit(json.dumps(json.loads(plan.read_text()))))
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert f"key '{key}' appears twice in one object" in result.output
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (lambda d: d.update(parallel=16), "parallel: unknown key"),
+        (lambda d: d["phases"][1].update(parallel=True), "phases[1].parallel: unknown key"),
+        (lambda d: d["phases"][1]["steps"][0].update(sudo=False), "phases[1].steps[0].sudo: unknown key"),
+        (lambda d: d["basis"].update(note="x"), "basis.note: unknown key"),
+        (lambda d: d["scope"].update(all=True), "scope.all: unknown key"),
+    ],
+)
+def test_an_unknown_key_is_refused_naming_its_path(
+    inventory: Path, tmp_path: Path, edit: Any, path: str
+) -> None:
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11")
+    edit(data)
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert path in result.output and len(result.output.splitlines()) <= 2
+
+
+def test_two_steps_of_a_phase_swapped_are_refused(inventory: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    data = make_plan(inventory, plan, "--to", "6.11")
+    steps = data["phases"][1]["steps"]
+    steps[0], steps[1] = steps[1], steps[0]
+    rewrite(plan, data)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 8, result.output
+    assert "id differs" in result.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "large"])
+def test_a_plan_that_is_not_a_regular_file_or_too_large_gets_one_line(
+    inventory: Path, tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    plan = tmp_path / "plan.json"
+    if kind == "fifo":
+        os.mkfifo(plan)
+    elif kind == "device":
+        plan = Path("/dev/zero")
+    else:
+        with plan.open("wb") as handle:
+            handle.truncate(16 * 1024 * 1024 + 1)
+    result = dry_run(inventory, plan)
+    assert result.exit_code == 3, result.output
+    expected = "larger than the 16 MiB" if kind == "large" else "not a regular file"
+    assert result.output.startswith(f"error: {plan}: cannot read the plan: ") and expected in result.output
+    assert len(result.output.splitlines()) <= 2

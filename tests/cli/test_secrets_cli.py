@@ -10,6 +10,7 @@ findings and the report's HTML, Markdown and JSON for every form.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,9 +71,11 @@ def leaks(text: str) -> list[str]:
 
 def survey(server: str) -> str:
     """A server's survey output: its version, and a link check that failed and quoted the link."""
-    return (
-        f'==xsoar-mt== version\n{{"demistoVersion": "6.11.0", "server": "{server}"}}\n==rc== 0\n'
-        f"==xsoar-mt== installer-link\ntool=wget\n{LINK}: ERROR 403: Forbidden.\n==rc== 8\n"
+    version = base64.b64encode(f'{{"demistoVersion": "6.11.0", "server": "{server}"}}'.encode()).decode()
+    link = base64.b64encode(f"tool=wget\n{LINK}: ERROR 403: Forbidden.".encode()).decode()
+    return (  # as the survey script frames it: each section's output in base64 on one line
+        f"==xsoar-mt== version\n==body== {version}\n==rc== 0\n"
+        f"==xsoar-mt== installer-link\n==body== {link}\n==rc== 8\n"
     )
 
 

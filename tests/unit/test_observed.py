@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.unit.inventories import GroupSpec, build
@@ -121,13 +123,19 @@ def test_the_deployment_is_judged_only_when_every_version_is_known() -> None:
     assert resolve(inv, unknown, {}).judge(inv) is None
 
 
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
 def test_server_clock_times_are_moved_onto_this_machines_clock() -> None:
+    marker_json = (
+        '{"at": 900, "how": "api", "release": "6.10", "run_id": null, "server": "a-0", "version": "6.10.0"}'
+    )
     stdout = (
-        "__xsoar_mt_sudo=0\n__xsoar_mt_status=3\n__xsoar_mt_now=1000\n__xsoar_mt_boot=b2\n"
-        '__xsoar_mt_marker={"at": 900, "how": "api", "release": "6.10", "run_id": null, "server": "a-0", '
-        '"version": "6.10.0"}\n'
-        "__xsoar_mt_installer=6.11 42 0 1 b1 950 960\n"
-        "__xsoar_mt_installer=6.12 43 1 - b2 970 -\n"
+        f"__xsoar_mt_sudo=0\n__xsoar_mt_status=3\n__xsoar_mt_now=1000\n__xsoar_mt_boot={b64('b2')}\n"
+        f"__xsoar_mt_marker={b64(marker_json)}\n"
+        f"__xsoar_mt_installer={b64('6.11')} {b64('42')} 0 {b64('1')} {b64('b1')} 950 960\n"
+        f"__xsoar_mt_installer={b64('6.12')} {b64('43')} 1 - {b64('b2')} 970 -\n"
     )
     marker, installers = parse_facts(stdout, local_now=5000.0)
     assert marker is not None and marker.at == 4900.0 and marker.version == V("6.10.0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from urllib.parse import quote
 
@@ -69,8 +70,27 @@ hosts:
     server: {name: s1, address: 10.0.3.1, version: 6.11.0}
 """
 
+
+def framed(text: str) -> str:
+    """Sections written as `==xsoar-mt== NAME`, its text, `==rc== CODE` (readable here) in the form the
+    survey script prints them: each section's text in base64 on one line."""
+    out: list[str] = []
+    name: str | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith(HEAD):
+            name, body = line, []
+        elif line.startswith("==rc== ") and name is not None:
+            encoded = base64.b64encode("\n".join(body).strip("\n").encode()).decode() or "-"
+            out += [name, f"==body== {encoded}", line]
+            name = None
+        elif name is not None:
+            body.append(line)
+    return "\n".join(out) + "\n"
+
+
 # What the survey script printed on a fleet server (recorded), with the installer link failing.
-RECORDED = """==xsoar-mt== version
+RECORDED = framed("""==xsoar-mt== version
 {"demistoVersion": "6.11.0", "buildNumber": "", "server": "g1a"}
 ==rc== 0
 ==xsoar-mt== df-installer
@@ -104,7 +124,7 @@ ERROR 403: Forbidden (missing or invalid token).
 ==tcp== 10.0.1.1 18501 1
 ==tcp== 10.0.1.1 18502 0
 ==rc== 0
-"""
+""")
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +229,7 @@ def test_low_free_space_under_var_lib_demisto_fails_and_the_installer_directory_
 
 
 def test_noexec_tmp_gets_an_automatic_target_under_the_installer_directory() -> None:
-    exec_ok = parse_sections("==xsoar-mt== installer-dir-mount\nrw,relatime\n==rc== 0\n")[
+    exec_ok = parse_sections(framed("==xsoar-mt== installer-dir-mount\nrw,relatime\n==rc== 0\n"))[
         "installer-dir-mount"
     ]
     finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False,
@@ -236,8 +256,10 @@ def test_a_noexec_target_dir_fails_and_gets_no_automatic_target() -> None:
 
 def test_a_noexec_installer_directory_fails_whatever_tmp_allows() -> None:
     sections = parse_sections(
-        "==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n"
-        "==xsoar-mt== installer-dir-mount\nrw,nosuid,noexec\n==rc== 0\n"
+        framed(
+            "==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n"
+            "==xsoar-mt== installer-dir-mount\nrw,nosuid,noexec\n==rc== 0\n"
+        )
     )
     finding, target = tmp_finding("g1a", sections["extract-dir"], "/tmp", target_dir_set=False,
                                   installer=sections["installer-dir-mount"], installer_dir="/var/tmp/xsoar-mt",
@@ -247,7 +269,7 @@ def test_a_noexec_installer_directory_fails_whatever_tmp_allows() -> None:
 
 
 def test_an_exec_mount_passes_the_tmp_check() -> None:
-    sections = parse_sections("==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n")
+    sections = parse_sections(framed("==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n"))
     finding, target = tmp_finding("g1a", sections["extract-dir"], "/var/tmp", target_dir_set=True)
     assert finding.verdict is Verdict.PASS and target is None
 
@@ -480,3 +502,28 @@ def test_the_system_finding_suggests_the_dev_profile_only_where_its_sizing_would
     assert "--ignore-preflight-errors=system" in (two_cores.fix or "")
     already_dev = system_finding("g1a", 2, 4 * 1024**3, disk, "dev", 1)
     assert "profile: dev" not in (already_dev.fix or "")
+
+
+def test_a_section_holding_another_sections_header_stays_its_own_text() -> None:
+    forged = "6.14.0\n==rc== 0\n==xsoar-mt== df-data\nFilesystem 1024-blocks Used Available Capacity Mounted\n/dev/x 9 0 9 0% /"
+    body = base64.b64encode(forged.encode()).decode()
+    sections = parse_sections(f"==xsoar-mt== version\n==body== {body}\n==rc== 7\n")
+    assert list(sections) == ["version"] and sections["version"].rc == 7
+    assert sections["version"].text == forged
+
+
+def test_a_section_given_twice_or_an_exit_code_that_is_no_number_is_unreadable() -> None:
+    from xsoar_mt.framed import Unreadable
+
+    with pytest.raises(Unreadable, match="section 'nproc' twice"):
+        parse_sections(framed("==xsoar-mt== nproc\n4\n==rc== 0\n==xsoar-mt== nproc\n4\n==rc== 0\n"))
+    with pytest.raises(Unreadable, match="nproc exit code is not a number"):
+        parse_sections("==xsoar-mt== nproc\n==body== NA==\n==rc== \u00b2\n")
+
+
+def test_facts_with_non_ascii_digits_read_as_missing_not_as_a_crash() -> None:
+    assert (
+        parse_df("Filesystem 1024-blocks Used Available Capacity Mounted\n/dev/x \u00b2 0 \u00b3 1% /\n")
+        is None
+    )
+    assert parse_memory("MemTotal: \u0663\u0663 kB\nMem: \u00b2") is None

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -228,12 +229,15 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
     executor fills it in), the version probe, the survey, the install with -target, validation's."""
     executor = Executor(inventory, plan, lambda name: None, Fanout(), Observed(), RunSecrets())  # type: ignore[arg-type,return-value]  # no step is run
     out = []
-    for step in plan.steps:
-        if step.action is not Action.VALIDATE:
-            out += [
-                executor.run.command(server, step.command_on(server), CommandKind.OTHER)
-                for server in step.servers
-            ]
+    # One clock for both sides: {stamp} is the second a backup starts, and the real commands and the
+    # oracle's were made in different seconds now and then (a failure at random on a slow machine).
+    with mock.patch("xsoar_mt.engine.context.time.gmtime", return_value=time.gmtime(1_800_000_000)):
+        for step in plan.steps:
+            if step.action is not Action.VALIDATE:
+                out += [
+                    executor.run.command(server, step.command_on(server), CommandKind.OTHER)
+                    for server in step.servers
+                ]
     main = inventory.main.servers[0]
     accounts = [t.account for g in inventory.groups for t in g.tenants]
     out.append(tenants_command(inventory, main.address, accounts))
@@ -349,6 +353,7 @@ def test_a_word_splits_back_into_exactly_its_value(value: str) -> None:
 
 
 @given(st.lists(st.text(min_size=1), max_size=4), st.text(min_size=1))
+@example(["{server}", "x{stamp}"], "'{address}'")  # a value's own text is never a placeholder
 def test_fill_quotes_values_and_keeps_the_template_and_later_placeholders(
     flags: list[str], path: str
 ) -> None:
@@ -356,6 +361,13 @@ def test_fill_quotes_values_and_keeps_the_template_and_later_placeholders(
     assert command.endswith(" # {server}")
     filled = fill_per_server(command, {"server": "m-1", "address": "::1"})
     assert shlex.split(filled) == ["sudo", path, "--", "-x", *flags, "#", "m-1"]
+
+
+def test_fill_per_server_fills_the_templates_placeholders_and_never_a_values_text() -> None:
+    command = fill("cp {path} {dest}/{server}-{stamp}", path="'{address}'", dest="/b/{server}", server=LATER,
+                   stamp=LATER)  # fmt: skip
+    filled = fill_per_server(command, {"server": "m-1", "address": "::1", "stamp": "20260101"})
+    assert shlex.split(filled) == ["cp", "'{address}'", "/b/{server}/m-1-20260101"]
 
 
 def test_placeholders_are_plain_names_and_braces_must_pair() -> None:

@@ -32,6 +32,7 @@ from xsoar_mt.checks.survey import (
 )
 from xsoar_mt.checks.tls import observe
 from xsoar_mt.errors import InvalidInput
+from xsoar_mt.framed import Unreadable, shown_text
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Known, Observed, Reading, resolve
@@ -131,7 +132,10 @@ def gather(
     )
     try:
         result = shell.run(survey_script(request), stdin=survey_stdin(secrets.api_key, link), timeout=90)
-        facts.sections = parse_sections(result.stdout)
+        try:
+            facts.sections = parse_sections(result.stdout)
+        except Unreadable as exc:  # this server's facts are unknown; the others' are read as ever
+            facts.version_error = f"its preflight answer cannot be read ({exc.reason})"
         if facts.running is not False and not version_in_script:
             facts.version = read_version(shell, inventory, secrets.api_key)
     except RemoteError as exc:
@@ -140,7 +144,9 @@ def gather(
     if found is not None:
         try:
             if found.rc != 0:
-                raise InvalidInput(f"the version probe failed (exit {found.rc}): {found.text.strip()[-120:]}")
+                raise InvalidInput(
+                    f"the version probe failed (exit {found.rc}): {shown_text(found.text.strip()[-120:])}"
+                )
             facts.version = parse_version(found.text)
         except InvalidInput as exc:
             facts.version_error = exc.message

@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xsoar_mt.checks.model import Link
+from xsoar_mt.framed import EXIT_CODE_MAX, SHELL_FUNCTIONS, Unreadable, decode, lines, number, shown_text
 from xsoar_mt.shellwords import word
 
 HEAD = "==xsoar-mt== "
+BODY = "==body== "
 RC = "==rc== "
 TCP = "==tcp== "
 DATA_DIR = "/var/lib/demisto"
+_DIGITS = re.compile(r"[0-9]{1,30}")  # ASCII digits: str.isdigit() takes '²', which int() refuses
 TCP_TIMEOUT = 3
 
 # Opens one TCP connection with bash's /dev/tcp (under `timeout`), or nc, or says it cannot.
@@ -46,7 +49,12 @@ class SurveyRequest:
 
 
 def _section(name: str, body: str) -> str:
-    return f"echo '{HEAD}{name}'; {{ {body}; }} 2>&1; xm_rc=$?; echo; echo \"{RC}$xm_rc\"; "
+    """A section: its name, then what `body` printed (both streams) in base64 on one line, then its exit
+    code. Framed so that nothing a server prints (a version page, a mount option) can open another section."""
+    return (
+        f"echo '{HEAD}{name}'; xm_o=$( {{ {body}; }} 2>&1 ); xm_rc=$?; "
+        f'echo "{BODY}$(xm_enc "$xm_o")"; echo "{RC}$xm_rc"; '
+    )
 
 
 def _existing(path: str) -> str:
@@ -63,7 +71,7 @@ def _mount_options(path: str) -> str:
 
 
 def survey_script(request: SurveyRequest) -> str:
-    parts = ["IFS= read -r xm_h; IFS= read -r xm_l; "]
+    parts = [f"IFS= read -r xm_h; IFS= read -r xm_l; {SHELL_FUNCTIONS}"]
     if request.version_command:
         parts.append(_section("version", f"printf '%s\\n' \"$xm_h\" | {request.version_command}"))
     parts.append(_section("df-installer", _existing(request.installer_dir) + 'df -Pk "$d"'))
@@ -92,7 +100,7 @@ def survey_script(request: SurveyRequest) -> str:
         )
     if request.links:
         calls = " ".join(f"xm_tcp {word(k.address)} {word(k.port)} &" for k in request.links)
-        parts.append(f"echo '{HEAD}tcp'; {_TCP_FUNCTION}{calls} wait; echo \"{RC}0\"; ")
+        parts.append(_section("tcp", f"{_TCP_FUNCTION}{calls} wait"))
     return "".join(parts).rstrip("; ") + "\n"
 
 
@@ -108,21 +116,23 @@ class Section:
 
 
 def parse_sections(stdout: str) -> dict[str, Section]:
+    """Each section's text and exit code. Split on `\\n` only; a section's text is its own base64 line,
+    so nothing in it is read as another section. Raises Unreadable for an answer not framed so."""
     sections: dict[str, Section] = {}
     name: str | None = None
-    lines: list[str] = []
-    for line in stdout.splitlines():
+    text = ""
+    for line in lines(stdout):
         if line.startswith(HEAD):
-            name, lines = line[len(HEAD) :].strip(), []
+            name, text = line[len(HEAD) :], ""
+            if name in sections:
+                raise Unreadable(f"its preflight answer holds section {shown_text(name, 60)} twice")
             sections[name] = Section("", None)
+        elif name is not None and line.startswith(BODY):
+            text = decode(line[len(BODY) :], f"the {name} section") or ""
+            sections[name] = Section(text, None)
         elif name is not None and line.startswith(RC):
-            value = line[len(RC) :].strip()
-            text = "\n".join(lines).strip("\n")
-            sections[name] = Section(text, int(value) if value.lstrip("-").isdigit() else None)
+            sections[name] = Section(text, number(line[len(RC) :], EXIT_CODE_MAX, f"the {name} exit code"))
             name = None
-        elif name is not None:
-            lines.append(line)
-            sections[name] = Section("\n".join(lines), None)
     return sections
 
 
@@ -147,7 +157,7 @@ def parse_df(text: str) -> DiskSpace | None:
     """`df -Pk` output: the last data line (size, used and available in KiB, then the mount point)."""
     rows = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("Filesystem")]
     for row in reversed(rows):
-        if len(row) >= 6 and row[1].isdigit() and row[3].isdigit():
+        if len(row) >= 6 and _DIGITS.fullmatch(row[1]) and _DIGITS.fullmatch(row[3]):
             return DiskSpace(row[5], int(row[1]) * 1024, int(row[3]) * 1024)
     return None
 
@@ -156,13 +166,13 @@ def parse_memory(text: str) -> int | None:
     """Total memory in bytes, from `/proc/meminfo`'s MemTotal (kB) or `free -b`'s Mem: line."""
     for line in text.splitlines():
         words = line.split()
-        if words and words[0].lower() == "memtotal:" and len(words) >= 2 and words[1].isdigit():
+        if words and words[0].lower() == "memtotal:" and len(words) >= 2 and _DIGITS.fullmatch(words[1]):
             return int(words[1]) * 1024
-        if words and words[0] == "Mem:" and len(words) >= 2 and words[1].isdigit():
+        if words and words[0] == "Mem:" and len(words) >= 2 and _DIGITS.fullmatch(words[1]):
             return int(words[1])
     return None
 
 
 def parse_int(text: str) -> int | None:
     words = text.split()
-    return int(words[0]) if words and words[0].isdigit() else None
+    return int(words[0]) if words and _DIGITS.fullmatch(words[0]) else None

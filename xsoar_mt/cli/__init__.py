@@ -111,7 +111,9 @@ def _report(exc: XsoarMtError) -> None:
 
 def _one_line(message: str, limit: int = 4000) -> str:
     """A safety net under the messages' own cutting: one line, never more than `limit` characters."""
-    message = message.replace("\r", " ").replace("\n", " | ")
+    from xsoar_mt.framed import printable  # a server's text may hold escape sequences: never to the terminal
+
+    message = printable(message.replace("\r", " ").replace("\n", " | "))
     return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} characters)"
 
 

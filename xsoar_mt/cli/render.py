@@ -26,12 +26,19 @@ UNLIMITED = 1_000_000
 
 
 class _Console(Console):
-    """Rich's console, except that a closed pipe (`| head`) ends the command as a success: Rich's own
-    handling exits 1, which would tell a script that xsoar-mt failed."""
+    """Rich's console, with two promises: a closed pipe (`| head`) ends the command as a success (Rich's
+    own handling exits 1, which would tell a script that xsoar-mt failed), and every string it renders
+    has its control characters stripped (`framed.printable`): text a server sent (an error tail, a
+    reason, a name in a record) never moves the cursor or rings a bell."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise BrokenPipeError  # the CLI's boundary ends the command with 0, silently
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Text:
+        from xsoar_mt.framed import printable
+
+        return super().render_str(printable(text), *args, **kwargs)
 
 
 def console() -> Console:
@@ -111,9 +118,10 @@ class EventPrinter:
         if self._sink is not None:
             self._sink.emit(event)
             return
+        from xsoar_mt.framed import printable
         from xsoar_mt.secrets import REDACTOR
 
-        message = escape(REDACTOR.redact(event.message))
+        message = escape(printable(REDACTOR.redact(event.message)))
         stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
         if event.kind == "run-started":  # after any confirmation prompt, which a spinner would hide
             self._total, self._done, self._began = int(event.data.get("steps", 0)), 0, event.ts
@@ -214,10 +222,11 @@ def render_recap(outcome: RunOutcome) -> None:
             f"[{style}]{own}[/]" if style else own,
         )
     out.print(table)
+    from xsoar_mt.framed import printable
     from xsoar_mt.secrets import REDACTOR
 
     for failure in report.failures:  # a failure quotes the server's output, which may quote a secret
-        out.print(f"[red]failed:[/] {escape(REDACTOR.redact(failure))}")
+        out.print(f"[red]failed:[/] {escape(printable(REDACTOR.redact(failure)))}")
     stopped = [n for n, s in report.servers.items() if s.running is False]
     if stopped:
         out.print(f"[red]left stopped:[/] {', '.join(stopped)}")

@@ -24,6 +24,7 @@ from xsoar_mt.usecases.run_request import RunOutcome as RunOutcome
 from xsoar_mt.usecases.run_request import RunRequest as RunRequest
 from xsoar_mt.usecases.saved_plan import check_plan_request, check_saved_plan, read_plan
 from xsoar_mt.usecases.session import Session
+from xsoar_mt.waves import saved_spec
 
 
 def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, confirm: Callable[[Plan], bool],
@@ -94,7 +95,8 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     if resumed is None:
         if saved is not None:  # the plan's own target, scope and waves, unless the flags say otherwise
             target = parse_target(request.target, inventory.releases) if request.target else saved.target
-            return Intent(target, request.scope if request.scope != Scope() else saved.scope, saved.waves)
+            spec = saved_spec(saved.waves.spec) if saved.waves is not None else None  # rebuilt, not copied
+            return Intent(target, request.scope if request.scope != Scope() else saved.scope, spec)
         if request.target is None:
             raise UsageError("give --to RELEASE, --plan FILE or --resume RUN")
         return Intent(parse_target(request.target, inventory.releases), request.scope)

@@ -55,7 +55,7 @@ class Intent:
 
     target: str
     scope: Scope
-    waves: Waves | None = None
+    waves: Waves | WaveSpec | None = None  # a resumed run's waves, or a saved plan's spec rebuilt
     downloaded: Mapping[str, str] = field(
         default_factory=dict
     )  # release -> sha256, installers fetched so far

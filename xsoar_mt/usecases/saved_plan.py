@@ -7,7 +7,8 @@ from pathlib import Path
 
 from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.localfiles import InputFileError, read_input
+from xsoar_mt.plan import Plan, Scope, refuse_duplicate_keys
 from xsoar_mt.state_dir import write_private
 
 
@@ -29,9 +30,9 @@ def read_plan(path: Path, inventory: Inventory | None = None) -> Plan:
     """A saved plan (`--plan`). Anything that is not a plan is refused (exit 3), and so is a plan whose
     steps name a server the inventory does not have: before anything runs."""
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+        data = json.loads(read_input(path).decode("utf-8"), object_pairs_hook=refuse_duplicate_keys)
+    except InputFileError as exc:
+        raise InvalidInput(f"{path}: cannot read the plan: {exc.reason}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not a JSON plan: the file is not UTF-8 text") from None
     except json.JSONDecodeError as exc:

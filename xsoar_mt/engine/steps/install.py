@@ -10,6 +10,7 @@ from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.installer_job import InstallFiles, follow
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.engine.steps.base import ServerStep
+from xsoar_mt.framed import exit_code
 from xsoar_mt.observed import Installer, Marker, Service, Source
 from xsoar_mt.plan import Action, Step
 from xsoar_mt.releases import Version
@@ -66,8 +67,7 @@ def _failed(run: RunContext, step: Step, server: str, shell: RemoteShell, files:
     tail = ""
     with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
         tail = "\n".join(shell.run(files.log_tail(), timeout=60).stdout.splitlines()[-5:])
-    done = Installer(step.release, None, int(code) if code.lstrip("-").isdigit() else None, False, False,
-                     began, finished)  # fmt: skip
+    done = Installer(step.release, None, exit_code(code), False, False, began, finished)
     run.update(server, step, unknown=done.describe(), installer=done)
     run.emit("install-failed", f"{server}: installer for {step.release} exited {code}", step, (server,),
              release=step.release, exit_code=code)  # fmt: skip
