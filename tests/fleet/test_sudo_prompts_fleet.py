@@ -7,13 +7,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from xsoar_mt.run import ShellPool, ssh_pool
 
 from tests.fleet.fleet import Fleet
-from xsoar_mt.inventory import load_inventory
-from xsoar_mt.remote import SudoRejected
+from xsoar_mt.inventory import Inventory, load_inventory
+from xsoar_mt.remote import ShellPool, SudoRejected
 
 pytestmark = pytest.mark.fleet
+
+
+def ssh_pool(inventory: Inventory, sudo: dict[str, str], accept_new: bool) -> ShellPool:
+    """One real SSH shell per server, the sudo password of each given (as a session makes them)."""
+    from xsoar_mt.ssh import SshShell
+
+    return ShellPool(
+        lambda name: SshShell(
+            inventory.server(name), sudo_password=sudo.get(name), accept_new_host_keys=accept_new
+        )
+    )
 
 
 @pytest.fixture()

@@ -8,9 +8,9 @@ import itertools
 from dataclasses import replace
 
 import pytest
-from xsoar_mt.executor import _Poll
 
 from tests.unit.test_executor_flow import _setup
+from xsoar_mt.engine.installer_job import Poll as _Poll
 from xsoar_mt.framed import exit_code
 from xsoar_mt.remote import Result
 
@@ -52,9 +52,9 @@ def test_the_install_time_limit_is_in_minutes(monkeypatch: pytest.MonkeyPatch) -
     # A clock that moves 1 s each time it is read: the install's few polls take some seconds, inside a
     # 1-minute limit. Read as seconds, the limit would fail it after the first poll.
     clock = itertools.count(start=1000.0, step=1.0)
-    monkeypatch.setattr("xsoar_mt.executor.time.monotonic", lambda: next(clock))
     inventory, fleet, executor, _ = _setup()
-    executor.inv = replace(inventory, installer=replace(inventory.installer, max_minutes=1))
+    executor.run.waiter.clock = lambda: next(clock)  # the one clock every wait of the run reads
+    executor.run.inv = replace(inventory, installer=replace(inventory.installer, max_minutes=1))
     answering_polls(fleet, ["- 1 b1 b1\n"] * 3)
     report = executor.execute()
     assert report.outcome == "succeeded", report.failures

@@ -85,9 +85,11 @@ class TenantWindows:
     group: str
     outages: tuple[Interval, ...]
     degraded: tuple[Interval, ...]
-    estimated_down_at: float | None
-    estimated_down_minutes: float | None
-    estimated_degraded_minutes: float | None
+    estimated_down_at: float | None  # the first estimated outage's start
+    estimated_down_minutes: float | None  # the total of the estimated outages
+    estimated_degraded_minutes: float | None  # the total of the estimated degraded windows
+    # each window the plan estimated: (down | degraded, start, end), minutes from the start of the run
+    estimated_windows: tuple[tuple[str, float, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -569,6 +571,14 @@ def _estimates(plan: Any, inventory: Any) -> tuple[dict[str, Any], float] | None
     return {i.tenant: i for i in tenant_impact(plan, groups, timing)}, timing.minutes
 
 
+def _first_down(impact: Any) -> float | None:
+    """Where the plan's first estimated outage of a tenant begins (None: no estimate, or no outage)."""
+    if impact is None:
+        return None
+    downs = impact.of("down")
+    return downs[0].start if downs else None
+
+
 def _tenants(
     inventory: Any, timeline: _Timeline, groups: Groups, estimated: Any
 ) -> tuple[TenantWindows, ...]:
@@ -590,9 +600,12 @@ def _tenants(
                     group=name,
                     outages=tuple(outages),
                     degraded=tuple(degraded),
-                    estimated_down_at=impact.start if impact is not None else None,
-                    estimated_down_minutes=impact.downtime if impact is not None else None,
-                    estimated_degraded_minutes=impact.degraded if impact is not None else None,
+                    estimated_down_at=_first_down(impact),
+                    estimated_down_minutes=impact.total_down if impact is not None else None,
+                    estimated_degraded_minutes=impact.total_degraded if impact is not None else None,
+                    estimated_windows=tuple((w.kind, w.start, w.end) for w in impact.windows)
+                    if impact
+                    else (),
                 )
             )
     return tuple(out)

@@ -60,7 +60,12 @@ def estimated(tenant: TenantWindows) -> tuple[str, str]:
     if tenant.estimated_down_minutes is None:
         return "no estimate", "no estimate"
     down = minutes(tenant.estimated_down_minutes)
-    if tenant.estimated_down_at is not None and tenant.estimated_down_minutes:
+    outages = [
+        (start, end) for kind, start, end in tenant.estimated_windows if kind == "down" and end is not None
+    ]
+    if len(outages) > 1:  # each window on its own: a sum is never passed off as one window
+        down += " in " + ", ".join(f"+{minutes(start)} to +{minutes(end)}" for start, end in outages)
+    elif tenant.estimated_down_at is not None and tenant.estimated_down_minutes:
         down += f" from +{minutes(tenant.estimated_down_at)}"
     if tenant.estimated_degraded_minutes is None:
         lag = "still lagging after the plan" if tenant.group != "main" else "0 min"
