@@ -24,7 +24,7 @@ from xsoar_mt.download import DownloadFailed, Downloads, LocalInstaller
 from xsoar_mt.errors import ExitCode, XsoarMtError
 from xsoar_mt.estimate import batches
 from xsoar_mt.events import Event, EventSink
-from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link
+from xsoar_mt.installer import file_sha256, installer_path, local_installer, normalise_link, verify_before_run
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.known import KnownState
@@ -167,22 +167,26 @@ class InstallFiles:
         start another (it may have ended between that look and this step)."""
         return f"{self._attach}elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
 
-    def launch(self, install_command: str, marker: str) -> str:
+    def launch(self, install_command: str, marker: str, verify: str = "") -> str:
         """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
 
         When the installer exits 0 the wrapper itself writes xsoar-mt's marker (`marker`: its JSON without
         the closing brace and the time, which the server's clock gives), so what was installed is known
-        even if this machine never hears the end.
+        even if this machine never hears the end. `verify` (installer.verify_before_run) runs in the same
+        root shell right before the installer; when it fails the installer is not run. Every record is
+        removed before it is written, so none is ever written through a symlink.
         """
         elevated = install_command.startswith("sudo ")
         body = install_command[len("sudo ") :] if elevated else install_command
+        run = f"{{ {verify} && {body}; }}" if verify else body
         inner = (
-            f"{body} > {self.log} 2>&1; xm_rc=$?; echo $xm_rc > {self.rc}; "
+            f"{run} > {self.log} 2>&1; xm_rc=$?; rm -f {self.rc}; echo $xm_rc > {self.rc}; "
             f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
             f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
         )
         launch = (
-            f"{self._attach}else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
+            f"{self._attach}else rm -f {self.rc} {self.log} {self.boot} {self.pid} {self.marker_tmp}; "
+            f"cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
             f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
@@ -862,8 +866,11 @@ class Executor:
         basis = before.planning_version
         marker = Marker(Version.parse(step.release), 0, "installer", self.run_id).prefix(server)
         following = before.in_flight == step.release
+        verify = verify_before_run(self.inv.installer, step.release, step.command_on(server))
         command = (
-            files.follow() if following else files.launch(self._for(server, step.command_on(server)), marker)
+            files.follow()
+            if following
+            else files.launch(self._for(server, step.command_on(server)), marker, verify)
         )
         launched = self._run(step, server, command, timeout=120)
         if "VANISHED" in launched.stdout:

@@ -134,7 +134,7 @@ class InstallerSettings:
     link: SecretRef | None = None
     file: str | None = None
     delivery: str = "server-download"
-    directory: str = "/var/tmp/xsoar-mt"
+    directory: str = "/var/lib/xsoar-mt"  # private: root's (or the SSH user's), 0700; see workdir.py
     target_dir: str | None = None
     extra_flags: tuple[str, ...] = ()
     build: str | None = None
@@ -150,11 +150,12 @@ class Commands:
     # The installer does not start the service itself: the plan's own start step does, so an installer's
     # exit code says only whether it installed, and a failed start is a step of its own.
     install: str = "sudo {installer} {target} -- -multi-tenant -do-not-start-server {flags}"
+    # The backup holds the database: made 0700 in one step, the archive written under umask 077 (0600).
     backup: str = (
-        "sudo mkdir -p {backup_dir} && "
-        "sudo tar -czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
+        "sudo install -d -m 0700 {backup_dir} && sudo sh -c 'umask 077 && exec tar \"$@\"' tar "
+        "-czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
     )
-    backup_dir: str = "/var/tmp/xsoar-mt/backup"
+    backup_dir: str = "/var/lib/xsoar-mt/backup"
     version: str = "curl -sk --max-time 10 -H @- https://127.0.0.1:{port}/about"
     health: str = "curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 https://127.0.0.1:{port}/health"
 

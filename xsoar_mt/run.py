@@ -31,6 +31,7 @@ from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, 
 from xsoar_mt.secrets import read_secret
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
+from xsoar_mt.workdir import prepare_all
 
 # A dry run never reads the real link; this stands in for it (the fetch step shows it masked anyway).
 DRY_RUN_LINK = "https://download.demisto.com/download-params/?token=dry-run&eula=accept"
@@ -267,6 +268,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         if uses_ssh:
             pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
             if not request.dry_run:
+                prepare_all(inventory, pool, _written_servers(inventory, names))  # before any write there
                 deployment_lock = DeploymentLock(inventory, pool(lock_server(inventory)), run_id)
                 deployment_lock.acquire()
                 deployment_lock.start_heartbeat(lambda message: _tell(on_lost, message))
@@ -385,6 +387,12 @@ def _window(request: RunRequest, inventory: Inventory, plan: Plan, known: KnownS
         events.emit(Event("window", f"by the estimate the window closes before {where.phase.id} (it would end "
                           f"about {at(now + where.ends * 60)}): the run stops there"))  # fmt: skip
     return EstimatedWindow(end, now, where)
+
+
+def _written_servers(inventory: Inventory, names: list[str]) -> list[str]:
+    """The servers a run writes to: those in scope and the one holding the lock, in inventory order."""
+    wanted = {*names, lock_server(inventory)}
+    return [s.name for s in inventory.servers if s.name in wanted]
 
 
 def _tell(hooks: list[Callable[[str], None]], message: str) -> None:

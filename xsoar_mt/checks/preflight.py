@@ -42,6 +42,7 @@ from xsoar_mt.probe import parse_version, read_version, state_command, state_rea
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.secrets import REDACTOR, read_secret
+from xsoar_mt.workdir import directories
 
 
 @dataclass
@@ -96,6 +97,7 @@ def _survey_request(
         version_command=version_command(inventory, server) if with_version else None,
         link_check=link,
         api_key_urls=api_urls,
+        work_dirs=[path for _, path in directories(inventory)],
     )
 
 
@@ -242,6 +244,7 @@ def run_preflight(
         has_password = inventory.server(name).ssh.sudo_password is not None
         findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
         findings.append(v.server_version_finding(observed[name]))
+        findings.append(v.working_directory_finding(name, seen.sections.get("working-directory"), inventory))
         if link is not None:
             findings.append(v.installer_link_finding(name, seen.sections.get("installer-link"), target))
         findings += v.disk_findings(
