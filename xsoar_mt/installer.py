@@ -78,11 +78,13 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
         f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {part} -K -; fi && '
     )
     pinned = settings.sha256.get(release)
-    want = "want=" if pinned is None else f"want={word(pinned)}"
-    return (
-        download
-        + f"{{ {_checked_chmod(part, want, digest_path(settings, release))}; }} && mv -f {part} {path}"
+    digest = digest_path(settings, release)
+    check = (
+        f"got=$(sha256sum {part} | cut -d' ' -f1) && {_record(digest)} && chmod +x {part}"
+        if pinned is None
+        else _checked_chmod(part, f"want={word(pinned)}", digest)
     )
+    return download + f"{{ {check}; }} && mv -f {part} {path}"
 
 
 def upload_check_command(settings: InstallerSettings, release: str) -> str:
@@ -92,14 +94,18 @@ def upload_check_command(settings: InstallerSettings, release: str) -> str:
     )
 
 
+def _record(digest: str) -> str:
+    """Shell writing $got to `digest`, replacing whatever is there (a symlink is removed, never followed)."""
+    return f"rm -f {word(digest)} && printf '%s\\n' \"$got\" > {word(digest)}"
+
+
 def _checked_chmod(path: str, want: str, digest: str) -> str:
-    """Shell that sets $want to the expected sha256 (`want` does that; empty: none expected) and makes the
-    installer at `path` (already a shell word) executable only when its sha256 is that one; otherwise it
-    says both and fails. The sha256 found is written to `digest` (replaced, never followed)."""
+    """Shell that sets $want to the expected sha256 (`want` does that) and makes the installer at `path`
+    (already a shell word) executable only when its sha256 is that one; otherwise it says both and fails.
+    The sha256 found is recorded in `digest` for the check right before the install."""
     return (
         f"{want}; got=$(sha256sum {path} | cut -d' ' -f1); "
-        f'if [ -z "$want" ] || [ "$got" = "$want" ]; then rm -f {word(digest)} && '
-        f"printf '%s\\n' \"$got\" > {word(digest)} && chmod +x {path}; "
+        f'if [ -n "$want" ] && [ "$got" = "$want" ]; then {_record(digest)} && chmod +x {path}; '
         f'else echo "sha256 of "{path}" is $got, expected $want: not made executable" >&2; exit 1; fi'
     )
 

@@ -182,9 +182,9 @@ class DeploymentLock:
         age: float | None = None
         for line in stdout.split("\n"):
             if line.startswith(_OWNER):
-                owner = _decode_owner(line[len(_OWNER) :].strip())
-            elif line.startswith("age=") and _DIGITS.fullmatch(line[4:].strip()):
-                seconds = int(line[4:].strip())
+                owner = _decode_owner(line[len(_OWNER) :])
+            elif line.startswith("age=") and _DIGITS.fullmatch(line[4:]):
+                seconds = int(line[4:])
                 age = float(seconds) if abs(seconds) < AGE_CAP else None
         return Holder(owner, age)
 
