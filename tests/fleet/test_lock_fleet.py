@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fleet.fleet import Fleet
 from tests.fleet.runs import installs, order_violations, run, start_run, versions, wait_until, xsoar_mt
@@ -99,3 +100,41 @@ def test_a_run_never_releases_a_lock_another_run_took_after_a_force_unlock(
         assert not lock_dir(fleet).exists()
     finally:
         pool.close()
+
+
+def _reordered(inv: Path, tmp_path: Path, change: str) -> Path:
+    """Another operator's copy of the inventory: main's HA servers listed the other way round, or the DR
+    roles swapped (after a failover)."""
+    data = yaml.safe_load(inv.read_text())
+    if change == "ha":
+        data["main"]["ha"]["servers"].reverse()
+    else:
+        dr = data["main"]["dr"]
+        dr["primary"], dr["secondary"] = dr["secondary"], dr["primary"]
+    other = tmp_path / "other-operator"
+    other.mkdir()
+    (other / "inventory.yaml").write_text(yaml.safe_dump(data))
+    return other / "inventory.yaml"
+
+
+@pytest.mark.parametrize(("deployment", "change"), [("hamain", "ha"), ("drmain", "dr")])
+def test_two_copies_of_the_inventory_that_list_main_differently_lock_the_same_server(
+    fleet: Fleet, tmp_path: Path, deployment: str, change: str
+) -> None:
+    from xsoar_mt.inventory import load_inventory
+    from xsoar_mt.lock import DeploymentLock, LockHeld, lock_server
+    from xsoar_mt.run import ssh_pool
+
+    first_inv = load_inventory(fleet.inventory(deployment, tmp_path / "inventory.yaml"))
+    second_inv = load_inventory(_reordered(Path(first_inv.path), tmp_path, change))
+    assert lock_server(first_inv) == lock_server(second_inv)
+    first_pool, second_pool = ssh_pool(first_inv, {}, False), ssh_pool(second_inv, {}, False)
+    try:
+        first = DeploymentLock(first_inv, first_pool(lock_server(first_inv)), "run-1")
+        first.acquire()
+        with pytest.raises(LockHeld, match="run run-1"):
+            DeploymentLock(second_inv, second_pool(lock_server(second_inv)), "run-2").acquire()
+        first.release()
+    finally:
+        first_pool.close()
+        second_pool.close()
