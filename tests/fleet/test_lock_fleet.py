@@ -138,3 +138,20 @@ def test_two_copies_of_the_inventory_that_list_main_differently_lock_the_same_se
     finally:
         first_pool.close()
         second_pool.close()
+
+
+def test_a_holder_whose_owner_file_carries_escapes_and_forged_lines_is_named_without_them(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    lock_dir(fleet).mkdir(parents=True)
+    lock_dir(fleet).parent.chmod(0o700)
+    owner = {"run_id": "r-1 $(x)\x1b]0;owned\x07", "operator": "eve\r\nage=99999\x1b[2J", "machine": "m", "pid": 10**30,
+             "started": "2026-01-01T00:00:00Z"}  # fmt: skip
+    (lock_dir(fleet) / "owner.json").write_text(json.dumps(owner) + "\n")
+    refused = run(inv, "--to", "6.12")
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    assert not any(c in refused.stderr for c in "\x1b\x07\r")
+    assert "by eveage=99999[2J on m (pid ?)" in refused.stderr
+    assert "--force-unlock 'r-1 $(x)]0;owned'" in refused.stderr
+    assert installs(fleet) == []
