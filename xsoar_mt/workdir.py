@@ -123,7 +123,7 @@ def parse_facts(stdout: str, count: int) -> tuple[int | None, list[list[Entry]]]
 
 
 def _owner(uid: int | None) -> str:
-    return "an unknown owner" if uid is None else ("root" if uid == 0 else f"uid {uid}")
+    return "unknown" if uid is None else ("root" if uid == 0 else f"uid {uid}")
 
 
 def judge(setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int | None, *,
@@ -149,8 +149,9 @@ def judge(setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int |
         if entry.kind != "d":
             return Problem(setting, directory, entry.path, "is not a directory",
                            f"remove it as root, or choose another {setting}")  # fmt: skip
-        mode = entry.mode if entry.mode is not None else 0o7777
-        found = f"(owner {_owner(entry.uid)}, mode {mode:04o})"
+        mode = entry.mode if entry.mode is not None else 0o7777  # unreadable: judged the widest
+        shown = f"{entry.mode:04o}" if entry.mode is not None else "unknown"
+        found = f"(owner {_owner(entry.uid)}, mode {shown})"
         if entry.uid not in trusted:
             return Problem(setting, directory, entry.path,
                            f"belongs to neither root nor the SSH user {found}",

@@ -230,3 +230,9 @@ def test_the_preflight_check_is_mandatory_and_names_path_owner_mode_and_fix(tmp_
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert working_directory_finding("main-0", Section(out, 0), inv).verdict is Verdict.PASS
     assert working_directory_finding("main-0", None, inv).verdict is Verdict.FAIL  # not gathered: not passed
+
+
+def test_a_directory_whose_owner_and_mode_could_not_be_read_is_refused_saying_so() -> None:
+    entries = [Entry("d", 0, 0o755, "/"), Entry("d", None, None, "/xm")]
+    problem = judge("installer.directory", "/xm", entries, 0)
+    assert problem is not None and problem.found.endswith("(owner unknown, mode unknown)")
