@@ -60,12 +60,19 @@ def normalise_link(link: str, release: str, build: str | None = None) -> str:
     return urlunsplit(("https", host, parts.path, urlencode(query, safe="@"), ""))
 
 
+def digest_path(settings: InstallerSettings, release: str) -> str:
+    """Where the server keeps the sha256 of the installer it checked on arrival (in the private directory)."""
+    return installer_path(settings, release) + ".sha256"
+
+
 def fetch_command(settings: InstallerSettings, release: str) -> str:
     """The command a server runs to download the installer itself.
 
     The link (it carries a token) arrives on standard input and is handed to wget or curl through a
     shell builtin, so it never appears on any process's command line or in shell history. When the
     inventory pins the release's sha256, the server checks the download against it before `chmod +x`.
+    Either way the sha256 of what arrived is kept next to it, and the install checks it again, as root,
+    right before it runs the file.
     """
     path = word(installer_path(settings, release))
     # Downloaded to a .part file of its own (an attempt that was cut off may still be writing another),
@@ -73,29 +80,60 @@ def fetch_command(settings: InstallerSettings, release: str) -> str:
     # cut-off or corrupted download never passes for a whole one.
     part = '"$xm_part"'
     download = (
-        f"mkdir -p {word(settings.directory)} && xm_part={word(installer_path(settings, release) + '.part.')}$$ && "
+        f"( umask 077 && mkdir -p {word(settings.directory)} ) && "
+        f"xm_part={word(installer_path(settings, release) + '.part.')}$$ && "
         "IFS= read -r link && "
         "if command -v wget >/dev/null 2>&1; "
         f"then printf '%s\\n' \"$link\" | wget -q -O {part} -i -; "
         f'else printf \'url = "%s"\\n\' "$link" | curl -fsSL -o {part} -K -; fi && '
     )
     pinned = settings.sha256.get(release)
-    check = f"chmod +x {part}" if pinned is None else f"{{ {_checked_chmod(part, f'want={word(pinned)}')}; }}"
-    return download + f"{check} && mv -f {part} {path}"
+    digest = digest_path(settings, release)
+    check = (
+        f"got=$(sha256sum {part} | cut -d' ' -f1) && {_record(digest)} && chmod +x {part}"
+        if pinned is None
+        else _checked_chmod(part, f"want={word(pinned)}", digest)
+    )
+    return download + f"{{ {check}; }} && mv -f {part} {path}"
 
 
 def upload_check_command(settings: InstallerSettings, release: str) -> str:
     """After an SFTP upload the server checks the installer's sha256 (expected on stdin) before `chmod +x`."""
-    return _checked_chmod(word(installer_path(settings, release)), "IFS= read -r want")
+    return _checked_chmod(
+        word(installer_path(settings, release)), "IFS= read -r want", digest_path(settings, release)
+    )
 
 
-def _checked_chmod(path: str, want: str) -> str:
+def _record(digest: str) -> str:
+    """Shell writing $got to `digest`, replacing whatever is there (a symlink is removed, never followed)."""
+    return f"rm -f {word(digest)} && printf '%s\\n' \"$got\" > {word(digest)}"
+
+
+def _checked_chmod(path: str, want: str, digest: str) -> str:
     """Shell that sets $want to the expected sha256 (`want` does that) and makes the installer at `path`
-    (already a shell word) executable only when its sha256 is that one; otherwise it says both and fails."""
+    (already a shell word) executable only when its sha256 is that one; otherwise it says both and fails.
+    The sha256 found is recorded in `digest` for the check right before the install."""
     return (
         f"{want}; got=$(sha256sum {path} | cut -d' ' -f1); "
-        f'if [ "$got" = "$want" ]; then chmod +x {path}; '
+        f'if [ -n "$want" ] && [ "$got" = "$want" ]; then {_record(digest)} && chmod +x {path}; '
         f'else echo "sha256 of "{path}" is $got, expected $want: not made executable" >&2; exit 1; fi'
+    )
+
+
+def verify_before_run(settings: InstallerSettings, release: str, command: str) -> str:
+    """Shell for the root shell that runs the installer, right before it runs it: the installer's sha256
+    must be the one pinned in the inventory, or else the one recorded when it arrived. Empty when the
+    install command does not run the installer file (a custom command)."""
+    path = word(installer_path(settings, release))
+    if path not in command:
+        return ""
+    pinned = settings.sha256.get(release)
+    want = word(pinned) if pinned else f'"$(cat {word(digest_path(settings, release))} 2>/dev/null)"'
+    return (
+        f"xm_want={want}; xm_got=$(sha256sum {path} 2>/dev/null | cut -d' ' -f1); "
+        f'if [ -z "$xm_want" ] || [ "$xm_got" != "$xm_want" ]; then '
+        f'echo "refused to run "{path}": its sha256 is ${{xm_got:-unreadable}}, expected ${{xm_want:-none recorded}}"; '
+        "false; fi"
     )
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from xsoar_mt.errors import InvalidInput, InventoryError, shown
 from xsoar_mt.releases import ReleaseLine, Version
+from xsoar_mt.secrets import SecretRef
 from xsoar_mt.shellwords import placeholders, quoted_placeholders
 from xsoar_mt.step_minutes import DURATION_KEYS
 
@@ -39,21 +40,6 @@ class Role(StrEnum):
     APP = "app"  # one of an HA group's servers
     PRIMARY = "primary"
     SECONDARY = "secondary"
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    """Where a secret comes from. Holds the variable's name or the file's path, never the secret."""
-
-    source: str  # "env" | "file" | "prompt"
-    ref: str = ""
-
-    def describe(self) -> str:
-        if self.source == "env":
-            return f"environment variable {self.ref}"
-        if self.source == "file":
-            return f"file {self.ref}"
-        return "a prompt"
 
 
 @dataclass(frozen=True)
@@ -134,7 +120,7 @@ class InstallerSettings:
     link: SecretRef | None = None
     file: str | None = None
     delivery: str = "server-download"
-    directory: str = "/var/tmp/xsoar-mt"
+    directory: str = "/var/lib/xsoar-mt"  # private: root's (or the SSH user's), 0700; see workdir.py
     target_dir: str | None = None
     extra_flags: tuple[str, ...] = ()
     build: str | None = None
@@ -150,11 +136,12 @@ class Commands:
     # The installer does not start the service itself: the plan's own start step does, so an installer's
     # exit code says only whether it installed, and a failed start is a step of its own.
     install: str = "sudo {installer} {target} -- -multi-tenant -do-not-start-server {flags}"
+    # The backup holds the database: made 0700 in one step, the archive written under umask 077 (0600).
     backup: str = (
-        "sudo mkdir -p {backup_dir} && "
-        "sudo tar -czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
+        "sudo install -d -m 0700 {backup_dir} && sudo sh -c 'umask 077 && exec tar \"$@\"' tar "
+        "-czf {backup_dir}/demisto-before-{version}-{stamp}.tar.gz -C / etc/demisto.conf var/lib/demisto"
     )
-    backup_dir: str = "/var/tmp/xsoar-mt/backup"
+    backup_dir: str = "/var/lib/xsoar-mt/backup"
     # Rollback puts a backup's files back with this (after checking the archive's sha256): it must mirror
     # `backup`. The data directory a fresh install made is moved aside first and removed once restored.
     restore: str = (

@@ -69,6 +69,12 @@ class RemotePaths:
         return f"{self.lock}/owner.json"
 
     @property
+    def lock_guard(self) -> str:
+        """The file every look-then-change of the lock holds a `flock` on, so a compare and its change are
+        one step."""
+        return f"{self.lock}.guard"
+
+    @property
     def extract(self) -> str:
         """Where the installer extracts itself when /tmp does not allow exec (`-target`)."""
         return f"{self.base}/extract"

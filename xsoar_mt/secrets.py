@@ -10,15 +10,27 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from xsoar_mt.errors import InvalidInput, UsageError
 
-if TYPE_CHECKING:  # every command imports this module at start-up; the inventory (and YAML) only for types
-    from xsoar_mt.inventory import SecretRef
-
 MASK = "***"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret comes from (the inventory names it). Holds the variable's name or the file's path,
+    never the secret."""
+
+    source: str  # "env" | "file" | "prompt"
+    ref: str = ""
+
+    def describe(self) -> str:
+        if self.source == "env":
+            return f"environment variable {self.ref}"
+        if self.source == "file":
+            return f"file {self.ref}"
+        return "a prompt"
 
 
 @dataclass(frozen=True)

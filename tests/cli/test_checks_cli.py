@@ -116,7 +116,7 @@ def test_preflight_text_shows_the_counts_the_problems_with_their_fix_and_the_unt
         "fail disk on m1, h1\n  /var/lib/demisto: 0.1 GiB free on /var, needs 10.0 GiB\n  fix: "
         in result.output
     )
-    assert "gets -target /var/tmp/xsoar-mt/extract" in result.output
+    assert "gets -target /var/lib/xsoar-mt/extract" in result.output
     assert "Communication matrix: the paths not open" in result.output  # untested: nc is missing
     assert "block the upgrade" in result.output
 

@@ -118,7 +118,7 @@ def test_upload_delivery_shows_the_transfer_then_the_sha256_check(tmp_path: Path
     assert (
         lines[at + 2]
         .strip()
-        .startswith("IFS= read -r want; got=$(sha256sum /var/tmp/xsoar-mt/demisto-6.12.sh")
+        .startswith("IFS= read -r want; got=$(sha256sum /var/lib/xsoar-mt/demisto-6.12.sh")
     )
 
 
@@ -132,7 +132,7 @@ def test_a_server_with_a_command_of_its_own_is_named_with_it() -> None:
     text = rendered(plan, inventory)
     for release in ("6.11", "6.12"):
         own = (
-            f"sudo /var/tmp/xsoar-mt/demisto-{release}.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant"
+            f"sudo /var/lib/xsoar-mt/demisto-{release}.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant"
         )
         assert f"install {release} on apac-1  {own}" in text
 
@@ -143,7 +143,7 @@ def test_columns_wraps_the_plan_without_cutting_anything() -> None:
     assert max(len(line) for line in result.stdout.splitlines()) <= 60
     assert "…" not in result.stdout
     flat = "".join(result.stdout.split())
-    assert "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant".replace(" ", "") in flat
+    assert "sudo /var/lib/xsoar-mt/demisto-6.12.sh -- -multi-tenant".replace(" ", "") in flat
 
 
 def test_no_color_keeps_colour_out_even_when_colour_is_forced() -> None:

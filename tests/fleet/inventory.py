@@ -81,7 +81,7 @@ def inventory_data(fleet: Fleet, deployment: DeploymentSpec, versions: bool = Fa
             "backup_dir": "xsoar-mt/backup",
             "restore": "rm -rf var/lib/demisto && sudo tar -xzf {archive}",
             "backup": (
-                "mkdir -p {backup_dir} && sudo tar -czf "
+                "sudo install -d -m 0700 {backup_dir} && sudo sh -c 'umask 077 && exec tar \"$@\"' tar -czf "
                 "{backup_dir}/demisto-{server}-before-{version}-{stamp}.tar.gz etc/demisto.conf var/lib/demisto"
             ),
         },

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fleet.fleet import Fleet
 from tests.fleet.runs import installs, order_violations, run, start_run, versions, wait_until, xsoar_mt
@@ -95,3 +96,54 @@ def test_a_run_never_releases_a_lock_another_run_took_after_a_force_unlock(
             DeploymentLock(inventory, pool("single-main"), "run-3").acquire()
         second.release()
         assert not lock_dir(fleet).exists()
+
+
+def _reordered(inv: Path, tmp_path: Path, change: str) -> Path:
+    """Another operator's copy of the inventory: main's HA servers listed the other way round, or the DR
+    roles swapped (after a failover)."""
+    data = yaml.safe_load(inv.read_text())
+    if change == "ha":
+        data["main"]["ha"]["servers"].reverse()
+    else:
+        dr = data["main"]["dr"]
+        dr["primary"], dr["secondary"] = dr["secondary"], dr["primary"]
+    other = tmp_path / "other-operator"
+    other.mkdir()
+    (other / "inventory.yaml").write_text(yaml.safe_dump(data))
+    return other / "inventory.yaml"
+
+
+@pytest.mark.parametrize(("deployment", "change"), [("hamain", "ha"), ("drmain", "dr")])
+def test_two_copies_of_the_inventory_that_list_main_differently_lock_the_same_server(
+    fleet: Fleet, tmp_path: Path, deployment: str, change: str
+) -> None:
+    from xsoar_mt.lock import DeploymentLock, LockHeld, lock_server
+    from xsoar_mt.usecases.session import Session
+
+    first_path = fleet.inventory(deployment, tmp_path / "inventory.yaml")
+    second_path = _reordered(first_path, tmp_path, change)
+    with Session(first_path, tmp_path / "state") as one, Session(second_path, tmp_path / "state2") as two:
+        first_inv, second_inv = one.inventory, two.inventory
+        assert lock_server(first_inv) == lock_server(second_inv)
+        first = DeploymentLock(first_inv, one.shells(lock_server(first_inv)), "run-1")
+        first.acquire()
+        with pytest.raises(LockHeld, match="run run-1"):
+            DeploymentLock(second_inv, two.shells(lock_server(second_inv)), "run-2").acquire()
+        first.release()
+
+
+def test_a_holder_whose_owner_file_carries_escapes_and_forged_lines_is_named_without_them(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    lock_dir(fleet).mkdir(parents=True)
+    lock_dir(fleet).parent.chmod(0o700)
+    owner = {"run_id": "r-1 $(x)\x1b]0;owned\x07", "operator": "eve\r\nage=99999\x1b[2J", "machine": "m", "pid": 10**30,
+             "started": "2026-01-01T00:00:00Z"}  # fmt: skip
+    (lock_dir(fleet) / "owner.json").write_text(json.dumps(owner) + "\n")
+    refused = run(inv, "--to", "6.12")
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    assert not any(c in refused.stderr for c in "\x1b\x07\r")
+    assert "by eveage=99999[2J on m (pid ?)" in refused.stderr
+    assert "--force-unlock 'r-1 $(x)]0;owned'" in refused.stderr
+    assert installs(fleet) == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,19 @@ class ScriptedServer:
     pending_install: str | None = None
     polls_left: int = 0
     log: list[str] = field(default_factory=list)
+
+
+def private_directories(command: str) -> str:
+    """What workdir.facts_script prints for each path it walks when every directory is root's and 0700."""
+    lines = ["XM_UID 0"]
+    for path, index in re.findall(r"xm_walk ('[^']*'|\S+) ([0-9]+)", command):
+        full = shlex.split(path)[0]
+        parts = [p for p in full.split("/") if p]
+        walked = ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+        for i, step in enumerate(walked):
+            mode = "755" if i < len(walked) - 1 else "700"
+            lines.append(f"XM_DIR {index} d 0 {mode} {base64.b64encode(step.encode()).decode()}")
+    return "\n".join(lines) + "\n"
 
 
 class ScriptedFleet:
@@ -54,6 +69,8 @@ class ScriptedFleet:
         if "run.lock" in command:  # the deployment's run lock (lock.py): always free here
             verb = "acquired" if "mkdir" in command else "ours" if "touch" in command else "released"
             return ok(f"XM_LOCK={verb}\n")
+        if "XM_UID" in command and "==xsoar-mt== " not in command:  # workdir.py: every directory private
+            return ok(private_directories(command))
         if "__xsoar_mt_sudo" in command:
             return ok(f"__xsoar_mt_sudo=0\n__xsoar_mt_status={0 if server.running else 3}\n")
         if "nohup setsid" in command:
@@ -82,8 +99,15 @@ class ScriptedFleet:
             return ok("0 0 b1 b1\ndone\n")
         if command.startswith("tail -n"):
             return ok(f"{server.says}installer: error: disk full\n")
-        if "==xsoar-mt== " in command:  # the preflight survey
-            return ok(server.survey)
+        if "==xsoar-mt== " in command:  # the preflight survey; its directories private unless it says
+            extra = (
+                ""
+                if "working-directory" in server.survey
+                else (f"==xsoar-mt== working-directory\n{private_directories(command)}==rc== 0\n")
+            )
+            return ok(
+                server.survey + ("\n" if server.survey and not server.survey.endswith("\n") else "") + extra
+            )
         if "/about" in command and "for t in" not in command:
             if not server.running:
                 return Result(name, command, 7, "", "connection refused")

@@ -157,12 +157,12 @@ def test_prepare_backs_up_and_delivers_the_installer_to_every_server_before_any_
 
 def test_the_fetch_step_makes_the_installer_executable() -> None:
     fetch = next(s for s in plan(bolt(single("main"))).steps if s.action is Action.FETCH)
-    assert fetch.command.endswith('mv -f "$xm_part" /var/tmp/xsoar-mt/demisto-6.12.sh')
+    assert fetch.command.endswith('mv -f "$xm_part" /var/lib/xsoar-mt/demisto-6.12.sh')
 
 
 def test_the_install_runs_the_installer_in_multi_tenant_mode() -> None:
     install = next(s for s in plan(bolt(single("main"))).steps if s.action is INSTALL)
-    assert install.command == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant -do-not-start-server"
+    assert install.command == "sudo /var/lib/xsoar-mt/demisto-6.12.sh -- -multi-tenant -do-not-start-server"
 
 
 def test_target_dir_comes_before_the_other_installer_flags() -> None:
@@ -174,7 +174,7 @@ def test_target_dir_comes_before_the_other_installer_flags() -> None:
     install = next(s for s in plan(inventory).steps if s.action is INSTALL)
     assert (
         install.command
-        == "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -do-not-start-server -backup=false"
+        == "sudo /var/lib/xsoar-mt/demisto-6.12.sh -target /var/tmp -- -multi-tenant -do-not-start-server -backup=false"
     )
 
 
@@ -186,7 +186,7 @@ def test_a_server_with_noexec_tmp_gets_its_own_install_command_with_target() -> 
         if after.action is INSTALL and "main-2" in after.servers:
             assert after.command == before.command  # the other servers keep the plain command
             assert after.per_server == {
-                "main-2": "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant -do-not-start-server"
+                "main-2": "sudo /var/lib/xsoar-mt/demisto-6.12.sh -target /var/tmp/xsoar-mt/extract -- -multi-tenant -do-not-start-server"
             }
             assert after.command_on("main-1") == before.command
         else:
@@ -401,10 +401,10 @@ def test_custom_commands_keep_the_per_server_placeholders_for_the_run() -> None:
     steps = {
         s.action: s.command for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps
     }  # last hop
-    assert steps[Action.BACKUP] == "backup {server} at {address} before 6.11 into /var/tmp/xsoar-mt/backup"
+    assert steps[Action.BACKUP] == "backup {server} at {address} before 6.11 into /var/lib/xsoar-mt/backup"
     assert steps[HEALTHY] == "status {server} && curl https://{address}:443/health"
     assert steps[INSTALL] == (
-        "sudo /var/tmp/xsoar-mt/demisto-6.12.sh -- -multi-tenant -elasticsearch-url 'a b' # {server} {address} 443"
+        "sudo /var/lib/xsoar-mt/demisto-6.12.sh -- -multi-tenant -elasticsearch-url 'a b' # {server} {address} 443"
     )
 
 
@@ -415,7 +415,7 @@ def test_upload_delivery_prepares_each_server_with_the_uploaded_installers_check
         s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.FETCH
     ]
     assert [s.release for s in fetches] == ["6.11", "6.12"]
-    assert all("sha256sum /var/tmp/xsoar-mt/demisto-" + s.release + ".sh" in s.command for s in fetches)
+    assert all("sha256sum /var/lib/xsoar-mt/demisto-" + s.release + ".sh" in s.command for s in fetches)
     assert not any("read -r link" in s.command for s in fetches)  # nothing is downloaded by the server
 
 

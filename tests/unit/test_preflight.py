@@ -104,6 +104,18 @@ Filesystem           1024-blocks         Used    Available Capacity Mounted on
 ==xsoar-mt== extract-dir
 rw,nosuid,nodev,noexec,relatime
 ==rc== 0
+==xsoar-mt== working-directory
+XM_UID 0
+XM_DIR 0 d 0 755 Lw==
+XM_DIR 0 d 0 755 L3Zhcg==
+XM_DIR 0 d 0 755 L3Zhci9saWI=
+XM_DIR 0 - - - L3Zhci9saWIveHNvYXItbXQ=
+XM_DIR 1 d 0 755 Lw==
+XM_DIR 1 d 0 755 L3Zhcg==
+XM_DIR 1 d 0 755 L3Zhci9saWI=
+XM_DIR 1 - - - L3Zhci9saWIveHNvYXItbXQ=
+XM_DIR 1 - - - L3Zhci9saWIveHNvYXItbXQvYmFja3Vw
+==rc== 0
 ==xsoar-mt== nproc
 16
 ==rc== 0

@@ -10,10 +10,9 @@ from urllib.parse import quote, quote_plus, urlencode
 import pytest
 
 from xsoar_mt.errors import InvalidInput, UsageError
-from xsoar_mt.inventory import SecretRef
 from xsoar_mt.journal import Journal, RunDir, read_journal
 from xsoar_mt.lock import LockHeld, RunLock
-from xsoar_mt.secrets import Redactor, read_secret, refuse_on_command_line
+from xsoar_mt.secrets import Redactor, SecretRef, read_secret, refuse_on_command_line
 
 
 def test_journal_lines_are_json_in_order_and_the_file_is_private(tmp_path: Path) -> None:

@@ -289,8 +289,9 @@ def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     backup = next(s for s in plan.steps if s.action is Action.BACKUP)
     assert shlex.split(backup.command) == [
-        "sudo", "mkdir", "-p", "/var/tmp/b$(touch X)", "&&",
-        "sudo", "tar", "-czf", "/var/tmp/b$(touch X)/demisto-before-6.11-{stamp}.tar.gz",
+        "sudo", "install", "-d", "-m", "0700", "/var/tmp/b$(touch X)", "&&",
+        "sudo", "sh", "-c", 'umask 077 && exec tar "$@"', "tar", "-czf",
+        "/var/tmp/b$(touch X)/demisto-before-6.11-{stamp}.tar.gz",
         "-C", "/", "etc/demisto.conf", "var/lib/demisto",
     ]  # fmt: skip
     assert "'/var/tmp/b$(touch X)'" in backup.command  # single quotes: the shell expands nothing inside

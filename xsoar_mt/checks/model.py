@@ -37,6 +37,12 @@ CHECKS: Mapping[str, Check] = {
         Check("sudo", Severity.MANDATORY, "sudo works without a prompt or with the configured password"),
         Check("version", Severity.MANDATORY, "running versions, the skew verdict now and along the plan"),
         Check(
+            "working-directory",
+            Severity.MANDATORY,
+            "installer.directory and commands.backup_dir and every parent: no symlink, owned by root or the "
+            "SSH user, not writable by group or others",
+        ),
+        Check(
             "installer", Severity.SKIPPABLE, "the download link answers from each server, or the local file"
         ),
         Check("disk", Severity.SKIPPABLE, "free space for the installer and under /var/lib/demisto"),

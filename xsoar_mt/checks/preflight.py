@@ -43,6 +43,7 @@ from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.secrets import REDACTOR, RunSecrets, read_secret
+from xsoar_mt.workdir import directories
 
 
 @dataclass
@@ -97,6 +98,7 @@ def _survey_request(
         version_command=version_command(inventory, server) if with_version else None,
         link_check=link,
         api_key_urls=api_urls,
+        work_dirs=[path for _, path in directories(inventory)],
     )
 
 
@@ -306,6 +308,9 @@ def _judge_servers(inventory: Inventory, facts: Mapping[str, ServerFacts], obser
         has_password = inventory.server(name).ssh.sudo_password is not None
         judged.findings.append(v.sudo_finding(name, seen.sudo_ok, seen.sudo_error, has_password))
         judged.findings.append(v.server_version_finding(observed[name]))
+        judged.findings.append(
+            v.working_directory_finding(name, seen.sections.get("working-directory"), inventory)
+        )
         if link is not None:
             judged.findings.append(
                 v.installer_link_finding(name, seen.sections.get("installer-link"), asked.target)

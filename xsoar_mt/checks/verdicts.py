@@ -16,6 +16,7 @@ from xsoar_mt.plan import Plan, PlanFacts, Scope
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge_releases
 from xsoar_mt.skew import Verdict as Skew
+from xsoar_mt.workdir import CHECK, directories, judge, parse_facts
 
 GB = 1000**3
 GIB = 1024**3
@@ -179,6 +180,19 @@ _CURL_CODES = {
     35: "TLS failure",
     60: "certificate not trusted",
 }
+
+
+def working_directory_finding(server: str, section: Section | None, inventory: Inventory) -> Finding:
+    """Whether the working directories on `server` (installer.directory, commands.backup_dir) and their
+    parents are private enough to write to as root. Mandatory: the failure cannot be ignored."""
+    named = directories(inventory)
+    uid, entries = parse_facts(section.text if section is not None else "", len(named))
+    for (setting, path), found in zip(named, entries, strict=True):
+        problem = judge(setting, path, found, uid)
+        if problem is not None:
+            return Finding(CHECK, server, Verdict.FAIL, problem.detail, problem.fix)
+    shown = " and ".join(path for _, path in named)
+    return Finding(CHECK, server, Verdict.PASS, f"{shown}: private (missing ones are made 0700)")
 
 
 def installer_link_finding(server: str, section: Section | None, release: str) -> Finding:

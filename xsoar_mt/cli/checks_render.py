@@ -57,7 +57,7 @@ def render_preflight(
     else:
         out.print(
             f"[bold red]{len(report.blocking)} finding(s) block the upgrade.[/] Fix them, or ignore skippable "
-            "checks with --ignore-preflight-errors=NAME,... (mandatory: ssh, sudo, version)"
+            "checks with --ignore-preflight-errors=NAME,... (mandatory: ssh, sudo, version, working-directory)"
         )
 
 

@@ -40,22 +40,26 @@ class InstallFiles:
         text = f"{self._attach}elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
         return RemoteCommand(text, CommandKind.INSTALL_FOLLOW, self.release)
 
-    def launch(self, install_command: str, marker: str) -> RemoteCommand:
+    def launch(self, install_command: str, marker: str, verify: str = "") -> RemoteCommand:
         """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
 
         When the installer exits 0 the wrapper itself writes xsoar-mt's marker (`marker`: its JSON without
         the closing brace and the time, which the server's clock gives), so what was installed is known
-        even if this machine never hears the end.
+        even if this machine never hears the end. `verify` (installer.verify_before_run) runs in the same
+        root shell right before the installer; when it fails the installer is not run. Every record is
+        removed before it is written, so none is ever written through a symlink.
         """
         elevated = install_command.startswith("sudo ")
         body = install_command[len("sudo ") :] if elevated else install_command
+        run = f"{{ {verify} && {body}; }}" if verify else body
         inner = (
-            f"{body} > {self.log} 2>&1; xm_rc=$?; echo $xm_rc > {self.rc}; "
+            f"{run} > {self.log} 2>&1; xm_rc=$?; rm -f {self.rc}; echo $xm_rc > {self.rc}; "
             f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
             f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
         )
         launch = (
-            f"{self._attach}else rm -f {self.rc}; cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
+            f"{self._attach}else rm -f {self.rc} {self.log} {self.boot} {self.pid} {self.marker_tmp}; "
+            f"cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
             f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )

@@ -15,6 +15,7 @@ from xsoar_mt.errors import Declined, PreflightFailed
 from xsoar_mt.estimate import Durations, clock, estimate
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.installer import link_rewrite_note
+from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import Journal, JournalSink, PreflightNotes, RunDir, new_run_id, run_origin
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Marker, Observed, Source, offline_state, require_versions
@@ -27,6 +28,7 @@ from xsoar_mt.usecases.run_preflight import preflight_for_run
 from xsoar_mt.usecases.run_request import Intent, RunOutcome, RunRequest, Sight
 from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
+from xsoar_mt.workdir_check import prepare_all
 
 
 class _Mode:
@@ -189,11 +191,14 @@ class RealRun(_Mode):
     def look(self, intent: Intent) -> Sight:
         """The deployment's lock taken on main, then the preflight checks."""
         session = self.session
+        self.names = in_scope(session, intent.scope)
+        prepare_all(
+            session.inventory, session.shells, _written_servers(session.inventory, self.names)
+        )  # before any write there
         self.deployment_lock = DeploymentLock(session.inventory, session.shells(lock_server(session.inventory)),
                                               self.run_id)  # fmt: skip
         self.deployment_lock.acquire()
         self.deployment_lock.start_heartbeat(self._tell_lost)
-        self.names = in_scope(session, intent.scope)
         sight = preflight_for_run(session, self.request, intent, self.names, self.events)
         emit_views(sight.observed, self.events)
         return sight
@@ -275,3 +280,9 @@ class RealRun(_Mode):
         assert self.run_dir is not None
         again = resume if report.outcome != "succeeded" else None
         return RunOutcome(report, plan, self.run_id, self.run_dir.path, [], again)
+
+
+def _written_servers(inventory: Inventory, names: list[str]) -> list[str]:
+    """The servers a run writes to: those in scope and the one holding the lock, in inventory order."""
+    wanted = {*names, lock_server(inventory)}
+    return [s.name for s in inventory.servers if s.name in wanted]

@@ -10,11 +10,11 @@ from pathlib import Path
 from types import TracebackType
 
 from xsoar_mt.errors import InvalidInput
-from xsoar_mt.inventory import Inventory, SecretRef, load_inventory
+from xsoar_mt.inventory import Inventory, load_inventory
 from xsoar_mt.known import KnownState
 from xsoar_mt.observed import Observed, Reading, resolve
 from xsoar_mt.remote import RemoteShell, ShellPool
-from xsoar_mt.secrets import RunSecrets, read_secret
+from xsoar_mt.secrets import RunSecrets, SecretRef, read_secret
 from xsoar_mt.state_dir import StateDir
 from xsoar_mt.state_home import default_state_dir
 

@@ -11,6 +11,7 @@ from xsoar_mt.engine.installer_job import InstallFiles, follow
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.engine.steps.base import ServerStep
 from xsoar_mt.framed import exit_code
+from xsoar_mt.installer import verify_before_run
 from xsoar_mt.observed import Installer, Marker, Service, Source
 from xsoar_mt.plan import Action, Step
 from xsoar_mt.releases import Version
@@ -48,7 +49,8 @@ class Install(ServerStep):
         else:
             marker = Marker(Version.parse(step.release), 0, "installer", run.run_id).prefix(server)
             install = run.command(server, step.command_on(server), CommandKind.INSTALL_LAUNCH, step.release)
-            command = files.launch(install, marker)
+            verify = verify_before_run(run.inv.installer, step.release, step.command_on(server))
+            command = files.launch(install, marker, verify)
         launched = run.checked(step, server, command, timeout=120)
         if "VANISHED" in launched.stdout:
             raise StepFailed(step, server, f"the installer for {step.release} seen running before is gone and left "
