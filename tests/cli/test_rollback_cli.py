@@ -102,7 +102,7 @@ def test_detail_shows_the_purge_and_each_servers_own_restore(inventory: Path, tm
     upgraded(inventory, tmp_path)
     result = rollback(inventory, tmp_path, "--detail")
     assert (
-        "$ sudo /var/tmp/xsoar-mt/demisto-6.10.sh -- -multi-tenant -do-not-start-server -purge"
+        "$ sudo /var/lib/xsoar-mt/demisto-6.10.sh -- -multi-tenant -do-not-start-server -purge"
         in result.output
     )
     assert (

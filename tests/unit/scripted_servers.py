@@ -103,7 +103,10 @@ class ScriptedFleet:
             extra = (
                 ""
                 if "working-directory" in server.survey
-                else (f"==xsoar-mt== working-directory\n{private_directories(command)}==rc== 0\n")
+                else (
+                    "==xsoar-mt== working-directory\n"
+                    f"==body== {base64.b64encode(private_directories(command).encode()).decode()}\n==rc== 0\n"
+                )
             )
             return ok(
                 server.survey + ("\n" if server.survey and not server.survey.endswith("\n") else "") + extra
