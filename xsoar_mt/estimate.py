@@ -10,22 +10,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from xsoar_mt.inventory.model import DEFAULT_MINUTES
 from xsoar_mt.plan import Action, Phase, Plan, Step, Waves
 from xsoar_mt.skew import Verdict
 
-# Expected minutes per action when the inventory's `durations` leaves one out (docs/reference/inventory.md).
-# A backup archives /var/lib/demisto; a fetch moves an installer of about 1 GiB; `start` is the service
-# command returning, `healthy` the wait until /health answers after it.
-DEFAULT_MINUTES: Mapping[str, float] = {
-    "backup": 10.0,
-    "fetch": 5.0,
-    "stop": 1.0,
-    "install": 15.0,
-    "start": 1.0,
-    "healthy": 5.0,
-    "validate": 1.0,
-}
-DURATION_KEYS: tuple[str, ...] = tuple(DEFAULT_MINUTES)
 # What a run measures on each server and the deployment's local record keeps (known.py).
 MEASURED_KEYS: tuple[str, ...] = ("stop", "install", "start", "healthy")
 _KEY = {
