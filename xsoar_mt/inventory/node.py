@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
-import unicodedata
+import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -46,16 +46,19 @@ def optional(items: Mapping[str, Node], key: str, read: Callable[[Node], T | Non
     return default if value is None else value
 
 
+# Unicode's control characters (category Cc) and surrogates (Cs), as one character class.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def control_character(text: str, allowed: str = "") -> str | None:
     """The first control character in `text` (other than those in `allowed`), or None."""
-    return next(
-        (c for c in text if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed),
-        None,
-    )
+    return next((m.group() for m in _CONTROL.finditer(text) if m.group() not in allowed), None)
 
 
 class Node:
     """A YAML node with its key path, so every problem can name file:line and where it is."""
+
+    __slots__ = ("node", "path", "reader")  # one per YAML node: no dict each
 
     def __init__(self, node: yaml.Node, path: str, reader: Problems) -> None:
         self.node = node
