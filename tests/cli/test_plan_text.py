@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.table import Table
 
 from tests.cli.piped import piped
 from tests.unit.inventories import forty_groups_yaml
 from xsoar_mt.cli.plan_text import render_plan, sequence
 from xsoar_mt.estimate import estimate
-from xsoar_mt.inventory import Inventory, load_inventory
+from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory
 from xsoar_mt.plan import Plan
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.window import closing
@@ -196,3 +197,43 @@ def test_where_the_window_closes_mid_hop_the_rows_before_it_the_line_then_the_re
         line_of("Validate (steps"),
     ]
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("width", [1000, 160, 120, 60])
+def test_group_tables_laid_out_directly_read_exactly_as_rich_lays_them_out(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group tables of a plan are laid out without Rich when they fit (plan_text._plain_lines, for
+    speed); the text must be the same as Rich's, at widths where every table fits, some do and none do."""
+    from xsoar_mt.cli import plan_text
+
+    inventory = parse_inventory(forty_groups_yaml(), "forty-groups.yaml")
+    example = load_inventory(EXAMPLE)
+    plans = [
+        (plan_upgrade(inventory, inventory.versions(), "6.12"), inventory),
+        (plan_upgrade(example, example.versions(), "6.12"), example),
+        (plan_upgrade(example, example.versions(), "6.11"), example),
+    ]
+    direct_tables = 0
+    lay_out = plan_text._plain_lines
+
+    def counted(out: Console, table: Table) -> list[str] | None:
+        nonlocal direct_tables
+        lines = lay_out(out, table)
+        direct_tables += lines is not None
+        return lines
+
+    def text(plan: Plan, inventory: Inventory) -> str:
+        out = io.StringIO()
+        render_plan(plan, inventory, Console(file=out, width=width, highlight=False))
+        return out.getvalue()
+
+    monkeypatch.setattr(plan_text, "_plain_lines", counted)
+    direct = [text(plan, inv) for plan, inv in plans]
+    monkeypatch.setattr(plan_text, "_plain_lines", lambda out, table: None)
+    by_rich = [text(plan, inv) for plan, inv in plans]
+    assert direct == by_rich
+    if width >= 160:
+        assert direct_tables > 0, "no table was laid out directly: the comparison proves nothing"
+    if width == 60:
+        assert direct_tables == 0  # too narrow: every group table wraps, so Rich lays them all out
