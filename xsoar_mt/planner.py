@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from xsoar_mt.bulk import without_gc_passes
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
@@ -77,6 +78,7 @@ class _Stage:
     groups: tuple[Group, ...]
 
 
+@without_gc_passes
 def plan_upgrade(
     inventory: Inventory,
     versions: Mapping[str, Version],

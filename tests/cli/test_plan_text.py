@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tests.cli.piped import piped
 from tests.unit.inventories import forty_groups_yaml
@@ -217,9 +219,9 @@ def test_group_tables_laid_out_directly_read_exactly_as_rich_lays_them_out(
     direct_tables = 0
     lay_out = plan_text._plain_lines
 
-    def counted(out: Console, table: Table) -> list[str] | None:
+    def counted(out: Console, table: Table, rows: Sequence[Sequence[str | Text]] = ()) -> list[str] | None:
         nonlocal direct_tables
-        lines = lay_out(out, table)
+        lines = lay_out(out, table, rows)
         direct_tables += lines is not None
         return lines
 
@@ -230,7 +232,7 @@ def test_group_tables_laid_out_directly_read_exactly_as_rich_lays_them_out(
 
     monkeypatch.setattr(plan_text, "_plain_lines", counted)
     direct = [text(plan, inv) for plan, inv in plans]
-    monkeypatch.setattr(plan_text, "_plain_lines", lambda out, table: None)
+    monkeypatch.setattr(plan_text, "_plain_lines", lambda out, table, rows=(): None)
     by_rich = [text(plan, inv) for plan, inv in plans]
     assert direct == by_rich
     if width >= 160:

@@ -18,6 +18,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from xsoar_mt.bulk import without_gc_passes
 from xsoar_mt.cli.render import names
 from xsoar_mt.estimate import MAIN, PREPARE_PARALLEL, Estimate, TenantImpact, Window, clock, estimate
 from xsoar_mt.installer import upload_source
@@ -32,6 +33,7 @@ _KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pa
 _MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan's action names
 
 
+@without_gc_passes
 def render_plan(
     plan: Plan,
     inventory: Inventory,
@@ -251,13 +253,14 @@ def _hop_rows(
 ) -> None:
     """One table row per group phase; where the window closes, the rows so far, the line, then the rest."""
     table = _hop_table(plan, hop, timing.parallel)
+    rows: list[tuple[str | Text, ...]] = []
     spans = {s.phase.id: s for s in timing.spans}  # one look-up per row: a dict, not Estimate.span's scan
     for phase in phases:
         assert phase.group is not None
         if closes is not None and phase.id == closes.phase.id:
-            if table.row_count:
-                _print_table(out, table)
-                table = _hop_table(plan, hop, timing.parallel, titled=False)
+            if rows:
+                _print_table(out, table, rows)
+                table, rows = _hop_table(plan, hop, timing.parallel, titled=False), []
             out.print(
                 Text(
                     f"-- the window closes here: {closes.phase.id} and {_count(len(closes.left) - 1, 'group upgrade')} "
@@ -267,16 +270,18 @@ def _hop_rows(
             )
         span = spans[phase.id]
         last = phase.steps[-1]
-        table.add_row(
-            _numbers(first[phase.id], len(phase.steps)),
-            _group_label(inventory, phase.group),
-            Text(names(_servers(phase.steps))),
-            Text(sequence(phase)),
-            f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
-            _at(span.start),
-            clock(span.down),
+        rows.append(
+            (
+                _numbers(first[phase.id], len(phase.steps)),
+                _group_label(inventory, phase.group),
+                Text(names(_servers(phase.steps))),
+                Text(sequence(phase)),
+                f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
+                _at(span.start),
+                clock(span.down),
+            )
         )
-    _print_table(out, table)
+    _print_table(out, table, rows)
 
 
 def _hop_table(
@@ -423,13 +428,19 @@ def _command_cell(step: Step) -> Text:
 # -- small pieces -----------------------------------------------------------------------------------
 
 
-def _print_table(out: Console, table: Table) -> None:
-    """The title on a line of its own (Rich would pad it to the table's width), then the table."""
+def _print_table(out: Console, table: Table, rows: Sequence[Sequence[str | Text]] = ()) -> None:
+    """The title on a line of its own (Rich would pad it to the table's width), then the table with `rows`
+    added."""
     if table.title:
         out.print(Text(str(table.title), style="bold"))
         table.title = None
-    lines = _plain_lines(out, table)
-    out.print(table if lines is None else _Lines(lines))
+    lines = _plain_lines(out, table, rows)
+    if lines is not None:
+        out.print(_Lines(lines))
+        return
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 class _Lines:
@@ -445,9 +456,9 @@ class _Lines:
             yield newline
 
 
-def _plain_lines(out: Console, table: Table) -> list[str] | None:
-    """The lines Rich would print for a borderless table of one-line cells that fits the console without
-    colour, laid out directly; None for any other table (Rich lays it out).
+def _plain_lines(out: Console, table: Table, more: Sequence[Sequence[str | Text]] = ()) -> list[str] | None:
+    """The lines Rich would print for a borderless table (with the rows `more`) of one-line cells that fits
+    the console without colour, laid out directly; None for any other table (Rich lays it out).
 
     Rich measures and wraps every cell, about a millisecond per row: a 1,000-server plan spent most of
     its time there. This gives the same text: each column as wide as its widest cell, cells left- or
@@ -455,7 +466,7 @@ def _plain_lines(out: Console, table: Table) -> list[str] | None:
     if out.color_system is not None or not _plain_shape(table):
         return None
     markup: dict[str, str] = {}  # a column's markup repeats (the verdicts): each read once
-    rows = [[c.header for c in table.columns], *zip(*(c.cells for c in table.columns), strict=True)]
+    rows = [[c.header for c in table.columns], *zip(*(c.cells for c in table.columns), strict=True), *more]
     plain: list[list[str]] = []
     for row in rows:
         cells = [_plain_cell(out, cell, markup) for cell in row]

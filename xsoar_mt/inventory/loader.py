@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from xsoar_mt.bulk import without_gc_passes
 from xsoar_mt.errors import InventoryError, shown
 from xsoar_mt.inventory.groups import DEPLOYMENT_NAME_MAX, GroupContext, read_group
 from xsoar_mt.inventory.model import Commands, Group, Health, InstallerSettings, Inventory, SshSettings
@@ -50,6 +51,7 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     return parse_inventory(text, str(file))
 
 
+@without_gc_passes
 def parse_inventory(text: str, filename: str = "<inventory>") -> Inventory:
     reader = Problems(filename)
     try:
