@@ -1,7 +1,7 @@
 """`make bench`: planning time by deployment size, CLI start-up, and what the CLI imports.
 
 Writes bench/results.json (figures) and bench/RESULTS.md (the same, to read). Planning is timed on
-generated inventories (tests/unit/inventories.py) of 10 to 5,000 servers, every server on 6.10 and the
+generated inventories (tests/inventories.py) of 10 to 5,000 servers, every server on 6.10 and the
 target 6.12, so every plan has two one-release hops. Start-up is the median wall time of `xsoar-mt
 --help` in a fresh process, against a bare `python -c pass`. When bench/fleet_bench.py exists, its
 `measure()` runs too and its figures are stored under "fleet". bench/readability_bench.py counts the
@@ -27,7 +27,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
-from tests.unit.inventories import fleet  # noqa: E402  # the repo root must be importable first
+from tests.inventories import fleet  # noqa: E402  # the repo root must be importable first
 from xsoar_mt.planner import plan_upgrade  # noqa: E402
 
 PLANNER_NOTE = (
@@ -96,7 +96,7 @@ def loading() -> list[dict[str, Any]]:
     """Reading and validating the inventory file, which `upgrade plan` also pays for."""
     import yaml
 
-    from tests.unit.inventories import fleet_specs, inventory_dict
+    from tests.inventories import fleet_specs, inventory_dict
     from xsoar_mt.inventory import parse_inventory
 
     rows = []
@@ -146,7 +146,7 @@ def plan_scaling() -> dict[str, Any]:
 
     import yaml
 
-    from tests.unit.inventories import fleet_specs, inventory_dict
+    from tests.inventories import fleet_specs, inventory_dict
 
     script = Path(sys.executable).with_name("xsoar-mt")
     cli = [str(script)] if script.exists() else [sys.executable, "-m", "xsoar_mt"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests import inventories as make
 from tests.unit.test_preflight import RECORDED
 from xsoar_mt.cli import app
 from xsoar_mt.remote import Recorder, RecordingShell, Result
@@ -16,18 +17,16 @@ from xsoar_mt.run import ShellPool
 
 runner = CliRunner()
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: cli, database: bolt, communication_port: 1}
-ssh: {user: ops}
-installer: {delivery: upload, file: demisto-6.12.sh}
-main:
-  server: {name: m1, address: 127.0.0.1, ssh_port: 2201, version: 6.11.0}
-hosts:
-  - name: h1
-    server: {name: h1, address: 127.0.0.1, ssh_port: 2202, version: 6.11.0}
-    tenants: [{name: acme}]
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0", ssh_port=2201))),
+        [make.host("h1", make.single(make.server("h1", "127.0.0.1", "6.11.0", ssh_port=2202)), ["acme"])],
+        name="cli",
+        deployment={"database": "bolt", "communication_port": 1},
+        ssh={"user": "ops"},
+        installer={"delivery": "upload", "file": "demisto-6.12.sh"},
+    )
+)
 
 
 @pytest.fixture

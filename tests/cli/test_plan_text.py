@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tests.cli.piped import piped
-from tests.unit.inventories import forty_groups_yaml
+from tests.inventories import forty_groups_yaml
 from xsoar_mt.cli.plan_text import render_plan, sequence
 from xsoar_mt.estimate import estimate
 from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory

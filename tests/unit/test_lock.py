@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.unit.inventories import GroupSpec, inventory_dict
-from xsoar_mt.inventory import Inventory, parse_inventory
+from tests.inventories import GroupSpec, inventory_dict, parsed
+from xsoar_mt.inventory import Inventory
 from xsoar_mt.lock import DeploymentLock, LockHeld
 from xsoar_mt.remote import Result
 
@@ -32,7 +31,7 @@ class LocalShell:
 def inventory(directory: Path) -> Inventory:
     data = inventory_dict("bolt", GroupSpec("main", "single", ("6.11",)), [])
     data["installer"] = {"directory": str(directory)}
-    return parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return parsed(data)
 
 
 def test_a_held_lock_is_refused_in_one_round_trip_naming_its_holder_and_a_hostile_path_stays_literal(

@@ -22,12 +22,13 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests import inventories as make
 from xsoar_mt.checks.preflight import _survey_request
 from xsoar_mt.checks.survey import survey_script
 from xsoar_mt.errors import InventoryError
 from xsoar_mt.events import Fanout
 from xsoar_mt.executor import Executor, InstallFiles, RunSecrets
-from xsoar_mt.inventory import Inventory, parse_inventory, url_address
+from xsoar_mt.inventory import Inventory, url_address
 from xsoar_mt.lock import DeploymentLock
 from xsoar_mt.observed import Marker, Observed
 from xsoar_mt.plan import Action, Plan
@@ -152,36 +153,30 @@ def inventory_data(f: Fields) -> dict[str, Any]:
         installer.update(delivery="upload", file="installers/demisto-{release}.sh")
     else:
         installer["link"] = {"env": "XSOAR_DOWNLOAD_LINK"}
-    return {
-        "inventory_version": 1,
-        "deployment": {"name": "quoting", "communication_port": f.communication_port},
-        "installer": installer,
-        "commands": {"backup_dir": f.backup_dir, **_TEMPLATES[f.templates]},
-        "main": {
-            "dr": {
-                "primary": {"name": f.main_a, "address": f.addresses[0], "version": "6.10.0"},
-                "secondary": {"name": f.main_b, "address": f.addresses[1], "version": "6.10.0"},
-            },
-            "tenants": [{"name": f.tenants[0]}],
-        },
-        "hosts": [
-            {
-                "name": f.group,
-                "server": {
-                    "name": f.host,
-                    "address": f.addresses[2],
-                    "ssh_port": f.ssh_port,
-                    "version": "6.10.0",
-                },
-                "tenants": [{"name": f.tenants[1], "port": f.tenant_port}],
-            }
+    return make.inventory(
+        make.main(
+            make.dr(
+                make.server(f.main_a, f.addresses[0], "6.10.0"),
+                make.server(f.main_b, f.addresses[1], "6.10.0"),
+            ),
+            [f.tenants[0]],
+        ),
+        [
+            make.host(
+                f.group,
+                make.single(make.server(f.host, f.addresses[2], "6.10.0", ssh_port=f.ssh_port)),
+                [{"name": f.tenants[1], "port": f.tenant_port}],
+            )
         ],
-    }
+        name="quoting",
+        deployment={"communication_port": f.communication_port},
+        installer=installer,
+        commands={"backup_dir": f.backup_dir, **_TEMPLATES[f.templates]},
+    )
 
 
 def load(data: dict[str, Any]) -> Inventory:
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return parse_inventory(yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True), "inv.yaml")
+    return make.parsed(data, dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True)
 
 
 class Markers:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from tests.unit.inventories import build
-from tests.unit.test_planner import dr, ha, plan, single
-from tests.unit.test_planner_waves import five, waved
+from tests.inventories import build, five
+from tests.inventories import dr_group as dr
+from tests.inventories import ha_group as ha
+from tests.inventories import single_group as single
+from tests.unit.test_planner import plan
+from tests.unit.test_planner_waves import waved
 from xsoar_mt.estimate import Durations, batches, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Plan, Scope
