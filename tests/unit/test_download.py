@@ -179,8 +179,16 @@ def test_a_resumed_run_reuses_the_installer_the_failed_runs_journal_says_it_down
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})
     fleet.servers["h1"].install_fails = True
     monkeypatch.setattr("xsoar_mt.run.ssh_pool", lambda *args, **kwargs: ShellPool(fleet.shell))
-    args = ["upgrade", "run", "-i", str(inventory), "--yes", "--state-dir", str(tmp_path / "state"),
-            "--ignore-preflight-errors=all"]  # fmt: skip
+    args = [
+        "upgrade",
+        "run",
+        "-i",
+        str(inventory),
+        "--yes",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--ignore-preflight-errors=all",
+    ]
     failed = CliRunner().invoke(app, [*args, "--to", "6.12"])
     assert failed.exit_code == 6, failed.output
     assert stub.downloads() == ["6_12_latest"]

@@ -500,8 +500,18 @@ def test_a_scope_describes_itself_in_the_flags_words() -> None:
 
 
 def test_a_step_runs_its_own_command_on_a_server_that_has_one_and_saves_it_only_then() -> None:
-    step = Step("s", "p", Action.INSTALL, ("a", "b"), "install", "why", "6.12", Verdict.OK, "6.12",
-                per_server={"b": "install -target /x"})  # fmt: skip
+    step = Step(
+        "s",
+        "p",
+        Action.INSTALL,
+        ("a", "b"),
+        "install",
+        "why",
+        "6.12",
+        Verdict.OK,
+        "6.12",
+        per_server={"b": "install -target /x"},
+    )
     assert (step.command_on("a"), step.command_on("b")) == ("install", "install -target /x")
     assert Step.from_dict(step.to_dict()) == step
     plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", Verdict.OK)
@@ -547,8 +557,15 @@ def test_step_ids_and_the_whole_plan_are_the_same_in_every_process_whatever_its_
     plans = []
     for seed in ("0", "1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-c", _PLAN_IN_A_NEW_PROCESS], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _PLAN_IN_A_NEW_PROCESS],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         plans.append([json.loads(line) for line in done.stdout.splitlines()])
     ids = [[[step["id"] for phase in p["phases"] for step in phase["steps"]] for p in run] for run in plans]
     assert all(len(i) > 40 for i in ids[0])

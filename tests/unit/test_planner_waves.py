@@ -152,7 +152,8 @@ def test_every_planned_host_group_runs_in_its_wave_and_each_wave_waits_for_the_o
 
 def test_waves_with_no_host_group_to_upgrade_leave_the_plan_as_it_is() -> None:
     inventory = five()
-    only_main = plan_upgrade(inventory, inventory.versions(), "6.12", Scope(main=True, groups=()),
-                             waves=WaveSpec.parse("1"))  # fmt: skip
+    only_main = plan_upgrade(
+        inventory, inventory.versions(), "6.12", Scope(main=True, groups=()), waves=WaveSpec.parse("1")
+    )
     assert only_main.waves is None
     assert only_main == plan(inventory, "6.12", Scope(main=True, groups=()))

@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,28 @@ class Fields:
     extra_flags: tuple[Any, ...]
     upload: bool
     templates: int
+
+
+def plain(**changes: Any) -> Fields:
+    """Ordinary values (a DR main m-a/m-b, host h1 in group emea), with `changes`."""
+    base = Fields(
+        "m-a",
+        "m-b",
+        "h1",
+        "emea",
+        ("10.0.0.1", "10.0.0.2", "10.0.0.3"),
+        ("t1", "t2"),
+        22,
+        443,
+        18502,
+        "/var/tmp/x",
+        None,
+        "/var/tmp/b",
+        (),
+        False,
+        0,
+    )
+    return replace(base, **changes)
 
 
 def distinct(drawn: list[Any], other: Any) -> list[Any]:
@@ -243,8 +265,14 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields())
-@example(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"), 22, 443,
-                18502, "/var/tmp/with space", None, "/var/tmp/b$(touch X)", ("-x y", "$(id)"), False, 1))  # fmt: skip
+@example(
+    plain(
+        directory="/var/tmp/with space",
+        backup_dir="/var/tmp/b$(touch X)",
+        extra_flags=("-x y", "$(id)"),
+        templates=1,
+    )
+)
 def test_every_value_is_refused_with_file_line_or_reaches_the_servers_as_exactly_its_words(f: Fields) -> None:
     try:
         inventory = load(inventory_data(f))
@@ -270,8 +298,7 @@ def test_every_value_is_refused_with_file_line_or_reaches_the_servers_as_exactly
 
 
 def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None:
-    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-                                 22, 443, 18502, "/var/tmp/xsoar-mt", None, "/var/tmp/b$(touch X)", (), False, 0))  # fmt: skip
+    data = inventory_data(plain(directory="/var/tmp/xsoar-mt", backup_dir="/var/tmp/b$(touch X)"))
     inventory = load(data)
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     backup = next(s for s in plan.steps if s.action is Action.BACKUP)
@@ -284,8 +311,9 @@ def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None
 
 
 def test_a_path_with_a_space_is_one_word_in_every_command_that_names_it() -> None:
-    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-                                 22, 443, 18502, "/var/tmp/x m", "/var/tmp/ex tract", "/var/tmp/back up", (), False, 0))  # fmt: skip
+    data = inventory_data(
+        plain(directory="/var/tmp/x m", target_dir="/var/tmp/ex tract", backup_dir="/var/tmp/back up")
+    )
     inventory = load(data)
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     by_action = {s.action: shlex.split(s.command) for s in plan.steps}
@@ -312,8 +340,7 @@ def test_a_path_with_a_space_is_one_word_in_every_command_that_names_it() -> Non
     ],
 )
 def test_names_and_addresses_are_matched_whole(key: str, value: str, message: str) -> None:
-    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain()
     data = inventory_data(f)
     data["hosts"][0]["server"][key] = value
     with pytest.raises(InventoryError) as caught:
@@ -324,8 +351,7 @@ def test_names_and_addresses_are_matched_whole(key: str, value: str, message: st
 
 
 def test_ipv6_addresses_and_rfc_1123_host_names_are_accepted() -> None:
-    f = Fields("m-a", "m-b", "h1", "emea", ("fd00::10", "127.77.0.2", "db-1.example.com"), ("t1", "t2"),
-               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain(addresses=("fd00::10", "127.77.0.2", "db-1.example.com"))
     inventory = load(inventory_data(f))
     assert [s.address for s in inventory.servers] == ["fd00::10", "127.77.0.2", "db-1.example.com"]
     assert "https://[fd00::10]:443/accounts;" in shlex.split(tenants_command(inventory, "fd00::10", []))
@@ -380,8 +406,15 @@ class _LocalShell:
     def run(
         self, command: str, *, stdin: str | None = None, timeout: float | None = None, **_: Any
     ) -> Result:
-        done = subprocess.run(["sh", "-c", command], cwd=self.cwd, input=stdin or "", capture_output=True,
-                              text=True, timeout=timeout or 30, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["sh", "-c", command],
+            cwd=self.cwd,
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=timeout or 30,
+            check=False,
+        )
         return Result(self.server, command, done.returncode, done.stdout, done.stderr)
 
 
@@ -391,8 +424,7 @@ def test_the_installer_directory_holding_shell_is_one_literal_path_for_marker_lo
     # Accepted by the inventory (no braces, no leading -) yet full of shell: every command below is built
     # outside `fill`, so each is run by a real shell here to show it takes the directory literally.
     directory = tmp_path / 'x $(touch X); `touch Y` it\'s \\ "q"/'
-    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-               22, 443, 18502, str(directory), None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain(directory=str(directory))
     inventory = load(inventory_data(f))
     assert inventory.installer.directory == str(directory)
     shell = _LocalShell(tmp_path)
