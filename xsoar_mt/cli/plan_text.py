@@ -325,15 +325,18 @@ def sequence(phase: Phase) -> str:
     i = 0
     while i < len(steps):
         if set(steps[i].servers) == everyone:
-            parts.append(steps[i].action.value)
+            parts.append(_ACTION_NAME[steps[i].action])
             i += 1
             continue
         j = i
         while j < len(steps) and steps[j].servers == steps[i].servers:
             j += 1
-        parts.append("+".join(s.action.value for s in steps[i:j]) + " " + ", ".join(steps[i].servers))
+        parts.append("+".join(_ACTION_NAME[s.action] for s in steps[i:j]) + " " + ", ".join(steps[i].servers))
         i = j
     return " -> ".join(parts)
+
+
+_ACTION_NAME = {action: action.value for action in Action}  # an enum's .value is slow, read per step
 
 
 def _commands(out: Console, plan: Plan) -> None:
