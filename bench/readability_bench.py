@@ -19,7 +19,7 @@ PLAN_AIM, PREFLIGHT_AIM = 300, 40  # issue 14
 
 def plan_lines() -> dict[str, Any]:
     from tests.cli.piped import piped
-    from tests.unit.inventories import forty_groups_yaml
+    from tests.inventories import forty_groups_yaml
 
     with tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as folder:
         inventory = Path(folder) / "forty-groups.yaml"
@@ -69,7 +69,7 @@ def night() -> dict[str, Any]:
     from collections import Counter
 
     from tests.cli.piped import piped
-    from tests.unit.inventories import forty_groups_yaml
+    from tests.inventories import forty_groups_yaml
 
     night_flags = ("--waves", NIGHT_WAVES, "--window-end", NIGHT_WINDOW)
     with tempfile.TemporaryDirectory(prefix="xsoar-mt-bench-") as folder:

@@ -1,7 +1,7 @@
 """`make bench`: planning time by deployment size, CLI start-up, and what the CLI imports.
 
 Writes bench/results.json (figures) and bench/RESULTS.md (the same, to read). Planning is timed on
-generated inventories (tests/unit/inventories.py) of 10 to 5,000 servers, every server on 6.10 and the
+generated inventories (tests/inventories.py) of 10 to 5,000 servers, every server on 6.10 and the
 target 6.12, so every plan has two one-release hops. Start-up is the median wall time of `xsoar-mt
 --help` in a fresh process, against a bare `python -c pass`. When bench/fleet_bench.py exists, its
 `measure()` runs too and its figures are stored under "fleet". bench/readability_bench.py counts the
@@ -27,7 +27,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
-from tests.unit.inventories import fleet  # noqa: E402  # the repo root must be importable first
+from tests.inventories import fleet  # noqa: E402  # the repo root must be importable first
 from xsoar_mt.planner import plan_upgrade  # noqa: E402
 
 PLANNER_NOTE = (
@@ -96,7 +96,7 @@ def loading() -> list[dict[str, Any]]:
     """Reading and validating the inventory file, which `upgrade plan` also pays for."""
     import yaml
 
-    from tests.unit.inventories import fleet_specs, inventory_dict
+    from tests.inventories import fleet_specs, inventory_dict
     from xsoar_mt.inventory import parse_inventory
 
     rows = []
@@ -132,6 +132,42 @@ def startup() -> dict[str, Any]:
             STARTUP_RUNS,
         ),
         "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cli)) + " --help",
+    }
+
+
+SCALING_RUNS = 9
+
+
+def plan_scaling() -> dict[str, Any]:
+    """`upgrade plan` as whole processes on the generated 10- and 1,000-server inventories (HA mix), output
+    piped: paired runs (10, then 1,000), the median of each and the median of the pairs' ratios. A
+    process's fixed cost (interpreter, imports) is in both; the ratio shows what the size adds."""
+    import tempfile
+
+    import yaml
+
+    from tests.inventories import fleet_specs, inventory_dict
+
+    script = Path(sys.executable).with_name("xsoar-mt")
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "xsoar_mt"]
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {}
+        for size in (10, 1_000):
+            main, hosts = fleet_specs(size, release=START)
+            path = Path(tmp) / f"inventory-{size}.yaml"
+            path.write_text(yaml.safe_dump(inventory_dict("elasticsearch", main, hosts), sort_keys=False))
+            command = [*cli, "upgrade", "plan", "-i", str(path), "--to", TARGET, "--state-dir", tmp]
+            commands[size] = lambda command=command: subprocess.run(command, capture_output=True, check=True)
+        for run in commands.values():
+            run()  # warm the file cache before timing
+        pairs = [(timed_ms(commands[10], 1)[0], timed_ms(commands[1_000], 1)[0]) for _ in range(SCALING_RUNS)]
+    small, large = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {
+        "runs": SCALING_RUNS,
+        "plan_10_ms": round(statistics.median(small), 1),
+        "plan_1000_ms": round(statistics.median(large), 1),
+        "ratio": round(statistics.median(b / a for a, b in pairs), 2),
+        "command": "xsoar-mt upgrade plan -i INVENTORY --to " + TARGET + " (output piped)",
     }
 
 
@@ -246,6 +282,18 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     out += ["| servers | YAML lines | load (ms) |", "|---:|---:|---:|"]
     out += [f"| {r['servers']:,} | {r['yaml_lines']:,} | {r['load_ms']} |" for r in results["loading"]]
+    g = results["plan_scaling"]
+    out += [
+        "",
+        "## `upgrade plan` at scale, whole processes",
+        "",
+        f"`{g['command']}` on the generated inventories of 10 and 1,000 servers (HA mix), {g['runs']} paired "
+        "runs: the median of each, and the median of the pairs' ratios (aim: at most 1.5).",
+        "",
+        "| 10 servers (ms) | 1,000 servers (ms) | ratio |",
+        "|---:|---:|---:|",
+        f"| {g['plan_10_ms']} | {g['plan_1000_ms']} | {g['ratio']} |",
+    ]
     out += ["", "## Start-up", "", f"Median wall time of {s['runs']} fresh processes.", ""]
     out += ["| command | ms |", "|---|---:|"]
     out += [
@@ -319,13 +367,15 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    plan_json = ["upgrade", "plan", "-i", "inventory.example.yaml", "--to", TARGET, "-o", "json"]
     results: dict[str, Any] = {
         "machine": machine(),
         "planning": planning(),
         "loading": loading(),
         "startup": startup(),
-        "imports": [import_times(["--help"]), import_times(["upgrade", "plan", "-i", "inventory.example.yaml", "--to", TARGET, "-o", "json"])],
-    }  # fmt: skip
+        "plan_scaling": plan_scaling(),
+        "imports": [import_times(["--help"]), import_times(plan_json)],
+    }
     results["readability"] = readability()
     results["fleet"] = fleet_figures()
     (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from xsoar_mt.bulk import without_gc_passes
 from xsoar_mt.errors import InvalidInput, PlanRefused, UsageError, named
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import fetch_command, installer_path, upload_check_command
@@ -25,7 +26,7 @@ from xsoar_mt.plan import (
 from xsoar_mt.releases import Version
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import LATER, fill, squash
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Verdict
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, Verdict
 from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 # Placeholders left in a step's command for the executor to fill in for each of the step's servers.
@@ -76,6 +77,7 @@ class _Stage:
     groups: tuple[Group, ...]
 
 
+@without_gc_passes
 def plan_upgrade(
     inventory: Inventory,
     versions: Mapping[str, Version],
@@ -99,6 +101,44 @@ def plan_upgrade(
     line.index(target)
     check_scope(inventory, scope)
     releases = _current_releases(inventory, versions)
+    state = _start_state(inventory, releases, target)
+    stages = _stages(inventory, state, target, scope)
+    _check_in_flight(inventory, state, stages, facts)
+    builder = _Builder(inventory, state, scope, facts)
+    builder.recover(stages)
+    builder.prepare(stages)
+    plan_waves = _plan_waves(inventory, stages, waves)
+    for stage in stages:
+        builder.upgrade_stage(stage, plan_waves)
+    final = state.judge()
+    if builder.phases or facts.verify:
+        builder.validate(target)
+    down_outside = sorted(facts.down - set(builder.touched) - _in_scope(inventory, scope))
+    basis = Basis(
+        inventory_digest=inventory.digest,
+        versions={name: str(v) for name, v in sorted(versions.items())},
+        target=target,
+        scope=scope,
+    )
+    return Plan(
+        deployment=inventory.name,
+        target=target,
+        scope=scope,
+        hops=tuple(dict.fromkeys(s.release for s in stages)),
+        phases=tuple(builder.phases),
+        basis=basis,
+        skipped=_skipped(inventory, versions, releases, target, scope),
+        warnings=_warnings(final, down_outside),
+        degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded or final.faults else (),
+        downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
+        waves=plan_waves,
+    )
+
+
+def _start_state(inventory: Inventory, releases: Mapping[str, str], target: str) -> FleetState:
+    """The fleet's releases before the plan; refused when already unsupported or when main runs a release
+    newer than the target (no downgrades)."""
+    line = inventory.releases
     state = FleetState(
         {s.name: releases[s.name] for s in inventory.main.servers},
         {s.name: releases[s.name] for g in inventory.hosts for s in g.servers},
@@ -116,16 +156,11 @@ def plan_upgrade(
         raise PlanRefused(
             f"main already runs {newest_main}, newer than the target {target}; xsoar-mt does not downgrade"
         )
+    return state
 
-    stages = _stages(inventory, state, target, scope)
-    _check_in_flight(inventory, state, stages, facts)
-    builder = _Builder(inventory, state, scope, facts)
-    builder.recover(stages)
-    builder.prepare(stages)
-    plan_waves = _plan_waves(inventory, stages, waves)
-    for stage in stages:
-        builder.upgrade_stage(stage, plan_waves)
-    final = state.judge()
+
+def _warnings(final: Judgement, down_outside: list[str]) -> tuple[str, ...]:
+    """What the plan leaves wrong: hosts out of scope lagging main after it, servers out of scope down."""
     warnings: list[str] = []
     if final.verdict is Verdict.DEGRADED:
         lagging = ", ".join(f.server for f in final.faults)
@@ -133,13 +168,21 @@ def plan_upgrade(
             f"after this plan, hosts left out of scope lag main by one release ({lagging}): "
             "some functions do not work until they are upgraded too"
         )
-    if builder.phases or facts.verify:
-        builder.validate(target)
-    down_outside = sorted(facts.down - set(builder.touched) - _in_scope(inventory, scope))
     if down_outside:
         warnings.append(
             f"out of scope and not running: {', '.join(down_outside)} (this plan does not start them)"
         )
+    return tuple(warnings)
+
+
+def _skipped(
+    inventory: Inventory,
+    versions: Mapping[str, Version],
+    releases: Mapping[str, str],
+    target: str,
+    scope: Scope,
+) -> tuple[Skipped, ...]:
+    """The servers the plan leaves alone: those on the target already, then those out of scope."""
     skipped = [
         Skipped(s.name, str(versions[s.name]), f"already runs {target}")
         for g in inventory.groups
@@ -153,25 +196,7 @@ def plan_upgrade(
         if not scope.covers(g.name, g.is_main)
         for s in g.servers
     ]
-    basis = Basis(
-        inventory_digest=inventory.digest,
-        versions={name: str(v) for name, v in sorted(versions.items())},
-        target=target,
-        scope=scope,
-    )
-    return Plan(
-        deployment=inventory.name,
-        target=target,
-        scope=scope,
-        hops=tuple(dict.fromkeys(s.release for s in stages)),
-        phases=tuple(builder.phases),
-        basis=basis,
-        skipped=tuple(skipped),
-        warnings=tuple(warnings),
-        degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded or final.faults else (),
-        downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
-        waves=plan_waves,
-    )
+    return tuple(skipped)
 
 
 def _plan_waves(inventory: Inventory, stages: list[_Stage], waves: WaveSpec | Waves | None) -> Waves | None:
@@ -544,80 +569,96 @@ class _Builder:
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
 
 
+_Pattern = list[tuple[Action, tuple[str, ...], str]]
+
+
 def _pattern(
     group: Group, names: tuple[str, ...], done: tuple[str, ...] = (), facts: PlanFacts = NO_FACTS
-) -> list[tuple[Action, tuple[str, ...], str]]:
+) -> _Pattern:
     """The vendor's order for one group: (action, servers, why) in sequence.
 
     `names` are the servers still to install, `done` the group's servers already on the release (a group
     a failed run left half-upgraded): those are started if down and gated healthy before the next install.
     A server whose installer still runs is not stopped again: its install step follows that installer.
     """
-
-    def stoppable(servers: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(s for s in servers if s not in facts.in_flight)
-
-    def gate(servers: tuple[str, ...], why: str) -> list[tuple[Action, tuple[str, ...], str]]:
-        down = tuple(s for s in servers if s in facts.down)
-        return [(_START, down, why), (_HEALTHY, servers, why)]
-
     if group.topology is Topology.DR and (len(names) == 2 or done):
-        primary, secondary = group.primary.name, group.secondary.name
-        if len(names) == 2:
-            return [
-                (_STOP, stoppable((primary,)), "dr-stop-primary"),
-                (_STOP, stoppable((secondary,)), "dr-stop-secondary"),
-                (_INSTALL, (secondary,), "dr-secondary"),
-                (_START, (secondary,), "dr-secondary-up"),
-                (_HEALTHY, (secondary,), "dr-secondary-up"),
-                (_INSTALL, (primary,), "dr-primary"),
-                (_START, (primary,), "start"),
-                (_HEALTHY, (primary,), "healthy"),
-            ]
-        if names == (primary,):  # the secondary is upgraded already: it must be up before the primary
-            return [
-                *gate((secondary,), "dr-secondary-up"),
-                (_STOP, stoppable((primary,)), "dr-stop-primary"),
-                (_INSTALL, (primary,), "dr-primary"),
-                (_START, (primary,), "start"),
-                (_HEALTHY, (primary,), "healthy"),
-            ]
-        return [  # only the secondary is behind (upgraded out of order by hand): the primary is left alone
-            (_STOP, stoppable((secondary,)), "dr-stop-secondary"),
-            (_INSTALL, (secondary,), "dr-secondary"),
-            (_START, (secondary,), "dr-secondary-up"),
-            (_HEALTHY, (secondary,), "dr-secondary-up"),
-        ]
+        return _dr_pattern(group, names, facts)
     if group.topology is Topology.HA and done:
         # Some servers run the release already: the rest are stopped (no mixed versions running together),
         # those are brought up and healthy, then the rest are installed together.
         return [
-            (_STOP, stoppable(names), "ha-stop"),
-            *gate(done, "ha-first-healthy"),
+            (_STOP, _stoppable(names, facts), "ha-stop"),
+            *_gate(done, "ha-first-healthy", facts),
             (_INSTALL, names, "ha-rest"),
             (_START, names, "start"),
             (_HEALTHY, names, "healthy"),
         ]
     if group.topology is Topology.HA and len(names) > 1:
-        first, rest = names[:1], names[1:]
-        in_flight = [n for n in names if n in facts.in_flight]
-        if in_flight:  # the installer still running is the one to follow first
-            first = (in_flight[0],)
-            rest = tuple(n for n in names if n != in_flight[0])
-        return [
-            (_STOP, stoppable(names), "ha-stop"),
-            (_INSTALL, first, "ha-first"),
-            (_START, first, "start"),
-            (_HEALTHY, first, "ha-first-healthy"),
-            (_INSTALL, rest, "ha-rest"),
-            (_START, rest, "start"),
-            (_HEALTHY, rest, "healthy"),
-        ]
+        return _ha_pattern(names, facts)
     return [
-        (_STOP, stoppable(names), "single-stop"),
+        (_STOP, _stoppable(names, facts), "single-stop"),
         (_INSTALL, names, "main-first" if group.is_main else "single-install"),
         (_START, names, "start"),
         (_HEALTHY, names, "healthy"),
+    ]
+
+
+def _stoppable(servers: tuple[str, ...], facts: PlanFacts) -> tuple[str, ...]:
+    """The servers to stop: all but those whose installer still runs."""
+    return tuple(s for s in servers if s not in facts.in_flight)
+
+
+def _gate(servers: tuple[str, ...], why: str, facts: PlanFacts) -> _Pattern:
+    """Start those of `servers` found down, then wait until all of them are healthy."""
+    down = tuple(s for s in servers if s in facts.down)
+    return [(_START, down, why), (_HEALTHY, servers, why)]
+
+
+def _dr_pattern(group: Group, names: tuple[str, ...], facts: PlanFacts) -> _Pattern:
+    """A DR pair: the secondary before the primary; an upgraded secondary is up before the primary goes."""
+    primary, secondary = group.primary.name, group.secondary.name
+    if len(names) == 2:
+        return [
+            (_STOP, _stoppable((primary,), facts), "dr-stop-primary"),
+            (_STOP, _stoppable((secondary,), facts), "dr-stop-secondary"),
+            (_INSTALL, (secondary,), "dr-secondary"),
+            (_START, (secondary,), "dr-secondary-up"),
+            (_HEALTHY, (secondary,), "dr-secondary-up"),
+            (_INSTALL, (primary,), "dr-primary"),
+            (_START, (primary,), "start"),
+            (_HEALTHY, (primary,), "healthy"),
+        ]
+    if names == (primary,):  # the secondary is upgraded already: it must be up before the primary
+        return [
+            *_gate((secondary,), "dr-secondary-up", facts),
+            (_STOP, _stoppable((primary,), facts), "dr-stop-primary"),
+            (_INSTALL, (primary,), "dr-primary"),
+            (_START, (primary,), "start"),
+            (_HEALTHY, (primary,), "healthy"),
+        ]
+    return [  # only the secondary is behind (upgraded out of order by hand): the primary is left alone
+        (_STOP, _stoppable((secondary,), facts), "dr-stop-secondary"),
+        (_INSTALL, (secondary,), "dr-secondary"),
+        (_START, (secondary,), "dr-secondary-up"),
+        (_HEALTHY, (secondary,), "dr-secondary-up"),
+    ]
+
+
+def _ha_pattern(names: tuple[str, ...], facts: PlanFacts) -> _Pattern:
+    """An HA group, none of it upgraded yet: all stopped, one installed and healthy first, then the rest."""
+    first, rest = names[:1], names[1:]
+    in_flight = [n for n in names if n in facts.in_flight]
+    if in_flight:  # the installer still running is the one to follow first
+        first = (in_flight[0],)
+        rest = tuple(n for n in names if n != in_flight[0])
+    return [
+        (_STOP, _stoppable(names, facts), "ha-stop"),
+        (_INSTALL, first, "ha-first"),
+        (_START, first, "start"),
+        (_HEALTHY, first, "ha-first-healthy"),
+        (_INSTALL, rest, "ha-rest"),
+        (_START, rest, "start"),
+        (_HEALTHY, rest, "healthy"),
     ]
 
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
+from tests.inventories import host, inventory, main, server, single, write
 
 
 def closed_port() -> int:
@@ -84,21 +84,12 @@ def write_inventory(directory: Path, ssh_port: int | None = None, **overrides: o
     port = ssh_port or closed_port()
     known_hosts = directory / "known_hosts"
     known_hosts.touch()
-    data: dict[str, object] = {
-        "inventory_version": 1,
-        "deployment": {"name": "loopback", "communication_port": closed_port()},
-        "ssh": {"known_hosts": str(known_hosts), "connect_timeout": 2, "keepalive": 0},
-        "installer": {"link": {"env": "XSOAR_MT_TEST_LINK"}},
-        "main": {"server": {"name": "main-1", "address": "127.0.0.1", "ssh_port": port, "version": "6.10.0"}},
-        "hosts": [
-            {
-                "name": "emea",
-                "server": {"name": "emea-1", "address": "127.0.0.2", "ssh_port": port, "version": "6.10.0"},
-                "tenants": [{"name": "globex"}],
-            }
-        ],
-        **overrides,
-    }
-    path = directory / "inventory.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    data = inventory(
+        main(single(server("main-1", "127.0.0.1", "6.10.0", ssh_port=port))),
+        [host("emea", single(server("emea-1", "127.0.0.2", "6.10.0", ssh_port=port)), ["globex"])],
+        name="loopback",
+        deployment={"communication_port": closed_port()},
+        ssh={"known_hosts": str(known_hosts), "connect_timeout": 2, "keepalive": 0},
+        installer={"link": {"env": "XSOAR_MT_TEST_LINK"}},
+    )
+    return write(directory / "inventory.yaml", {**data, **overrides})

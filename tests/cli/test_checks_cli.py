@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import inventories as make
 from tests.cli.wired import WiredRunner
 from tests.unit.test_preflight import RECORDED
 from xsoar_mt.cli import app
@@ -14,18 +15,16 @@ from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
 
 runner = WiredRunner()
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: cli, database: bolt, communication_port: 1}
-ssh: {user: ops}
-installer: {delivery: upload, file: demisto-6.12.sh}
-main:
-  server: {name: m1, address: 127.0.0.1, ssh_port: 2201, version: 6.11.0}
-hosts:
-  - name: h1
-    server: {name: h1, address: 127.0.0.1, ssh_port: 2202, version: 6.11.0}
-    tenants: [{name: acme}]
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0", ssh_port=2201))),
+        [make.host("h1", make.single(make.server("h1", "127.0.0.1", "6.11.0", ssh_port=2202)), ["acme"])],
+        name="cli",
+        deployment={"database": "bolt", "communication_port": 1},
+        ssh={"user": "ops"},
+        installer={"delivery": "upload", "file": "demisto-6.12.sh"},
+    )
+)
 
 
 @pytest.fixture

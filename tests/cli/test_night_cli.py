@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.inventories import forty_groups_yaml
+from tests.inventories import forty_groups_yaml
 from xsoar_mt.cli import app
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.known import KnownState

@@ -6,17 +6,20 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from tests.cli.piped import piped
-from tests.unit.inventories import forty_groups_yaml
+from tests.inventories import forty_groups_yaml
 from xsoar_mt.cli.plan_text import render_plan, sequence
 from xsoar_mt.estimate import estimate
-from xsoar_mt.inventory import Inventory, load_inventory
+from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory
 from xsoar_mt.plan import Plan
 from xsoar_mt.planner import plan_upgrade, with_extract_dirs
 from xsoar_mt.window import closing
@@ -206,7 +209,7 @@ def test_detail_shows_each_step_s_reason_and_numbers_agree_with_their_nouns() ->
     detail = buffer.getvalue()
     for step in plan.steps:  # the `why` of the JSON, on the screen too
         assert step.why in detail, step.id
-    from tests.unit.inventories import build
+    from tests.inventories import build
     from tests.unit.test_planner import single
 
     alone = build("bolt", single("main", "6.11"), [single("a", "6.11")])  # no tenant: one validation step
@@ -216,3 +219,43 @@ def test_detail_shows_each_step_s_reason_and_numbers_agree_with_their_nouns() ->
     assert not re.search(r"\(steps \d+[;)]", text), text  # one step is `step 25`, not `steps 25`
     assert re.search(r"\(step \d+[;)]", text)
     assert not re.search(r"\b1 (tenants|paths|servers|groups)\b", text)
+
+
+@pytest.mark.parametrize("width", [1000, 160, 120, 60])
+def test_group_tables_laid_out_directly_read_exactly_as_rich_lays_them_out(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group tables of a plan are laid out without Rich when they fit (plan_text._plain_lines, for
+    speed); the text must be the same as Rich's, at widths where every table fits, some do and none do."""
+    from xsoar_mt.cli import plan_text
+
+    inventory = parse_inventory(forty_groups_yaml(), "forty-groups.yaml")
+    example = load_inventory(EXAMPLE)
+    plans = [
+        (plan_upgrade(inventory, inventory.versions(), "6.12"), inventory),
+        (plan_upgrade(example, example.versions(), "6.12"), example),
+        (plan_upgrade(example, example.versions(), "6.11"), example),
+    ]
+    direct_tables = 0
+    lay_out = plan_text._plain_lines
+
+    def counted(out: Console, table: Table, rows: Sequence[Sequence[str | Text]] = ()) -> list[str] | None:
+        nonlocal direct_tables
+        lines = lay_out(out, table, rows)
+        direct_tables += lines is not None
+        return lines
+
+    def text(plan: Plan, inventory: Inventory) -> str:
+        out = io.StringIO()
+        render_plan(plan, inventory, Console(file=out, width=width, highlight=False))
+        return out.getvalue()
+
+    monkeypatch.setattr(plan_text, "_plain_lines", counted)
+    direct = [text(plan, inv) for plan, inv in plans]
+    monkeypatch.setattr(plan_text, "_plain_lines", lambda out, table, rows=(): None)
+    by_rich = [text(plan, inv) for plan, inv in plans]
+    assert direct == by_rich
+    if width >= 160:
+        assert direct_tables > 0, "no table was laid out directly: the comparison proves nothing"
+    if width == 60:
+        assert direct_tables == 0  # too narrow: every group table wraps, so Rich lays them all out

@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from tests import inventories as make
 from tests.cli.wired import WiredRunner
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.cli import app
@@ -32,19 +33,17 @@ SUDO = 'pâss wörd/"q"\\+1'
 API_KEY = "kéy +/=&Z9"
 SECRETS = {"download token": TOKEN, "download link": LINK, "sudo password": SUDO, "API key": API_KEY}
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: cli, database: bolt, communication_port: 1, api_key: {env: XSOAR_TEST_API_KEY}}
-ssh: {user: ops, sudo_password: {env: XSOAR_TEST_SUDO}}
-installer: {link: {env: XSOAR_TEST_LINK}}
-health: {timeout: 1, interval: 0.01, max_interval: 0.01}
-main:
-  server: {name: m1, address: 127.0.0.1, ssh_port: 2201, version: 6.11.0}
-hosts:
-  - name: h1
-    server: {name: h1, address: 127.0.0.1, ssh_port: 2202, version: 6.11.0}
-    tenants: [{name: acme}]
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0", ssh_port=2201))),
+        [make.host("h1", make.single(make.server("h1", "127.0.0.1", "6.11.0", ssh_port=2202)), ["acme"])],
+        name="cli",
+        deployment={"database": "bolt", "communication_port": 1, "api_key": {"env": "XSOAR_TEST_API_KEY"}},
+        ssh={"user": "ops", "sudo_password": {"env": "XSOAR_TEST_SUDO"}},
+        installer={"link": {"env": "XSOAR_TEST_LINK"}},
+        health={"timeout": 1, "interval": 0.01, "max_interval": 0.01},
+    )
+)
 
 
 def forms(value: str) -> dict[str, str]:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.elasticsearch_stub import ClusterState, elasticsearch_stub
 from tests.fleet.fleet import Fleet
-from tests.fleet.inventory import inventory_data, merge, write_secret
+from tests.fleet.inventory import inventory_data, write_secret
 from tests.fleet.spec import FleetSpec
+from tests.inventories import merge, write
 from xsoar_mt.checks import PreflightReport, Verdict, run_preflight
 from xsoar_mt.checks.preflight import PreflightInput
 from xsoar_mt.usecases.session import LinkNeed, Session
@@ -37,9 +37,7 @@ def preflight(
 
 def write_inventory(fleet: Fleet, name: str, path: Path, overrides: dict[str, Any]) -> Path:
     """Like fleet.inventory, which cannot take a `deployment` override (its own parameter's name)."""
-    data = merge(inventory_data(fleet, fleet.spec.deployment(name)), overrides)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write(path, merge(inventory_data(fleet, fleet.spec.deployment(name)), overrides))
 
 
 def verdicts(report: PreflightReport, check: str) -> dict[str, Verdict]:

@@ -159,16 +159,20 @@ def test_a_resumed_run_reuses_the_installer_the_failed_runs_journal_says_it_down
     # --resume reads back: a run fails against scripted servers, then is resumed, through the CLI.
     from typer.testing import CliRunner
 
+    from tests import inventories as make
     from tests.unit.scripted_servers import ScriptedFleet
     from xsoar_mt.cli import app
 
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        "inventory_version: 1\n"
-        "deployment: {name: t, communication_port: 1}\n"
-        "installer: {delivery: upload, link: {env: XSOAR_TEST_LINK}}\n"
-        "main: {server: {name: m1, address: 127.0.0.1, version: 6.11.0}}\n"
-        "hosts: [{name: h1, server: {name: h1, address: 127.0.0.2, version: 6.11.0}}]\n"
+    make.write(
+        inventory,
+        make.inventory(
+            make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0"))),
+            [make.host("h1", make.single(make.server("h1", "127.0.0.2", "6.11.0")))],
+            name="t",
+            deployment={"communication_port": 1},
+            installer={"delivery": "upload", "link": {"env": "XSOAR_TEST_LINK"}},
+        ),
     )
     monkeypatch.setenv("XSOAR_TEST_LINK", stub.link())
     fleet = ScriptedFleet({"m1": "6.11.0", "h1": "6.11.0"})

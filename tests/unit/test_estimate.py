@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-from tests.unit.inventories import build, forty_groups
-from tests.unit.test_planner import dr, ha, plan, single
+from tests.inventories import build, forty_groups
+from tests.inventories import dr_group as dr
+from tests.inventories import ha_group as ha
+from tests.inventories import single_group as single
+from tests.unit.test_planner import plan
 from xsoar_mt.estimate import (
     DEFAULT_MINUTES,
     PREPARE_PARALLEL,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import inventories as make
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.engine import Executor, RunOptions, RunSecrets, ServerState
 from xsoar_mt.events import Event, Fanout
@@ -20,23 +21,20 @@ from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, Result
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: t}
-installer:
-  link: {env: XSOAR_TEST_LINK}
-health: {timeout: 1, interval: 0.01, max_interval: 0.01}
-main:
-  dr:
-    primary: {name: m1, address: 127.0.0.1, version: 6.10.0}
-    secondary: {name: m2, address: 127.0.0.2, version: 6.10.0}
-hosts:
-  - name: g1
-    server: {name: h1, address: 127.0.1.1, version: 6.10.0}
-    tenants: [{name: acme}]
-  - name: g2
-    server: {name: h2, address: 127.0.1.2, version: 6.10.0}
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(
+            make.dr(make.server("m1", "127.0.0.1", "6.10.0"), make.server("m2", "127.0.0.2", "6.10.0"))
+        ),
+        [
+            make.host("g1", make.single(make.server("h1", "127.0.1.1", "6.10.0")), ["acme"]),
+            make.host("g2", make.single(make.server("h2", "127.0.1.2", "6.10.0"))),
+        ],
+        name="t",
+        installer={"link": {"env": "XSOAR_TEST_LINK"}},
+        health={"timeout": 1, "interval": 0.01, "max_interval": 0.01},
+    )
+)
 
 LINK = "https://download.demisto.works/download-params/?token=s3cr3t-token&email=a@b.c"
 FAST = RunOptions(poll_min=0, poll_max=0)
@@ -401,22 +399,16 @@ def test_per_server_outcomes_do_not_blame_a_sibling_for_a_failure_in_a_shared_st
     assert str(report.servers["g2"].version) == "6.11.0"
 
 
-HA_INVENTORY = """
-inventory_version: 1
-deployment: {name: t, database: elasticsearch, elasticsearch_url: "https://127.0.0.1:9200"}
-installer:
-  link: {env: XSOAR_TEST_LINK}
-health: {timeout: 1, interval: 0.01, max_interval: 0.01}
-main:
-  server: {name: m1, address: 127.0.0.1, version: 6.10.0}
-hosts:
-  - name: g
-    ha:
-      servers:
-        - {name: g1, address: 127.0.1.1, version: 6.10.0}
-        - {name: g2, address: 127.0.1.2, version: 6.10.0}
-        - {name: g3, address: 127.0.1.3, version: 6.10.0}
-"""
+HA_INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m1", "127.0.0.1", "6.10.0"))),
+        [make.host("g", make.ha(*(make.server(f"g{i}", f"127.0.1.{i}", "6.10.0") for i in (1, 2, 3))))],
+        name="t",
+        deployment={"database": "elasticsearch", "elasticsearch_url": "https://127.0.0.1:9200"},
+        installer={"link": {"env": "XSOAR_TEST_LINK"}},
+        health={"timeout": 1, "interval": 0.01, "max_interval": 0.01},
+    )
+)
 
 
 def test_the_status_check_after_a_dropped_stop_fills_the_template_like_every_other_command() -> None:

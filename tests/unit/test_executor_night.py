@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import inventories as make
 from tests.unit.scripted_servers import ScriptedFleet
 from tests.unit.test_executor_flow import FAST, LINK, Collected
 from xsoar_mt.engine import Executor, RunOptions, RunReport, RunSecrets
@@ -23,27 +24,27 @@ from xsoar_mt.usecases.run import RunRequest, _intent
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import WindowGuard
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: night}
-installer:
-  link: {env: XSOAR_TEST_LINK}
-health: {timeout: 1, interval: 0.01, max_interval: 0.01}
-durations: {backup: 0, fetch: 0, stop: 0, install: 10, start: 0, healthy: 0, validate: 0}
-main:
-  server: {name: m, address: 127.0.0.1, version: 6.10.0}
-  tenants: [{name: ops}]
-hosts:
-  - name: g1
-    server: {name: h1, address: 127.0.1.1, version: 6.10.0}
-    tenants: [{name: acme}]
-  - name: g2
-    server: {name: h2, address: 127.0.1.2, version: 6.10.0}
-    tenants: [{name: beta}]
-  - name: g3
-    server: {name: h3, address: 127.0.1.3, version: 6.10.0}
-    tenants: [{name: gamma}]
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m", "127.0.0.1", "6.10.0")), ["ops"]),
+        [
+            make.host(f"g{i}", make.single(make.server(f"h{i}", f"127.0.1.{i}", "6.10.0")), [tenant])
+            for i, tenant in ((1, "acme"), (2, "beta"), (3, "gamma"))
+        ],
+        name="night",
+        installer={"link": {"env": "XSOAR_TEST_LINK"}},
+        health={"timeout": 1, "interval": 0.01, "max_interval": 0.01},
+        durations={
+            "backup": 0,
+            "fetch": 0,
+            "stop": 0,
+            "install": 10,
+            "start": 0,
+            "healthy": 0,
+            "validate": 0,
+        },
+    )
+)
 
 
 def night(

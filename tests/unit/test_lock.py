@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.unit.inventories import GroupSpec, inventory_dict
-from xsoar_mt.inventory import Inventory, parse_inventory
+from tests.inventories import GroupSpec, inventory_dict, parsed
+from xsoar_mt.inventory import Inventory
 from xsoar_mt.lock import OWNER_CAP, PID_CAP, STALE_AFTER, DeploymentLock, Holder, LockHeld, lock_server
 from xsoar_mt.remote import Result
 
@@ -39,7 +38,7 @@ class LocalShell:
 def inventory(directory: Path) -> Inventory:
     data = inventory_dict("bolt", GroupSpec("main", "single", ("6.11",)), [])
     data["installer"] = {"directory": str(directory)}
-    return parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return parsed(data)
 
 
 def test_a_held_lock_is_refused_in_one_round_trip_naming_its_holder_and_a_hostile_path_stays_literal(
@@ -78,7 +77,7 @@ def _main_inventory(shape: str, names: tuple[str, str], primary_first: bool = Tr
                 group["dr"]["secondary"],
                 group["dr"]["primary"],
             )
-    return parse_inventory(yaml.safe_dump(data), "inv.yaml")
+    return parsed(data, "inv.yaml")
 
 
 def test_every_copy_of_the_inventory_puts_the_lock_on_the_same_main_server() -> None:

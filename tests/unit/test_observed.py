@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.known import KnownState, deployment_key

@@ -10,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.unit.inventories import GroupSpec, build, inventory_dict
+from tests.inventories import GroupSpec, bolt, elastic, inventory_dict, parsed
+from tests.inventories import dr_group as dr
+from tests.inventories import ha_group as ha
+from tests.inventories import single_group as single
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
-from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope, Step
 from xsoar_mt.planner import PlanFacts, plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
@@ -22,26 +24,6 @@ from xsoar_mt.skew import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP, INSTALL, START, HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
-
-
-def single(name: str, release: str = "6.11", tenants: int = 0) -> GroupSpec:
-    return GroupSpec(name, "single", (release,), tenants)
-
-
-def ha(name: str, *releases: str, tenants: int = 0) -> GroupSpec:
-    return GroupSpec(name, "ha", releases, tenants)
-
-
-def dr(name: str, primary: str = "6.11", secondary: str | None = None, tenants: int = 0) -> GroupSpec:
-    return GroupSpec(name, "dr", (primary, secondary or primary), tenants)
-
-
-def bolt(main: GroupSpec, *hosts: GroupSpec) -> Inventory:
-    return build("bolt", main, list(hosts))
-
-
-def elastic(main: GroupSpec, *hosts: GroupSpec) -> Inventory:
-    return build("elasticsearch", main, list(hosts))
 
 
 def plan(inventory: Inventory, target: str = "6.12", scope: Scope = Scope()) -> Plan:
@@ -398,9 +380,7 @@ def test_custom_commands_keep_the_per_server_placeholders_for_the_run() -> None:
         "status": "status {server}",
     }
     data["installer"] = {"extra_flags": ["-elasticsearch-url", "a b"]}
-    steps = {
-        s.action: s.command for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps
-    }  # last hop
+    steps = {s.action: s.command for s in plan(parsed(data, "x.yaml")).steps}  # last hop
     assert steps[Action.BACKUP] == "backup {server} at {address} before 6.11 into /var/lib/xsoar-mt/backup"
     assert steps[HEALTHY] == "status {server} && curl https://{address}:443/health"
     assert steps[INSTALL] == (
@@ -411,9 +391,7 @@ def test_custom_commands_keep_the_per_server_placeholders_for_the_run() -> None:
 def test_upload_delivery_prepares_each_server_with_the_uploaded_installers_check() -> None:
     data = inventory_dict("bolt", single("main", "6.10"), [])
     data["installer"] = {"delivery": "upload", "file": "demisto-{release}.sh"}
-    fetches = [
-        s for s in plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).steps if s.action is Action.FETCH
-    ]
+    fetches = [s for s in plan(parsed(data, "x.yaml")).steps if s.action is Action.FETCH]
     assert [s.release for s in fetches] == ["6.11", "6.12"]
     assert all("sha256sum /var/lib/xsoar-mt/demisto-" + s.release + ".sh" in s.command for s in fetches)
     assert not any("read -r link" in s.command for s in fetches)  # nothing is downloaded by the server
@@ -522,8 +500,18 @@ def test_a_scope_describes_itself_in_the_flags_words() -> None:
 
 
 def test_a_step_runs_its_own_command_on_a_server_that_has_one_and_saves_it_only_then() -> None:
-    step = Step("s", "p", Action.INSTALL, ("a", "b"), "install", "why", "6.12", Verdict.OK, "6.12",
-                per_server={"b": "install -target /x"})  # fmt: skip
+    step = Step(
+        "s",
+        "p",
+        Action.INSTALL,
+        ("a", "b"),
+        "install",
+        "why",
+        "6.12",
+        Verdict.OK,
+        "6.12",
+        per_server={"b": "install -target /x"},
+    )
     assert (step.command_on("a"), step.command_on("b")) == ("install", "install -target /x")
     assert Step.from_dict(step.to_dict()) == step
     plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", Verdict.OK)
@@ -555,7 +543,7 @@ def test_step_ids_are_unique() -> None:
 
 _PLAN_IN_A_NEW_PROCESS = """
 import json
-from tests.unit.inventories import fleet
+from tests.inventories import fleet
 from xsoar_mt.planner import plan_upgrade
 for database in ("bolt", "elasticsearch"):
     inventory = fleet(40, database=database, release="6.10", seed=7)
@@ -569,8 +557,15 @@ def test_step_ids_and_the_whole_plan_are_the_same_in_every_process_whatever_its_
     plans = []
     for seed in ("0", "1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-c", _PLAN_IN_A_NEW_PROCESS], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _PLAN_IN_A_NEW_PROCESS],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         plans.append([json.loads(line) for line in done.stdout.splitlines()])
     ids = [[[step["id"] for phase in p["phases"] for step in phase["steps"]] for p in run] for run in plans]
     assert all(len(i) > 40 for i in ids[0])
@@ -653,7 +648,7 @@ def test_downtime_per_group_sums_every_hop_with_defaults_for_the_durations_not_g
     assert p.downtime_minutes == {"main": 52.0, "emea": 104.0}
     data = inventory_dict("bolt", single("main", "6.11"), [])
     data["durations"] = {"stop": 1, "install": 15, "start": 5, "healthy": 2}
-    assert plan(parse_inventory(yaml.safe_dump(data), "x.yaml")).downtime_minutes == {"main": 23.0}
+    assert plan(parsed(data, "x.yaml")).downtime_minutes == {"main": 23.0}
 
 
 def test_a_step_is_immutable_and_equal_to_a_step_with_the_same_fields() -> None:

@@ -5,24 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.inventories import build, inventory_dict
-from tests.unit.test_planner import dr, plan, single
+from tests.inventories import build, five, inventory_dict, parsed
+from tests.inventories import single_group as single
+from tests.unit.test_planner import plan
 from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
-from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Plan, Scope, Waves
 from xsoar_mt.planner import PlanFacts, plan_upgrade
 from xsoar_mt.releases import Version
 from xsoar_mt.waves import WaveSpec
-
-
-def five(release: str = "6.11") -> Inventory:
-    """Main and five host groups (one a DR pair), a tenant each."""
-    hosts = [single(f"h{i}", release, tenants=1) for i in range(1, 5)] + [dr("d5", release, tenants=1)]
-    return build("bolt", single("main", release, tenants=1), hosts)
 
 
 def waved(inventory: Inventory, spec: str, target: str = "6.12") -> Plan:
@@ -65,7 +59,7 @@ def test_a_wave_without_tenants_checks_that_main_answers() -> None:
 def test_a_wave_and_the_last_validation_show_an_ipv6_mains_url_in_brackets() -> None:
     layout = inventory_dict("bolt", single("main"), [single("a"), single("b")])
     layout["main"]["server"]["address"] = "fd00::1"
-    p = waved(parse_inventory(yaml.safe_dump(layout), "inv.yaml"), "1")
+    p = waved(parsed(layout), "1")
     checks = [s.command for s in p.steps if s.id.endswith("/main/main-0")]
     assert checks == ["GET https://[fd00::1]:443/health"] * 2  # the wave's and the run's own
 
@@ -158,7 +152,8 @@ def test_every_planned_host_group_runs_in_its_wave_and_each_wave_waits_for_the_o
 
 def test_waves_with_no_host_group_to_upgrade_leave_the_plan_as_it_is() -> None:
     inventory = five()
-    only_main = plan_upgrade(inventory, inventory.versions(), "6.12", Scope(main=True, groups=()),
-                             waves=WaveSpec.parse("1"))  # fmt: skip
+    only_main = plan_upgrade(
+        inventory, inventory.versions(), "6.12", Scope(main=True, groups=()), waves=WaveSpec.parse("1")
+    )
     assert only_main.waves is None
     assert only_main == plan(inventory, "6.12", Scope(main=True, groups=()))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests import inventories as make
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.checks import run_preflight
 from xsoar_mt.checks.matrix import communication_links
@@ -42,33 +43,34 @@ from xsoar_mt.plan import Scope
 from xsoar_mt.releases import Version
 from xsoar_mt.secrets import RunSecrets
 
-INVENTORY = """
-inventory_version: 1
-deployment: {name: unit, database: elasticsearch, elasticsearch_url: "http://127.0.0.1:9200"}
-ssh: {user: ops}
-main:
-  ha:
-    load_balancer: https://main.example.invalid
-    servers:
-      - {name: m1, address: 10.0.0.1, version: 6.11.0}
-      - {name: m2, address: 10.0.0.2, version: 6.11.0}
-  tenants: [{name: ops}]
-hosts:
-  - name: g1
-    ha:
-      servers:
-        - {name: g1a, address: 10.0.1.1, version: 6.11.0}
-        - {name: g1b, address: 10.0.1.2, version: 6.11.0}
-    tenants: [{name: acme}, {name: beta}]
-  - name: g2
-    ha:
-      servers:
-        - {name: g2a, address: 10.0.2.1, version: 6.11.0}
-        - {name: g2b, address: 10.0.2.2, version: 6.11.0}
-    tenants: [{name: gamma}]
-  - name: solo
-    server: {name: s1, address: 10.0.3.1, version: 6.11.0}
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(
+            make.ha(
+                make.server("m1", "10.0.0.1", "6.11.0"),
+                make.server("m2", "10.0.0.2", "6.11.0"),
+                load_balancer="https://main.example.invalid",
+            ),
+            ["ops"],
+        ),
+        [
+            make.host(
+                "g1",
+                make.ha(make.server("g1a", "10.0.1.1", "6.11.0"), make.server("g1b", "10.0.1.2", "6.11.0")),
+                ["acme", "beta"],
+            ),
+            make.host(
+                "g2",
+                make.ha(make.server("g2a", "10.0.2.1", "6.11.0"), make.server("g2b", "10.0.2.2", "6.11.0")),
+                ["gamma"],
+            ),
+            make.host("solo", make.single(make.server("s1", "10.0.3.1", "6.11.0"))),
+        ],
+        name="unit",
+        deployment={"database": "elasticsearch", "elasticsearch_url": "http://127.0.0.1:9200"},
+        ssh={"user": "ops"},
+    )
+)
 
 
 def framed(text: str) -> str:
@@ -184,16 +186,14 @@ def test_an_ignored_failure_becomes_ignored_and_keeps_its_detail() -> None:
 def test_preflight_sends_the_api_key_and_the_link_on_stdin_never_in_a_command_and_surveys_without_sudo() -> (
     None
 ):
-    inventory = parse_inventory(
-        """
-inventory_version: 1
-deployment: {name: unit, database: bolt, communication_port: 1}
-installer: {link: {env: XSOAR_UNUSED}}
-main:
-  server: {name: m1, address: 127.0.0.1, version: 6.11.0}
-hosts:
-  - {name: g1, server: {name: h1, address: 127.0.0.2, version: 6.11.0}, tenants: [{name: acme}]}
-""",
+    inventory = make.parsed(
+        make.inventory(
+            make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0"))),
+            [make.host("g1", make.single(make.server("h1", "127.0.0.2", "6.11.0")), ["acme"])],
+            name="unit",
+            deployment={"database": "bolt", "communication_port": 1},
+            installer={"link": {"env": "XSOAR_UNUSED"}},
+        ),
         "unit.yaml",
     )
     token, api_key = "t0k/en+=é", "the-api key/+"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.unit.inventories import GroupSpec, inventory_dict
+from tests.inventories import GroupSpec, inventory_dict
 from xsoar_mt.inventory import parse_inventory
 from xsoar_mt.remote_paths import RemotePaths
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.errors import ExitCode, PlanRefused
 from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory
 from xsoar_mt.plan import Action, Plan, Scope

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.errors import PlanRefused
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.plan import Action, Plan, Scope

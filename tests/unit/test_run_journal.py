@@ -9,18 +9,21 @@ from typing import Any
 
 import pytest
 
+from tests import inventories as make
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.events import Event
 from xsoar_mt.usecases.run import RunRequest, run_upgrade
 from xsoar_mt.usecases.session import Session
 
-INVENTORY = """\
-inventory_version: 1
-deployment: {name: t, communication_port: 1}
-installer: {link: {env: XSOAR_TEST_LINK}}
-main: {server: {name: m1, address: 127.0.0.1, version: 6.11.0}}
-hosts: [{name: h1, server: {name: h1, address: 127.0.0.2, version: 6.11.0}}]
-"""
+INVENTORY = make.as_yaml(
+    make.inventory(
+        make.main(make.single(make.server("m1", "127.0.0.1", "6.11.0"))),
+        [make.host("h1", make.single(make.server("h1", "127.0.0.2", "6.11.0")))],
+        name="t",
+        deployment={"communication_port": 1},
+        installer={"link": {"env": "XSOAR_TEST_LINK"}},
+    )
+)
 
 
 def _open_journals(under: Path) -> list[str]:

@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,13 +23,14 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests import inventories as make
 from xsoar_mt.checks.preflight import _survey_request
 from xsoar_mt.checks.survey import survey_script
 from xsoar_mt.engine import Executor, RunSecrets
 from xsoar_mt.engine.installer_job import InstallFiles
 from xsoar_mt.errors import InventoryError
 from xsoar_mt.events import Fanout
-from xsoar_mt.inventory import Inventory, parse_inventory, url_address
+from xsoar_mt.inventory import Inventory, url_address
 from xsoar_mt.lock import DeploymentLock
 from xsoar_mt.observed import Marker, Observed
 from xsoar_mt.plan import Action, Plan
@@ -116,6 +117,28 @@ class Fields:
     templates: int
 
 
+def plain(**changes: Any) -> Fields:
+    """Ordinary values (a DR main m-a/m-b, host h1 in group emea), with `changes`."""
+    base = Fields(
+        "m-a",
+        "m-b",
+        "h1",
+        "emea",
+        ("10.0.0.1", "10.0.0.2", "10.0.0.3"),
+        ("t1", "t2"),
+        22,
+        443,
+        18502,
+        "/var/tmp/x",
+        None,
+        "/var/tmp/b",
+        (),
+        False,
+        0,
+    )
+    return replace(base, **changes)
+
+
 def distinct(drawn: list[Any], other: Any) -> list[Any]:
     """The values with each repeat replaced by `other(index, value)` (drawing unique lists is slow)."""
     seen: set[Any] = set()
@@ -154,36 +177,30 @@ def inventory_data(f: Fields) -> dict[str, Any]:
         installer.update(delivery="upload", file="installers/demisto-{release}.sh")
     else:
         installer["link"] = {"env": "XSOAR_DOWNLOAD_LINK"}
-    return {
-        "inventory_version": 1,
-        "deployment": {"name": "quoting", "communication_port": f.communication_port},
-        "installer": installer,
-        "commands": {"backup_dir": f.backup_dir, **_TEMPLATES[f.templates]},
-        "main": {
-            "dr": {
-                "primary": {"name": f.main_a, "address": f.addresses[0], "version": "6.10.0"},
-                "secondary": {"name": f.main_b, "address": f.addresses[1], "version": "6.10.0"},
-            },
-            "tenants": [{"name": f.tenants[0]}],
-        },
-        "hosts": [
-            {
-                "name": f.group,
-                "server": {
-                    "name": f.host,
-                    "address": f.addresses[2],
-                    "ssh_port": f.ssh_port,
-                    "version": "6.10.0",
-                },
-                "tenants": [{"name": f.tenants[1], "port": f.tenant_port}],
-            }
+    return make.inventory(
+        make.main(
+            make.dr(
+                make.server(f.main_a, f.addresses[0], "6.10.0"),
+                make.server(f.main_b, f.addresses[1], "6.10.0"),
+            ),
+            [f.tenants[0]],
+        ),
+        [
+            make.host(
+                f.group,
+                make.single(make.server(f.host, f.addresses[2], "6.10.0", ssh_port=f.ssh_port)),
+                [{"name": f.tenants[1], "port": f.tenant_port}],
+            )
         ],
-    }
+        name="quoting",
+        deployment={"communication_port": f.communication_port},
+        installer=installer,
+        commands={"backup_dir": f.backup_dir, **_TEMPLATES[f.templates]},
+    )
 
 
 def load(data: dict[str, Any]) -> Inventory:
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return parse_inventory(yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True), "inv.yaml")
+    return make.parsed(data, dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True)
 
 
 class Markers:
@@ -256,8 +273,14 @@ def commands_of(inventory: Inventory, plan: Plan) -> list[str]:
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields())
-@example(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"), 22, 443,
-                18502, "/var/tmp/with space", None, "/var/tmp/b$(touch X)", ("-x y", "$(id)"), False, 1))  # fmt: skip
+@example(
+    plain(
+        directory="/var/tmp/with space",
+        backup_dir="/var/tmp/b$(touch X)",
+        extra_flags=("-x y", "$(id)"),
+        templates=1,
+    )
+)
 def test_every_value_is_refused_with_file_line_or_reaches_the_servers_as_exactly_its_words(f: Fields) -> None:
     try:
         inventory = load(inventory_data(f))
@@ -283,8 +306,7 @@ def test_every_value_is_refused_with_file_line_or_reaches_the_servers_as_exactly
 
 
 def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None:
-    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-                                 22, 443, 18502, "/var/tmp/xsoar-mt", None, "/var/tmp/b$(touch X)", (), False, 0))  # fmt: skip
+    data = inventory_data(plain(directory="/var/tmp/xsoar-mt", backup_dir="/var/tmp/b$(touch X)"))
     inventory = load(data)
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     backup = next(s for s in plan.steps if s.action is Action.BACKUP)
@@ -298,8 +320,9 @@ def test_backup_dir_with_a_command_substitution_stays_one_literal_word() -> None
 
 
 def test_a_path_with_a_space_is_one_word_in_every_command_that_names_it() -> None:
-    data = inventory_data(Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-                                 22, 443, 18502, "/var/tmp/x m", "/var/tmp/ex tract", "/var/tmp/back up", (), False, 0))  # fmt: skip
+    data = inventory_data(
+        plain(directory="/var/tmp/x m", target_dir="/var/tmp/ex tract", backup_dir="/var/tmp/back up")
+    )
     inventory = load(data)
     plan = plan_upgrade(inventory, inventory.versions(), "6.11")
     by_action = {s.action: shlex.split(s.command) for s in plan.steps}
@@ -326,8 +349,7 @@ def test_a_path_with_a_space_is_one_word_in_every_command_that_names_it() -> Non
     ],
 )
 def test_names_and_addresses_are_matched_whole(key: str, value: str, message: str) -> None:
-    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain()
     data = inventory_data(f)
     data["hosts"][0]["server"][key] = value
     with pytest.raises(InventoryError) as caught:
@@ -338,8 +360,7 @@ def test_names_and_addresses_are_matched_whole(key: str, value: str, message: st
 
 
 def test_ipv6_addresses_and_rfc_1123_host_names_are_accepted() -> None:
-    f = Fields("m-a", "m-b", "h1", "emea", ("fd00::10", "127.77.0.2", "db-1.example.com"), ("t1", "t2"),
-               22, 443, 18502, "/var/tmp/x", None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain(addresses=("fd00::10", "127.77.0.2", "db-1.example.com"))
     inventory = load(inventory_data(f))
     assert [s.address for s in inventory.servers] == ["fd00::10", "127.77.0.2", "db-1.example.com"]
     assert "https://[fd00::10]:443/accounts;" in shlex.split(tenants_command(inventory, "fd00::10", []))
@@ -402,8 +423,15 @@ class _LocalShell:
     def run(
         self, command: str, *, stdin: str | None = None, timeout: float | None = None, **_: Any
     ) -> Result:
-        done = subprocess.run(["sh", "-c", command], cwd=self.cwd, input=stdin or "", capture_output=True,
-                              text=True, timeout=timeout or 30, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["sh", "-c", command],
+            cwd=self.cwd,
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=timeout or 30,
+            check=False,
+        )
         return Result(self.server, command, done.returncode, done.stdout, done.stderr)
 
 
@@ -413,8 +441,7 @@ def test_the_installer_directory_holding_shell_is_one_literal_path_for_marker_lo
     # Accepted by the inventory (no braces, no leading -) yet full of shell: every command below is built
     # outside `fill`, so each is run by a real shell here to show it takes the directory literally.
     directory = tmp_path / 'x $(touch X); `touch Y` it\'s \\ "q"/'
-    f = Fields("m-a", "m-b", "h1", "emea", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), ("t1", "t2"),
-               22, 443, 18502, str(directory), None, "/var/tmp/b", (), False, 0)  # fmt: skip
+    f = plain(directory=str(directory))
     inventory = load(inventory_data(f))
     assert inventory.installer.directory == str(directory)
     shell = _LocalShell(tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.observed import Reading, resolve
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict

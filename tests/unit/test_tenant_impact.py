@@ -7,10 +7,13 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.inventories import build
-from tests.unit.test_planner import dr, ha, plan, single
+from tests.inventories import build, five
+from tests.inventories import dr_group as dr
+from tests.inventories import ha_group as ha
+from tests.inventories import single_group as single
+from tests.unit.test_planner import plan
 from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
-from tests.unit.test_planner_waves import five, waved
+from tests.unit.test_planner_waves import waved
 from xsoar_mt.cli.plan_text import tenant_impact_csv
 from xsoar_mt.estimate import Durations, Span, batches, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.golden import assert_matches
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.checks import verdicts as v
 from xsoar_mt.checks.model import Finding, Link, PathResult, PathState
 from xsoar_mt.checks.survey import DiskSpace, Section

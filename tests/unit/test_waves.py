@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.inventories import GroupSpec, build
+from tests.inventories import GroupSpec, build
 from xsoar_mt.errors import UsageError
 from xsoar_mt.inventory import Group, parse_inventory
 from xsoar_mt.waves import Size, WaveSpec, assign, keep, ordered

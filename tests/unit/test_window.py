@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.unit.inventories import build
-from tests.unit.test_planner import single
-from tests.unit.test_planner_waves import five, waved
+from tests.inventories import build, five
+from tests.inventories import single_group as single
+from tests.unit.test_planner_waves import waved
 from xsoar_mt.errors import UsageError
 from xsoar_mt.estimate import Durations, estimate
 from xsoar_mt.plan import Phase, Plan

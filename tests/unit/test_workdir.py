@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.inventories import GroupSpec, inventory_dict
+from tests.inventories import GroupSpec, inventory_dict
 from xsoar_mt.checks.model import Severity, Verdict, parse_ignore
 from xsoar_mt.checks.survey import Section
 from xsoar_mt.checks.verdicts import working_directory_finding

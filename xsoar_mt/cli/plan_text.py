@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from xsoar_mt.bulk import without_gc_passes
 from xsoar_mt.cli.render import names
 from xsoar_mt.estimate import (
     MAIN,
@@ -38,6 +42,7 @@ _KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pa
 _MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan's action names
 
 
+@without_gc_passes
 def render_plan(
     plan: Plan,
     inventory: Inventory,
@@ -262,12 +267,14 @@ def _hop_rows(
 ) -> None:
     """One table row per group phase; where the window closes, the rows so far, the line, then the rest."""
     table = _hop_table(plan, hop, timing.parallel)
+    rows: list[tuple[str | Text, ...]] = []
+    spans = {s.phase.id: s for s in timing.spans}  # one look-up per row: a dict, not Estimate.span's scan
     for phase in phases:
         assert phase.group is not None
         if closes is not None and phase.id == closes.phase.id:
-            if table.row_count:
-                _print_table(out, table)
-                table = _hop_table(plan, hop, timing.parallel, titled=False)
+            if rows:
+                _print_table(out, table, rows)
+                table, rows = _hop_table(plan, hop, timing.parallel, titled=False), []
             out.print(
                 Text(
                     f"-- the window closes here: {closes.phase.id} and {_count(len(closes.left) - 1, 'group upgrade')} "
@@ -275,18 +282,20 @@ def _hop_rows(
                     style="bold yellow",
                 )
             )
-        span = timing.span(phase.id)
+        span = spans[phase.id]
         last = phase.steps[-1]
-        table.add_row(
-            _numbers(first[phase.id], len(phase.steps)),
-            _group_label(inventory, phase.group),
-            Text(names(_servers(phase.steps))),
-            Text(sequence(phase)),
-            f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
-            _at(span.start),
-            clock(span.down),
+        rows.append(
+            (
+                _numbers(first[phase.id], len(phase.steps)),
+                _group_label(inventory, phase.group),
+                Text(names(_servers(phase.steps))),
+                Text(sequence(phase)),
+                f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
+                _at(span.start),
+                clock(span.down),
+            )
         )
-    _print_table(out, table)
+    _print_table(out, table, rows)
 
 
 def _hop_table(
@@ -311,9 +320,9 @@ def _hop_table(
         pad_edge=False,
     )
     # The last column is right-justified, so no line ends in padding.
-    for column, justify in (("steps", "right"), ("group", "left"), ("servers", "left"), ("in order", "left"),
-                            ("skew after", "left"), ("starts", "right"), ("down", "right")):  # fmt: skip
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]  # literal above
+    for column in ("steps", "group", "servers", "in order", "skew after", "starts", "down"):
+        right = column in ("steps", "starts", "down")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
     return table
 
 
@@ -330,15 +339,18 @@ def sequence(phase: Phase) -> str:
     i = 0
     while i < len(steps):
         if set(steps[i].servers) == everyone:
-            parts.append(steps[i].action.value)
+            parts.append(_ACTION_NAME[steps[i].action])
             i += 1
             continue
         j = i
         while j < len(steps) and steps[j].servers == steps[i].servers:
             j += 1
-        parts.append("+".join(s.action.value for s in steps[i:j]) + " " + ", ".join(steps[i].servers))
+        parts.append("+".join(_ACTION_NAME[s.action] for s in steps[i:j]) + " " + ", ".join(steps[i].servers))
         i = j
     return " -> ".join(parts)
+
+
+_ACTION_NAME = {action: action.value for action in Action}  # an enum's .value is slow, read per step
 
 
 def _commands(out: Console, plan: Plan) -> None:
@@ -438,12 +450,113 @@ def _command_cell(step: Step) -> Text:
 # -- small pieces -----------------------------------------------------------------------------------
 
 
-def _print_table(out: Console, table: Table) -> None:
-    """The title on a line of its own (Rich would pad it to the table's width), then the table."""
+def _print_table(out: Console, table: Table, rows: Sequence[Sequence[str | Text]] = ()) -> None:
+    """The title on a line of its own (Rich would pad it to the table's width), then the table with `rows`
+    added."""
     if table.title:
         out.print(Text(str(table.title), style="bold"))
         table.title = None
+    lines = _plain_lines(out, table, rows)
+    if lines is not None:
+        out.print(_Lines(lines))
+        return
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
+
+
+class _Lines:
+    """Lines of text printed as they are: no markup, no wrapping (they fit, see _plain_lines)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        newline = Segment.line()
+        for line in self.lines:
+            yield Segment(line)
+            yield newline
+
+
+def _plain_lines(out: Console, table: Table, more: Sequence[Sequence[str | Text]] = ()) -> list[str] | None:
+    """The lines Rich would print for a borderless table (with the rows `more`) of one-line cells that fits
+    the console without colour, laid out directly; None for any other table (Rich lays it out).
+
+    Rich measures and wraps every cell, about a millisecond per row: a 1,000-server plan spent most of
+    its time there. This gives the same text: each column as wide as its widest cell, cells left- or
+    right-justified, two spaces between columns (padding 1 on each inner side, none at the edges)."""
+    if out.color_system is not None or not _plain_shape(table):
+        return None
+    markup: dict[str, str] = {}  # a column's markup repeats (the verdicts): each read once
+    rows = [[c.header for c in table.columns], *zip(*(c.cells for c in table.columns), strict=True), *more]
+    plain: list[list[str]] = []
+    for row in rows:
+        cells = [_plain_cell(out, cell, markup) for cell in row]
+        if any(c is None for c in cells):
+            return None
+        plain.append([c for c in cells if c is not None])
+    lengths = [[len(c) if c.isascii() else cell_len(c) for c in row] for row in plain]
+    widths = [max(column) for column in zip(*lengths, strict=True)]
+    if sum(widths) + 2 * (len(widths) - 1) > out.width or 0 in widths:
+        return None
+    right = [c.justify == "right" for c in table.columns]
+    return [
+        "  ".join(
+            " " * (w - n) + cell if r else cell + " " * (w - n)
+            for cell, n, w, r in zip(row, row_lengths, widths, right, strict=True)
+        )
+        for row, row_lengths in zip(plain, lengths, strict=True)
+    ]
+
+
+def _plain_shape(table: Table) -> bool:
+    """Whether `table` is laid out as _plain_lines assumes: no box, no footer, padding 1 between columns
+    only, no row styles, every column at its natural width and justified left or right."""
+    return (
+        table.box is None
+        and table.show_header
+        and not table.show_footer
+        and not table.show_lines
+        and not table.caption
+        and not table.expand
+        and table.width is None
+        and table.min_width is None
+        and table.padding == (0, 1, 0, 1)
+        and not table.pad_edge
+        and not table.collapse_padding
+        and not table.leading
+        and not table.row_styles
+        and not any(row.style or row.end_section for row in table.rows)
+        and all(
+            c.justify in ("left", "right")
+            and c.width is None
+            and c.min_width is None
+            and c.max_width is None
+            and c.ratio is None
+            and not c.style
+            and not c.footer
+            for c in table.columns
+        )
+    )
+
+
+_EMOJI_CODE = re.compile(r":\S*?:")  # what Rich may read as an emoji code
+
+
+def _plain_cell(out: Console, cell: object, markup: dict[str, str]) -> str | None:
+    """A cell's text (markup and :emoji: codes read as Rich reads them); None when Rich might wrap or trim
+    it."""
+    if isinstance(cell, str):
+        text = cell
+        if "[" in cell or _EMOJI_CODE.search(cell):
+            text = markup.get(cell) or markup.setdefault(cell, out.render_str(cell).plain)
+    elif isinstance(cell, Text) and cell.justify is None and cell.overflow is None:
+        text = cell.plain
+    else:
+        return None
+    if text != text.strip() or not text.isprintable():
+        return None
+    return text
 
 
 def _servers(steps: Iterable[Step]) -> list[str]:
