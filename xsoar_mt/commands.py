@@ -7,10 +7,10 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
@@ -20,6 +20,9 @@ from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import parse_target
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.window import Closing, closing
+
+if TYPE_CHECKING:
+    from xsoar_mt.observed import Prepared
 
 
 def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
@@ -42,10 +45,13 @@ class PlanView:
     timing: Estimate
     impact: tuple[TenantImpact, ...]
     window: tuple[datetime, datetime, Closing | None] | None = None  # now, its end, where it closes
+    prepared: tuple[Prepared, ...] = ()  # installers `upgrade prepare` left that the plan's fetches find
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as data, with `tenant_impact` and (with a window) `window`."""
         data = {**self.plan.to_dict(), "tenant_impact": [row.to_dict() for row in self.impact]}
+        if self.prepared:
+            data["prepared"] = [record.to_dict() for record in self.prepared]
         if self.window is not None:
             now, end, where = self.window
             data["window"] = {
@@ -128,7 +134,10 @@ def make_plan(
     require_versions(observed, inventory_path, probed=True, hint="nothing was changed")
     facts = observed.facts(known.backups())
     plan = plan_upgrade(inventory, observed.versions(), release, scope, facts, waves)
-    return plan_view(inventory, plan, known.durations(), parallel, window)
+    from xsoar_mt.prepare import prepared_in_plan
+
+    prepared = prepared_in_plan(plan, inventory, {n: r.prepared for n, r in readings.items()})
+    return replace(plan_view(inventory, plan, known.durations(), parallel, window), prepared=prepared)
 
 
 def write_plan(plan: Plan | PlanView, path: Path) -> None:

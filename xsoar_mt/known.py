@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt.errors import InvalidInput
 from xsoar_mt.estimate import MEASURED_KEYS
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.observed import Known, ServerView
+from xsoar_mt.observed import Known, Prepared, ServerView
 
 
 def deployment_key(inventory: Inventory) -> str:
@@ -66,7 +67,9 @@ class KnownState:
             self.problem = f"{self.path}: the local record cannot be read ({exc}); starting from nothing"
             return
         if isinstance(loaded, dict):
-            self._data.update({k: v for k, v in loaded.items() if k in ("servers", "backups", "durations")})
+            self._data.update(
+                {k: v for k, v in loaded.items() if k in ("servers", "backups", "durations", "prepared")}
+            )
 
     def servers(self) -> dict[str, Known]:
         out: dict[str, Known] = {}
@@ -79,6 +82,27 @@ class KnownState:
         """Server -> the releases it has a completed pre-upgrade backup for."""
         raw = self._data.get("backups") or {}
         return {str(k): [str(r) for r in v] for k, v in raw.items() if isinstance(v, list)}
+
+    def prepared(self) -> dict[str, list[Prepared]]:
+        """Server -> the installers `upgrade prepare` fetched and verified there (an entry this version
+        cannot read is left out: that installer counts as not prepared)."""
+        out: dict[str, list[Prepared]] = {}
+        for server, entry in dict(self._data.get("prepared") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            for raw in entry.values():
+                with contextlib.suppress(InvalidInput):
+                    record = Prepared.parse(json.dumps(raw))
+                    if record.server == server:
+                        out.setdefault(str(server), []).append(record)
+        return out
+
+    def record_prepared(self, record: Prepared) -> None:
+        """Keep what a prepare run verified on a server, one entry per release (the latest wins)."""
+        with self._lock:
+            prepared = self._data.setdefault("prepared", {})
+            prepared.setdefault(record.server, {})[record.release] = record.to_dict()
+            self._save()
 
     def durations(self) -> dict[str, dict[str, float]]:
         """Server -> action -> the minutes it took when last measured (`stop`, `install`, `start`, `healthy`)."""

@@ -9,6 +9,7 @@ and the API key both travel on standard input, never in the same command).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -18,10 +19,10 @@ from dataclasses import replace
 
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.observed import Installer, Marker, Reading
+from xsoar_mt.observed import Installer, Marker, Prepared, Reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import CommandKind, RemoteCommand, RemoteError, RemoteShell, SudoRejected
-from xsoar_mt.remote_paths import MARKER_NAME, RemotePaths
+from xsoar_mt.remote_paths import MARKER_NAME, PREPARED_PREFIX, RemotePaths
 from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
@@ -31,6 +32,7 @@ _NOW = f"{_MARK}now="
 _BOOT = f"{_MARK}boot="
 _MARKER = f"{_MARK}marker="
 _INSTALLER = f"{_MARK}installer="
+_PREPARED = f"{_MARK}prepared="  # base64 of one prepared record: framed, so it cannot forge a line
 _VERSION_BEGIN = f"{_MARK}version-begin"
 _VERSION_END = f"{_MARK}version-rc="
 # A version printed on its own (a custom version command may print just that).
@@ -48,6 +50,8 @@ def facts_script(inventory: Inventory) -> str:
         f'xm_d={directory}; echo "{_NOW}$(date +%s)"; '
         f'echo "{_BOOT}$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
         f'echo "{_MARKER}$(tr -d \'\\n\' < "$xm_d/{MARKER_NAME}" 2>/dev/null)"; '
+        f'for xm_f in "$xm_d"/{PREPARED_PREFIX}*.json; do [ -f "$xm_f" ] || continue; '
+        f'echo "{_PREPARED}$(head -c 4096 "$xm_f" | base64 | tr -d \'\\n\')"; done; '
         'for xm_f in "$xm_d"/install-*.pid; do [ -f "$xm_f" ] || continue; xm_b=${xm_f%.pid}; '
         'xm_r=${xm_b##*/install-}; xm_p=$(cat "$xm_f" 2>/dev/null); xm_a=0; '
         'if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && grep -qa "install-$xm_r" "/proc/$xm_p/cmdline" 2>/dev/null; '
@@ -98,7 +102,28 @@ def state_reading(server: str, stdout: str, at: float) -> Reading:
     sudo_ok = _code(stdout, _SUDO) == 0
     marker, installers = parse_facts(stdout, at)
     status = _code(stdout, _STATUS) if sudo_ok else None
-    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers)
+    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers,
+                   prepared=parse_prepared(server, stdout, at))  # fmt: skip
+
+
+def parse_prepared(server: str, stdout: str, local_now: float) -> tuple[Prepared, ...]:
+    """The prepared records a server holds, their times moved onto this machine's clock. A record that is
+    not base64 of one xsoar-mt wrote, or that names another server, is left out: that installer is not
+    prepared (the night fetches it)."""
+    server_now = _code(stdout, _NOW)
+    offset = local_now - server_now if server_now is not None else 0.0
+    found: dict[str, Prepared] = {}
+    for line in stdout.splitlines():
+        if not line.startswith(_PREPARED):
+            continue
+        try:
+            text = base64.b64decode(line[len(_PREPARED) :].strip(), validate=True).decode("utf-8")
+            record = Prepared.parse(text)
+        except (ValueError, InvalidInput):
+            continue
+        if record.server == server:
+            found[record.release] = replace(record, at=record.at + offset)
+    return tuple(found[r] for r in sorted(found))
 
 
 def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Installer, ...]]:
@@ -252,3 +277,15 @@ def marker_command(inventory: Inventory, server: str, marker: Marker) -> str:
         f"> {directory}/{MARKER_NAME}.tmp && mv -f {directory}/{MARKER_NAME}.tmp {directory}/{MARKER_NAME}"
     )
     return RemoteCommand(text, CommandKind.MARKER)
+
+
+def prepared_command(inventory: Inventory, record: Prepared) -> RemoteCommand:
+    """Write the record of an installer `upgrade prepare` verified (its own clock for the time), atomically."""
+    paths = RemotePaths.of(inventory)
+    target = word(paths.prepared(record.release))
+    draft = word(paths.prepared(record.release) + ".tmp")
+    text = (
+        f"mkdir -p {word(paths.root)} && printf '%s%s}}\\n' {word(record.prefix())} \"$(date +%s)\" "
+        f"> {draft} && mv -f {draft} {target}"
+    )
+    return RemoteCommand(text, CommandKind.PREPARED_RECORD, record.release)

@@ -193,7 +193,8 @@ def observe_deployment(
 
 def resume_command(request: RunRequest, run_id: str) -> str:
     """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
-    words = ["xsoar-mt", "upgrade", "run", "-i", str(request.inventory_path), "--resume", run_id]
+    verb = "prepare" if request.options.prepare_only else "run"
+    words = ["xsoar-mt", "upgrade", verb, "-i", str(request.inventory_path), "--resume", run_id]
     if request.state_dir != DEFAULT_STATE_DIR:
         words += ["--state-dir", str(request.state_dir)]
     if request.ignore_preflight_errors:
@@ -286,7 +287,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             journal = Journal(run_dir.journal_path)
             journal.append({"kind": "run-resumed" if resumed else "run-intent", "deployment": known.key,
                             "inventory": str(request.inventory_path.resolve()), "target": target,
-                            "scope": scope.to_dict(),
+                            "scope": scope.to_dict(), **({"prepare": True} if request.options.prepare_only else {}),
                             **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
                             "observed": {n: v.to_dict() for n, v in observed.views.items()}})  # fmt: skip
             shells = pool
@@ -305,6 +306,7 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
             run_id=run_id,
             write_markers=not request.dry_run,
             window=_window(request, inventory, plan, known, events),
+            prepared={name: reading.prepared for name, reading in readings.items()},
         )
         if journal is not None:
             executor.events = Fanout(*sinks, JournalSink(journal, executor.fail_run))
@@ -508,6 +510,9 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
         data = record.get("data", {})
         if record.get("kind") == "installer-downloaded" and isinstance(data, dict):
             downloaded[str(data.get("release"))] = str(data.get("sha256"))
+    if bool(intent.get("prepare")) != request.options.prepare_only:
+        was, verb = ("a prepare", "prepare") if intent.get("prepare") else ("an upgrade run", "run")
+        raise UsageError(f"run {resumed.run_id} is {was}: resume it with `upgrade {verb} --resume`")
     target = str(intent["target"])
     if request.target is not None and parse_target(request.target, inventory.releases) != target:
         raise UsageError(f"run {resumed.run_id} targets {target}, not {request.target}")

@@ -263,7 +263,7 @@ def upgrade_plan(
         from xsoar_mt.cli.render import console
 
         render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
-                    window=view.window)  # fmt: skip
+                    window=view.window, prepared=view.prepared)  # fmt: skip
     if plan.nothing_to_do:
         raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
@@ -389,6 +389,77 @@ def upgrade_run(
 
     with printer:
         outcome = run_upgrade(request, printer, prompt=prompt, confirm=confirm, on_executor=on_executor)
+    if output is TextOrJson.text:
+        render_recap(outcome)
+    raise typer.Exit(int(outcome.exit_code))
+
+
+@upgrade_app.command("prepare", short_help="By day: fetch and verify every installer; change no service.")
+@boundary
+def upgrade_prepare(
+    inventory: InventoryOption,
+    to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue prepare run ID, or `latest`.", metavar="ID")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first fetch.")] = False,
+    output: Annotated[
+        TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
+    ] = TextOrJson.text,
+    accept_new_host_keys: AcceptNewOption = False,
+    ignore_preflight_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--ignore-preflight-errors",
+            help="Skippable preflight checks to lower to warnings (NAME,... or all).",
+            metavar="NAMES",
+        ),
+    ] = None,
+    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs and locks are kept.")] = Path(
+        ".xsoar-mt"
+    ),
+    waves: WavesOption = None,
+) -> None:
+    """By day, ahead of the window: the preflight (free disk included), and every installer the plan needs
+    fetched to every server and verified. Stops nothing, starts nothing, takes no backup."""
+    from xsoar_mt.cli.render import EventPrinter, render_recap
+    from xsoar_mt.commands import scope_from_flags
+    from xsoar_mt.errors import UsageError
+    from xsoar_mt.prepare import prepare_upgrade
+    from xsoar_mt.run import RunRequest
+
+    _check_run_flags(to, None, resume, probe=False, dry_run=dry_run)
+    interactive = sys.stdin.isatty() and output is TextOrJson.text
+    if not (dry_run or yes or interactive):
+        raise UsageError("no terminal to confirm on: pass --yes to prepare without asking (or --dry-run)")
+    if not dry_run:
+        from xsoar_mt.commands import usable_state_dir
+
+        usable_state_dir(state_dir)
+    request = RunRequest(inventory_path=inventory, target=to, scope=scope_from_flags(only, group), resume=resume,
+                         dry_run=dry_run, accept_new_host_keys=accept_new_host_keys,
+                         ignore_preflight_errors=ignore_preflight_errors, state_dir=state_dir, yes=yes,
+                         json_output=output is TextOrJson.json, waves=_waves(waves))  # fmt: skip
+
+    def confirm(plan: Any) -> bool:
+        return yes or typer.confirm(
+            f"Fetch the installers for {plan.target} to {plan.deployment} now?", default=False
+        )
+
+    def prompt(label: str) -> str:
+        return str(typer.prompt(label, hide_input=True))
+
+    with EventPrinter(json_lines=output is TextOrJson.json) as printer:
+        outcome = prepare_upgrade(request, printer, prompt=prompt, confirm=confirm)
     if output is TextOrJson.text:
         render_recap(outcome)
     raise typer.Exit(int(outcome.exit_code))

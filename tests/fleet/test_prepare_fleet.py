@@ -1,0 +1,152 @@
+"""`xsoar-mt upgrade prepare` by day, then `upgrade run` on the night, against the fleet of real OpenSSH
+servers: the night fetches nothing that was prepared, fetches again what changed since, and keeps the
+vendor's order; a prepare changes no service, is idempotent, and resumes after a failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fleet.fleet import Fleet
+from tests.fleet.runs import events_of, nothing_changed, order_violations, run_json, versions, xsoar_mt
+
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture(autouse=True)
+def installers(fleet: Fleet) -> None:
+    for release in ("6.11", "6.12"):
+        fleet.add_installer(release)
+
+
+def prepare(inv: Path, *args: str) -> tuple[Any, list[dict[str, Any]]]:
+    """`upgrade prepare -o json` with the inventory's own state directory: the process and its events."""
+    result = xsoar_mt("upgrade", "prepare", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"),
+                      "-o", "json", *args, cwd=inv.parent)  # fmt: skip
+    return result, events_of(result.stdout)
+
+
+def fetched(event: dict[str, Any]) -> bool:
+    """An installer download that landed in the installer directory (the preflight's link check writes
+    nowhere: it is not a fetch)."""
+    return event["event"] == "download" and "/demisto-" in f"/{event.get('file') or ''}"
+
+
+def downloads(fleet: Fleet, since: int = 0) -> list[str]:
+    """The server of every installer fetched, from the fleet's event log (from event `since` on)."""
+    return [e["server"] for e in fleet.events()[since:] if fetched(e)]
+
+
+def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["kind"] == kind]
+
+
+def installer_file(fleet: Fleet, server: str, release: str = "6.12") -> Path:
+    return fleet.server(server).home / "xsoar-mt" / f"demisto-{release}.sh"
+
+
+def test_prepare_then_run_fetches_no_installer_on_the_night_and_keeps_vendor_order(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    names = sorted(s.name for s in fleet.servers("single"))
+    prepared, events = prepare(inv, "--to", "6.12")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    assert nothing_changed(fleet)  # no stop, no installer began
+    assert not [c for c in fleet.commands() if "tar -czf" in c["command"]]  # no backup taken
+    assert sorted(downloads(fleet)) == names
+    recorded = kinds(events, "installer-prepared")
+    assert sorted(e["servers"][0] for e in recorded) == names
+    sha = fleet.installer_sha256("6.12")
+    assert {e["data"]["sha256"] for e in recorded} == {sha}
+    for name in names:  # the record on each server, and the same in the local record
+        on_server = json.loads((fleet.server(name).home / "xsoar-mt" / "prepared-6.12.json").read_text())
+        assert (on_server["server"], on_server["release"], on_server["sha256"]) == (name, "6.12", sha)
+    (local,) = (inv.parent / "state" / "deployments").glob("*/servers.json")
+    assert sorted(json.loads(local.read_text())["prepared"]) == names
+
+    fetched_by_day = len(fleet.events())
+    night, night_events = run_json(inv, "--to", "6.12")
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert downloads(fleet, fetched_by_day) == []
+    assert sorted(e["servers"][0] for e in kinds(night_events, "installer-in-place")) == names
+    assert sorted(e["servers"][0] for e in kinds(night_events, "prepared")) == names  # the run's summary
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert order_violations(fleet) == []
+
+
+@pytest.mark.parametrize("change", ["changed", "removed"])
+def test_a_prepared_installer_changed_or_removed_before_the_night_is_fetched_again_with_a_note(
+    fleet: Fleet, tmp_path: Path, change: str
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    prepared, _ = prepare(inv, "--to", "6.12")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    tampered = installer_file(fleet, "single-h1")
+    if change == "changed":
+        with tampered.open("a") as handle:
+            handle.write("# changed after it was prepared\n")
+    else:
+        tampered.unlink()
+    before = len(fleet.events())
+    night, events = run_json(inv, "--to", "6.12")
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert downloads(fleet, before) == ["single-h1"]
+    notes = [e for e in kinds(events, "warning") if e["data"].get("refetch")]
+    assert [e["servers"] for e in notes] == [["single-h1"]]
+    assert ("changed since it was prepared" if change == "changed" else "no longer at") in notes[0]["message"]
+    assert sorted(e["servers"][0] for e in kinds(events, "installer-in-place")) == [
+        "single-h2",
+        "single-main",
+    ]
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    assert order_violations(fleet) == []
+
+
+def test_prepare_twice_fetches_nothing_the_second_time(fleet: Fleet, tmp_path: Path) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    first, _ = prepare(inv, "--to", "6.12")
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = len(fleet.events())
+    second, events = prepare(inv, "--to", "6.12")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert downloads(fleet, before) == []
+    assert len(kinds(events, "installer-in-place")) == len(fleet.servers("single"))
+    assert nothing_changed(fleet)
+
+
+@pytest.mark.parametrize("fault", ["fail", "drop"])
+def test_prepare_with_a_fetch_fault_on_one_server_resumes_and_fetches_only_what_is_missing(
+    fleet: Fleet, tmp_path: Path, fault: str
+) -> None:
+    rule: dict[str, Any] = {"match": r"read -r link", "action": fault}
+    if fault == "drop":
+        rule["seconds"] = 2
+    fleet.server("single-h1").set_fault(commands=[rule])
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    first, events = prepare(inv, "--to", "6.12")
+    if fault == "fail":  # the prepare fails on that server, then resumes
+        assert first.returncode == 6, first.stdout + first.stderr
+        assert "single-h1" not in [e["servers"][0] for e in kinds(events, "installer-prepared")]
+        fleet.server("single-h1").clear_faults()
+        before = len(fleet.events())
+        resumed, again = prepare(inv, "--resume", "latest")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert downloads(fleet, before) == ["single-h1"]
+        assert sorted(e["servers"][0] for e in kinds(again, "installer-in-place")) == [
+            "single-h2",
+            "single-main",
+        ]
+    else:  # the connection drops during the fetch: reconnected, fetched again, prepared
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert any("reconnected" in e["message"] for e in kinds(events, "warning"))
+        assert "single-h1" in [e["servers"][0] for e in kinds(events, "installer-prepared")]
+    assert nothing_changed(fleet)
+    before = len(fleet.events())
+    night, _ = run_json(inv, "--to", "6.12")
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert downloads(fleet, before) == []
+    assert order_violations(fleet) == []
