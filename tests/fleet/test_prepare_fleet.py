@@ -150,3 +150,30 @@ def test_prepare_with_a_fetch_fault_on_one_server_resumes_and_fetches_only_what_
     assert night.returncode == 0, night.stdout + night.stderr
     assert downloads(fleet, before) == []
     assert order_violations(fleet) == []
+
+
+def test_plan_probe_from_another_machine_reads_each_server_s_prepared_record_and_a_bad_one_is_not_prepared(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    prepared, _ = prepare(inv, "--to", "6.12")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    (fleet.server("single-h2").home / "xsoar-mt" / "prepared-6.12.json").write_text(
+        '{"server": "single-h2"}\n'
+    )
+    elsewhere = str(tmp_path / "another-machine")  # no local record: only what the servers hold
+    plan = xsoar_mt("upgrade", "plan", "-i", str(inv), "--to", "6.12", "--probe", "--state-dir", elsewhere,
+                    cwd=inv.parent)  # fmt: skip
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "single-main: installer for 6.12 prepared at" in plan.stdout
+    assert "single-h1: installer for 6.12 prepared at" in plan.stdout
+    assert "single-h2: installer for 6.12 prepared" not in plan.stdout
+    before = len(fleet.events())
+    night, events = run_json(inv, "--to", "6.12", "--state-dir", elsewhere)
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert downloads(fleet, before) == ["single-h2"]
+    assert sorted(e["servers"][0] for e in kinds(events, "installer-in-place")) == [
+        "single-h1",
+        "single-main",
+    ]
+    assert order_violations(fleet) == []
