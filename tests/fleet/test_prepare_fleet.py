@@ -5,13 +5,25 @@ vendor's order; a prepare changes no service, is idempotent, and resumes after a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fleet.fleet import Fleet
-from tests.fleet.runs import events_of, nothing_changed, order_violations, run_json, versions, xsoar_mt
+from tests.fleet.runs import (
+    REPO,
+    events_of,
+    interrupt_when,
+    nothing_changed,
+    order_violations,
+    run_json,
+    versions,
+    xsoar_mt,
+)
 
 pytestmark = pytest.mark.fleet
 
@@ -177,3 +189,34 @@ def test_plan_probe_from_another_machine_reads_each_server_s_prepared_record_and
         "single-main",
     ]
     assert order_violations(fleet) == []
+
+
+def test_a_prepare_interrupted_twice_exits_130_and_its_resume_fetches_only_what_was_cut_off(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet.server("single-h1").set_fault(
+        commands=[{"match": r"read -r link", "action": "slow", "seconds": 60}]
+    )
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    argv = [sys.executable, "-m", "xsoar_mt", "upgrade", "prepare", "-i", str(inv), "--yes", "--to", "6.12",
+            "--state-dir", str(inv.parent / "state"), "-o", "json"]  # fmt: skip
+    records = [fleet.server(n).home / "xsoar-mt" / "prepared-6.12.json" for n in ("single-main", "single-h2")]
+
+    def recorded() -> bool:  # the two other servers' fetches are done: their records are written last
+        return all(r.exists() for r in records)
+
+    process = subprocess.Popen(argv, cwd=inv.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    out, err = interrupt_when(process, recorded, times=2)
+    assert process.returncode == 130, out + err
+    assert "single-h1" not in [e["servers"][0] for e in kinds(events_of(out), "installer-prepared")]
+    before = len(fleet.events())
+    fleet.server("single-h1").clear_faults()
+    resumed, events = prepare(inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert downloads(fleet, before) == ["single-h1"]
+    assert sorted(e["servers"][0] for e in kinds(events, "installer-in-place")) == [
+        "single-h2",
+        "single-main",
+    ]
+    assert nothing_changed(fleet)

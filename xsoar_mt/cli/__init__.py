@@ -458,8 +458,17 @@ def upgrade_prepare(
     def prompt(label: str) -> str:
         return str(typer.prompt(label, hide_input=True))
 
+    def on_executor(executor: Any) -> None:  # Ctrl-C as in a run: finish what is under way, then stop
+        import signal
+
+        def stop(signum: int, frame: object) -> None:
+            executor.request_stop()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
     with EventPrinter(json_lines=output is TextOrJson.json) as printer:
-        outcome = prepare_upgrade(request, printer, prompt=prompt, confirm=confirm)
+        outcome = prepare_upgrade(request, printer, prompt=prompt, confirm=confirm, on_executor=on_executor)
     if output is TextOrJson.text:
         render_recap(outcome)
     raise typer.Exit(int(outcome.exit_code))
