@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt.errors import InvalidInput
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.localfiles import check_state_dir
-from xsoar_mt.observed import Known, ServerView
+from xsoar_mt.observed import Known, Prepared, ServerView
 from xsoar_mt.state_dir import StateDir, write_private
 from xsoar_mt.step_minutes import MEASURED_KEYS
 
-_KEPT = ("servers", "backups", "durations", "backup_records")  # what a record may hold
+_KEPT = ("servers", "backups", "durations", "backup_records", "prepared")  # what a record may hold
 
 
 def deployment_key(inventory: Inventory) -> str:
@@ -78,6 +79,26 @@ class KnownState:
             records = self._data.setdefault("backup_records", {})
             kept = records.get(server)
             records[server] = [*(kept if isinstance(kept, list) else []), dict(record)]
+
+    def prepared(self) -> dict[str, list[Prepared]]:
+        """Server -> the installers `upgrade prepare` fetched and verified there (an entry this version
+        cannot read is left out: that installer counts as not prepared)."""
+        out: dict[str, list[Prepared]] = {}
+        for server, entry in dict(self._data.get("prepared") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            for raw in entry.values():
+                with contextlib.suppress(InvalidInput):
+                    record = Prepared.parse(json.dumps(raw))
+                    if record.server == server:
+                        out.setdefault(str(server), []).append(record)
+        return out
+
+    def record_prepared(self, record: Prepared) -> None:
+        """Keep what a prepare run verified on a server, one entry per release (the latest wins)."""
+        with self._lock:
+            prepared = self._data.setdefault("prepared", {})
+            prepared.setdefault(record.server, {})[record.release] = record.to_dict()
             self._save()
 
     def durations(self) -> dict[str, dict[str, float]]:

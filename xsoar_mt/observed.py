@@ -16,6 +16,7 @@ is `unknown`, with the reason; it never silently falls back to an older value. P
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -131,6 +132,61 @@ class Marker:
             raise InvalidInput(f"the marker is not one xsoar-mt wrote: {text.strip()[:80]!r}") from None
 
 
+_PREPARED_FIELDS = frozenset({"server", "release", "build", "sha256", "path", "at", "run_id"})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELEASE = re.compile(r"\d+\.\d+")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An installer `upgrade prepare` fetched and verified ahead of the window, as its record says:
+    `<installer directory>/prepared-<release>.json` on the server, and the same in the local record."""
+
+    server: str
+    release: str
+    build: str | None  # installer.build when it was fetched (None: the release's latest)
+    sha256: str
+    path: str
+    at: float
+    run_id: str | None = None
+
+    def prefix(self) -> str:
+        """The record's JSON up to its time: the writer on the server appends its own clock and `}`."""
+        body = {k: v for k, v in self.to_dict().items() if k != "at"}
+        return json.dumps(body, sort_keys=True)[:-1] + ', "at": '
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"server": self.server, "release": self.release, "build": self.build, "sha256": self.sha256,
+                "path": self.path, "at": self.at, "run_id": self.run_id}  # fmt: skip
+
+    @classmethod
+    def parse(cls, text: str) -> Prepared:
+        """A record's JSON, strictly: exactly its fields, each of its type; anything else is InvalidInput."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or set(data) != _PREPARED_FIELDS:
+            raise InvalidInput(f"the prepared record is not one xsoar-mt wrote: {text.strip()[:80]!r}")
+        server, release, build, sha256, path, at, run_id = (data[k] for k in
+            ("server", "release", "build", "sha256", "path", "at", "run_id"))  # fmt: skip
+        well_formed = (
+            isinstance(server, str)
+            and isinstance(release, str)
+            and _RELEASE.fullmatch(release) is not None
+            and (build is None or isinstance(build, str))
+            and isinstance(sha256, str)
+            and _SHA256.fullmatch(sha256) is not None
+            and isinstance(path, str)
+            and isinstance(at, int | float)
+            and not isinstance(at, bool)
+            and (run_id is None or isinstance(run_id, str))
+        )
+        if not well_formed:
+            raise InvalidInput(f"the prepared record has a field of the wrong form: {text.strip()[:80]!r}")
+        return cls(server, release, build, sha256, path, float(at), run_id)
+
+
 @dataclass(frozen=True)
 class Reading:
     """What one server answered when it was last read over SSH (gathered by probe.py or preflight)."""
@@ -147,6 +203,7 @@ class Reading:
     # Why part of its answer could not be read (not framed as sent, a number that is not one): the
     # server's own records then count for nothing, and only its service's answer can tell its version.
     unreadable: str | None = None
+    prepared: tuple[Prepared, ...] = ()  # installers `upgrade prepare` left, by their records
 
     @property
     def reachable(self) -> bool:

@@ -30,10 +30,10 @@ from xsoar_mt.framed import (
     shown_text,
 )
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.observed import Installer, Marker, Reading
+from xsoar_mt.observed import Installer, Marker, Prepared, Reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import CommandKind, RemoteCommand, RemoteError, RemoteShell, SudoRejected
-from xsoar_mt.remote_paths import MARKER_NAME, RemotePaths
+from xsoar_mt.remote_paths import MARKER_NAME, PREPARED_PREFIX, RemotePaths
 from xsoar_mt.shellwords import fill, word
 
 _MARK = "__xsoar_mt_"
@@ -43,6 +43,7 @@ _NOW = "now"
 _BOOT = "boot"
 _MARKER = "marker"
 _INSTALLER = "installer"
+_PREPARED = "prepared"  # one prepared record per line, in base64 (repeated, like installer records)
 _VERSION = "version"
 _VERSION_RC = "version-rc"
 _ONCE = (_SUDO, _STATUS, _NOW, _BOOT, _MARKER, _VERSION, _VERSION_RC)
@@ -69,6 +70,8 @@ def facts_script(inventory: Inventory) -> str:
         f'{SHELL_FUNCTIONS}xm_d={directory}; echo "{_MARK}{_NOW}=$(date +%s)"; '
         f'echo "{_MARK}{_BOOT}=$(xm_encf /proc/sys/kernel/random/boot_id)"; '
         f'echo "{_MARK}{_MARKER}=$(xm_encf "$xm_d/{MARKER_NAME}")"; '
+        f'for xm_f in "$xm_d"/{PREPARED_PREFIX}*.json; do [ -f "$xm_f" ] || continue; '
+        f'echo "{_MARK}{_PREPARED}=$(xm_enc "$(head -c 4096 "$xm_f")")"; done; '
         'for xm_f in "$xm_d"/install-*.pid; do [ -f "$xm_f" ] || continue; xm_b=${xm_f%.pid}; '
         'xm_r=${xm_b##*/install-}; xm_p=$(cat "$xm_f" 2>/dev/null); xm_a=0; '
         'case $xm_p in ""|*[!0-9]*) ;; *) '
@@ -139,7 +142,32 @@ def state_reading(server: str, stdout: str, at: float) -> Reading:
     except Unreadable as exc:
         return Reading(server, at, sudo_ok=sudo_ok, status_code=status,
                        unreadable=f"its installer records cannot be read ({exc.reason})")  # fmt: skip
-    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers)
+    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers,
+                   prepared=parse_prepared(server, stdout, at))  # fmt: skip
+
+
+def parse_prepared(server: str, stdout: str, local_now: float) -> tuple[Prepared, ...]:
+    """The prepared records a server holds, their times moved onto this machine's clock. A record that is
+    not base64 of one xsoar-mt wrote, or that names another server, is left out: that installer is not
+    prepared (the night fetches it)."""
+    try:
+        once, _ = _fields(stdout)
+        server_now = number(once.get(_NOW), EPOCH_MAX, "the server's clock")
+    except Unreadable:
+        return ()
+    offset = local_now - server_now if server_now is not None else 0.0
+    found: dict[str, Prepared] = {}
+    for line in lines(stdout):
+        if not line.startswith(f"{_MARK}{_PREPARED}="):
+            continue
+        try:
+            text = decode(line.partition("=")[2], "a prepared record")
+            record = Prepared.parse(text or "")
+        except (Unreadable, InvalidInput):
+            continue
+        if record.server == server:
+            found[record.release] = replace(record, at=record.at + offset)
+    return tuple(found[r] for r in sorted(found))
 
 
 def parse_facts(stdout: str, local_now: float) -> tuple[Marker | None, tuple[Installer, ...]]:
@@ -305,3 +333,15 @@ def marker_command(inventory: Inventory, server: str, marker: Marker) -> str:
         f"> {directory}/{MARKER_NAME}.tmp && mv -f {directory}/{MARKER_NAME}.tmp {directory}/{MARKER_NAME}"
     )
     return RemoteCommand(text, CommandKind.MARKER)
+
+
+def prepared_command(inventory: Inventory, record: Prepared) -> RemoteCommand:
+    """Write the record of an installer `upgrade prepare` verified (its own clock for the time), atomically."""
+    paths = RemotePaths.of(inventory)
+    target = word(paths.prepared(record.release))
+    draft = word(paths.prepared(record.release) + ".tmp")
+    text = (
+        f"mkdir -p {word(paths.root)} && printf '%s%s}}\\n' {word(record.prefix())} \"$(date +%s)\" "
+        f"> {draft} && mv -f {draft} {target}"
+    )
+    return RemoteCommand(text, CommandKind.PREPARED_RECORD, record.release)

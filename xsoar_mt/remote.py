@@ -175,6 +175,8 @@ class CommandKind(StrEnum):
     HEALTH = "health"
     VERSION = "version"
     MARKER = "marker"
+    PREPARED_RECORD = "prepared-record"  # the record of an installer `upgrade prepare` left
+    PREPARED_CHECK = "prepared-check"  # the sha256 of an installer found in place (prepared by day)
     HEALTH_URL = "health-url"  # validation: main or its load balancer answers /health
     TENANTS = "tenants"  # validation: every tenant answers through main
     OTHER = "other"

@@ -2,7 +2,8 @@
 
 The installer directory holds the installer of each release (`demisto-<release>.sh`), the records of each
 detached installer run (`install-<release>.{pid,rc,boot,log}`), xsoar-mt's marker (`state.json`), the
-deployment lock (`run.lock/owner.json`, on main) and the automatic extraction directory (`extract`).
+deployment lock (`run.lock/owner.json`, on main), the record of each installer `upgrade prepare` left
+(`prepared-<release>.json`) and the automatic extraction directory (`extract`).
 Backups go to `commands.backup_dir`. Paths here are plain text: quote them (`shellwords.word`) in a command.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from xsoar_mt.inventory import Inventory
 
 MARKER_NAME = "state.json"
+PREPARED_PREFIX = "prepared-"  # prepared-<release>.json: what `upgrade prepare` fetched and verified
 INSTALL_RECORDS = ("log", "rc", "pid", "boot")  # what a detached installer run leaves, one file each
 
 
@@ -44,6 +46,10 @@ class RemotePaths:
     def installer(self, release: str) -> str:
         """Where the installer for `release` is placed on every server."""
         return f"{self.base}/demisto-{release}.sh"
+
+    def prepared(self, release: str) -> str:
+        """The record `upgrade prepare` leaves of the installer for `release` it fetched and verified."""
+        return f"{self.base}/{PREPARED_PREFIX}{release}.json"
 
     def install_record(self, release: str, record: str) -> str:
         """One record of a detached installer run: `log`, `rc` (exit code), `pid` or `boot` (boot id)."""

@@ -6,7 +6,7 @@ is there the same fleet inventory, of a deployment shaped like the example (a DR
 pairs and a single host, on 6.10). What a document cannot show literally is set up here, each in one
 place, so the harness stays easy to re-run as behaviour changes:
 
-- `ADJUST`: a run that would ask for confirmation gets `--yes` (the person at the prompt answers y);
+- `ADJUST`: a run (or a prepare) that would ask for confirmation gets `--yes` (the person at the prompt answers y);
 - `PREPARE`: a document whose command needs something first gets it (the resume how-to: a run that
   failed, whose id replaces the example id in the command);
 - `INVENTORY`: a document that changes the inventory (the delivery how-to: upload from a link) gets
@@ -131,7 +131,8 @@ class Setting:
 def adjust(command: str) -> str:
     """A run that would stop at the confirmation prompt answers it with --yes, as the person would."""
     words = shlex.split(command)
-    if words[:3] == ["xsoar-mt", "upgrade", "run"] and not {"--dry-run", "--yes", "-y"} & set(words):
+    asks = words[:3] in (["xsoar-mt", "upgrade", "run"], ["xsoar-mt", "upgrade", "prepare"])
+    if asks and not {"--dry-run", "--yes", "-y"} & set(words):
         head, redirect, tail = command.partition(" >")
         return f"{head} --yes{redirect}{tail}"
     return command
@@ -282,6 +283,12 @@ EXPECTED = {
         "xsoar-mt report latest -i inventory.yaml --out reports",
         "xsoar-mt report latest --md change-4711.md",
     ],
+    "how-to/prepare-by-day.md": [
+        "xsoar-mt upgrade plan -i inventory.yaml --to 6.12 --probe",
+        "xsoar-mt upgrade prepare -i inventory.yaml --to 6.12",
+        "xsoar-mt upgrade prepare -i inventory.yaml --resume latest",
+        "xsoar-mt upgrade run -i inventory.yaml --to 6.12",
+    ],
     "how-to/resume-after-a-failure.md": [
         "xsoar-mt upgrade run -i inventory.yaml --resume 20261201-021654-88a1 --yes",
     ],
@@ -312,4 +319,5 @@ def test_a_run_that_would_ask_gets_yes_and_a_dry_run_or_redirect_keeps_its_place
     )
     assert adjust("xsoar-mt upgrade run -i a.yaml --dry-run -o json > c.jsonl").endswith("> c.jsonl")
     assert "--yes" not in adjust("xsoar-mt upgrade run -i a.yaml --dry-run")
+    assert adjust("xsoar-mt upgrade prepare -i a.yaml --to 6.12").endswith(" --yes")
     assert adjust("xsoar-mt upgrade plan -i a.yaml --to 6.12") == "xsoar-mt upgrade plan -i a.yaml --to 6.12"

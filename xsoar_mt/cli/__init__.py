@@ -263,7 +263,7 @@ def upgrade_plan(
         from xsoar_mt.cli.render import console
 
         render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
-                    window=view.window)  # fmt: skip
+                    window=view.window, prepared=view.prepared)  # fmt: skip
         for note in view.notes:
             console().print(f"note: {note}", markup=False)
     raise typer.Exit(int(view.exit_code))
@@ -372,7 +372,12 @@ def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any
 
     def confirm(plan: Any) -> bool:
         """Before the first change: the plan's summary (with --yes too, so a CI log records what was about
-        to change), estimated as `upgrade plan` estimates it; then, without --yes, the question."""
+        to change), estimated as `upgrade plan` estimates it; then, without --yes, the question. A prepare
+        changes no service: it asks only whether to fetch."""
+        if request.prepare_only:
+            return yes or typer.confirm(
+                f"Fetch the installers for {plan.target} to {plan.deployment} now?", default=False
+            )
         from xsoar_mt.cli.plan_text import render_plan_summary
         from xsoar_mt.usecases.plan import estimate_for
 
@@ -410,6 +415,68 @@ def _closed_pipe() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout is no file (a test's capture): nothing to silence
         pass
+
+
+@upgrade_app.command("prepare", short_help="By day: fetch and verify every installer; change no service.")
+@boundary
+def upgrade_prepare(
+    ctx: typer.Context,
+    inventory: InventoryOption,
+    to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue prepare run ID, or `latest`.", metavar="ID")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first fetch.")] = False,
+    output: Annotated[
+        TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
+    ] = TextOrJson.text,
+    accept_new_host_keys: AcceptNewOption = False,
+    ignore_preflight_errors: Annotated[
+        str | None,
+        typer.Option(
+            "--ignore-preflight-errors",
+            help="Skippable preflight checks to lower to warnings (NAME,... or all).",
+            metavar="NAMES",
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+    waves: WavesOption = None,
+) -> None:
+    """By day, ahead of the window: the preflight (free disk included), and every installer the plan needs
+    fetched to every server and verified. Stops nothing, starts nothing, takes no backup."""
+    from xsoar_mt.cli.checks import scope_from_flags, session
+    from xsoar_mt.usecases.run import RunRequest
+
+    _check_run_flags(to, None, resume, probe=False, dry_run=dry_run)
+    interactive = _can_prompt() and output is TextOrJson.text
+    if not (dry_run or yes or interactive):
+        from xsoar_mt.errors import UsageError
+
+        raise UsageError("no terminal to confirm on: pass --yes to prepare without asking (or --dry-run)")
+    state = resolved_state_dir(state_dir)
+    if not dry_run:
+        from xsoar_mt.state_dir import StateDir
+
+        StateDir(state).require_usable()
+    request = RunRequest(target=to, scope=scope_from_flags(only, group), resume=resume, dry_run=dry_run,
+                         ignore_preflight_errors=ignore_preflight_errors, yes=yes,
+                         json_output=output is TextOrJson.json, waves=_waves(waves), prepare_only=True)  # fmt: skip
+    with session(ctx, inventory, state, accept_new_host_keys) as opened:
+        outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
+    if output is TextOrJson.text:
+        from xsoar_mt.cli.render import render_recap
+
+        render_recap(outcome)
+    raise typer.Exit(int(outcome.exit_code))
 
 
 _LONGEST_ARGUMENT = 4096  # PATH_MAX: no option of xsoar-mt takes a longer value

@@ -32,6 +32,7 @@ from xsoar_mt.estimate import (
 )
 from xsoar_mt.installer import upload_source
 from xsoar_mt.inventory import Inventory, Topology
+from xsoar_mt.observed import Prepared, stamp
 from xsoar_mt.plan import Action, Phase, Plan, Step
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
@@ -52,13 +53,18 @@ def render_plan(
     detail: bool = False,
     timing: Estimate | None = None,
     window: tuple[datetime, datetime, Closing | None] | None = None,
+    prepared: Sequence[Prepared] = (),
 ) -> None:
     """Summary first; then per group and hop one line (or every step, `detail`); commands whole.
 
     `timing` is the estimate to show (by default from the inventory's durations, one group at a time);
-    `window` (now, when the window ends, where it closes) adds where the window closes."""
+    `window` (now, when the window ends, where it closes) adds where the window closes; `prepared`, the
+    installers `upgrade prepare` left that the plan's fetches will find."""
     timing = timing or estimate(plan, inventory.durations)
     _summary(out, plan, inventory, timing)
+    for record in prepared:
+        out.print(Text(f"{record.server}: installer for {record.release} prepared at {stamp(record.at)} "
+                       f"(sha256 {record.sha256[:12]}…)"))  # fmt: skip
     if window is not None and not plan.nothing_to_do:
         _window_end(out, timing, *window)
     closes = window[2] if window is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from xsoar_mt.events import Event, EventSink
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.known import KnownState
-from xsoar_mt.observed import Marker, Observed, ServerView, Service, Source
+from xsoar_mt.observed import Marker, Observed, Prepared, ServerView, Service, Source
 from xsoar_mt.plan import Phase, PhaseKind, Plan, Step
 from xsoar_mt.probe import marker_command, marker_path
 from xsoar_mt.releases import Version
@@ -43,6 +43,7 @@ class RunContext:
         self, inventory: Inventory, plan: Plan, shell_for: ShellFor, events: EventSink, observed: Observed,
         secrets: RunSecrets, options: RunOptions, run_dir: RunDir | None, downloads: Downloads | None,
         known: KnownState | None, run_id: str | None, write_markers: bool, clock: Callable[[], float],
+        prepared: Mapping[str, Sequence[Prepared]] | None = None,
     ) -> None:  # fmt: skip
         self.inv = inventory
         self.plan = plan
@@ -67,6 +68,14 @@ class RunContext:
         self._group_phases = {p.id for p in plan.phases if p.group is not None}
         self._phases = {p.id: p for p in plan.phases}
         self.waiter = Waiter(lambda: self.abandon, self.notice)
+        self._prepared = dict(prepared or {})  # what each server's prepared records said when it was read
+
+    def prepared_records(self, server: str) -> list[Prepared]:
+        """The installers `upgrade prepare` left on `server`: the local record's first (this machine wrote
+        them), then the server's own records for the releases the local record does not hold."""
+        local = self.known.prepared().get(server, []) if self.known is not None else []
+        held = {r.release for r in local}
+        return [*local, *(r for r in self._prepared.get(server, ()) if r.release not in held)]
 
     def phase_of(self, step: Step) -> Phase | None:
         return self._phases.get(step.phase)

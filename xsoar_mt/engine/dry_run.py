@@ -32,6 +32,10 @@ def recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Ca
             out = "".join(f"== tenant {t.account}\n{{\"demistoVersion\": \"{versions[server]}\"}}\n"
                           for g in inventory.groups for t in g.tenants)  # fmt: skip
             return Result(server, command, 0, out)
+        if kind is CommandKind.PREPARED_CHECK:  # what a fetch left: the pinned sha256, when there is one
+            release = getattr(command, "release", None)
+            digest = inventory.installer.sha256.get(release or "", _NO_DIGEST)
+            return Result(server, command, 0, f"{digest}  installer\n")
         if kind is CommandKind.INSTALLER_DIGEST:
             return Result(server, command, 0, f"{_NO_DIGEST}  installer\n")
         if kind in (CommandKind.HEALTH, CommandKind.HEALTH_URL):

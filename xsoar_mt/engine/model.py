@@ -79,6 +79,9 @@ class RunOptions:
     poll_min: float = 0.5
     poll_max: float = 5.0
     reconnect_timeout: float = 300.0
+    # `upgrade prepare`: only the plan's installer fetches (nothing stopped, started or backed up),
+    # each installer verified and recorded
+    prepare_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ its action (steps/); what every part shares is the run's context (context.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -28,6 +28,7 @@ from xsoar_mt.engine.model import (
 from xsoar_mt.engine.outcome import Progress, finished_data, outcome, report
 from xsoar_mt.engine.skew_guard import check_skew
 from xsoar_mt.engine.steps import handlers
+from xsoar_mt.engine.steps.fetch import announce_prepared
 from xsoar_mt.engine.steps.service import start_again
 from xsoar_mt.engine.window_gate import WindowGate
 from xsoar_mt.estimate import batches
@@ -35,12 +36,18 @@ from xsoar_mt.events import EventSink
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.known import KnownState
-from xsoar_mt.observed import Observed, Service
+from xsoar_mt.observed import Observed, Prepared, Service
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step
 from xsoar_mt.remote import RemoteError
 from xsoar_mt.secrets import RunSecrets
 
 _OWN_PHASES = (PhaseKind.PREPARE, PhaseKind.RECOVER, PhaseKind.VALIDATE)  # no group to start again
+
+
+def fetches(plan: Plan) -> list[tuple[Phase, Step]]:
+    """What `upgrade prepare` runs of a plan: its installer fetches, all hops, and nothing else."""
+    return [(p, s) for p in plan.phases if p.kind is PhaseKind.PREPARE for s in p.steps
+            if s.action is Action.FETCH]  # fmt: skip
 
 
 class Executor:
@@ -60,10 +67,11 @@ class Executor:
         write_markers: bool = True,
         window: WindowCheck | None = None,
         clock: Callable[[], float] = time.monotonic,
+        prepared: Mapping[str, Sequence[Prepared]] | None = None,
     ) -> None:
         self.progress = Progress()
         self.run = RunContext(inventory, plan, shell_for, events, observed, secrets, options, run_dir,
-                              downloads, known, run_id, write_markers, clock)  # fmt: skip
+                              downloads, known, run_id, write_markers, clock, prepared)  # fmt: skip
         self.plan = plan
         self.options = options
         self.window = window
@@ -119,10 +127,20 @@ class Executor:
 
     def execute(self) -> RunReport:
         run, total = self.run, self.plan.step_count
-        run.emit("run-started", f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
-                 target=self.plan.target, steps=total)  # fmt: skip
+        if self.options.prepare_only:
+            total = len(fetches(self.plan))
+            run.emit("run-started", f"prepare: {total} installer fetch steps to {self.plan.target} on "
+                     f"{self.plan.deployment} (nothing is stopped, started or backed up)",
+                     target=self.plan.target, steps=total, prepare=True)  # fmt: skip
+        else:
+            run.emit("run-started", f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
+                     target=self.plan.target, steps=total)  # fmt: skip
+            announce_prepared(run, [(n, s.release) for _, s in fetches(self.plan) for n in s.servers])
         try:
-            self._run_batches()
+            if self.options.prepare_only:
+                self._run_lanes([(p, [s]) for p, s in fetches(self.plan)], self.options.prepare_parallel)
+            else:
+                self._run_batches()
         except Exception as exc:  # a bug or an I/O error outside any step: still a recap and an exit code
             self.fail_run(f"unexpected error: {type(exc).__name__}: {exc}")
         run.notice()

@@ -9,11 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from xsoar_mt.engine.prepared import prepared_in_plan
 from xsoar_mt.errors import ExitCode, PreflightFailed, XsoarMtError
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
 from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.inventory import Inventory
-from xsoar_mt.observed import offline_state, require_versions
+from xsoar_mt.observed import Prepared, offline_state, require_versions
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.planner import check_scope, plan_upgrade
 from xsoar_mt.releases import parse_target
@@ -50,6 +51,7 @@ class PlanView:
     impact: tuple[TenantImpact, ...]
     window: tuple[datetime, datetime, Closing | None] | None = None  # now, its end, where it closes
     notes: tuple[str, ...] = ()  # what the operator must know that is not in the plan's steps
+    prepared: tuple[Prepared, ...] = ()  # installers `upgrade prepare` left that the plan's fetches find
 
     @property
     def exit_code(self) -> ExitCode:
@@ -58,6 +60,8 @@ class PlanView:
     def to_dict(self) -> dict[str, Any]:
         """The plan as data, with `tenant_impact` and (with a window) `window`."""
         data = {**self.plan.to_dict(), "tenant_impact": [row.to_dict() for row in self.impact]}
+        if self.prepared:
+            data["prepared"] = [record.to_dict() for record in self.prepared]
         if self.window is not None:
             now, end, where = self.window
             data["window"] = {
@@ -104,6 +108,7 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
                          "`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
                          f"{how_to_point_elsewhere()}")  # fmt: skip
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, waves=request.waves)
+        prepared: tuple[Prepared, ...] = ()
     else:
         session.read_secrets(sudo=True)
         observed, readings = session.observe()
@@ -115,9 +120,11 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
         require_versions(observed, session.inventory_path, probed=True, hint="nothing was changed")
         facts = observed.facts(known.backups())
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, facts, request.waves)
+        prepared = prepared_in_plan(plan, inventory, {n: r.prepared for n, r in readings.items()})
     view = replace(
         plan_view(inventory, plan, known.durations(), request.parallel, request.window),
         notes=_link_notes(inventory),
+        prepared=prepared,
     )
     if request.out is not None:
         write_plan(json.dumps(view.to_dict(), indent=2) + "\n", request.out)

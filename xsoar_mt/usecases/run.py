@@ -73,7 +73,8 @@ def _plan(session: Session, request: RunRequest, intent: Intent, sight: Sight, s
 
 def resume_command(session: Session, request: RunRequest, run_id: str) -> str:
     """The command that continues this run, with the flags it used (never a secret: none has a flag)."""
-    words = ["xsoar-mt", "upgrade", "run", "-i", str(session.inventory_path), "--resume", run_id]
+    verb = "prepare" if request.prepare_only else "run"
+    words = ["xsoar-mt", "upgrade", verb, "-i", str(session.inventory_path), "--resume", run_id]
     if session.state.root.absolute() != default_state_dir():  # absolute: it works from any directory
         words += ["--state-dir", str(session.state.root.absolute())]
     if request.ignore_preflight_errors:
@@ -109,6 +110,9 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
         data = record.get("data", {})
         if record.get("kind") == "installer-downloaded" and isinstance(data, dict):
             downloaded[str(data.get("release"))] = str(data.get("sha256"))
+    if bool(intent.get("prepare")) != request.prepare_only:
+        was, verb = ("a prepare", "prepare") if intent.get("prepare") else ("an upgrade run", "run")
+        raise UsageError(f"run {resumed.run_id} is {was}: resume it with `upgrade {verb} --resume`")
     target = str(intent["target"])
     if request.target is not None and parse_target(request.target, inventory.releases) != target:
         raise UsageError(f"run {resumed.run_id} targets {target}, not {request.target}")

@@ -57,7 +57,8 @@ class _Mode:
         real = run_dir is not None
         return Executor(self.session.inventory, plan, shells, Fanout(self.events), sight.observed,
                         self.secrets, options, run_dir, downloads, known=self.session.known if real else None,
-                        run_id=self.run_id, write_markers=real, window=self._window(plan))  # fmt: skip
+                        run_id=self.run_id, write_markers=real, window=self._window(plan),
+                        prepared={name: reading.prepared for name, reading in sight.readings.items()})  # fmt: skip
 
     def _window(self, plan: Plan) -> WindowCheck | None:
         """The window's check for the executor, with a first event saying when it ends."""
@@ -112,7 +113,8 @@ class DryRun(_Mode):
     def executor(self, plan: Plan, sight: Sight, intent: Intent, confirm: Callable[[Plan], bool]) -> Executor:
         """Recording shells that answer as the servers would; the link stood in for; one step at a time."""
         self.secrets = replace(self.secrets, link=self.secrets.link or DRY_RUN_LINK)
-        options = RunOptions(parallel=1, prepare_parallel=1, poll_min=0, poll_max=0)
+        options = RunOptions(parallel=1, prepare_parallel=1, poll_min=0, poll_max=0,
+                             prepare_only=self.request.prepare_only)  # fmt: skip
         responder = recorded_responder(self.session.inventory, dict(sight.observed.versions()))
 
         def recording(name: str) -> RemoteShell:
@@ -217,7 +219,7 @@ class RealRun(_Mode):
         self.journal.append(self._intent_record(plan, sight, intent))
         for note in self.notes.kept:  # said before the journal opened; the report names them
             self.journal.append(note.to_dict())
-        options = RunOptions(parallel=self.request.parallel)
+        options = RunOptions(parallel=self.request.parallel, prepare_only=self.request.prepare_only)
         executor = self._executor(plan, sight, self.session.shells, options, self.run_dir,
                                   self._downloads(intent))  # fmt: skip
         executor.events = Fanout(self.events, JournalSink(self.journal, executor.fail_run))
@@ -235,7 +237,7 @@ class RealRun(_Mode):
         return {"kind": "run-resumed" if self.resumed else "run-intent", "deployment": session.known.key,
                 "inventory": str(session.inventory_path.resolve()), "target": intent.target,
                 **run_origin(self.run_id, session.inventory.digest, self.request.parallel),
-                "scope": intent.scope.to_dict(),
+                "scope": intent.scope.to_dict(), **({"prepare": True} if self.request.prepare_only else {}),
                 **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
                 **({"window_end": self.request.window_end.timestamp()} if self.request.window_end else {}),
                 "observed": {n: v.to_dict() for n, v in sight.observed.views.items()}}  # fmt: skip

@@ -31,6 +31,7 @@ class RunRequest:
     waves: WaveSpec | None = None  # a resumed run keeps the waves it started with (its journal's intent)
     window_end: datetime | None = None  # start no group that would end after it (not repeated on resume)
     clock: Callable[[], float] = time.time  # now, in epoch seconds: the window's clock
+    prepare_only: bool = False  # `upgrade prepare`: only the plan's fetches (engine: RunOptions.prepare_only)
 
 
 @dataclass
