@@ -156,8 +156,15 @@ class Prepared:
         return json.dumps(body, sort_keys=True)[:-1] + ', "at": '
 
     def to_dict(self) -> dict[str, Any]:
-        return {"server": self.server, "release": self.release, "build": self.build, "sha256": self.sha256,
-                "path": self.path, "at": self.at, "run_id": self.run_id}  # fmt: skip
+        return {
+            "server": self.server,
+            "release": self.release,
+            "build": self.build,
+            "sha256": self.sha256,
+            "path": self.path,
+            "at": self.at,
+            "run_id": self.run_id,
+        }
 
     @classmethod
     def parse(cls, text: str) -> Prepared:
@@ -168,8 +175,9 @@ class Prepared:
             data = None
         if not isinstance(data, dict) or set(data) != _PREPARED_FIELDS:
             raise InvalidInput(f"the prepared record is not one xsoar-mt wrote: {text.strip()[:80]!r}")
-        server, release, build, sha256, path, at, run_id = (data[k] for k in
-            ("server", "release", "build", "sha256", "path", "at", "run_id"))  # fmt: skip
+        server, release, build, sha256, path, at, run_id = (
+            data[k] for k in ("server", "release", "build", "sha256", "path", "at", "run_id")
+        )
         well_formed = (
             isinstance(server, str)
             and isinstance(release, str)
@@ -373,19 +381,7 @@ def resolve_server(
     """One server's view: the strongest source of its version, its service and any installer in flight."""
     service = _service(reading, known)
     installer = _latest(reading.installers) if reading is not None else None
-    candidates: list[tuple[Source, Version, float | None]] = []
-    if reading is not None and reading.api_version is not None:
-        candidates.append((Source.API, reading.api_version, reading.at))
-    marker = _marker_evidence(reading)
-    if marker is not None:
-        candidates.append((Source.MARKER, marker.version, marker.at))
-    # The record is a source only of what was seen on the server: a version it kept from the inventory
-    # is the inventory's, and today's inventory says better.
-    if known is not None and known.version is not None and known.source not in (None, Source.INVENTORY):
-        candidates.append((Source.STATE, known.version, known.at))
-    if inventory_version is not None:
-        candidates.append((Source.INVENTORY, inventory_version, None))
-
+    candidates = _candidates(reading, known, inventory_version)
     base = ServerView(
         name,
         None,
@@ -428,6 +424,25 @@ def resolve_server(
         if other_version.release != version.release
     )
     return replace(base, version=version, source=source, at=at, notes=notes)
+
+
+def _candidates(
+    reading: Reading | None, known: Known | None, inventory_version: Version | None
+) -> list[tuple[Source, Version, float | None]]:
+    """Every source's version of one server and when it was taken, the strongest first."""
+    candidates: list[tuple[Source, Version, float | None]] = []
+    if reading is not None and reading.api_version is not None:
+        candidates.append((Source.API, reading.api_version, reading.at))
+    marker = _marker_evidence(reading)
+    if marker is not None:
+        candidates.append((Source.MARKER, marker.version, marker.at))
+    # The record is a source only of what was seen on the server: a version it kept from the inventory
+    # is the inventory's, and today's inventory says better.
+    if known is not None and known.version is not None and known.source not in (None, Source.INVENTORY):
+        candidates.append((Source.STATE, known.version, known.at))
+    if inventory_version is not None:
+        candidates.append((Source.INVENTORY, inventory_version, None))
+    return candidates
 
 
 def _verb(source: Source) -> str:
@@ -528,8 +543,10 @@ def require_versions(
     if not probed:
         names = ", ".join(v.server for v in unknown)
         raise VersionsNotGiven(
-            [f"no version known for {names}: nothing is recorded for them under the state directory"
-             f"{f' {state_dir.absolute()}' if state_dir is not None else ''} and {inventory_path} gives no `version:`"],
+            [
+                f"no version known for {names}: nothing is recorded for them under the state directory"
+                f"{f' {state_dir.absolute()}' if state_dir is not None else ''} and {inventory_path} gives no `version:`"
+            ],
             hint=hint,
-        )  # fmt: skip
+        )
     raise VersionsUnknown(unknown_lines(unknown, str(inventory_path)), hint=hint)

@@ -140,8 +140,11 @@ class EventPrinter:
         elif event.kind == "step-output":
             self._last_output = message
         elif event.kind != "ssh-stats":
-            style = {"warning": "yellow", "would-run": "cyan",
-                     "step-finished": "green" if event.data.get("outcome") == "ok" else "red"}.get(event.kind, "")  # fmt: skip
+            style = {
+                "warning": "yellow",
+                "would-run": "cyan",
+                "step-finished": "green" if event.data.get("outcome") == "ok" else "red",
+            }.get(event.kind, "")
             self.console.print(f"[dim]{stamp}[/] " + (f"[{style}]{message}[/]" if style else message))
         self._refresh(event.ts)
 
@@ -206,22 +209,7 @@ def render_recap(outcome: RunOutcome) -> None:
         if report.window is not None:
             _window_recap(out, report.window)
         return
-    table = Table(title=f"Run {outcome.run_id}: {_RUN_OUTCOME.get(report.outcome, report.outcome)}",
-                  title_justify="left")  # fmt: skip
-    for column in ("server", "version", "service", "last step", "outcome"):
-        table.add_column(column)
-    for name, state in report.servers.items():  # each server's own outcome, set by the executor
-        service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
-        own = state.outcome or "-"
-        style = _OUTCOME_STYLE.get(own, "")
-        table.add_row(
-            name,
-            Text(state.view.describe_version()),  # what it runs as last observed, or unknown and why
-            service,
-            state.last_step or "-",
-            f"[{style}]{own}[/]" if style else own,
-        )
-    out.print(table)
+    out.print(_servers_table(outcome))
     from xsoar_mt.framed import printable
     from xsoar_mt.secrets import REDACTOR
 
@@ -238,11 +226,44 @@ def render_recap(outcome: RunOutcome) -> None:
             for function in outcome.lagging_functions:
                 out.print(Text(f"  - {function}"))
     if report.outcome == "interrupted":
-        out.print("[yellow]interrupted[/] by the operator (Ctrl-C or SIGTERM): nothing failed; the groups under "
-                  "way were finished or left as the table shows")  # fmt: skip
+        out.print(
+            "[yellow]interrupted[/] by the operator (Ctrl-C or SIGTERM): nothing failed; the groups under "
+            "way were finished or left as the table shows"
+        )
     if report.window is not None:
         _window_recap(out, report.window)
     out.print(f"journal: {outcome.run_dir}/journal.jsonl")
+    _resume_hint(out, outcome)
+
+
+def _servers_table(outcome: RunOutcome) -> Table:
+    """The run's title and outcome, then each server: its version, service, last step and own outcome."""
+    report = outcome.report
+    assert report is not None  # the recap of a real run, never of "nothing to do"
+    table = Table(
+        title=f"Run {outcome.run_id}: {_RUN_OUTCOME.get(report.outcome, report.outcome)}",
+        title_justify="left",
+    )
+    for column in ("server", "version", "service", "last step", "outcome"):
+        table.add_column(column)
+    for name, state in report.servers.items():  # each server's own outcome, set by the executor
+        service = {True: "running", False: "[red]STOPPED[/]", None: "unknown"}[state.running]
+        own = state.outcome or "-"
+        style = _OUTCOME_STYLE.get(own, "")
+        table.add_row(
+            name,
+            Text(state.view.describe_version()),  # what it runs as last observed, or unknown and why
+            service,
+            state.last_step or "-",
+            f"[{style}]{own}[/]" if style else own,
+        )
+    return table
+
+
+def _resume_hint(out: Console, outcome: RunOutcome) -> None:
+    """The command that takes the upgrade on: in the next window, after Ctrl-C, or once a failure is fixed."""
+    report = outcome.report
+    assert report is not None  # the recap of a real run, never of "nothing to do"
     if report.window is not None and outcome.resume_command:
         out.print(
             Text.assemble(

@@ -46,6 +46,32 @@ def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = N
 
 def render_html(report: Report) -> str:
     e = escape
+    parts = _head(report)
+    parts += ["<h2>Timeline</h2>", render_timeline(report), legend()]
+    parts += ["<h2>Who ran it</h2>", _table(["run", "details"], [[e(a), e(b)] for a, b in who(report)])]
+    parts += [
+        "<h2>Versions</h2>",
+        _table(
+            ["server", "group", "before", "after"],
+            [
+                [e(s.server), e(s.group), e(s.before or "unknown"), e(s.after or "unknown")]
+                for s in report.servers
+            ],
+        ),
+    ]
+    parts += ["<h2>Tenants</h2>", _tenants(report)]
+    parts += _runs(report)
+    parts += ["<h2>Steps</h2>", _steps(report)]
+    if report.notes:
+        parts.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in report.notes))
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _head(report: Report) -> list[str]:
+    """The page's head, the title and the summary: the outcome, when, the estimate and the window."""
+    e = escape
     bad = "succeeded" if report.outcome == "succeeded" else "bad"
     parts = [
         "<!DOCTYPE html>",
@@ -64,45 +90,48 @@ def render_html(report: Report) -> str:
     if report.window_end is not None:
         parts.append(f" The maintenance window was set to end at {e(moment(report.window_end))}.")
     parts.append("</p>")
-    parts += ["<h2>Timeline</h2>", render_timeline(report), legend()]
-    parts += ["<h2>Who ran it</h2>", _table(["run", "details"], [[e(a), e(b)] for a, b in who(report)])]
-    parts += [
-        "<h2>Versions</h2>",
-        _table(
-            ["server", "group", "before", "after"],
+    return parts
+
+
+def _tenants(report: Report) -> str:
+    """Each tenant's windows down and degraded, measured and estimated."""
+    e = escape
+    if not report.tenants:
+        return "<p>Tenants are not known for this report (no inventory).</p>"
+    rows = []
+    for t in report.tenants:
+        down, lag = estimated(t)
+        rows.append(
             [
-                [e(s.server), e(s.group), e(s.before or "unknown"), e(s.after or "unknown")]
-                for s in report.servers
-            ],
-        ),
-    ]
-    parts.append("<h2>Tenants</h2>")
-    if report.tenants:
-        rows = []
-        for t in report.tenants:
-            down, lag = estimated(t)
-            rows.append(
-                [e(t.tenant), e(t.group), e(windows(t.outages, report)), e(total(t.outages, report)), e(down),
-                 e(windows(t.degraded, report)), e(total(t.degraded, report)), e(lag)]
-            )  # fmt: skip
-        parts.append(
-            _table(
-                [
-                    "tenant",
-                    "group",
-                    "down (measured)",
-                    "down total",
-                    "down (estimated)",
-                    "degraded (measured)",
-                    "degraded total",
-                    "degraded (estimated)",
-                ],
-                rows,
-            )
+                e(t.tenant),
+                e(t.group),
+                e(windows(t.outages, report)),
+                e(total(t.outages, report)),
+                e(down),
+                e(windows(t.degraded, report)),
+                e(total(t.degraded, report)),
+                e(lag),
+            ]
         )
-    else:
-        parts.append("<p>Tenants are not known for this report (no inventory).</p>")
-    parts.append("<h2>Interruptions and resumes</h2><ul>")
+    return _table(
+        [
+            "tenant",
+            "group",
+            "down (measured)",
+            "down total",
+            "down (estimated)",
+            "degraded (measured)",
+            "degraded total",
+            "degraded (estimated)",
+        ],
+        rows,
+    )
+
+
+def _runs(report: Report) -> list[str]:
+    """The runs and their failures, the preflight findings ignored, and the final validation."""
+    e = escape
+    parts = ["<h2>Interruptions and resumes</h2><ul>"]
     for a in report.attempts:
         what = "The run" if a.number == 1 else f"Resume {a.number - 1}"
         failures = "".join(f"; {e(f)}" for f in a.failures)
@@ -122,29 +151,27 @@ def render_html(report: Report) -> str:
         v = report.validation
         detail = f": {e(v.detail)}" if v.detail else ""
         parts.append(f"<p>{e(v.step)}: <b>{e(v.outcome)}</b> at {e(moment(v.at))}{detail}</p>")
-    parts.append("<h2>Steps</h2>")
-    parts.append(
-        _table(
-            ["run", "step", "kind", "servers", "start", "end", "length", "outcome", "command"],
+    return parts
+
+
+def _steps(report: Report) -> str:
+    """Every step on every run, with its command; a failed or unfinished one marked."""
+    e = escape
+    return _table(
+        ["run", "step", "kind", "servers", "start", "end", "length", "outcome", "command"],
+        [
             [
-                [
-                    str(s.attempt),
-                    e(s.step),
-                    e(s.kind),
-                    e(", ".join(s.servers)),
-                    clock(s.start),
-                    clock(s.end),
-                    e(length(s.end - s.start)),
-                    e(s.outcome + (f": {s.error}" if s.error else "")),
-                    f"<code>{e(s.command)}</code>",
-                ]
-                for s in report.steps
-            ],
-            [s.outcome if s.outcome != "ok" else "" for s in report.steps],
-        )
+                str(s.attempt),
+                e(s.step),
+                e(s.kind),
+                e(", ".join(s.servers)),
+                clock(s.start),
+                clock(s.end),
+                e(length(s.end - s.start)),
+                e(s.outcome + (f": {s.error}" if s.error else "")),
+                f"<code>{e(s.command)}</code>",
+            ]
+            for s in report.steps
+        ],
+        [s.outcome if s.outcome != "ok" else "" for s in report.steps],
     )
-    if report.notes:
-        parts.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in report.notes))
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"

@@ -319,11 +319,7 @@ def _attempts(
     records: Sequence[dict[str, Any]], kinds: Mapping[str, str]
 ) -> tuple[list[Attempt], list[StepRun], list[Finding], list[Mark]]:
     """Split the records at each run start: each part is one attempt, with its steps and findings."""
-    parts: list[list[dict[str, Any]]] = []
-    for record in records:
-        if record.get("kind") in _STARTS or not parts:
-            parts.append([])
-        parts[-1].append(record)
+    parts = _split(records)
     attempts: list[Attempt] = []
     steps: list[StepRun] = []
     ignored: list[Finding] = []
@@ -349,19 +345,7 @@ def _attempts(
                     failures.append(error)
                 steps.append(_step_run(opened, kinds, number, at, outcome, error, data.get("failed")))
             elif kind == "warning" and data.get("verdict") == "ignored":
-                named_servers = record.get("servers")
-                server = _text(
-                    named_servers[0] if isinstance(named_servers, list) and named_servers else None, ""
-                )
-                message = _text(record.get("message"), "")
-                detail = (
-                    message.split(": ", 1)[1]
-                    if message.startswith("preflight ") and ": " in message
-                    else message
-                )
-                ignored.append(
-                    Finding(_text(data.get("check")), server or _server_in(message), detail, number)
-                )
+                ignored.append(_finding(record, data, number))
             elif kind == "wave-started":
                 marks.append(Mark("wave", at, f"wave {data.get('wave')}"))
             elif kind == "window-closed":
@@ -370,27 +354,53 @@ def _attempts(
             steps.append(_step_run(opened, kinds, number, last, "unfinished", None, None))
         if number > 1:
             marks.append(Mark("resume", _number(head.get("ts")), f"resume {number - 1}"))
-        fin = finished.get("data") if finished is not None else None
-        outcome = (
-            _text(fin.get("outcome"), NOT_RECORDED) if isinstance(fin, dict) else "ended without a recap"
-        )
-        attempts.append(
-            Attempt(
-                number=number,
-                run_id=str(head.get("_run")),
-                resumed=head.get("kind") == "run-resumed",
-                started=_number(head.get("ts")),
-                ended=last,
-                outcome=outcome,
-                operator=_text(head.get("operator")),
-                machine=_text(head.get("machine")),
-                xsoar_mt_version=_text(head.get("xsoar_mt_version")),
-                inventory_sha256=_text(head.get("inventory_sha256")),
-                failures=tuple(failures),
-            )
-        )
+        attempts.append(_attempt(number, head, finished, last, failures))
     steps.sort(key=lambda s: (s.start, s.step))
     return attempts, steps, ignored, marks
+
+
+def _split(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The records cut at each run start (a journal's first records belong to its first run)."""
+    parts: list[list[dict[str, Any]]] = []
+    for record in records:
+        if record.get("kind") in _STARTS or not parts:
+            parts.append([])
+        parts[-1].append(record)
+    return parts
+
+
+def _finding(record: Mapping[str, Any], data: Mapping[str, Any], attempt: int) -> Finding:
+    """A preflight finding the operator chose to ignore, from its warning record."""
+    named_servers = record.get("servers")
+    server = _text(named_servers[0] if isinstance(named_servers, list) and named_servers else None, "")
+    message = _text(record.get("message"), "")
+    detail = message.split(": ", 1)[1] if message.startswith("preflight ") and ": " in message else message
+    return Finding(_text(data.get("check")), server or _server_in(message), detail, attempt)
+
+
+def _attempt(
+    number: int,
+    head: Mapping[str, Any],
+    finished: Mapping[str, Any] | None,
+    last: float,
+    failures: list[str],
+) -> Attempt:
+    """One run: who started it and when, from its first record; its outcome, from its recap if any."""
+    fin = finished.get("data") if finished is not None else None
+    outcome = _text(fin.get("outcome"), NOT_RECORDED) if isinstance(fin, dict) else "ended without a recap"
+    return Attempt(
+        number=number,
+        run_id=str(head.get("_run")),
+        resumed=head.get("kind") == "run-resumed",
+        started=_number(head.get("ts")),
+        ended=last,
+        outcome=outcome,
+        operator=_text(head.get("operator")),
+        machine=_text(head.get("machine")),
+        xsoar_mt_version=_text(head.get("xsoar_mt_version")),
+        inventory_sha256=_text(head.get("inventory_sha256")),
+        failures=tuple(failures),
+    )
 
 
 def _server_in(message: str) -> str:
@@ -399,8 +409,15 @@ def _server_in(message: str) -> str:
     return head.rsplit(" on ", 1)[1] if " on " in head else ""
 
 
-def _step_run(opened: Mapping[str, Any], kinds: Mapping[str, str], attempt: int, end: float, outcome: str,
-              error: str | None, failed: Any) -> StepRun:  # fmt: skip
+def _step_run(
+    opened: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    attempt: int,
+    end: float,
+    outcome: str,
+    error: str | None,
+    failed: Any,
+) -> StepRun:
     data = opened.get("data") if isinstance(opened.get("data"), dict) else {}
     assert isinstance(data, dict)
     step = str(opened.get("step"))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from xsoar_mt.report.model import Report
+from xsoar_mt.report.model import Report, StepRun
 
 # One colour per kind of step; a failure is drawn in red over its bar, so no kind is red.
 KIND_COLOURS = {
@@ -86,12 +86,7 @@ def render_timeline(report: Report) -> str:
     rows = [s.server for s in report.servers]
     for step in report.steps:
         rows += [s for s in step.servers if s not in rows]
-    spans = [(a.started, a.ended) for a in report.attempts]
-    if report.window_end is not None and spans and spans[-1][0] <= report.window_end:
-        last = spans[-1]
-        if report.window_end - last[1] <= 0.25 * (last[1] - last[0]) + 60:
-            spans[-1] = (last[0], max(last[1], report.window_end))
-    axis = Axis.of(spans)
+    axis = _axis(report)
     height = TOP + ROW * len(rows) + 44
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {WIDTH} {height}" '
@@ -105,6 +100,27 @@ def render_timeline(report: Report) -> str:
         if index % 2:
             out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{ROW}" fill="#f4f6f8"/>')
         out.append(f'<text x="8" y="{y + ROW - 8}" class="row-label">{escape(server)}</text>')
+    out += _stretches(axis, bottom)
+    for step in report.steps:
+        out += _bars(step, axis, rows)
+    out += _marks(report, axis, bottom)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _axis(report: Report) -> Axis:
+    """A stretch per attempt; the last one drawn on to the window's end when that comes soon after."""
+    spans = [(a.started, a.ended) for a in report.attempts]
+    if report.window_end is not None and spans and spans[-1][0] <= report.window_end:
+        last = spans[-1]
+        if report.window_end - last[1] <= 0.25 * (last[1] - last[0]) + 60:
+            spans[-1] = (last[0], max(last[1], report.window_end))
+    return Axis.of(spans)
+
+
+def _stretches(axis: Axis, bottom: int) -> list[str]:
+    """Each attempt's label and ticks, and the break before each resume."""
+    out = []
     for number, (t0, t1, x0, x1) in enumerate(axis.stretches, 1):
         label = "run" if number == 1 else f"resume {number - 1}"
         out.append(f'<text x="{x0:.1f}" y="14" class="stretch">{label}, from {_clock(t0)} UTC</text>')
@@ -124,34 +140,47 @@ def render_timeline(report: Report) -> str:
                 f'<line x1="{gap:.1f}" y1="{TOP}" x2="{gap:.1f}" y2="{bottom}" class="break-line" '
                 f'data-mark="resume" data-at="{t0:.3f}"/>'
             )
-    for step in report.steps:
-        x0, x1 = axis.x(step.start), axis.x(step.end)
-        width = max(x1 - x0, 2.0)
-        colour = KIND_COLOURS.get(step.kind, OTHER_COLOUR)
-        for server in step.servers:
-            y = TOP + ROW * rows.index(server) + 4
-            failed = step.outcome == "failed" and (not step.failed_on or server in step.failed_on)
-            outcome = "failed" if failed else ("unfinished" if step.outcome == "unfinished" else "ok")
-            title = f"{step.step} on {server}: {step.kind}, {_clock(step.start)}-{_clock(step.end)} UTC, {outcome}"
-            if failed and step.error:
-                title += f": {step.error}"
-            dash = ' stroke-dasharray="3 2"' if outcome == "unfinished" else ""
-            stroke = f' stroke="{FAILED}" stroke-width="2"' if failed else f' stroke="#37474f"{dash}'
+    return out
+
+
+def _bars(step: StepRun, axis: Axis, rows: list[str]) -> list[str]:
+    """The step's bar on each of its servers' rows; a failed one hatched and labelled."""
+    out = []
+    x0, x1 = axis.x(step.start), axis.x(step.end)
+    width = max(x1 - x0, 2.0)
+    colour = KIND_COLOURS.get(step.kind, OTHER_COLOUR)
+    for server in step.servers:
+        y = TOP + ROW * rows.index(server) + 4
+        failed = step.outcome == "failed" and (not step.failed_on or server in step.failed_on)
+        outcome = "failed" if failed else ("unfinished" if step.outcome == "unfinished" else "ok")
+        title = (
+            f"{step.step} on {server}: {step.kind}, {_clock(step.start)}-{_clock(step.end)} UTC, {outcome}"
+        )
+        if failed and step.error:
+            title += f": {step.error}"
+        dash = ' stroke-dasharray="3 2"' if outcome == "unfinished" else ""
+        stroke = f' stroke="{FAILED}" stroke-width="2"' if failed else f' stroke="#37474f"{dash}'
+        out.append(
+            f'<rect class="bar {outcome}" x="{x0:.2f}" y="{y}" width="{width:.2f}" height="{ROW - 8}" '
+            f'fill="{colour}"{stroke} data-step="{escape(step.step)}" data-server="{escape(server)}" '
+            f'data-kind="{escape(step.kind)}" data-attempt="{step.attempt}" data-outcome="{outcome}" '
+            f'data-start="{step.start:.3f}" data-end="{step.end:.3f}"><title>{escape(title)}</title></rect>'
+        )
+        if failed:
             out.append(
-                f'<rect class="bar {outcome}" x="{x0:.2f}" y="{y}" width="{width:.2f}" height="{ROW - 8}" '
-                f'fill="{colour}"{stroke} data-step="{escape(step.step)}" data-server="{escape(server)}" '
-                f'data-kind="{escape(step.kind)}" data-attempt="{step.attempt}" data-outcome="{outcome}" '
-                f'data-start="{step.start:.3f}" data-end="{step.end:.3f}"><title>{escape(title)}</title></rect>'
+                f'<rect x="{x0:.2f}" y="{y}" width="{width:.2f}" height="{ROW - 8}" fill="url(#failed-hatch)"/>'
             )
-            if failed:
-                out.append(
-                    f'<rect x="{x0:.2f}" y="{y}" width="{width:.2f}" height="{ROW - 8}" fill="url(#failed-hatch)"/>'
-                )
-                if x0 + width + 40 <= axis.right_edge(step.start):  # the word beside the bar, else before it
-                    where = f'x="{x0 + width + 3:.2f}"'
-                else:
-                    where = f'x="{x0 - 3:.2f}" text-anchor="end"'
-                out.append(f'<text {where} y="{y + ROW - 12}" class="failed-label">failed</text>')
+            if x0 + width + 40 <= axis.right_edge(step.start):  # the word beside the bar, else before it
+                where = f'x="{x0 + width + 3:.2f}"'
+            else:
+                where = f'x="{x0 - 3:.2f}" text-anchor="end"'
+            out.append(f'<text {where} y="{y + ROW - 12}" class="failed-label">failed</text>')
+    return out
+
+
+def _marks(report: Report, axis: Axis, bottom: int) -> list[str]:
+    """The waves and a closed window where they happened, and the maintenance window's end."""
+    out = []
     for mark in report.marks:
         if mark.kind == "resume" or not axis.covers(mark.at):
             continue
@@ -161,25 +190,25 @@ def render_timeline(report: Report) -> str:
             f'data-mark="{mark.kind}" data-at="{mark.at:.3f}"/>'
         )
         out.append(f'<text x="{x + 3:.1f}" y="{TOP - 16}" class="mark-label">{escape(mark.label)}</text>')
-    if report.window_end is not None:
-        if axis.covers(report.window_end):
-            x = axis.x(report.window_end)
-            out.append(
-                f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}" class="window-end" data-mark="window-end" '
-                f'data-at="{report.window_end:.3f}"/>'
-            )
-            out.append(
-                f'<text x="{x - 4:.1f}" y="30" class="window-label" text-anchor="end">window ends '
-                f"{_clock(report.window_end)}</text>"
-            )
-        else:
-            out.append(
-                f'<text x="{WIDTH - 8}" y="{bottom + 32}" class="window-label" text-anchor="end" '
-                f'data-mark="window-end" data-at="{report.window_end:.3f}">the window ends at '
-                f"{_clock(report.window_end)} UTC, outside the runs drawn</text>"
-            )
-    out.append("</svg>")
-    return "\n".join(out)
+    if report.window_end is None:
+        return out
+    if axis.covers(report.window_end):
+        x = axis.x(report.window_end)
+        out.append(
+            f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{bottom}" class="window-end" data-mark="window-end" '
+            f'data-at="{report.window_end:.3f}"/>'
+        )
+        out.append(
+            f'<text x="{x - 4:.1f}" y="30" class="window-label" text-anchor="end">window ends '
+            f"{_clock(report.window_end)}</text>"
+        )
+    else:
+        out.append(
+            f'<text x="{WIDTH - 8}" y="{bottom + 32}" class="window-label" text-anchor="end" '
+            f'data-mark="window-end" data-at="{report.window_end:.3f}">the window ends at '
+            f"{_clock(report.window_end)} UTC, outside the runs drawn</text>"
+        )
+    return out
 
 
 def legend() -> str:
