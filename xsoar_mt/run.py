@@ -230,6 +230,10 @@ def run_upgrade(request: RunRequest, events: EventSink, *, prompt: Callable[[str
         events.emit(Event("warning", known.problem))
     resumed = RunDir.find(request.state_dir, request.resume, known.key) if request.resume else None
     saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
+    if saved is not None and request.plan_file is not None:
+        from xsoar_mt.rollback_run import refuse_rollback_plan
+
+        refuse_rollback_plan(saved, request.plan_file)
     target, scope, kept_waves, downloaded = _intent(request, resumed, inventory, saved)
     if saved is not None:
         check_plan_request(saved, target, request.scope)

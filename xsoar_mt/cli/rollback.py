@@ -104,6 +104,122 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         if view.rollback.nothing_to_do:
             raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
+    @rollback_app.command(
+        "run", short_help="Take servers back to their pre-upgrade release and data over SSH."
+    )
+    @boundary
+    def rollback_run(
+        inventory: InventoryOption,
+        only: Annotated[
+            str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
+        ] = None,
+        group: Annotated[
+            list[str] | None,
+            typer.Option("--group", "-g", help="Take only this host group back (repeatable)."),
+        ] = None,
+        plan_file: Annotated[
+            Path | None,
+            typer.Option("--plan", help="Run exactly this saved rollback plan (refused if stale or edited)."),
+        ] = None,
+        release_only: Annotated[
+            bool,
+            typer.Option(
+                "--release-only", help="With Elasticsearch and no snapshot repository: releases only."
+            ),
+        ] = False,
+        resume: Annotated[
+            str | None, typer.Option("--resume", help="Finish rollback run ID, or `latest`.", metavar="ID")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Change nothing: read the servers, print every command.")
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first change.")] = False,
+        parallel: Annotated[
+            int | None,
+            typer.Option("--parallel", min=1, max=64, help="Host groups taken back at once (default 1)."),
+        ] = None,
+        waves: Annotated[
+            str | None,
+            typer.Option(
+                "--waves", help="Host groups go back in waves of these sizes (1,25%,100%).", metavar="SPEC"
+            ),
+        ] = None,
+        output: Annotated[
+            str, typer.Option("--output", "-o", help="text, or json (one event per line).", metavar="FORMAT")
+        ] = "text",
+        accept_new_host_keys: AcceptNewOption = False,
+        state_dir: StateDirOption = Path(".xsoar-mt"),
+    ) -> None:
+        """Take each server group back to the release and data of the backup xsoar-mt took just before its
+        upgrade, host groups before main, checking the skew rule before every step.
+
+        `upgrade run --resume` finishes an upgrade; `rollback run` undoes it (`rollback run --resume`
+        finishes an interrupted rollback).
+        """
+        import signal
+        import sys
+
+        from xsoar_mt.cli.render import EventPrinter, render_recap
+        from xsoar_mt.commands import scope_from_flags
+        from xsoar_mt.engine import RunOptions
+        from xsoar_mt.errors import UsageError
+        from xsoar_mt.rollback_run import RollbackRequest, run_rollback
+        from xsoar_mt.waves import WaveSpec
+
+        if output not in ("text", "json"):
+            raise UsageError(f"--output takes text or json, not {output}")
+        if resume is not None and plan_file is not None:
+            raise UsageError("--resume and --plan do not go together: a resumed rollback keeps its own plan")
+        interactive = sys.stdin.isatty() and output == "text"
+        if not (dry_run or yes or interactive):
+            raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
+        if not dry_run:
+            from xsoar_mt.commands import usable_state_dir
+
+            usable_state_dir(state_dir)
+        request = RollbackRequest(
+            inventory_path=inventory,
+            scope=scope_from_flags(only, group),
+            plan_file=plan_file,
+            resume=resume,
+            release_only=release_only,
+            dry_run=dry_run,
+            accept_new_host_keys=accept_new_host_keys,
+            state_dir=state_dir,
+            options=RunOptions(parallel=parallel),
+            yes=yes,
+            json_output=output == "json",
+            waves=WaveSpec.parse(waves) if waves is not None else None,
+        )
+        printer = EventPrinter(json_lines=output == "json")
+
+        def confirm(plan: Any) -> bool:
+            if yes:
+                return True
+            return bool(
+                typer.confirm(f"Roll {plan.deployment} back ({plan.step_count} steps) now?", default=False)
+            )
+
+        def prompt(label: str) -> str:
+            return str(typer.prompt(label, hide_input=True))
+
+        def on_executor(executor: Any) -> None:
+            def stop(signum: int, frame: object) -> None:
+                executor.request_stop()
+
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGTERM, stop)
+
+        with printer:
+            outcome, _ = run_rollback(
+                request, printer, prompt=prompt, confirm=confirm, on_executor=on_executor
+            )
+        if output == "text":
+            render_recap(outcome)
+        if outcome.report is None and outcome.plan.nothing_to_do:
+            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+        raise typer.Exit(int(outcome.exit_code))
+
 
 def rollback_dict(rollback: Any) -> dict[str, Any]:
     """The plan's JSON form (as saved) with what comes back per group."""

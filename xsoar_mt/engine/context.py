@@ -66,6 +66,13 @@ class RunContext:
         self._group_phases = {p.id for p in plan.phases if p.group is not None}
         self._phases = {p.id: p for p in plan.phases}
         self.waiter = Waiter(lambda: self.abandon, self.notice)
+        # release -> the build its installer is fetched for, where it is not `installer.build` (a rollback)
+        self.builds: dict[str, str | None] = {}
+
+    @property
+    def rollback(self) -> bool:
+        """Whether the plan takes servers back (rollback/planner.py): its steps are judged by its own rule."""
+        return self.plan.target in ("rollback", "rollback-release-only")
 
     def phase_of(self, step: Step) -> Phase | None:
         return self._phases.get(step.phase)
@@ -153,12 +160,17 @@ class RunContext:
 
     # -- running commands ---------------------------------------------------------------------------
 
-    def command(self, server: str, text: str, kind: CommandKind, release: str | None = None) -> RemoteCommand:
-        """`text` with, quoted, the per-server placeholders a step's command may hold ({server}, {address},
-        and {stamp}: when the backup is taken, so no two backups share a name)."""
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
+    def stamp(self) -> str:
+        """When a backup is taken, with the run: no two backups share a name."""
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
             f"-{self.run_id[-4:]}" if self.run_id else ""
         )
+
+    def command(self, server: str, text: str, kind: CommandKind, release: str | None = None,
+                stamp: str | None = None) -> RemoteCommand:  # fmt: skip
+        """`text` with, quoted, the per-server placeholders a step's command may hold ({server}, {address},
+        and {stamp}: when the backup is taken, so no two backups share a name)."""
+        stamp = stamp or self.stamp()
         filled = fill_per_server(
             text, {"server": server, "address": self.inv.server(server).address, "stamp": stamp}
         )

@@ -10,7 +10,7 @@ its action (steps/); what every part shares is the run's context (context.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -26,7 +26,7 @@ from xsoar_mt.engine.model import (
     state_dict,
 )
 from xsoar_mt.engine.outcome import Progress, finished_data, outcome, report
-from xsoar_mt.engine.skew_guard import check_skew
+from xsoar_mt.engine.skew_guard import check_rollback_skew, check_skew
 from xsoar_mt.engine.steps import handlers
 from xsoar_mt.engine.steps.service import start_again
 from xsoar_mt.engine.window_gate import WindowGate
@@ -60,10 +60,13 @@ class Executor:
         write_markers: bool = True,
         window: WindowCheck | None = None,
         clock: Callable[[], float] = time.monotonic,
+        builds: Mapping[str, str | None] | None = None,
     ) -> None:
         self.progress = Progress()
         self.run = RunContext(inventory, plan, shell_for, events, observed, secrets, options, run_dir,
                               downloads, known, run_id, write_markers, clock)  # fmt: skip
+        if builds is not None:  # a rollback fetches each old release's own build (RollbackPlan.builds)
+            self.run.builds = dict(builds)
         self.plan = plan
         self.options = options
         self.window = window
@@ -260,7 +263,9 @@ class Executor:
 
     def _run_step(self, step: Step) -> None:
         run = self.run
-        if step.action is Action.INSTALL:
+        if run.rollback:
+            check_rollback_skew(run, step)
+        elif step.action is Action.INSTALL:
             check_skew(run, step)
         own: dict[str, Any] = {"per_server": dict(step.per_server)} if step.per_server else {}
         phase = run.phase_of(step)
