@@ -4,6 +4,7 @@ order checker finds no host ahead of main at any moment. Refusals come before an
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,104 @@ def test_an_upgrade_is_rolled_back_to_its_release_and_data_with_no_host_ever_ahe
     assert_back(fleet, deployment, events)
     purged = [e["server"] for e in fleet.events() if e["event"] == "purge"]
     assert sorted(purged) == sorted(s.name for s in fleet.servers(deployment))
+
+
+def stops(fleet: Fleet) -> int:
+    return sum(1 for e in fleet.events() if e["event"] in ("stop", "purge", "install_begin"))
+
+
+def test_one_group_whose_upgrade_failed_goes_back_alone_while_main_stays_on_the_target(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    fleet.server("single-h2").set_fault(installer_fails=True)
+    failed = runs.run(inv, "--to", "6.12")
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    fleet.server("single-h2").clear_faults()
+    written = tenant_dir(fleet, "single-h2") / "written-after-the-failed-upgrade"
+    written.write_text("lost on the way back\n")
+
+    result, events = rollback_json(inv, "--group", "h2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    h2 = fleet.server("single-h2")
+    assert (h2.version, h2.running) == ("6.11.0", True)
+    assert not written.exists()
+    assert runs.versions(fleet, "single")["single-main"] == "6.12.0"  # main stays on the target
+    assert runs.versions(fleet, "single")["single-h1"] == "6.12.0"
+    started = {s for e in events if e["kind"] == "step-started" for s in e.get("servers", ())}
+    assert started == {"single-h2", "single-main"}  # h2's way back, then validation through main
+    assert runs.order_violations(fleet) == []
+
+
+def test_a_server_without_a_recorded_backup_is_refused_with_exit_7_before_anything_stops(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = fleet.inventory("single", tmp_path / "inventory.yaml")
+    for server in fleet.servers("single"):  # upgraded by hand: xsoar-mt took no backup
+        server.set_version("6.12.0")
+    before = stops(fleet)
+    result = rollback(inv)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "no backup recorded" in result.stderr
+    assert stops(fleet) == before
+
+
+def test_a_backup_changed_since_the_upgrade_is_refused_with_exit_7_before_anything_stops(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "single", tmp_path)
+    (archive,) = (fleet.server("single-h1").home / "xsoar-mt" / "backup").glob("*.tar.gz")
+    with archive.open("ab") as tampered:
+        tampered.write(b"x")
+    before = stops(fleet)
+    result = rollback(inv)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "single-h1" in result.stderr and "has changed since it was taken" in result.stderr
+    assert stops(fleet) == before
+    assert all(s.version == "6.12.0" and s.running for s in fleet.servers("single"))
+
+
+def test_a_rollback_of_main_alone_that_would_leave_hosts_ahead_of_main_is_refused_with_exit_4(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "single", tmp_path)
+    before = stops(fleet)
+    result = rollback(inv, "--only", "main")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "ahead" in result.stderr
+    assert stops(fleet) == before
+
+
+def test_elasticsearch_without_a_snapshot_repository_is_refused_with_exit_4_unless_release_only(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "hahosts", tmp_path)
+    before = stops(fleet)
+    result = rollback(inv)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "snapshot repository" in result.stderr and "--release-only" in result.stderr
+    assert stops(fleet) == before
+
+
+def test_a_saved_rollback_plan_is_refused_by_upgrade_run_and_when_edited_by_rollback_run(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "single", tmp_path)
+    saved = tmp_path / "rollback.json"
+    made = runs.xsoar_mt("rollback", "plan", "-i", str(inv), "--probe", "--out", str(saved),
+                         "--state-dir", str(tmp_path / "state"), cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    as_upgrade = runs.run(inv, "--plan", str(saved))
+    assert as_upgrade.returncode == 2, as_upgrade.stdout + as_upgrade.stderr
+    assert "rollback plan" in as_upgrade.stderr
+    data = json.loads(saved.read_text())
+    data["phases"][1]["steps"][0]["command"] += " ; true"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    before = stops(fleet)
+    refused = rollback(inv, "--plan", str(edited))
+    assert refused.returncode == 8, refused.stdout + refused.stderr
+    assert stops(fleet) == before
+    ran = rollback(inv, "--plan", str(saved))
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
+    assert all(s.version == "6.11.0" for s in fleet.servers("single"))
