@@ -28,7 +28,11 @@ class Purge(ServerStep):
         shell = run.shell_for(server)
         before = run.state[server].view.planning_version
         purge = run.command(server, step.command_on(server), CommandKind.PURGE_LAUNCH, step.release)
-        launched = run.checked(step, server, files.launch(purge, None), timeout=120)
+        # launched again after a dropped connection: one still running is attached to, a finished one
+        # purges again, which is harmless
+        launched, _ = run.retrying(
+            step, server, lambda: run.checked(step, server, files.launch(purge, None), timeout=120)
+        )
         if "ATTACHED" in launched.stdout:
             run.emit("warning", f"{server}: a purge was already running; following it", step, (server,))
         run.update(server, step, version=None, source=None, at=None, basis=before, service=Service.STOPPED,
