@@ -1,0 +1,145 @@
+"""The pure parts of `rollback run` and its step kinds: which servers a resumed rollback takes back again,
+the backup record read back from a server, the purge's installer job, and the snapshot API client (against
+the Elasticsearch stand-in on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.elasticsearch_stub import ClusterState, elasticsearch_stub
+from xsoar_mt.engine.installer_job import InstallFiles
+from xsoar_mt.engine.steps.restore_snapshot import snapshot_of
+from xsoar_mt.errors import UsageError
+from xsoar_mt.inventory import parse_inventory
+from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Step
+from xsoar_mt.remote import CommandKind
+from xsoar_mt.rollback.backups import BackupRecord, NoBackup
+from xsoar_mt.rollback.snapshots import SnapshotError, request, restore, take
+from xsoar_mt.rollback_run import read_server_record, refuse_rollback_plan, unfinished_servers
+from xsoar_mt.skew import Verdict
+
+INVENTORY = """
+inventory_version: 1
+deployment: {name: t}
+installer: {link: {env: XSOAR_TEST_LINK}}
+main:
+  server: {name: m1, address: 127.0.0.1}
+hosts:
+  - name: g1
+    server: {name: h1, address: 127.0.1.1}
+"""
+
+RECORD = {"release": "6.11", "build": "1234", "path": "/var/tmp/xsoar-mt/backup/a.tar.gz", "size": 10,
+          "sha256": "a" * 64, "run_id": "20261206-230000-ab12", "taken_at": 1796590800.0}  # fmt: skip
+
+
+def step(phase: str, action: Action, server: str) -> Step:
+    return Step(
+        f"{phase}/{action.value}/{server}", phase, action, (server,), "true", "why", "6.11", Verdict.OK
+    )
+
+
+def plan(target: str = "rollback") -> Plan:
+    phases = (
+        Phase("g1@6.11", "g1", (step("g1@6.11", Action.STOP, "h1"), step("g1@6.11", Action.HEALTHY, "h1")),
+              "g1", "6.11"),
+        Phase("main@6.11", "main", (step("main@6.11", Action.STOP, "m1"), step("main@6.11", Action.HEALTHY, "m1")),
+              "main", "6.11"),
+    )  # fmt: skip
+    return Plan("t", target, Scope(), (), phases, Basis("x", {}, target, Scope()))
+
+
+def started(step_id: str, server: str) -> dict[str, Any]:
+    return {"kind": "step-started", "step": step_id, "servers": [server]}
+
+
+def finished(step_id: str) -> dict[str, Any]:
+    return {"kind": "step-finished", "step": step_id, "data": {"outcome": "ok"}}
+
+
+def test_a_resumed_rollback_takes_again_the_servers_of_a_group_whose_way_back_began_and_did_not_finish() -> (
+    None
+):
+    records = [started("g1@6.11/stop/h1", "h1"), finished("g1@6.11/stop/h1")]
+    assert unfinished_servers(records, [plan()]) == {"h1"}
+
+
+def test_a_group_whose_way_back_finished_or_never_began_is_not_taken_again() -> None:
+    records = [started("g1@6.11/stop/h1", "h1"), finished("g1@6.11/stop/h1"),
+               started("g1@6.11/wait-healthy/h1", "h1"), finished("g1@6.11/wait-healthy/h1")]  # fmt: skip
+    assert unfinished_servers(records, [plan()]) == frozenset()
+
+
+def test_a_backup_record_read_back_from_a_server_is_framed_and_read_strictly() -> None:
+    inv = parse_inventory(INVENTORY)
+    good = read_server_record("h1", f"xsoar-mt-backup-record: {json.dumps(RECORD)}\n", inv)
+    assert isinstance(good, BackupRecord) and good.sha256 == "a" * 64
+    assert read_server_record("h1", "xsoar-mt-backup-record: \n", inv) is None  # none on the server
+    forged = {**RECORD, "restore_as": "root"}
+    for answer in (
+        "xsoar-mt-backup-record: {not json\n",
+        f"xsoar-mt-backup-record: {json.dumps(forged)}\n",
+        f"xsoar-mt-backup-record: {json.dumps({**RECORD, 'size': -1})}\n",
+        f"xsoar-mt-backup-record: {{}}\nxsoar-mt-backup-record: {json.dumps(RECORD)}\n",  # a second line
+        "",
+    ):
+        assert isinstance(read_server_record("h1", answer, inv), NoBackup), answer
+
+
+def test_upgrade_run_refuses_a_saved_rollback_plan_naming_it(tmp_path: Any) -> None:
+    with pytest.raises(UsageError, match="this is a rollback plan"):
+        refuse_rollback_plan(plan("rollback"), tmp_path / "rollback.json")
+    refuse_rollback_plan(plan("6.12"), tmp_path / "upgrade.json")  # an upgrade plan passes
+
+
+def test_the_purge_runs_as_an_installer_job_of_its_own_and_leaves_the_marker_alone() -> None:
+    files = InstallFiles("/opt/xsoar-mt", "6.11", job="purge")
+    launch = files.launch("sudo /opt/xsoar-mt/demisto-6.11.sh -- -purge", None)
+    assert launch.kind is CommandKind.PURGE_LAUNCH and files.poll(0).kind is CommandKind.PURGE_POLL
+    assert "/opt/xsoar-mt/purge-6.11.rc" in launch and "install-6.11" not in launch
+    assert "state.json" not in launch  # a purge installs nothing: no marker is written
+    install = InstallFiles("/opt/xsoar-mt", "6.11").launch("sudo x -- -multi-tenant", '{"v": 1, "at": ')
+    assert "state.json" in install and install.kind is CommandKind.INSTALL_LAUNCH
+
+
+def test_the_restore_snapshot_step_names_its_snapshot() -> None:
+    snap = Step("g/restore-snapshot/h1", "g", Action.RESTORE_SNAPSHOT, ("h1",),
+                "POST http://es:9200/_snapshot/backups/xsoar-mt-1/_restore?wait_for_completion=true (...)",
+                "why", "6.11", Verdict.OK)  # fmt: skip
+    assert snapshot_of(snap) == "xsoar-mt-1"
+
+
+def test_a_snapshot_restored_brings_back_the_indices_as_they_were_and_closes_them_first() -> None:
+    with elasticsearch_stub(ClusterState(credentials="elastic:pw")) as es:
+        request(es.url, "PUT", "/incidents/_doc/1", "elastic:pw", {"a": 1})
+        take(es.url, "backups", "before", "elastic:pw")
+        request(es.url, "PUT", "/incidents/_doc/2", "elastic:pw", {"a": 2})
+        assert restore(es.url, "backups", "before", "elastic:pw") == 1
+        assert request(es.url, "GET", "/incidents/_count", "elastic:pw")["count"] == 1
+        assert "POST /incidents/_close" in es.state.requests
+        assert es.state.requests.index("POST /incidents/_close") < es.state.requests.index(
+            "POST /_snapshot/backups/before/_restore"
+        )
+        assert restore(es.url, "backups", "before", "elastic:pw") == 1  # again: harmless
+
+
+def test_a_snapshot_into_a_repository_the_cluster_does_not_have_fails_naming_it() -> None:
+    with elasticsearch_stub() as es, pytest.raises(SnapshotError, match="answered HTTP 404"):
+        take(es.url, "nowhere", "before", None)
+
+
+def test_a_redirect_to_another_origin_is_refused_and_the_credentials_stay() -> None:
+    with elasticsearch_stub() as other, elasticsearch_stub(ClusterState(redirect_to=other.url)) as es:
+        with pytest.raises(SnapshotError, match="redirected to another address"):
+            take(es.url, "backups", "before", "elastic:pw")
+        assert other.state.seen_authorization == []
+
+
+def test_a_snapshot_name_elasticsearch_would_refuse_is_refused_before_any_request() -> None:
+    with elasticsearch_stub() as es:
+        with pytest.raises(SnapshotError, match="not a name"):
+            take(es.url, "backups", "../_all", None)
+        assert es.state.requests == []
