@@ -143,3 +143,35 @@ def test_a_snapshot_name_elasticsearch_would_refuse_is_refused_before_any_reques
         with pytest.raises(SnapshotError, match="not a name"):
             take(es.url, "backups", "../_all", None)
         assert es.state.requests == []
+
+
+def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run_time() -> None:
+    """The plan was made when the hosts were back on 6.11 already; the run sees h2 on 6.12 again. Taking main's
+    first server back to 6.11 would leave h2 ahead of main: refused before that install, by rollback's rule."""
+    from dataclasses import replace
+
+    from tests.unit.scripted_servers import ScriptedFleet
+    from tests.unit.test_executor_flow import FAST, INVENTORY as DR_INVENTORY, LINK, Collected
+    from xsoar_mt.engine import Executor, RunSecrets, ServerState
+    from xsoar_mt.observed import resolve
+    from xsoar_mt.releases import Version
+    from xsoar_mt.rollback.planner import RollbackFacts, plan_rollback
+
+    inventory = parse_inventory(DR_INVENTORY, "inv.yaml")
+    versions = {"m1": "6.12.0", "m2": "6.12.0", "h1": "6.11.0", "h2": "6.11.0"}
+    records = {n: BackupRecord(n, "6.11", None, f"/b/{n}.tgz", 1, "a" * 64, "r1", 1.0) for n in versions}
+    rollback = plan_rollback(inventory, {n: Version.parse(v) for n, v in versions.items()},
+                             RollbackFacts(backups=records), Scope(main=True, groups=()))  # fmt: skip
+    fleet = ScriptedFleet(versions)
+    observed = resolve(inventory, {}, {})
+    shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
+    executor = Executor(inventory, rollback.plan, shells.__getitem__, Collected(), observed, RunSecrets(link=LINK),
+                        FAST, builds=rollback.builds)  # fmt: skip
+    for name, version in versions.items():
+        executor.state[name] = ServerState(replace(executor.state[name].view, version=Version.parse(version)))
+    executor.state["h2"] = ServerState(replace(executor.state["h2"].view, version=Version.parse("6.12.0")))
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert "/install/m2" in report.failures[0] and "ahead" in report.failures[0]
+    launched = [c for _, c, _ in fleet.calls if "nohup setsid" in c]
+    assert launched and all("-purge" in c for c in launched)  # m2 was purged; nothing was installed
