@@ -151,7 +151,8 @@ def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run
     from dataclasses import replace
 
     from tests.unit.scripted_servers import ScriptedFleet
-    from tests.unit.test_executor_flow import FAST, INVENTORY as DR_INVENTORY, LINK, Collected
+    from tests.unit.test_executor_flow import FAST, LINK, Collected
+    from tests.unit.test_executor_flow import INVENTORY as DR_INVENTORY
     from xsoar_mt.engine import Executor, RunSecrets, ServerState
     from xsoar_mt.observed import resolve
     from xsoar_mt.releases import Version
