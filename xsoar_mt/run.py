@@ -525,6 +525,10 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None:
         raise InvalidInput(f"run {resumed.run_id} has no recorded intent; start a new run with --to")
+    if intent.get("rollback"):
+        raise InvalidInput(
+            f"run {resumed.run_id} is a rollback: `xsoar-mt rollback run --resume` finishes it"
+        )
     downloaded: dict[str, str] = {}
     for record in records:
         data = record.get("data", {})

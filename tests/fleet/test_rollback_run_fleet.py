@@ -121,6 +121,9 @@ def test_one_group_whose_upgrade_failed_goes_back_alone_while_main_stays_on_the_
     started = {s for e in events if e["kind"] == "step-started" for s in e.get("servers", ())}
     assert started == {"single-h2", "single-main"}  # h2's way back, then validation through main
     assert runs.order_violations(fleet) == []
+    as_upgrade = runs.run(inv, "--resume", "latest")  # the latest run is the rollback: not an upgrade's
+    assert as_upgrade.returncode == 3, as_upgrade.stdout + as_upgrade.stderr
+    assert "is a rollback" in as_upgrade.stderr
 
 
 def test_a_server_without_a_recorded_backup_is_refused_with_exit_7_before_anything_stops(
@@ -195,3 +198,27 @@ def test_a_saved_rollback_plan_is_refused_by_upgrade_run_and_when_edited_by_roll
     ran = rollback(inv, "--plan", str(saved))
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
     assert all(s.version == "6.11.0" for s in fleet.servers("single"))
+
+
+def test_the_backup_record_beside_the_marker_serves_a_machine_without_the_local_record_and_is_read_strictly(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "single", tmp_path)
+    elsewhere = tmp_path / "elsewhere"  # another operator's machine: no local record of the backups
+    record = fleet.server("single-h1").home / "xsoar-mt" / "backup-record.json"
+    kept = json.loads(record.read_text())
+    assert kept["release"] == "6.11" and kept["run_id"] and len(kept["sha256"]) == 64
+    record.write_text(json.dumps({**kept, "restore_as": "root"}) + "\n")  # a field xsoar-mt never writes
+    before = stops(fleet)
+    refused = runs.xsoar_mt(
+        "rollback", "run", "-i", str(inv), "--yes", "--state-dir", str(elsewhere), cwd=tmp_path
+    )
+    assert refused.returncode == 7, refused.stdout + refused.stderr
+    assert "single-h1" in refused.stderr and "a field xsoar-mt does not write" in refused.stderr
+    assert stops(fleet) == before
+    record.write_text(json.dumps(kept) + "\n")
+    ran = runs.xsoar_mt(
+        "rollback", "run", "-i", str(inv), "--yes", "--state-dir", str(elsewhere), cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
+    assert all(s.version == "6.11.0" and s.running for s in fleet.servers("single"))
