@@ -195,6 +195,12 @@ def test_a_saved_rollback_plan_is_refused_by_upgrade_run_and_when_edited_by_roll
     refused = rollback(inv, "--plan", str(edited))
     assert refused.returncode == 8, refused.stdout + refused.stderr
     assert stops(fleet) == before
+    dry = runs.xsoar_mt("rollback", "run", "-i", str(inv), "--dry-run", "--plan", str(saved), "-o", "json",
+                        "--state-dir", str(tmp_path / "state"), cwd=tmp_path)  # fmt: skip
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr
+    would = [e["message"] for e in runs.events_of(dry.stdout) if e["kind"] == "would-run"]
+    assert any("-purge" in m for m in would) and any("want=" in m for m in would)
+    assert stops(fleet) == before  # a dry run changes nothing
     ran = rollback(inv, "--plan", str(saved))
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
     assert all(s.version == "6.11.0" for s in fleet.servers("single"))
