@@ -113,10 +113,13 @@ def run_rollback(request: RollbackRequest, events: EventSink, *, prompt: Callabl
     deployment_lock: DeploymentLock | None = None
     journal: Journal | None = None
     pool = ssh_pool(inventory, sudo, request.accept_new_host_keys)
+    lost: list[str] = []  # the deployment lock, broken by someone else while this run held it
+    on_lost: list[Callable[[str], None]] = [lost.append]
     try:
         if not request.dry_run:
             deployment_lock = DeploymentLock(inventory, pool(lock_server(inventory)), run_id)
             deployment_lock.acquire()
+            deployment_lock.start_heartbeat(lambda message: _tell(on_lost, message))
         rollback, observed = _preflight(inventory, pool, secrets.api_key, known, scope, release_only,
                                         unfinished, request, events)  # fmt: skip
         plan = rollback.plan
@@ -153,8 +156,9 @@ def run_rollback(request: RollbackRequest, events: EventSink, *, prompt: Callabl
                             write_markers=not request.dry_run, builds=rollback.builds)  # fmt: skip
         if journal is not None:
             executor.events = Fanout(*sinks, JournalSink(journal, executor.fail_run))
-        if deployment_lock is not None:
-            deployment_lock.start_heartbeat(executor.fail_run)
+        on_lost.append(executor.fail_run)
+        for message in lost:
+            executor.fail_run(message)
         on_executor(executor)
         report = executor.execute()
         if deployment_lock is not None:
@@ -173,6 +177,11 @@ def run_rollback(request: RollbackRequest, events: EventSink, *, prompt: Callabl
             lock.release()
         if journal is not None:
             journal.close()
+
+
+def _tell(hooks: list[Callable[[str], None]], message: str) -> None:
+    for hook in hooks:
+        hook(message)
 
 
 def _preflight(inventory: Inventory, pool: ShellPool, api_key: str | None, known: KnownState, scope: Scope,
