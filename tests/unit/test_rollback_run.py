@@ -176,3 +176,46 @@ def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run
     assert "/install/m2" in report.failures[0] and "ahead" in report.failures[0]
     launched = [c for _, c, _ in fleet.calls if "nohup setsid" in c]
     assert launched and all("-purge" in c for c in launched)  # m2 was purged; nothing was installed
+
+
+class SnapshotRun:
+    """What the backup step's snapshot reads of the run: the inventory, the run id, secrets, events."""
+
+    def __init__(self, url: str, repository: str) -> None:
+        from dataclasses import replace as copy
+
+        from xsoar_mt.secrets import RunSecrets
+
+        base = parse_inventory(INVENTORY)
+        self.inv = copy(base, database="elasticsearch", elasticsearch_url=url,
+                        elasticsearch_snapshot_repository=repository)  # fmt: skip
+        self.run_id = "20261207-001500-ab12"
+        self.write_markers = True
+        self.secrets = RunSecrets()
+        self.events: list[str] = []
+
+    def emit(self, kind: str, message: str, *args: Any, **data: Any) -> None:
+        self.events.append(kind)
+
+
+def test_the_upgrades_first_backup_takes_one_elasticsearch_snapshot_for_the_run_named_after_it() -> None:
+    from xsoar_mt.engine.steps.backup import Backup
+
+    backup = Backup()
+    with elasticsearch_stub() as es:
+        run = SnapshotRun(es.url, "backups")
+        for server in ("m1", "h1"):
+            backup._snapshot(run, step("prepare", Action.BACKUP, server), server)  # type: ignore[arg-type]
+        assert list(es.state.snapshots) == ["backups/xsoar-mt-20261207-001500-ab12"]
+    assert backup.snapshot == "xsoar-mt-20261207-001500-ab12" and run.events == ["snapshot-taken"]
+
+
+def test_a_snapshot_that_cannot_be_taken_fails_the_backup_step_before_anything_is_stopped() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.engine.steps.backup import Backup
+
+    with elasticsearch_stub() as es:
+        run = SnapshotRun(es.url, "not-registered")
+        with pytest.raises(StepFailed, match="Elasticsearch snapshot before the upgrade") as failed:
+            Backup()._snapshot(run, step("prepare", Action.BACKUP, "m1"), "m1")  # type: ignore[arg-type]
+    assert failed.value.hint is not None and "nothing was stopped" in failed.value.hint
