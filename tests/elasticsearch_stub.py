@@ -1,4 +1,6 @@
-"""A small Elasticsearch stand-in on 127.0.0.1: `_cluster/health` and `_cluster/settings`, nothing else."""
+"""A small Elasticsearch stand-in on 127.0.0.1: `_cluster/health`, `_cluster/settings`, documents in indices
+(`PUT /<index>/_doc/<id>`, `GET /<index>/_count`), and the snapshot API as xsoar-mt uses it (take a snapshot,
+list its indices, close indices, restore: a restore over an open index is refused, as Elasticsearch does)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ class ClusterState:
     max_shards_per_node: int | None = None  # None: only the default (1000) appears, under `defaults`
     credentials: str | None = None  # "user:password" the stub demands (Basic), if any
     seen_authorization: list[str | None] = field(default_factory=list)
+    repositories: tuple[str, ...] = ("backups",)  # the snapshot repositories registered
+    indices: dict[str, dict[str, Any]] = field(default_factory=dict)  # index -> id -> document
+    closed: set[str] = field(default_factory=set)
+    snapshots: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
+        default_factory=dict
+    )  # repo/snap -> copy
+    redirect_to: str | None = None  # every snapshot request answers 307 to this origin (a hostile cluster)
+    requests: list[str] = field(default_factory=list)  # "METHOD path" of each snapshot-API or index request
 
 
 @dataclass
@@ -50,16 +60,91 @@ def elasticsearch_stub(
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:
+        def authorised(self) -> bool:
             auth = self.headers.get("Authorization")
             cluster.seen_authorization.append(auth)
             if cluster.credentials is not None:
                 expected = "Basic " + base64.b64encode(cluster.credentials.encode()).decode()
                 if auth != expected:
                     self.reply(401, {"error": "security_exception", "status": 401})
+                    return False
+            return True
+
+        def do_PUT(self) -> None:
+            self.do_POST()
+
+        def do_POST(self) -> None:
+            if not self.authorised():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            path = self.path.partition("?")[0]
+            parts = path.strip("/").split("/")
+            cluster.requests.append(f"{self.command} {path}")
+            if cluster.redirect_to and parts[0] == "_snapshot":
+                self.send_response(307)
+                self.send_header("Location", cluster.redirect_to + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if len(parts) == 3 and parts[0] == "_snapshot" and self.command == "PUT":
+                if parts[1] not in cluster.repositories:
+                    self.reply(404, {"error": "repository_missing_exception"})
                     return
+                cluster.snapshots[f"{parts[1]}/{parts[2]}"] = json.loads(json.dumps(cluster.indices))
+                self.reply(200, {"snapshot": {"snapshot": parts[2], "state": "SUCCESS"}})
+            elif len(parts) == 4 and parts[0] == "_snapshot" and parts[3] == "_restore":
+                kept = cluster.snapshots.get(f"{parts[1]}/{parts[2]}")
+                if kept is None:
+                    self.reply(404, {"error": "snapshot_missing_exception"})
+                    return
+                wanted = [i for i in str(body.get("indices", "")).split(",") if i] or list(kept)
+                open_ones = [i for i in wanted if i in cluster.indices and i not in cluster.closed]
+                if open_ones:
+                    self.reply(500, {"error": f"cannot restore index [{open_ones[0]}]: an open index exists"})
+                    return
+                for index in wanted:
+                    cluster.indices[index] = json.loads(json.dumps(kept[index]))
+                    cluster.closed.discard(index)
+                total = len(wanted)
+                self.reply(
+                    200,
+                    {
+                        "snapshot": {
+                            "snapshot": parts[2],
+                            "indices": wanted,
+                            "shards": {"total": total, "failed": 0, "successful": total},
+                        }
+                    },
+                )
+            elif len(parts) == 2 and parts[1] == "_close":
+                cluster.closed.update(i for i in parts[0].split(",") if i in cluster.indices)
+                self.reply(200, {"acknowledged": True})
+            elif len(parts) == 3 and parts[1] == "_doc":
+                cluster.indices.setdefault(parts[0], {})[parts[2]] = body
+                self.reply(201, {"result": "created"})
+            else:
+                self.reply(404, {"error": f"no handler for {self.command} {path}"})
+
+        def do_GET(self) -> None:
+            if not self.authorised():
+                return
             path, _, query = self.path.partition("?")
-            if path == "/_cluster/health":
+            parts = path.strip("/").split("/")
+            if parts[0] == "_snapshot" or (len(parts) == 2 and parts[1] == "_count"):
+                cluster.requests.append(f"GET {path}")
+            if len(parts) == 3 and parts[0] == "_snapshot":
+                kept = cluster.snapshots.get(f"{parts[1]}/{parts[2]}")
+                if kept is None:
+                    self.reply(404, {"error": "snapshot_missing_exception"})
+                else:
+                    self.reply(200, {"snapshots": [{"snapshot": parts[2], "indices": sorted(kept)}]})
+            elif len(parts) == 2 and parts[1] == "_count":
+                if parts[0] in cluster.closed:
+                    self.reply(400, {"error": "index_closed_exception"})
+                else:
+                    self.reply(200, {"count": len(cluster.indices.get(parts[0], {}))})
+            elif path == "/_cluster/health":
                 self.reply(
                     200,
                     {

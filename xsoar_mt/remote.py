@@ -172,6 +172,10 @@ class CommandKind(StrEnum):
     INSTALL_FOLLOW = "install-follow"
     INSTALL_POLL = "install-poll"
     INSTALL_LOG = "install-log"
+    PURGE_LAUNCH = "purge-launch"  # rollback: the installer's `-- -purge`, detached like an install
+    PURGE_POLL = "purge-poll"
+    BACKUP_RECORD = "backup-record"  # read only: the archive a backup step just made (size, sha256, path)
+    RESTORE = "restore"  # rollback: a backup's files put back (its sha256 checked first)
     HEALTH = "health"
     VERSION = "version"
     MARKER = "marker"

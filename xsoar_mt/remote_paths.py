@@ -16,6 +16,7 @@ from xsoar_mt.inventory import Inventory
 MARKER_NAME = "state.json"
 PREPARED_PREFIX = "prepared-"  # prepared-<release>.json: what `upgrade prepare` fetched and verified
 INSTALL_RECORDS = ("log", "rc", "pid", "boot")  # what a detached installer run leaves, one file each
+INSTALLER_JOBS = ("install", "purge")  # what a detached installer run does: its records are named after it
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,14 @@ class RemotePaths:
         """The record `upgrade prepare` leaves of the installer for `release` it fetched and verified."""
         return f"{self.base}/{PREPARED_PREFIX}{release}.json"
 
-    def install_record(self, release: str, record: str) -> str:
-        """One record of a detached installer run: `log`, `rc` (exit code), `pid` or `boot` (boot id)."""
+    def install_record(self, release: str, record: str, job: str = "install") -> str:
+        """One record of a detached installer run: `log`, `rc` (exit code), `pid` or `boot` (boot id).
+
+        `job` is `install`, or `purge` for rollback's `-- -purge` run (its records never look like an
+        install in flight)."""
         assert record in INSTALL_RECORDS, record
-        return f"{self.base}/install-{release}.{record}"
+        assert job in INSTALLER_JOBS, job
+        return f"{self.base}/{job}-{release}.{record}"
 
     @property
     def marker(self) -> str:
@@ -64,6 +69,12 @@ class RemotePaths:
     def marker_draft(self, suffix: str) -> str:
         """Where a new marker is written before it is moved over the marker (`tmp`, `installer`)."""
         return f"{self.marker}.{suffix}"
+
+    @property
+    def backup_record(self) -> str:
+        """The record of the backup taken before the last upgrade (JSON, rollback/backups.py), beside the
+        marker: the marker is rewritten by every install, this only by a backup."""
+        return f"{self.base}/backup-record.json"
 
     @property
     def lock(self) -> str:

@@ -39,6 +39,7 @@ class RunSecrets:
 
     link: str | None = None
     api_key: str | None = None
+    elasticsearch: str | None = None  # deployment.elasticsearch_credentials: snapshots (upgrade, rollback)
 
 
 class Redactor:

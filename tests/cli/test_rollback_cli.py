@@ -267,8 +267,9 @@ def test_upgrade_run_refuses_a_saved_rollback_plan_before_anything_runs(
             str(tmp_path),
         ],
     )
-    assert result.exit_code == 3, result.output
-    assert "rollback" in result.output and "sudo" not in result.output
+    assert result.exit_code == 2, result.output  # the wrong command for this plan: a usage error
+    assert "this is a rollback plan" in result.output and "rollback run --plan" in result.output
+    assert "sudo" not in result.output
 
 
 def test_waves_put_the_host_groups_going_back_in_waves(inventory: Path, tmp_path: Path) -> None:
@@ -287,3 +288,21 @@ def _rebuilt(inventory: Path, state_dir: Path) -> Plan:
     """The rollback plan made now from the local record, as `rollback run --plan` would compare it."""
     with Session(inventory, state_dir) as session:
         return make_rollback_plan(session, RollbackRequest(Scope())).rollback.plan
+
+
+def test_rollback_run_refuses_an_upgrade_plan_and_a_resume_with_a_plan(
+    inventory: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "upgrade.json"
+    fresh = tmp_path / "fresh"  # no local record: the plan comes from the inventory's versions (6.10)
+    made = runner.invoke(app, ["upgrade", "plan", "-i", str(inventory), "--to", "6.11", "--out", str(plan),
+                               "--state-dir", str(fresh)])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    wrong = runner.invoke(app, ["rollback", "run", "-i", str(inventory), "--plan", str(plan), "--dry-run",
+                                "--state-dir", str(fresh)])  # fmt: skip
+    assert wrong.exit_code == 2 and "this is an upgrade plan" in wrong.output, wrong.output
+    both = runner.invoke(app, ["rollback", "run", "-i", str(inventory), "--plan", str(plan), "--resume", "latest",
+                               "--dry-run", "--state-dir", str(fresh)])  # fmt: skip
+    assert both.exit_code == 2 and "do not go together" in both.output
+    no_terminal = runner.invoke(app, ["rollback", "run", "-i", str(inventory), "--state-dir", str(fresh)])
+    assert no_terminal.exit_code == 2 and "--yes" in no_terminal.output

@@ -222,3 +222,104 @@ def test_a_fault_halts_the_run_with_a_true_recap_and_resume_finishes(
     after = backups(fleet, shape.deployment)
     for path, seen in taken.items():
         assert after.get(path) == seen, f"backup {path.name} was overwritten or removed"
+
+
+# -- rollback's own steps ---------------------------------------------------------------------------------
+# The same faults at the steps only a rollback has: the old release's fetch, the purge, the restore of a
+# backup's files. (restore-snapshot talks HTTP from this machine, not SSH: its failure is in the rollback
+# fleet tests' Elasticsearch cases, not here.) Each case: upgrade to 6.12, the fault armed, `rollback run`
+# ends with the expected exit code; after the fault is cleared `rollback run --resume latest` finishes:
+# every server back on 6.11 and running, the data written after the upgrade gone, no order violation.
+
+ROLLBACK_FAULTS = ("fail", "drop", "ctrl-c", "ctrl-c-twice")
+ROLLBACK_STEPS = ("fetch", "purge", "restore")
+ROLLBACK_MATCH = {"fetch": r"read -r link", "purge": r"-- .*-purge", "restore": r"want="}
+ROLLBACK_EXPECTED = {"fail": 6, "drop": 0, "ctrl-c": 130, "ctrl-c-twice": 130}
+ROLLBACK_SLICE = {
+    ("fail", "purge", "single"),
+    ("ctrl-c-twice", "restore", "ha"),
+    ("drop", "fetch", "dr"),
+}
+
+
+def rollback_cases() -> list[Any]:
+    found = []
+    for fault in ROLLBACK_FAULTS:
+        for step in ROLLBACK_STEPS:
+            for shape in SHAPES:
+                if shape != "single" and (fault, step, shape) not in ROLLBACK_SLICE and step == "fetch":
+                    continue  # the fetch is one prepare step whatever the shape: the single host covers it
+                marks = [] if (fault, step, shape) in ROLLBACK_SLICE else [pytest.mark.matrix_only]
+                found.append(
+                    pytest.param(fault, step, shape, marks=marks, id=f"rollback-{fault}-{step}-{shape}")
+                )
+    return found
+
+
+def rollback_target(shape: Shape) -> str:
+    """The server a rollback acts on first: a DR pair's secondary goes back first."""
+    return shape.servers[-1] if shape.deployment == "drhosts" else shape.servers[0]
+
+
+def rollback_cmd(inv: Path, *args: str) -> list[str]:
+    return ["rollback", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args]
+
+
+@pytest.mark.parametrize(("fault", "step", "shape_name"), rollback_cases())
+def test_a_fault_in_a_rollback_step_halts_it_and_resume_finishes_the_rollback(
+    fleet: Fleet, tmp_path: Path, fault: str, step: str, shape_name: str
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.fleet.runs import REPO, xsoar_mt
+
+    shape = SHAPE[shape_name]
+    inv = fleet.inventory(shape.deployment, tmp_path / "inventory.yaml",
+                          health={"timeout": 10, "interval": 0.2, "max_interval": 0.5})  # fmt: skip
+    if fleet.spec.deployment(shape.deployment).database == "elasticsearch":
+        data = yaml.safe_load(inv.read_text())
+        data["deployment"]["elasticsearch_snapshot_repository"] = "backups"
+        inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    upgraded = run(inv, "--to", "6.12")
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    for server in fleet.servers(shape.deployment):
+        (server.home / "var" / "lib" / "demisto" / "written-after-the-upgrade").write_text("lost\n")
+
+    target = fleet.server(rollback_target(shape))
+    match = ROLLBACK_MATCH[step]
+    if fault in ("fail", "drop"):
+        rule = {"match": match, "action": fault, "times": 1000} if fault == "fail" else {
+            "match": match, "action": "drop", "seconds": 2}  # fmt: skip
+        target.set_fault(commands=[rule])
+        first = xsoar_mt(*rollback_cmd(inv, "-o", "json"), cwd=tmp_path)
+        code, events = first.returncode, events_of(first.stdout)
+    else:
+        target.set_fault(commands=[{"match": match, "action": "slow", "seconds": 4}])
+        process = subprocess.Popen([sys.executable, "-m", "xsoar_mt", *rollback_cmd(inv, "-o", "json")],
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**__import__("os").environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+        out, _ = interrupt_when(
+            process, lambda: fault_seen(fleet, target.name), 2 if fault == "ctrl-c-twice" else 1
+        )
+        code, events = process.returncode, events_of(out)
+    assert code == ROLLBACK_EXPECTED[fault], f"exit {code}\n" + "\n".join(
+        e["message"] for e in events if e["kind"] in ("step-finished", "warning", "run-finished")
+    )
+    if fault == "ctrl-c-twice":
+        settle(fleet, target.name)
+    for server in fleet.servers(shape.deployment):
+        server.clear_faults()
+    resumed = xsoar_mt(*rollback_cmd(inv, "--resume", "latest"), cwd=tmp_path)
+    if fault == "drop":  # the first run finished already: nothing is left to do
+        assert resumed.returncode in (0, 5), resumed.stdout + resumed.stderr
+    else:
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    for server in fleet.servers(shape.deployment):
+        assert (server.version, server.running) == ("6.11.0", True), server.name
+        assert not (server.home / "var" / "lib" / "demisto" / "written-after-the-upgrade").exists(), (
+            server.name
+        )
+    assert order_violations(fleet) == []

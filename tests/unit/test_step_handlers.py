@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -41,3 +42,22 @@ def test_an_action_without_a_handler_is_refused() -> None:
 def test_each_run_gets_handlers_of_its_own() -> None:
     # the upload handler keeps the installers' sha256 it read: a run never sees another run's
     assert handlers()[Action.FETCH] is not handlers()[Action.FETCH]
+
+
+class CutOff(ServerStep):
+    action: ClassVar[Action] = Action.PURGE
+
+    def on_server(self, run: RunContext, step: Step, server: str) -> None:
+        from xsoar_mt.engine.model import StepFailed
+
+        raise StepFailed(step, server, "stopped waiting (second interrupt)", interrupted=True)
+
+
+def test_a_step_cut_off_by_the_second_interrupt_on_every_server_is_an_interruption_not_a_failure() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.skew import Verdict
+
+    step = Step("g/purge/a+1", "g", Action.PURGE, ("a", "b"), "true", "why", "6.11", Verdict.OK)
+    with pytest.raises(StepFailed) as failed:
+        CutOff().run(SimpleNamespace(clock=lambda: 0.0), step)  # type: ignore[arg-type]  # only its clock is read
+    assert failed.value.interrupted and set(failed.value.servers) == {"a", "b"}

@@ -101,6 +101,123 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         if view.rollback.nothing_to_do:
             raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
+    @rollback_app.command(
+        "run", short_help="Take servers back to their pre-upgrade release and data over SSH."
+    )
+    @boundary
+    def rollback_run(
+        ctx: typer.Context,
+        inventory: InventoryOption,
+        only: Annotated[
+            str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
+        ] = None,
+        group: Annotated[
+            list[str] | None,
+            typer.Option("--group", "-g", help="Take only this host group back (repeatable)."),
+        ] = None,
+        plan_file: Annotated[
+            Path | None,
+            typer.Option("--plan", help="Run exactly this saved rollback plan (refused if stale or edited)."),
+        ] = None,
+        release_only: Annotated[
+            bool,
+            typer.Option(
+                "--release-only", help="With Elasticsearch and no snapshot repository: releases only."
+            ),
+        ] = False,
+        resume: Annotated[
+            str | None, typer.Option("--resume", help="Finish rollback run ID, or `latest`.", metavar="ID")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Change nothing: read the servers, print every command.")
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first change.")] = False,
+        parallel: Annotated[
+            int | None,
+            typer.Option("--parallel", min=1, max=64, help="Host groups taken back at once (default 1)."),
+        ] = None,
+        waves: Annotated[
+            str | None,
+            typer.Option(
+                "--waves", help="Host groups go back in waves of these sizes (1,25%,100%).", metavar="SPEC"
+            ),
+        ] = None,
+        output: Annotated[
+            str, typer.Option("--output", "-o", help="text, or json (one event per line).", metavar="FORMAT")
+        ] = "text",
+        accept_new_host_keys: AcceptNewOption = False,
+        state_dir: StateDirOption = None,
+    ) -> None:
+        """Take each server group back to the release and data of the backup xsoar-mt took just before its
+        upgrade, host groups before main, checking the skew rule before every step.
+
+        `upgrade run --resume` finishes an upgrade; `rollback run` undoes it (`rollback run --resume`
+        finishes an interrupted rollback).
+        """
+        from xsoar_mt.cli.checks import resolved_state_dir, scope_from_flags, session
+        from xsoar_mt.usecases.rollback_run import RollbackRunRequest
+        from xsoar_mt.waves import WaveSpec
+
+        _check_run_flags(output, resume, plan_file, dry_run=dry_run, yes=yes)
+        state = resolved_state_dir(state_dir)
+        if not dry_run:
+            from xsoar_mt.state_dir import StateDir
+
+            StateDir(state).require_usable()
+        request = RollbackRunRequest(
+            scope=scope_from_flags(only, group), plan_file=plan_file, resume=resume,
+            release_only=release_only, dry_run=dry_run, parallel=parallel, yes=yes,
+            json_output=output == "json", waves=WaveSpec.parse(waves) if waves is not None else None,
+        )  # fmt: skip
+        with session(ctx, inventory, state, accept_new_host_keys) as opened:
+            outcome = _carry_out(opened, request, yes=yes, json_lines=output == "json")
+        if output == "text":
+            from xsoar_mt.cli.render import render_recap
+
+            render_recap(outcome)
+        if outcome.report is None and outcome.plan.nothing_to_do:
+            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+        raise typer.Exit(int(outcome.exit_code))
+
+
+def _check_run_flags(
+    output: str, resume: str | None, plan_file: Path | None, *, dry_run: bool, yes: bool
+) -> None:
+    """What `rollback run`'s command line cannot ask, refused before anything is read."""
+    import sys
+
+    from xsoar_mt.errors import UsageError
+
+    if output not in ("text", "json"):
+        raise UsageError(f"--output takes text or json, not {output}")
+    if resume is not None and plan_file is not None:
+        raise UsageError("--resume and --plan do not go together: a resumed rollback keeps its own plan")
+    if not (dry_run or yes or (sys.stdin.isatty() and output == "text")):
+        raise UsageError("no terminal to confirm on: pass --yes to run without asking (or --dry-run)")
+
+
+def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any:
+    """The rollback, its events printed as they come; Ctrl-C and SIGTERM ask the engine to stop safely."""
+    import signal
+
+    from xsoar_mt.cli.render import EventPrinter
+    from xsoar_mt.usecases.rollback_run import run_rollback
+
+    def confirm(plan: Any) -> bool:
+        return yes or bool(
+            typer.confirm(f"Roll {plan.deployment} back ({plan.step_count} steps) now?", default=False)
+        )
+
+    def on_executor(executor: Any) -> None:
+        def stop(signum: int, frame: object) -> None:
+            executor.request_stop()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    with EventPrinter(json_lines=json_lines) as printer:
+        return run_rollback(opened, request, printer, confirm=confirm, on_executor=on_executor)
+
 
 def rollback_dict(rollback: Any) -> dict[str, Any]:
     """The plan's JSON form (as saved) with what comes back per group."""

@@ -69,6 +69,8 @@ class RunContext:
         self._phases = {p.id: p for p in plan.phases}
         self.waiter = Waiter(lambda: self.abandon, self.notice)
         self._prepared = dict(prepared or {})  # what each server's prepared records said when it was read
+        # release -> the build its installer is fetched for, where it is not `installer.build` (a rollback)
+        self.builds: dict[str, str | None] = {}
 
     def prepared_records(self, server: str) -> list[Prepared]:
         """The installers `upgrade prepare` left on `server`: the local record's first (this machine wrote
@@ -76,6 +78,11 @@ class RunContext:
         local = self.known.prepared().get(server, []) if self.known is not None else []
         held = {r.release for r in local}
         return [*local, *(r for r in self._prepared.get(server, ()) if r.release not in held)]
+
+    @property
+    def rollback(self) -> bool:
+        """Whether the plan takes servers back (rollback/planner.py): its steps are judged by its own rule."""
+        return self.plan.target in ("rollback", "rollback-release-only")
 
     def phase_of(self, step: Step) -> Phase | None:
         return self._phases.get(step.phase)
@@ -167,12 +174,17 @@ class RunContext:
 
     # -- running commands ---------------------------------------------------------------------------
 
-    def command(self, server: str, text: str, kind: CommandKind, release: str | None = None) -> RemoteCommand:
-        """`text` with, quoted, the per-server placeholders a step's command may hold ({server}, {address},
-        and {stamp}: when the backup is taken, so no two backups share a name)."""
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
+    def stamp(self) -> str:
+        """When a backup is taken, with the run: no two backups share a name."""
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (
             f"-{self.run_id[-4:]}" if self.run_id else ""
         )
+
+    def command(self, server: str, text: str, kind: CommandKind, release: str | None = None,
+                stamp: str | None = None) -> RemoteCommand:  # fmt: skip
+        """`text` with, quoted, the per-server placeholders a step's command may hold ({server}, {address},
+        and {stamp}: when the backup is taken, so no two backups share a name)."""
+        stamp = stamp or self.stamp()
         filled = fill_per_server(
             text, {"server": server, "address": self.inv.server(server).address, "stamp": stamp}
         )

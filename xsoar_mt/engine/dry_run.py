@@ -19,12 +19,14 @@ def recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Ca
 
     def respond(server: str, command: str) -> Result:
         kind = command_kind(command)
-        if kind is CommandKind.INSTALL_LAUNCH:
+        if kind in (CommandKind.INSTALL_LAUNCH, CommandKind.PURGE_LAUNCH):
             return Result(server, command, 0, "STARTED\n")
         if kind is CommandKind.INSTALL_POLL:
             release = getattr(command, "release", None)
             if release is not None:
                 versions[server] = Version.parse(release)
+            return Result(server, command, 0, "0 0 - -\n")
+        if kind is CommandKind.PURGE_POLL:
             return Result(server, command, 0, "0 0 - -\n")
         if kind is CommandKind.VERSION:
             return Result(server, command, 0, json.dumps({"demistoVersion": str(versions[server])}))

@@ -19,17 +19,18 @@ from xsoar_mt.shellwords import word
 class InstallFiles:
     """Where a detached installer leaves its output, exit code, pid and boot id on the server."""
 
-    def __init__(self, directory: str, release: str) -> None:
+    def __init__(self, directory: str, release: str, job: str = "install") -> None:
         paths = RemotePaths(directory)
         self.release = release
         self.log, self.rc, self.pid, self.boot = (
-            word(paths.install_record(release, record)) for record in ("log", "rc", "pid", "boot")
+            word(paths.install_record(release, record, job)) for record in ("log", "rc", "pid", "boot")
         )
+        self.job = job
         self.marker = word(paths.marker)
         self.marker_tmp = word(paths.marker_draft("installer"))
         self._alive = (
             f'xm_p=$(cat {self.pid} 2>/dev/null); xm_a=0; if [ -n "$xm_p" ] && [ -d "/proc/$xm_p" ] && '
-            f'grep -qa "install-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
+            f'grep -qa "{job}-{release}" "/proc/$xm_p/cmdline" 2>/dev/null; then xm_a=1; fi; '
         )
         # `follow` and `launch` both begin so: an installer still running (no exit code yet) is attached to
         self._attach = f'{self._alive}if [ "$xm_a" = 1 ] && [ ! -s {self.rc} ]; then echo ATTACHED; '
@@ -40,7 +41,7 @@ class InstallFiles:
         text = f"{self._attach}elif [ -s {self.rc} ]; then echo FINISHED; else echo VANISHED; fi"
         return RemoteCommand(text, CommandKind.INSTALL_FOLLOW, self.release)
 
-    def launch(self, install_command: str, marker: str, verify: str = "") -> RemoteCommand:
+    def launch(self, install_command: str, marker: str | None, verify: str = "") -> RemoteCommand:
         """Start the installer detached (it survives a dropped SSH connection), or attach to a running one.
 
         When the installer exits 0 the wrapper itself writes xsoar-mt's marker (`marker`: its JSON without
@@ -52,19 +53,22 @@ class InstallFiles:
         elevated = install_command.startswith("sudo ")
         body = install_command[len("sudo ") :] if elevated else install_command
         run = f"{{ {verify} && {body}; }}" if verify else body
-        inner = (
-            f"{run} > {self.log} 2>&1; xm_rc=$?; rm -f {self.rc}; echo $xm_rc > {self.rc}; "
-            f'if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
-            f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
-        )
+        inner = f"{run} > {self.log} 2>&1; xm_rc=$?; rm -f {self.rc}; echo $xm_rc > {self.rc}"
+        if marker is not None:  # a purge installs nothing: the marker is left as it was
+            inner += (
+                f'; if [ "$xm_rc" = 0 ]; then printf \'%s%s}}\\n\' {word(marker)} "$(date +%s)" '
+                f"> {self.marker_tmp} && mv -f {self.marker_tmp} {self.marker}; fi"
+            )
+        drafts = f" {self.marker_tmp}" if marker is not None else ""  # a purge leaves the marker alone
         launch = (
-            f"{self._attach}else rm -f {self.rc} {self.log} {self.boot} {self.pid} {self.marker_tmp}; "
+            f"{self._attach}else rm -f {self.rc} {self.log} {self.boot} {self.pid}{drafts}; "
             f"cat /proc/sys/kernel/random/boot_id > {self.boot} 2>/dev/null; "
             f"nohup setsid sh -c {word(inner)} >/dev/null 2>&1 </dev/null & "
             f"echo $! > {self.pid}; echo STARTED; fi"
         )
         text = f"sudo sh -c {word(launch)}" if elevated else launch
-        return RemoteCommand(text, CommandKind.INSTALL_LAUNCH, self.release)
+        kind = CommandKind.PURGE_LAUNCH if self.job == "purge" else CommandKind.INSTALL_LAUNCH
+        return RemoteCommand(text, kind, self.release)
 
     def poll(self, offset: int) -> RemoteCommand:
         """First line: `<exit code or -> <alive 0|1> <boot id now> <boot id at launch>`; then the log from
@@ -74,7 +78,8 @@ class InstallFiles:
             f'echo "${{xm_c:--}} $xm_a $(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo -) ${{xm_k:--}}"; '
             f"tail -c +{offset + 1} {self.log} 2>/dev/null"
         )
-        return RemoteCommand(text, CommandKind.INSTALL_POLL, self.release)
+        kind = CommandKind.PURGE_POLL if self.job == "purge" else CommandKind.INSTALL_POLL
+        return RemoteCommand(text, kind, self.release)
 
     def log_tail(self) -> RemoteCommand:
         return RemoteCommand(f"tail -n 5 {self.log}", CommandKind.INSTALL_LOG, self.release)

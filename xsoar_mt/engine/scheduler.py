@@ -26,7 +26,7 @@ from xsoar_mt.engine.model import (
     state_dict,
 )
 from xsoar_mt.engine.outcome import Progress, finished_data, outcome, report
-from xsoar_mt.engine.skew_guard import check_skew
+from xsoar_mt.engine.skew_guard import check_rollback_skew, check_skew
 from xsoar_mt.engine.steps import handlers
 from xsoar_mt.engine.steps.fetch import announce_prepared
 from xsoar_mt.engine.steps.service import start_again
@@ -68,10 +68,13 @@ class Executor:
         window: WindowCheck | None = None,
         clock: Callable[[], float] = time.monotonic,
         prepared: Mapping[str, Sequence[Prepared]] | None = None,
+        builds: Mapping[str, str | None] | None = None,
     ) -> None:
         self.progress = Progress()
         self.run = RunContext(inventory, plan, shell_for, events, observed, secrets, options, run_dir,
                               downloads, known, run_id, write_markers, clock, prepared)  # fmt: skip
+        if builds is not None:  # a rollback fetches each old release's own build (RollbackPlan.builds)
+            self.run.builds = dict(builds)
         self.plan = plan
         self.options = options
         self.window = window
@@ -278,7 +281,9 @@ class Executor:
 
     def _run_step(self, step: Step) -> None:
         run = self.run
-        if step.action is Action.INSTALL:
+        if run.rollback:
+            check_rollback_skew(run, step)
+        elif step.action is Action.INSTALL:
             check_skew(run, step)
         own: dict[str, Any] = {"per_server": dict(step.per_server)} if step.per_server else {}
         phase = run.phase_of(step)

@@ -22,7 +22,7 @@ from xsoar_mt.usecases.run_modes import DryRun, RealRun
 from xsoar_mt.usecases.run_request import Intent, Sight
 from xsoar_mt.usecases.run_request import RunOutcome as RunOutcome
 from xsoar_mt.usecases.run_request import RunRequest as RunRequest
-from xsoar_mt.usecases.saved_plan import check_plan_request, check_saved_plan, read_plan
+from xsoar_mt.usecases.saved_plan import check_plan_request, check_saved_plan, read_plan, refuse_rollback_plan
 from xsoar_mt.usecases.session import Session
 from xsoar_mt.waves import saved_spec
 
@@ -36,6 +36,8 @@ def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, con
         events.emit(Event("warning", known.problem))
     resumed = RunDir.find(session.state, request.resume, known.key) if request.resume else None
     saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
+    if saved is not None and request.plan_file is not None:
+        refuse_rollback_plan(saved, request.plan_file)
     intent = _intent(request, resumed, inventory, saved)
     if saved is not None:
         check_plan_request(saved, intent.target, request.scope)
@@ -105,6 +107,10 @@ def _intent(request: RunRequest, resumed: RunDir | None, inventory: Inventory, s
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None:
         raise InvalidInput(f"run {resumed.run_id} has no recorded intent; start a new run with --to")
+    if intent.get("rollback"):
+        raise InvalidInput(
+            f"run {resumed.run_id} is a rollback: `xsoar-mt rollback run --resume` finishes it"
+        )
     downloaded: dict[str, str] = {}
     for record in records:
         data = record.get("data", {})

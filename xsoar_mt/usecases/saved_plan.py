@@ -9,6 +9,7 @@ from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.localfiles import InputFileError, read_input
 from xsoar_mt.plan import Plan, Scope, refuse_duplicate_keys
+from xsoar_mt.rollback.planner import ROLLBACK, ROLLBACK_RELEASE_ONLY
 from xsoar_mt.state_dir import write_private
 
 
@@ -86,3 +87,15 @@ def check_saved_plan(saved: Plan, rebuilt: Plan, flags: Scope) -> None:
     edited = saved.first_difference(rebuilt)
     if edited is not None:
         raise StalePlan([edited], lead="the saved plan differs from the plan its inventory gives now")
+
+
+ROLLBACK_TARGETS = (ROLLBACK, ROLLBACK_RELEASE_ONLY)  # what a saved rollback plan names as its target
+
+
+def refuse_rollback_plan(plan: Plan, path: Path) -> None:
+    """`upgrade run --plan` with a rollback's saved plan: refused (exit 2) before any server is asked."""
+    if plan.target in ROLLBACK_TARGETS:
+        raise UsageError(
+            f"--plan {path}: this is a rollback plan (made by `rollback plan`), not an upgrade plan",
+            hint=f"run it with `xsoar-mt rollback run --plan {path}`",
+        )

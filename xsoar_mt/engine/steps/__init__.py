@@ -12,12 +12,17 @@ from xsoar_mt.engine.steps.base import ServerStep, StepHandler
 from xsoar_mt.engine.steps.fetch import Fetch
 from xsoar_mt.engine.steps.healthy import WaitHealthy
 from xsoar_mt.engine.steps.install import Install
+from xsoar_mt.engine.steps.purge import Purge
+from xsoar_mt.engine.steps.restore import Restore
+from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
 from xsoar_mt.engine.steps.start import Start
 from xsoar_mt.engine.steps.stop import Stop
 from xsoar_mt.engine.steps.validate import Validate
 from xsoar_mt.plan import Action
 
-HANDLER_TYPES: tuple[type[StepHandler], ...] = (Backup, Fetch, Stop, Install, Start, WaitHealthy, Validate)
+HANDLER_TYPES: tuple[type[StepHandler], ...] = (
+    Backup, Fetch, Stop, Install, Start, WaitHealthy, Validate, Purge, Restore, RestoreSnapshot,
+)  # fmt: skip
 
 __all__ = ["HANDLER_TYPES", "ServerStep", "StepHandler", "handlers"]
 

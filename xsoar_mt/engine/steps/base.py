@@ -51,7 +51,8 @@ class ServerStep:
             if len(errors) == 1:
                 raise errors[0]
             raise StepFailed(step, None, "; ".join(e.detail for e in errors), hint=errors[0].hint,
-                             servers=tuple(s for e in errors for s in e.servers))  # fmt: skip
+                             servers=tuple(s for e in errors for s in e.servers),
+                             interrupted=all(e.interrupted for e in errors))  # fmt: skip
 
     def on_server(self, run: RunContext, step: Step, server: str) -> None:
         raise NotImplementedError

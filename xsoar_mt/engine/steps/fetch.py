@@ -45,7 +45,8 @@ class Fetch(ServerStep):
             return
         if run.secrets.link is None:
             raise StepFailed(step, server, "no download link (installer.link in the inventory)")
-        link = normalise_link(run.secrets.link, step.release, installer.build)
+        build = run.builds.get(step.release, installer.build)
+        link = normalise_link(run.secrets.link, step.release, build)
         command = run.command(server, step.command_on(server), CommandKind.FETCH, step.release)
         run.retrying(
             step, server, lambda: run.checked(step, server, command, stdin=link + "\n", timeout=3600)

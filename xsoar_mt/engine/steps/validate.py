@@ -3,6 +3,7 @@ main on the release expected; a wave's validation asks only the tenants of that 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from xsoar_mt.engine.context import RunContext
@@ -24,6 +25,10 @@ class Validate:
         wave = phase.wave if phase is not None else None
         if wave is not None and run.plan.waves is not None:  # a wave's tenants, before the next wave
             scope, only = Scope(main=False, groups=run.plan.waves.members(wave)), True
+        if run.rollback:
+            # groups go back to their own backups' releases: every tenant must answer through main, and
+            # each server's release was read from `/about` by its health gate
+            step = replace(step, release="")
         try:
             problems, _ = run.retrying(
                 step,

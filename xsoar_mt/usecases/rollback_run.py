@@ -1,0 +1,319 @@
+"""`rollback run`: the rollback plan carried out with upgrade run's habits: secrets read first, the run
+lock here and the deployment lock on main, the working directory checked, a rollback preflight before
+anything stops, a saved plan checked, the journal, `--resume`, events and the recap (the same engine,
+whose handlers do rollback's steps).
+
+Resume and rollback: `upgrade run --resume` finishes an upgrade; `rollback run` undoes one, and
+`rollback run --resume` finishes an interrupted rollback. A group whose way back began in the run resumed
+(a step of its phase ran, its last did not finish) goes back again from its purge: every step of the way
+back is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+
+from xsoar_mt.engine import Executor, RunOptions, RunReport
+from xsoar_mt.engine.dry_run import recorded_responder
+from xsoar_mt.errors import Declined, InvalidInput, PlanRefused, PreflightFailed, StalePlan, UsageError
+from xsoar_mt.events import Event, EventSink, Fanout
+from xsoar_mt.journal import Journal, JournalSink, RunDir, new_run_id, read_journal, run_origin
+from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
+from xsoar_mt.observed import Observed
+from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.remote import CommandKind, Recorder, RecordingShell, RemoteCommand, RemoteError, ShellPool
+from xsoar_mt.remote_paths import RemotePaths
+from xsoar_mt.rollback.backups import (
+    Backup,
+    BackupRecord,
+    backup_check_command,
+    backup_check_verdict,
+    read_backups,
+)
+from xsoar_mt.rollback.planner import ROLLBACK_RELEASE_ONLY, RollbackFacts, RollbackPlan, plan_rollback
+from xsoar_mt.rollback.records import RECORD_MARK, read_server_record, unfinished_servers
+from xsoar_mt.secrets import RunSecrets, read_secret
+from xsoar_mt.shellwords import word
+from xsoar_mt.state_home import default_state_dir
+from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
+from xsoar_mt.usecases.run_request import RunOutcome
+from xsoar_mt.usecases.saved_plan import ROLLBACK_TARGETS, check_saved_plan, read_plan
+from xsoar_mt.usecases.session import LinkNeed, Session
+from xsoar_mt.waves import WaveSpec
+from xsoar_mt.workdir_check import prepare_all
+
+
+@dataclass(frozen=True)
+class RollbackRunRequest:
+    """What `rollback run` is asked: the scope (or a saved plan, or a run to resume) and how to run."""
+
+    scope: Scope = field(default_factory=Scope)
+    plan_file: Path | None = None  # the saved rollback plan (`--plan`)
+    resume: str | None = None
+    release_only: bool = False
+    dry_run: bool = False
+    parallel: int | None = None
+    yes: bool = False  # repeated in the printed resume command, as is the output below
+    json_output: bool = False
+    waves: WaveSpec | None = None
+
+
+@dataclass(frozen=True)
+class _Intent:
+    scope: Scope
+    release_only: bool
+    unfinished: frozenset[str]  # resuming: the servers whose way back began and did not finish
+
+
+def run_rollback(session: Session, request: RollbackRunRequest, events: EventSink, *,
+                 confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
+                 ) -> RunOutcome:  # fmt: skip
+    """Check, plan, confirm, then take the servers back step by step (or, dry, record every command)."""
+    inventory, known = session.inventory, session.known
+    if known.problem:
+        events.emit(Event("warning", known.problem))
+    resumed = RunDir.find(session.state, request.resume, known.key) if request.resume else None
+    saved = read_plan(request.plan_file, inventory) if request.plan_file is not None else None
+    intent = _intent(request, resumed, saved)
+    secrets = _secrets(session, request)
+    run_id = resumed.run_id if resumed else new_run_id()
+    with _Locks(session, run_id, real=not request.dry_run) as locks:
+        rollback, observed = _preflight(session, intent, request, events)
+        plan = rollback.plan
+        if saved is not None:
+            check_saved_plan(saved, plan, request.scope)
+            plan = saved
+        if request.dry_run:
+            return _dry_run(session, events, plan, rollback, observed, secrets, run_id, on_executor)
+        if plan.nothing_to_do:
+            return RunOutcome(None, plan, None, None)
+        if not confirm(plan):
+            raise Declined("not confirmed: nothing was changed")
+        run_dir = resumed or RunDir.create(session.state, run_id)
+        executor = _real_executor(
+            session, request, events, plan, rollback, observed, secrets, run_dir, intent
+        )
+        journal = Journal(run_dir.journal_path)
+        try:
+            journal.append(_intent_record(session, request, plan, observed, intent, run_id, resumed))
+            executor.events = Fanout(events, JournalSink(journal, executor.fail_run))
+            report = locks.run(executor, on_executor)
+        finally:
+            journal.close()
+        again = resume_command(session, request, run_id) if report.outcome != "succeeded" else None
+        return RunOutcome(report, plan, run_id, run_dir.path, [], again)
+
+
+def _secrets(session: Session, request: RollbackRunRequest) -> RunSecrets:
+    """Every secret before any server is asked: sudo, the download link (not for a dry run), the API key,
+    and the Elasticsearch credentials the snapshot restore uses."""
+    secrets = session.read_secrets(sudo=True, link=LinkNeed.NONE if request.dry_run else LinkNeed.REQUIRED)
+    credentials = session.inventory.elasticsearch_credentials
+    if credentials is not None:
+        secrets = replace(secrets, elasticsearch=read_secret(credentials, "Elasticsearch credentials",
+                                                             prompt=session.prompt))  # fmt: skip
+    return secrets
+
+
+class _Locks:
+    """The run lock here and the deployment lock on main (a real run only), the working directory checked
+    on every server before anything is written there, and a lock broken meanwhile stopping the run."""
+
+    def __init__(self, session: Session, run_id: str, *, real: bool) -> None:
+        self.session, self.run_id, self.real = session, run_id, real
+        self.here = RunLock(session.state, session.known.key)
+        self.deployment: DeploymentLock | None = None
+        self.lost: list[str] = []
+        self.hooks: list[Callable[[str], None]] = [self.lost.append]
+
+    def __enter__(self) -> _Locks:
+        if not self.real:
+            return self
+        self.here.acquire(self.run_id)
+        inventory, shells = self.session.inventory, self.session.shells
+        prepare_all(inventory, shells, [s.name for s in inventory.servers])  # before any write there
+        self.deployment = DeploymentLock(inventory, shells(lock_server(inventory)), self.run_id)
+        self.deployment.acquire()
+        self.deployment.start_heartbeat(self._tell)  # the preflight reads every backup: it can take long
+        return self
+
+    def _tell(self, message: str) -> None:
+        for hook in self.hooks:
+            hook(message)
+
+    def run(self, executor: Executor, on_executor: Callable[[Executor], None]) -> RunReport:
+        self.hooks.append(executor.fail_run)
+        for message in self.lost:
+            executor.fail_run(message)
+        on_executor(executor)
+        report = executor.execute()
+        if self.deployment is not None:
+            self.deployment.release()
+        return report
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if not self.real:
+            return
+        try:
+            if self.deployment is not None:
+                self.deployment.release()
+        finally:
+            self.here.release()
+
+
+def _preflight(session: Session, intent: _Intent, request: RollbackRunRequest, events: EventSink
+               ) -> tuple[RollbackPlan, Observed]:  # fmt: skip
+    """Before anything stops: every server read, every backup that goes back checked on its server (size
+    and sha256), the rollback planned from that (backups, the skew rule, Elasticsearch). Raises with every
+    reason; nothing was changed."""
+    inventory = session.inventory
+    events.emit(Event("probe", f"rollback preflight: reading {len(inventory.servers)} servers (read only)"))
+    observed, readings = session.observe()
+    unreachable = [f"{r.server}: {r.error}" for r in readings.values() if r.error]
+    if unreachable:
+        raise PreflightFailed(
+            unreachable, hint="nothing was changed; the rollback needs every server's answer"
+        )
+    backups = _backups(session)
+    facts = RollbackFacts(
+        backups=backups,
+        unsettled=frozenset(v.server for v in observed.views.values() if v.version is None)
+        | intent.unfinished,
+        in_flight={n: r for n, r in observed.in_flight().items() if n not in intent.unfinished},
+        unusable=_unusable(session, backups, intent.scope),
+    )
+    rollback = plan_rollback(inventory, observed.versions(), facts, intent.scope,
+                             release_only=intent.release_only, waves=request.waves)  # fmt: skip
+    if not rollback.nothing_to_do and inventory.installer.delivery == "upload":
+        raise PlanRefused(
+            "rollback run fetches the old releases' installers with server-download delivery only",
+            hint="set installer.delivery: server-download for the rollback (the link must allow the old release)",
+        )
+    for view in observed.views.values():
+        events.emit(Event("probe", f"{view.server}: {view.describe_version()}", servers=(view.server,),
+                          data=view.to_dict()))  # fmt: skip
+    for ret in rollback.returns:
+        events.emit(Event("probe", f"{ret.label}: goes back to {ret.release}, backups checked on its servers",
+                          servers=ret.servers, data={"release": ret.release, "build": ret.build}))  # fmt: skip
+    return rollback, observed
+
+
+def _unusable(session: Session, backups: dict[str, Backup], scope: Scope) -> dict[str, str]:
+    """Each backup that goes back, checked on its server (size, sha256): the reason per server it fails."""
+    inventory = session.inventory
+    covered = {s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers}
+    unusable: dict[str, str] = {}
+    for name, backup in backups.items():
+        if name not in covered or not isinstance(backup, BackupRecord):
+            continue
+        try:
+            check = RemoteCommand(backup_check_command(backup), CommandKind.STATUS)
+            result = session.shells(name).run(check, timeout=600)
+        except RemoteError as exc:
+            unusable[name] = f"the backup could not be checked ({exc.detail})"
+            continue
+        reason = backup_check_verdict(backup, result.stdout) if result.ok else (
+            f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})")  # fmt: skip
+        if reason is not None:
+            unusable[name] = reason
+    return unusable
+
+
+def _backups(session: Session) -> dict[str, Backup]:
+    """Each server's backup record: the local record's, or else the one beside the marker on the server
+    (a run from another machine), both read strictly. A server's record that cannot be read is no backup."""
+    inventory = session.inventory
+    names = [s.name for s in inventory.servers]
+    local = read_backups(names, session.known.backup_records(), inventory.releases)
+    path = word(RemotePaths.of(inventory).backup_record)
+    out: dict[str, Backup] = {}
+    for name in names:
+        if isinstance(local[name], BackupRecord):
+            out[name] = local[name]
+            continue
+        command = RemoteCommand(f'echo "{RECORD_MARK} $(cat {path} 2>/dev/null)"', CommandKind.STATUS)
+        try:
+            answer = session.shells(name).run(command, timeout=60).stdout
+        except RemoteError:
+            out[name] = local[name]
+            continue
+        out[name] = read_server_record(name, answer, inventory) or local[name]
+    return out
+
+
+def _dry_run(session: Session, events: EventSink, plan: Plan, rollback: RollbackPlan, observed: Observed,
+             secrets: RunSecrets, run_id: str, on_executor: Callable[[Executor], None]) -> RunOutcome:  # fmt: skip
+    """Every command the rollback would send, recorded (the servers answer as if each step worked)."""
+    recorder = Recorder(listener=lambda server, command: events.emit(
+        Event("would-run", f"{server}: {command}", servers=(server,))))  # fmt: skip
+    responder = recorded_responder(session.inventory, dict(observed.versions()))
+    shells = ShellPool(lambda name: RecordingShell(name, recorder, responder))
+    options = RunOptions(parallel=1, prepare_parallel=1, poll_min=0, poll_max=0)
+    executor = Executor(session.inventory, plan, shells, Fanout(events), observed,
+                        replace(secrets, link=secrets.link or DRY_RUN_LINK), options, None, None, known=None,
+                        run_id=run_id, write_markers=False, builds=rollback.builds)  # fmt: skip
+    on_executor(executor)
+    return RunOutcome(executor.execute(), plan, None, None, recorder.lines)
+
+
+def _real_executor(session: Session, request: RollbackRunRequest, events: EventSink, plan: Plan,
+                   rollback: RollbackPlan, observed: Observed, secrets: RunSecrets, run_dir: RunDir,
+                   intent: _Intent) -> Executor:  # fmt: skip
+    run_dir.write_private(f"plan-{new_run_id()}.json", json.dumps(plan.to_dict(), indent=2))
+    return Executor(session.inventory, plan, session.shells, Fanout(events), observed, secrets,
+                    RunOptions(parallel=request.parallel), run_dir, None, known=session.known,
+                    run_id=run_dir.run_id, write_markers=True, builds=rollback.builds)  # fmt: skip
+
+
+def _intent_record(session: Session, request: RollbackRunRequest, plan: Plan, observed: Observed,
+                   intent: _Intent, run_id: str, resumed: RunDir | None) -> dict[str, object]:  # fmt: skip
+    return {"kind": "run-resumed" if resumed else "run-intent", "deployment": session.known.key,
+            "inventory": str(session.inventory_path.resolve()), "target": plan.target,
+            **run_origin(run_id, session.inventory.digest, request.parallel),
+            "scope": intent.scope.to_dict(), "rollback": True,
+            **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
+            "observed": {n: v.to_dict() for n, v in observed.views.items()}}  # fmt: skip
+
+
+def _intent(request: RollbackRunRequest, resumed: RunDir | None, saved: Plan | None) -> _Intent:
+    """Scope, release-only and (resuming) the servers whose way back began and did not finish."""
+    if saved is not None:
+        if saved.target not in ROLLBACK_TARGETS:
+            raise UsageError(f"--plan {request.plan_file}: this is an upgrade plan, not a rollback plan",
+                             hint="run it with `xsoar-mt upgrade run --plan`")  # fmt: skip
+        if request.release_only != (saved.target == ROLLBACK_RELEASE_ONLY):
+            raise StalePlan(["--release-only differs from the saved plan's"],
+                            lead="the saved plan is not what the command line asks")  # fmt: skip
+        return _Intent(request.scope if request.scope != Scope() else saved.scope, request.release_only,
+                       frozenset())  # fmt: skip
+    if resumed is None:
+        return _Intent(request.scope, request.release_only, frozenset())
+    records = read_journal(resumed.journal_path)
+    intent = next((r for r in records if r.get("kind") == "run-intent"), None)
+    if intent is None or intent.get("target") not in ROLLBACK_TARGETS:
+        raise InvalidInput(f"run {resumed.run_id} is not a rollback",
+                           hint="`xsoar-mt upgrade run --resume` finishes an upgrade; rollback run undoes it")  # fmt: skip
+    plans = [read_plan(p) for p in sorted(resumed.path.glob("plan-*.json"))]
+    return _Intent(Scope.from_dict(intent["scope"]), intent["target"] == ROLLBACK_RELEASE_ONLY,
+                   unfinished_servers(records, plans))  # fmt: skip
+
+
+def resume_command(session: Session, request: RollbackRunRequest, run_id: str) -> str:
+    """The command that finishes this rollback, with the flags it used (never a secret: none has a flag)."""
+    words = ["xsoar-mt", "rollback", "run", "-i", str(session.inventory_path), "--resume", run_id]
+    if session.state.root.absolute() != default_state_dir():
+        words += ["--state-dir", str(session.state.root.absolute())]
+    if request.parallel is not None:
+        words += ["--parallel", str(request.parallel)]
+    if request.json_output:
+        words += ["-o", "json"]
+    if request.yes:
+        words.append("--yes")
+    return shlex.join(words)
