@@ -29,19 +29,16 @@ from xsoar_mt.engine.outcome import Progress, finished_data, outcome, report
 from xsoar_mt.engine.skew_guard import check_rollback_skew, check_skew
 from xsoar_mt.engine.steps import handlers
 from xsoar_mt.engine.steps.fetch import announce_prepared
-from xsoar_mt.engine.steps.service import start_again
+from xsoar_mt.engine.steps.service import restart_what_was_stopped
 from xsoar_mt.engine.window_gate import WindowGate
 from xsoar_mt.estimate import batches
 from xsoar_mt.events import EventSink
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.known import KnownState
-from xsoar_mt.observed import Observed, Prepared, Service
+from xsoar_mt.observed import Observed, Prepared
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step
-from xsoar_mt.remote import RemoteError
 from xsoar_mt.secrets import RunSecrets
-
-_OWN_PHASES = (PhaseKind.PREPARE, PhaseKind.RECOVER, PhaseKind.VALIDATE)  # no group to start again
 
 
 def fetches(plan: Plan) -> list[tuple[Phase, Step]]:
@@ -246,36 +243,13 @@ class Executor:
             except StepFailed as failure:
                 with run.lock:
                     progress.failures.append(failure)
-                self._restore(began)
+                restart_what_was_stopped(self.run, began)
                 return
             except Exception as exc:  # a bug, or an I/O error around the step: a failure all the same
                 unexpected = StepFailed(step, None, f"unexpected error: {type(exc).__name__}: {exc}")
                 with run.lock:
                     progress.failures.append(unexpected)
                 return
-
-    def _restore(self, began: list[Step]) -> None:
-        """After a failure in a group before any install began: start again what this phase stopped.
-
-        The group is then running on the release it had, as before the run. Once an install began there is
-        no consistent version to go back to; the recap says what each server runs and `--resume` finishes.
-        """
-        run = self.run
-        if not began or run.phase_kind(began[0]) in _OWN_PHASES or run.abandon:
-            return
-        if any(s.action is Action.INSTALL for s in began):
-            return
-        stopped = [n for s in began if s.action is Action.STOP for n in s.servers
-                   if run.state[n].view.service is not Service.RUNNING]  # fmt: skip
-        if not stopped:
-            return
-        run.emit("warning", f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
-                 "again on the release it had", servers=tuple(stopped))  # fmt: skip
-        for server in stopped:
-            try:
-                start_again(run, began[-1], server)
-            except (StepFailed, RemoteError) as exc:
-                run.emit("warning", f"{server}: could not start it again: {exc.message}", servers=(server,))
 
     # -- one step -----------------------------------------------------------------------------------
 
