@@ -106,9 +106,16 @@ def check_link(link: str, release: str, build: str | None, timeout: float = 20.0
     return f"the {release} installer link answers from here ({host}{f', {size >> 20} MiB' if size else ''})"
 
 
-def download_installer(link: str, release: str, build: str | None, cache: Path, *,
-                       known_sha256: str | None = None, progress: Progress | None = None,
-                       timeout: float = 60.0) -> LocalInstaller:  # fmt: skip
+def download_installer(
+    link: str,
+    release: str,
+    build: str | None,
+    cache: Path,
+    *,
+    known_sha256: str | None = None,
+    progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> LocalInstaller:
     """Download the installer for `release` into `cache` (or reuse a cached one whose sha256 is known)."""
     url, host = _vendor_url(link, release, build)
     final = cache / cache_name(release, build)

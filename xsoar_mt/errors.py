@@ -91,8 +91,9 @@ class VersionsUnknown(XsoarMtError):
     exit_code = ExitCode.PREFLIGHT_FAILED
 
     def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
-        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} servers have no known version",
-                         hint=hint)  # fmt: skip
+        super().__init__(
+            problems[0] if len(problems) == 1 else f"{len(problems)} servers have no known version", hint=hint
+        )
         self.problems = problems
 
 

@@ -37,8 +37,10 @@ def link_rewrite_note(link: str | None) -> str | None:
     never shown: it carries a token)."""
     if link is None or urlsplit(link.strip()).netloc != _OLD_HOST:
         return None
-    return (f"the download link's host {_OLD_HOST} is rewritten to {VENDOR_HOST}, as the vendor documents "
-            "(the old host no longer serves installers)")  # fmt: skip
+    return (
+        f"the download link's host {_OLD_HOST} is rewritten to {VENDOR_HOST}, as the vendor documents "
+        "(the old host no longer serves installers)"
+    )
 
 
 def normalise_link(link: str, release: str, build: str | None = None) -> str:

@@ -203,9 +203,11 @@ class DeploymentLock:
         holder = self._holder(result.stdout)
         if holder.run_id == self.run_id and holder.stale:
             # Taken over only if it still names this run: under the flock, so nobody breaks it in between.
-            answer = self._run(f"{self._guarded}if {self._ours}; then rm -f {self._owner} && "
-                               f"printf '%s\\n' {record} > {self._owner} && echo {_MARK}acquired; "
-                               f"else echo {_MARK}lost; fi")  # fmt: skip
+            answer = self._run(
+                f"{self._guarded}if {self._ours}; then rm -f {self._owner} && "
+                f"printf '%s\\n' {record} > {self._owner} && echo {_MARK}acquired; "
+                f"else echo {_MARK}lost; fi"
+            )
             if answer == "acquired":
                 self.held = True
                 return
@@ -222,8 +224,10 @@ class DeploymentLock:
         def beat() -> None:
             while not self._stop.wait(HEARTBEAT):
                 try:
-                    answer = self._run(f"{self._guarded}if {self._ours}; then touch {self._owner}; "
-                                       f"echo {_MARK}ours; else echo {_MARK}lost; fi")  # fmt: skip
+                    answer = self._run(
+                        f"{self._guarded}if {self._ours}; then touch {self._owner}; "
+                        f"echo {_MARK}ours; else echo {_MARK}lost; fi"
+                    )
                 except RemoteError:
                     continue  # a dropped connection: the next beat tries again
                 if answer == "lost":

@@ -360,10 +360,12 @@ class Phase:
         for i, step in enumerate(steps):
             if step.phase != phase_id:  # the executor runs a step the way its enclosing phase says
                 raise StalePlan(
-                    [f"{where}.steps[{i}] ({named(step.id)}) belongs to phase {named(step.phase)}, "
-                     f"not {named(phase_id)}"],
+                    [
+                        f"{where}.steps[{i}] ({named(step.id)}) belongs to phase {named(step.phase)}, "
+                        f"not {named(phase_id)}"
+                    ],
                     lead="the saved plan moved a step to another phase",
-                )  # fmt: skip
+                )
         return cls(
             phase_id,
             fields.required_text("title"),

@@ -140,10 +140,22 @@ def state_reading(server: str, stdout: str, at: float) -> Reading:
     try:
         marker, installers = parse_facts(stdout, at)
     except Unreadable as exc:
-        return Reading(server, at, sudo_ok=sudo_ok, status_code=status,
-                       unreadable=f"its installer records cannot be read ({exc.reason})")  # fmt: skip
-    return Reading(server, at, sudo_ok=sudo_ok, status_code=status, marker=marker, installers=installers,
-                   prepared=parse_prepared(server, stdout, at))  # fmt: skip
+        return Reading(
+            server,
+            at,
+            sudo_ok=sudo_ok,
+            status_code=status,
+            unreadable=f"its installer records cannot be read ({exc.reason})",
+        )
+    return Reading(
+        server,
+        at,
+        sudo_ok=sudo_ok,
+        status_code=status,
+        marker=marker,
+        installers=installers,
+        prepared=parse_prepared(server, stdout, at),
+    )
 
 
 def parse_prepared(server: str, stdout: str, local_now: float) -> tuple[Prepared, ...]:

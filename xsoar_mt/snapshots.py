@@ -43,8 +43,12 @@ def request(
     from xsoar_mt.checks.elasticsearch import authorization
 
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
-                                 headers={"Accept": "application/json", "Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+    )
     header = authorization(credentials)
     if header:
         req.add_header("Authorization", header)

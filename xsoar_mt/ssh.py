@@ -266,9 +266,13 @@ class SshShell:
             ) from None
 
     def _collect(
-        self, channel: paramiko.Channel, command: str, timeout: float | None, cancel: Cancel | None,
+        self,
+        channel: paramiko.Channel,
+        command: str,
+        timeout: float | None,
+        cancel: Cancel | None,
         sudo: bool = True,
-    ) -> Result:  # fmt: skip
+    ) -> Result:
         deadline = time.monotonic() + timeout if timeout else None
         out, err = bytearray(), bytearray()
         answered = 0

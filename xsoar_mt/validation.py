@@ -151,8 +151,12 @@ def run_check(
     ]
     accounts = [t.account for g in asked for t in g.tenants]
     stdin = f"Authorization: {api_key}\n" if api_key else "\n"
-    result = shell.run(tenants_command(inventory, inventory.server(entry).address, accounts), stdin=stdin, cancel=cancel,
-                       timeout=60 + 15 * len(accounts))  # fmt: skip
+    result = shell.run(
+        tenants_command(inventory, inventory.server(entry).address, accounts),
+        stdin=stdin,
+        cancel=cancel,
+        timeout=60 + 15 * len(accounts),
+    )
     answers = parse_tenant_answers(result.stdout)
     return check_tenants(inventory, answers, check.expected, scope, only_scope)
 

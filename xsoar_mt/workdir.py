@@ -125,13 +125,19 @@ def _owner(uid: int | None) -> str:
     return "unknown" if uid is None else ("root" if uid == 0 else f"uid {uid}")
 
 
-def judge(setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int | None, *,
-          must_exist: bool = False) -> Problem | None:  # fmt: skip
+def judge(
+    setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int | None, *, must_exist: bool = False
+) -> Problem | None:
     """The first reason the working directory `directory` (its `entries` from / down) is not private, or
     None. A directory that does not exist yet passes (it will be made 0700) unless `must_exist`."""
     if not entries or ssh_uid is None:
-        return Problem(setting, directory, directory, "could not be examined on the server",
-                       "check that stat, base64 and id exist on the server, then try again")  # fmt: skip
+        return Problem(
+            setting,
+            directory,
+            directory,
+            "could not be examined on the server",
+            "check that stat, base64 and id exist on the server, then try again",
+        )
     trusted = {0, ssh_uid}
     last = len(entries) - 1
     for i, entry in enumerate(entries):
@@ -139,23 +145,42 @@ def judge(setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int |
         what = "the directory itself" if own else "a parent"
         if entry.kind == "-":
             if must_exist:
-                return Problem(setting, directory, entry.path, "does not exist after it was made",
-                               f"create it as root: install -d -m 0700 {word(directory)}")  # fmt: skip
+                return Problem(
+                    setting,
+                    directory,
+                    entry.path,
+                    "does not exist after it was made",
+                    f"create it as root: install -d -m 0700 {word(directory)}",
+                )
             return None
         if entry.kind == "l":
-            return Problem(setting, directory, entry.path, f"is a symlink ({what}); it is never followed",
-                           f"set {setting} to a real path, or remove the symlink as root")  # fmt: skip
+            return Problem(
+                setting,
+                directory,
+                entry.path,
+                f"is a symlink ({what}); it is never followed",
+                f"set {setting} to a real path, or remove the symlink as root",
+            )
         if entry.kind != "d":
-            return Problem(setting, directory, entry.path, "is not a directory",
-                           f"remove it as root, or choose another {setting}")  # fmt: skip
+            return Problem(
+                setting,
+                directory,
+                entry.path,
+                "is not a directory",
+                f"remove it as root, or choose another {setting}",
+            )
         mode = entry.mode if entry.mode is not None else 0o7777  # unreadable: judged the widest
         shown = f"{entry.mode:04o}" if entry.mode is not None else "unknown"
         found = f"(owner {_owner(entry.uid)}, mode {shown})"
         if entry.uid not in trusted:
-            return Problem(setting, directory, entry.path,
-                           f"belongs to neither root nor the SSH user {found}",
-                           f"remove it as root (it may hold anything its owner put there) and let xsoar-mt make "
-                           f"it, or choose another {setting}")  # fmt: skip
+            return Problem(
+                setting,
+                directory,
+                entry.path,
+                f"belongs to neither root nor the SSH user {found}",
+                f"remove it as root (it may hold anything its owner put there) and let xsoar-mt make "
+                f"it, or choose another {setting}",
+            )
         writable = mode & 0o022
         sticky_parent = not own and mode & 0o1000 and entry.uid == 0
         if writable and not sticky_parent:
@@ -172,6 +197,6 @@ def refusal(server: str, problems: Sequence[Problem]) -> DirectoryRefused:
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return DirectoryRefused(
-        f"{server}: {first.detail}{more}: nothing is written there", hint=f"{first.fix}; preflight names it "
-        f"as the mandatory check {CHECK}, which cannot be ignored",
-    )  # fmt: skip
+        f"{server}: {first.detail}{more}: nothing is written there",
+        hint=f"{first.fix}; preflight names it as the mandatory check {CHECK}, which cannot be ignored",
+    )

@@ -21,8 +21,9 @@ from xsoar_mt.workdir import (
 )
 
 
-def examine(shell: RemoteShell, inventory: Inventory, *, must_exist: bool = False,
-            prefix: str = "") -> list[Problem]:  # fmt: skip
+def examine(
+    shell: RemoteShell, inventory: Inventory, *, must_exist: bool = False, prefix: str = ""
+) -> list[Problem]:
     """Read and judge every working directory on the server of `shell` (`prefix`: shell run first)."""
     named = directories(inventory)
     result = shell.run(prefix + facts_script([path for _, path in named]), timeout=60)
@@ -40,8 +41,9 @@ def prepare(shell: RemoteShell, inventory: Inventory) -> None:
     make the installer directory (0700) when it is missing and judge it again."""
     problems = examine(shell, inventory)
     if not problems:
-        problems = examine(shell, inventory, must_exist=True,
-                           prefix=make_command(inventory.installer.directory) + " && ")  # fmt: skip
+        problems = examine(
+            shell, inventory, must_exist=True, prefix=make_command(inventory.installer.directory) + " && "
+        )
     if problems:
         raise refusal(shell.server, problems)
 

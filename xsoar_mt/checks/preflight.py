@@ -248,9 +248,13 @@ def _download_link(
     installer = inventory.installer
     if installer.delivery == "server-download":
         if secrets.link is None:
-            missing = Finding("installer", "local", Verdict.FAIL,
-                              "no download link (installer.link is not set or unreadable)",
-                              "set installer.link: {env: NAME} or {file: PATH}")  # fmt: skip
+            missing = Finding(
+                "installer",
+                "local",
+                Verdict.FAIL,
+                "no download link (installer.link is not set or unreadable)",
+                "set installer.link: {env: NAME} or {file: PATH}",
+            )
             return None, [missing]
         try:
             link = normalise_link(secrets.link, target, installer.build)
@@ -263,8 +267,14 @@ def _download_link(
     return None, []  # upload from a link: the link is asked from this machine alongside the servers
 
 
-def _gather_all(inventory: Inventory, shells: Callable[[str], RemoteShell], secrets: RunSecrets,
-                asked: PreflightInput, names: list[str], link: str | None) -> _Gathered:  # fmt: skip
+def _gather_all(
+    inventory: Inventory,
+    shells: Callable[[str], RemoteShell],
+    secrets: RunSecrets,
+    asked: PreflightInput,
+    names: list[str],
+    link: str | None,
+) -> _Gathered:
     """Every server at once (the ones in scope surveyed, the others read), TLS, the link, Elasticsearch."""
     installer = inventory.installer
     width = max(1, min(64, len(names)))
@@ -295,8 +305,13 @@ def _gather_all(inventory: Inventory, shells: Callable[[str], RemoteShell], secr
     return _Gathered(facts, others, readings, tls, local)
 
 
-def _judge_servers(inventory: Inventory, facts: Mapping[str, ServerFacts], observed: Observed,
-                   link: str | None, asked: PreflightInput) -> _Judged:  # fmt: skip
+def _judge_servers(
+    inventory: Inventory,
+    facts: Mapping[str, ServerFacts],
+    observed: Observed,
+    link: str | None,
+    asked: PreflightInput,
+) -> _Judged:
     """The verdicts on each server in scope, and the communication paths from each."""
     judged = _Judged()
     stopped = frozenset(name for name, f in facts.items() if f.running is False)
@@ -329,13 +344,19 @@ def _judge_servers(inventory: Inventory, facts: Mapping[str, ServerFacts], obser
     return judged
 
 
-def _disk_and_tmp(inventory: Inventory, name: str, seen: ServerFacts, options: v.PreflightOptions,
-                  extract_dirs: dict[str, str]) -> list[Finding]:  # fmt: skip
+def _disk_and_tmp(
+    inventory: Inventory,
+    name: str,
+    seen: ServerFacts,
+    options: v.PreflightOptions,
+    extract_dirs: dict[str, str],
+) -> list[Finding]:
     """Free space where the installer and the data go, and where the installer extracts itself (noting
     the `-target` a noexec /tmp calls for in `extract_dirs`)."""
     installer = inventory.installer
-    findings = v.disk_findings(name, seen.sections.get("df-installer"), seen.sections.get("df-data"),
-                               installer.directory, options)  # fmt: skip
+    findings = v.disk_findings(
+        name, seen.sections.get("df-installer"), seen.sections.get("df-data"), installer.directory, options
+    )
     auto_dir = RemotePaths.of(inventory).extract if "{target}" in inventory.commands.install else None
     tmp, extract_dir = v.tmp_finding(
         name,

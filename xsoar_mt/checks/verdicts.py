@@ -78,30 +78,45 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
         detail = f"{view.version} ({source}, {view.service.value}){scope}"
         if view.notes:
             return Finding(
-                "version", name, Verdict.WARN, f"{detail}; {'; '.join(view.notes)}",
+                "version",
+                name,
+                Verdict.WARN,
+                f"{detail}; {'; '.join(view.notes)}",
                 f"fix or remove `version:` for {name} in the inventory: the server's own answer is used",
-            )  # fmt: skip
+            )
         if view.source is Source.API:
             return Finding("version", name, Verdict.PASS, detail)
         return Finding(
-            "version", name, Verdict.WARN, f"{detail}: the service does not answer, so the {source} is used",
+            "version",
+            name,
+            Verdict.WARN,
+            f"{detail}: the service does not answer, so the {source} is used",
             "start the service (`sudo service demisto start`) so its running version can be read",
-        )  # fmt: skip
+        )
     if view.in_flight is not None:
         return Finding(
-            "version", name, Verdict.WARN,
+            "version",
+            name,
+            Verdict.WARN,
             f"{view.unknown}{scope}: `upgrade run` follows it to its end and never starts it again",
             "let it finish, or `xsoar-mt upgrade run --resume` to follow it",
-        )  # fmt: skip
+        )
     if view.basis is not None:
         return Finding(
-            "version", name, Verdict.WARN,
+            "version",
+            name,
+            Verdict.WARN,
             f"version unknown ({view.unknown}){scope}; planned from {view.basis}, its last verified version, "
             "so that install runs again",
             "fix what made the installer fail (its log is in the installer directory), then run or resume",
-        )  # fmt: skip
-    return Finding("version", name, Verdict.FAIL, unknown_lines([view], "the inventory")[0],
-                   "start the service so /about answers, or give the server's `version:` in the inventory")  # fmt: skip
+        )
+    return Finding(
+        "version",
+        name,
+        Verdict.FAIL,
+        unknown_lines([view], "the inventory")[0],
+        "start the service so /about answers, or give the server's `version:` in the inventory",
+    )
 
 
 def skew_finding(
@@ -123,14 +138,24 @@ def skew_finding(
         now = f"now {judged.verdict.value}" + (f" ({reasons})" if reasons else "")
     if observed.unknown():
         names = ", ".join(v.server for v in observed.unknown())
-        return Finding("version", "deployment", Verdict.FAIL, f"{now}; no plan can start without a version for {names}",
-                       "settle each server's version (see its own finding), then run again")  # fmt: skip
+        return Finding(
+            "version",
+            "deployment",
+            Verdict.FAIL,
+            f"{now}; no plan can start without a version for {names}",
+            "settle each server's version (see its own finding), then run again",
+        )
     try:
         plan = plan_upgrade(inventory, observed.versions(), target, scope, facts or PlanFacts())
     except (PlanRefused, InvalidInput) as exc:
         already = judged is not None and judged.verdict is Skew.UNSUPPORTED  # the refusal says it all
-        return Finding("version", "deployment", Verdict.FAIL, exc.message if already else f"{now}; {exc.message}",
-                       exc.hint or "")  # fmt: skip
+        return Finding(
+            "version",
+            "deployment",
+            Verdict.FAIL,
+            exc.message if already else f"{now}; {exc.message}",
+            exc.hint or "",
+        )
     after = after_plan(inventory, observed.versions(), plan)
     along = [s.verdict_after for s in plan.steps]
     worst = max(along, key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index, default=after.verdict)
@@ -148,9 +173,13 @@ def skew_finding(
     )
     if degraded or plan.degraded_functions:
         functions = "; ".join(plan.degraded_functions or DEGRADED_FUNCTIONS)
-        return Finding("version", "deployment", Verdict.WARN,
-                       f"{detail}; while hosts lag main by one release these do not work: {functions}",
-                       "upgrade every host group in the same window to keep the degraded time short")  # fmt: skip
+        return Finding(
+            "version",
+            "deployment",
+            Verdict.WARN,
+            f"{detail}; while hosts lag main by one release these do not work: {functions}",
+            "upgrade every host group in the same window to keep the degraded time short",
+        )
     return Finding("version", "deployment", Verdict.PASS, detail)
 
 
@@ -283,9 +312,16 @@ def _options(section: Section | None) -> list[str]:
     return section.text.strip().split(",") if section and section.text.strip() else []
 
 
-def tmp_finding(server: str, section: Section | None, extract_dir: str, target_dir_set: bool, *,
-                installer: Section | None = None, installer_dir: str = "", auto_dir: str | None = None,
-                ) -> tuple[Finding, str | None]:  # fmt: skip
+def tmp_finding(
+    server: str,
+    section: Section | None,
+    extract_dir: str,
+    target_dir_set: bool,
+    *,
+    installer: Section | None = None,
+    installer_dir: str = "",
+    auto_dir: str | None = None,
+) -> tuple[Finding, str | None]:
     """Can the installer run and extract itself? Returns the finding, and the `-target` directory the run
     adds for this server (when /tmp is noexec and the inventory names none) or None.
 
@@ -348,8 +384,11 @@ def system_finding(
     if below_one:
         # Suggest the dev profile only where it would pass: on a server too small for it, it fails as well.
         fits_dev = profile != "dev" and not short(1, SIZING["dev"])
-        lesser = ("set deployment.profile: dev for a non-production deployment (its sizing fits this server)"
-                  if fits_dev else "for a lab knowingly this small, pass --ignore-preflight-errors=system")  # fmt: skip
+        lesser = (
+            "set deployment.profile: dev for a non-production deployment (its sizing fits this server)"
+            if fits_dev
+            else "for a lab knowingly this small, pass --ignore-preflight-errors=system"
+        )
         return Finding(
             "system",
             server,

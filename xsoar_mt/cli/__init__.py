@@ -236,8 +236,15 @@ def upgrade_plan(
     from xsoar_mt.cli.checks import scope_from_flags, session
     from xsoar_mt.usecases.plan import PlanRequest, make_plan
 
-    request = PlanRequest(to, scope_from_flags(only, group), probe=probe, waves=_waves(waves),
-                          parallel=parallel, window=_window_end(window_end), out=out)  # fmt: skip
+    request = PlanRequest(
+        to,
+        scope_from_flags(only, group),
+        probe=probe,
+        waves=_waves(waves),
+        parallel=parallel,
+        window=_window_end(window_end),
+        out=out,
+    )
     with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
         view = make_plan(opened, request)
     plan = view.plan
@@ -262,8 +269,16 @@ def upgrade_plan(
         from xsoar_mt.cli.plan_text import render_plan
         from xsoar_mt.cli.render import console
 
-        render_plan(plan, view.inventory, console(), saved_to=out, detail=detail, timing=view.timing,
-                    window=view.window, prepared=view.prepared)  # fmt: skip
+        render_plan(
+            plan,
+            view.inventory,
+            console(),
+            saved_to=out,
+            detail=detail,
+            timing=view.timing,
+            window=view.window,
+            prepared=view.prepared,
+        )
         for note in view.notes:
             console().print(f"note: {note}", markup=False)
     raise typer.Exit(int(view.exit_code))
@@ -349,10 +364,20 @@ def upgrade_run(
 
         StateDir(state).require_usable()
     scope, spec, window = scope_from_flags(only, group), _waves(waves), _window_end(window_end)
-    request = RunRequest(target=to, scope=scope, plan_file=plan_file, resume=resume, dry_run=dry_run,
-                         probe_in_dry_run=probe, ignore_preflight_errors=ignore_preflight_errors,
-                         parallel=parallel, yes=yes, json_output=output is TextOrJson.json, waves=spec,
-                         window_end=window[1] if window is not None else None)  # fmt: skip
+    request = RunRequest(
+        target=to,
+        scope=scope,
+        plan_file=plan_file,
+        resume=resume,
+        dry_run=dry_run,
+        probe_in_dry_run=probe,
+        ignore_preflight_errors=ignore_preflight_errors,
+        parallel=parallel,
+        yes=yes,
+        json_output=output is TextOrJson.json,
+        waves=spec,
+        window_end=window[1] if window is not None else None,
+    )
     with session(ctx, inventory, state, accept_new_host_keys) as opened:
         outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
     if output is TextOrJson.text:
@@ -467,9 +492,17 @@ def upgrade_prepare(
         from xsoar_mt.state_dir import StateDir
 
         StateDir(state).require_usable()
-    request = RunRequest(target=to, scope=scope_from_flags(only, group), resume=resume, dry_run=dry_run,
-                         ignore_preflight_errors=ignore_preflight_errors, yes=yes,
-                         json_output=output is TextOrJson.json, waves=_waves(waves), prepare_only=True)  # fmt: skip
+    request = RunRequest(
+        target=to,
+        scope=scope_from_flags(only, group),
+        resume=resume,
+        dry_run=dry_run,
+        ignore_preflight_errors=ignore_preflight_errors,
+        yes=yes,
+        json_output=output is TextOrJson.json,
+        waves=_waves(waves),
+        prepare_only=True,
+    )
     with session(ctx, inventory, state, accept_new_host_keys) as opened:
         outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
     if output is TextOrJson.text:

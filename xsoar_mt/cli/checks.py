@@ -63,8 +63,13 @@ def session(
     from xsoar_mt.usecases.session import Session
 
     wired = ctx.find_root().obj
-    return Session(inventory, resolved_state_dir(state_dir), accept_new_host_keys=accept_new_host_keys, prompt=_prompt,
-                   shells=wired if callable(wired) else None)  # fmt: skip
+    return Session(
+        inventory,
+        resolved_state_dir(state_dir),
+        accept_new_host_keys=accept_new_host_keys,
+        prompt=_prompt,
+        shells=wired if callable(wired) else None,
+    )
 
 
 def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
@@ -93,9 +98,18 @@ def _warn(warning: str | None) -> None:
 # -- preflight --------------------------------------------------------------------------------------
 
 
-def _preflight(ctx: typer.Context, inventory_path: Path, to: str, ignore: str | None, output: Output,
-               accept_new_host_keys: bool, options: Any, state_dir: Path | None, verbose: bool = False,
-               matrix: bool = False) -> None:  # fmt: skip
+def _preflight(
+    ctx: typer.Context,
+    inventory_path: Path,
+    to: str,
+    ignore: str | None,
+    output: Output,
+    accept_new_host_keys: bool,
+    options: Any,
+    state_dir: Path | None,
+    verbose: bool = False,
+    matrix: bool = False,
+) -> None:
     from xsoar_mt.checks.model import parse_ignore
     from xsoar_mt.usecases.preflight import PreflightRequest, preflight
 
@@ -116,8 +130,13 @@ def _preflight(ctx: typer.Context, inventory_path: Path, to: str, ignore: str | 
 # -- status -----------------------------------------------------------------------------------------
 
 
-def _status(ctx: typer.Context, inventory_path: Path, output: Output, accept_new_host_keys: bool,
-            state_dir: Path | None) -> None:  # fmt: skip
+def _status(
+    ctx: typer.Context,
+    inventory_path: Path,
+    output: Output,
+    accept_new_host_keys: bool,
+    state_dir: Path | None,
+) -> None:
     from xsoar_mt.usecases.status import StatusRequest, status
 
     with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
@@ -136,9 +155,16 @@ def _status(ctx: typer.Context, inventory_path: Path, output: Output, accept_new
 # -- validate ---------------------------------------------------------------------------------------
 
 
-def _validate(ctx: typer.Context, inventory_path: Path, to: str | None, only: str | None,
-              group: list[str] | None, output: Output, accept_new_host_keys: bool, state_dir: Path | None
-              ) -> None:  # fmt: skip
+def _validate(
+    ctx: typer.Context,
+    inventory_path: Path,
+    to: str | None,
+    only: str | None,
+    group: list[str] | None,
+    output: Output,
+    accept_new_host_keys: bool,
+    state_dir: Path | None,
+) -> None:
     from xsoar_mt.usecases.validate import ValidateRequest, validate
 
     with session(ctx, inventory_path, state_dir, accept_new_host_keys) as opened:
@@ -207,8 +233,18 @@ def _register_preflight(app: typer.Typer, boundary: Boundary) -> None:
         options = PreflightOptions(
             min_installer_free_gb=min_installer_free_gb, min_data_free_gb=min_data_free_gb
         )
-        _preflight(ctx, inventory, to, ignore_preflight_errors, output, accept_new_host_keys, options,
-                   state_dir, verbose, matrix)  # fmt: skip
+        _preflight(
+            ctx,
+            inventory,
+            to,
+            ignore_preflight_errors,
+            output,
+            accept_new_host_keys,
+            options,
+            state_dir,
+            verbose,
+            matrix,
+        )
 
 
 def _register_status(app: typer.Typer, boundary: Boundary) -> None:

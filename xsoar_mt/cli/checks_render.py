@@ -155,9 +155,16 @@ def render_status(report: StatusReport, out: Console) -> None:
         skew = f"[{_SKEW_STYLE[row.skew.value]}]{row.skew.value}[/]" if row.skew else "[yellow]unknown[/]"
         source = [row.source or "-"] if sourced else []
         table.add_row(
-            row.server, row.role, row.group, str(row.version or "-"), *source, service, reachable, skew,
+            row.server,
+            row.role,
+            row.group,
+            str(row.version or "-"),
+            *source,
+            service,
+            reachable,
+            skew,
             Text(row.detail),
-        )  # fmt: skip
+        )
     out.print(table)
     verdict = report.skew.value if report.skew else "unknown"
     style = _SKEW_STYLE.get(verdict, "yellow")

@@ -63,8 +63,12 @@ def render_plan(
     timing = timing or estimate(plan, inventory.durations)
     _summary(out, plan, inventory, timing)
     for record in prepared:
-        out.print(Text(f"{record.server}: installer for {record.release} prepared at {stamp(record.at)} "
-                       f"(sha256 {record.sha256[:12]}…)"))  # fmt: skip
+        out.print(
+            Text(
+                f"{record.server}: installer for {record.release} prepared at {stamp(record.at)} "
+                f"(sha256 {record.sha256[:12]}…)"
+            )
+        )
     if window is not None and not plan.nothing_to_do:
         _window_end(out, timing, *window)
     closes = window[2] if window is not None else None
@@ -647,7 +651,16 @@ def tenant_impact_csv(impact: Sequence[TenantImpact]) -> str:
     for row in impact:
         for window in row.windows:
             data = window.to_dict()
-            writer.writerow([row.tenant, row.group, window.hop, "" if row.wave is None else row.wave, window.kind,
-                             data["start_minutes"], "" if data["end_minutes"] is None else data["end_minutes"],
-                             "" if data["minutes"] is None else data["minutes"]])  # fmt: skip
+            writer.writerow(
+                [
+                    row.tenant,
+                    row.group,
+                    window.hop,
+                    "" if row.wave is None else row.wave,
+                    window.kind,
+                    data["start_minutes"],
+                    "" if data["end_minutes"] is None else data["end_minutes"],
+                    "" if data["minutes"] is None else data["minutes"],
+                ]
+            )
     return buffer.getvalue()

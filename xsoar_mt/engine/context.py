@@ -40,11 +40,22 @@ T = TypeVar("T")
 
 class RunContext:
     def __init__(
-        self, inventory: Inventory, plan: Plan, shell_for: ShellFor, events: EventSink, observed: Observed,
-        secrets: RunSecrets, options: RunOptions, run_dir: RunDir | None, downloads: Downloads | None,
-        known: KnownState | None, run_id: str | None, write_markers: bool, clock: Callable[[], float],
+        self,
+        inventory: Inventory,
+        plan: Plan,
+        shell_for: ShellFor,
+        events: EventSink,
+        observed: Observed,
+        secrets: RunSecrets,
+        options: RunOptions,
+        run_dir: RunDir | None,
+        downloads: Downloads | None,
+        known: KnownState | None,
+        run_id: str | None,
+        write_markers: bool,
+        clock: Callable[[], float],
         prepared: Mapping[str, Sequence[Prepared]] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.inv = inventory
         self.plan = plan
         self.shell_for = shell_for
@@ -113,13 +124,17 @@ class RunContext:
                 return
             first, self._noticed = self._noticed, seen
         if first == 0:
-            self.emit("warning", "interrupt: finishing the groups under way so none is left stopped, starting "
-                      "nothing new (interrupt again to stop waiting; installers already started keep running)")  # fmt: skip
+            self.emit(
+                "warning",
+                "interrupt: finishing the groups under way so none is left stopped, starting "
+                "nothing new (interrupt again to stop waiting; installers already started keep running)",
+            )
         if seen > 1:
             self.emit("warning", "second interrupt: no longer waiting for running steps")
 
-    def emit(self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (),
-             **data: object) -> None:  # fmt: skip
+    def emit(
+        self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (), **data: object
+    ) -> None:
         event = Event(kind, message, step.id if step else None, servers, data)
         if kind == "step-finished":
             with self.lock:
@@ -133,29 +148,50 @@ class RunContext:
         with self.lock:
             view = replace(self.state[server].view, **changes)  # type: ignore[arg-type]  # ServerView fields
             self.state[server].view = view
-        self.emit("server-state", f"{server}: {view.describe_version()}, {view.service.value}", step,
-                  (server,), **view.to_dict())  # fmt: skip
+        self.emit(
+            "server-state",
+            f"{server}: {view.describe_version()}, {view.service.value}",
+            step,
+            (server,),
+            **view.to_dict(),
+        )
         if self.known is not None:
             try:
                 self.known.record([view], self.run_id)
             except OSError as exc:
                 if not self._local_record_warned:
                     self._local_record_warned = True
-                    self.emit("warning", f"cannot update the local record {self.known.path}: {exc}; "
-                              "the journal still records every change")  # fmt: skip
+                    self.emit(
+                        "warning",
+                        f"cannot update the local record {self.known.path}: {exc}; "
+                        "the journal still records every change",
+                    )
         return view
 
     def verified(self, step: Step, server: str, version: Version) -> None:
         """`/about` answered: the version is known for sure; xsoar-mt's marker on the server says so too."""
-        self.update(server, step, version=version, source=Source.API, at=time.time(), unknown=None, basis=None,
-                    service=Service.RUNNING, healthy=True)  # fmt: skip
+        self.update(
+            server,
+            step,
+            version=version,
+            source=Source.API,
+            at=time.time(),
+            unknown=None,
+            basis=None,
+            service=Service.RUNNING,
+            healthy=True,
+        )
         if self.write_markers:
             marker = Marker(version, time.time(), "api", self.run_id)
             try:
                 self.shell_for(server).run(marker_command(self.inv, server, marker), timeout=60)
             except RemoteError as exc:
-                self.emit("warning", f"{server}: could not write the marker {marker_path(self.inv)}: "
-                          f"{exc.detail}", step, (server,))  # fmt: skip
+                self.emit(
+                    "warning",
+                    f"{server}: could not write the marker {marker_path(self.inv)}: {exc.detail}",
+                    step,
+                    (server,),
+                )
 
     # -- what each server's steps took --------------------------------------------------------------
 
@@ -180,8 +216,9 @@ class RunContext:
             f"-{self.run_id[-4:]}" if self.run_id else ""
         )
 
-    def command(self, server: str, text: str, kind: CommandKind, release: str | None = None,
-                stamp: str | None = None) -> RemoteCommand:  # fmt: skip
+    def command(
+        self, server: str, text: str, kind: CommandKind, release: str | None = None, stamp: str | None = None
+    ) -> RemoteCommand:
         """`text` with, quoted, the per-server placeholders a step's command may hold ({server}, {address},
         and {stamp}: when the backup is taken, so no two backups share a name)."""
         stamp = stamp or self.stamp()
@@ -190,8 +227,15 @@ class RunContext:
         )
         return RemoteCommand(filled, kind, release)
 
-    def checked(self, step: Step, server: str, command: RemoteCommand, *, stdin: str | None = None,
-                timeout: float | None = 600) -> Result:  # fmt: skip
+    def checked(
+        self,
+        step: Step,
+        server: str,
+        command: RemoteCommand,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = 600,
+    ) -> Result:
         """Run `command`; a non-zero exit fails the step on `server`."""
         result = self.shell_for(server).run(command, stdin=stdin, timeout=timeout, cancel=self.cancelled)
         if not result.ok:

@@ -31,8 +31,11 @@ def recorded_responder(inventory: Inventory, versions: dict[str, Version]) -> Ca
         if kind is CommandKind.VERSION:
             return Result(server, command, 0, json.dumps({"demistoVersion": str(versions[server])}))
         if kind is CommandKind.TENANTS:
-            out = "".join(f"== tenant {t.account}\n{{\"demistoVersion\": \"{versions[server]}\"}}\n"
-                          for g in inventory.groups for t in g.tenants)  # fmt: skip
+            out = "".join(
+                f'== tenant {t.account}\n{{"demistoVersion": "{versions[server]}"}}\n'
+                for g in inventory.groups
+                for t in g.tenants
+            )
             return Result(server, command, 0, out)
         if kind is CommandKind.PREPARED_CHECK:  # what a fetch left: the pinned sha256, when there is one
             release = getattr(command, "release", None)

@@ -110,20 +110,33 @@ def follow(run: RunContext, step: Step, server: str, shell: RemoteShell, files: 
     log = run.run_dir.server_log(server) if run.run_dir else None
     offset = 0
     # Poll at a tenth of the time waited so far: the lag in noticing the end stays near 10%.
-    pace = run.waiter.pace(timeout=run.inv.installer.max_minutes * 60, first=run.options.poll_min,
-                           most=run.options.poll_max, share=0.1)  # fmt: skip
+    pace = run.waiter.pace(
+        timeout=run.inv.installer.max_minutes * 60,
+        first=run.options.poll_min,
+        most=run.options.poll_max,
+        share=0.1,
+    )
     while True:
         if pace.cancelled:
-            raise StepFailed(step, server, "stopped waiting (second interrupt); the installer keeps running "
-                             "on the server and `--resume` will follow it", interrupted=True)  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                "stopped waiting (second interrupt); the installer keeps running "
+                "on the server and `--resume` will follow it",
+                interrupted=True,
+            )
         pace.pause()
         if pace.cancelled:
             continue
         try:
             polled = shell.run(files.poll(offset), timeout=60, cancel=run.cancelled)
         except ConnectionLost as lost:
-            run.emit("warning", f"{server}: {lost.detail}; the installer keeps running; reconnecting",
-                     step, (server,))  # fmt: skip
+            run.emit(
+                "warning",
+                f"{server}: {lost.detail}; the installer keeps running; reconnecting",
+                step,
+                (server,),
+            )
             run.reconnect(step, shell)
             continue
         seen = Poll.parse(polled.stdout)
@@ -140,14 +153,26 @@ def follow(run: RunContext, step: Step, server: str, shell: RemoteShell, files: 
 
 def _check_still_running(step: Step, server: str, seen: Poll, expired: bool, max_minutes: float) -> None:
     if seen.rebooted:
-        raise StepFailed(step, server, f"the server restarted while the installer for {step.release} "
-                         "ran; it left no exit code, so what it installed is unknown",
-                         hint="check the server, then `--resume` (the install runs again)")  # fmt: skip
+        raise StepFailed(
+            step,
+            server,
+            f"the server restarted while the installer for {step.release} "
+            "ran; it left no exit code, so what it installed is unknown",
+            hint="check the server, then `--resume` (the install runs again)",
+        )
     if not seen.alive:
-        raise StepFailed(step, server, f"the installer for {step.release} is gone and left no exit code "
-                         "(killed, or its exit code could not be written: is the disk full?)",
-                         hint="check the server's disk and log, then `--resume` (the install runs again)")  # fmt: skip
+        raise StepFailed(
+            step,
+            server,
+            f"the installer for {step.release} is gone and left no exit code "
+            "(killed, or its exit code could not be written: is the disk full?)",
+            hint="check the server's disk and log, then `--resume` (the install runs again)",
+        )
     if expired:
-        raise StepFailed(step, server, f"the installer for {step.release} still runs after "
-                         f"{max_minutes:g} minutes (installer.max_minutes); it was left running",
-                         hint="`--resume` follows it to its end once it finishes")  # fmt: skip
+        raise StepFailed(
+            step,
+            server,
+            f"the installer for {step.release} still runs after "
+            f"{max_minutes:g} minutes (installer.max_minutes); it was left running",
+            hint="`--resume` follows it to its end once it finishes",
+        )

@@ -56,9 +56,15 @@ def finished_data(window: WindowClosed | None) -> dict[str, Any]:
     """What the `run-finished` event says of the window, besides the outcome (Any: passed as **data)."""
     if window is None:
         return {}
-    return {"window": {"closes": window.refusal.window_end, "not_started": window.refusal.phase.id,
-                       "done": [p.id for p in window.done], "left": [p.id for p in window.left],
-                       "degraded_functions": list(window.degraded_functions)}}  # fmt: skip
+    return {
+        "window": {
+            "closes": window.refusal.window_end,
+            "not_started": window.refusal.phase.id,
+            "done": [p.id for p in window.done],
+            "left": [p.id for p in window.left],
+            "degraded_functions": list(window.degraded_functions),
+        }
+    }
 
 
 def settle_outcomes(run: RunContext) -> None:

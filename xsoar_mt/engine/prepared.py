@@ -27,8 +27,9 @@ class FetchDecision:
     note: str | None = None  # why a prepared installer is fetched again (None: nothing was prepared)
 
 
-def claim(records: Iterable[Prepared], server: str, release: str, build: str | None, path: str,
-          pinned: str | None) -> FetchDecision | Prepared:  # fmt: skip
+def claim(
+    records: Iterable[Prepared], server: str, release: str, build: str | None, path: str, pinned: str | None
+) -> FetchDecision | Prepared:
     """Before looking at the file: the record that says the installer is in place, or the decision to
     fetch (with a note when a record exists but no longer fits)."""
     record = next((r for r in records if r.server == server and r.release == release), None)
@@ -36,14 +37,25 @@ def claim(records: Iterable[Prepared], server: str, release: str, build: str | N
         return FetchDecision(False)
     when = f"prepared at {stamp(record.at)}"
     if record.build != build:
-        return FetchDecision(False, record, f"the installer for {release} was {when} for build "
-                             f"{record.build or 'latest'}; the inventory asks for {build or 'latest'}: fetching it again")  # fmt: skip
+        return FetchDecision(
+            False,
+            record,
+            f"the installer for {release} was {when} for build "
+            f"{record.build or 'latest'}; the inventory asks for {build or 'latest'}: fetching it again",
+        )
     if record.path != path:
-        return FetchDecision(False, record, f"the installer for {release} was {when} at {record.path}, "
-                             f"not at {path}: fetching it again")  # fmt: skip
+        return FetchDecision(
+            False,
+            record,
+            f"the installer for {release} was {when} at {record.path}, not at {path}: fetching it again",
+        )
     if pinned is not None and pinned != record.sha256:
-        return FetchDecision(False, record, f"the installer for {release} {when} has sha256 {record.sha256}; "
-                             f"the inventory pins {pinned}: fetching it again")  # fmt: skip
+        return FetchDecision(
+            False,
+            record,
+            f"the installer for {release} {when} has sha256 {record.sha256}; "
+            f"the inventory pins {pinned}: fetching it again",
+        )
     return record
 
 
@@ -57,16 +69,25 @@ def decide(record: Prepared, found: str | None) -> FetchDecision:
     """With the file's sha256 as found now (None: no such file, or not executable)."""
     when = f"prepared at {stamp(record.at)}"
     if found is None:
-        return FetchDecision(False, record, f"the installer for {record.release} {when} is no longer at "
-                             f"{record.path} (or not executable): fetching it again")  # fmt: skip
+        return FetchDecision(
+            False,
+            record,
+            f"the installer for {record.release} {when} is no longer at "
+            f"{record.path} (or not executable): fetching it again",
+        )
     if found != record.sha256:
-        return FetchDecision(False, record, f"the installer for {record.release} changed since it was {when} "
-                             f"(sha256 {found}, prepared {record.sha256}): fetching it again")  # fmt: skip
+        return FetchDecision(
+            False,
+            record,
+            f"the installer for {record.release} changed since it was {when} "
+            f"(sha256 {found}, prepared {record.sha256}): fetching it again",
+        )
     return FetchDecision(True, record)
 
 
-def prepared_in_plan(plan: Plan, inventory: Inventory, records: Mapping[str, Sequence[Prepared]]
-                     ) -> tuple[Prepared, ...]:  # fmt: skip
+def prepared_in_plan(
+    plan: Plan, inventory: Inventory, records: Mapping[str, Sequence[Prepared]]
+) -> tuple[Prepared, ...]:
     """The records of installers the plan's fetches would find prepared (same release, build, path and
     pinned sha256; whether the file is still whole is checked on the night, right before the fetch)."""
     paths, installer = RemotePaths.of(inventory), inventory.installer
@@ -76,8 +97,14 @@ def prepared_in_plan(plan: Plan, inventory: Inventory, records: Mapping[str, Seq
             if step.action is not Action.FETCH:
                 continue
             for server in step.servers:
-                claimed = claim(records.get(server, ()), server, step.release, installer.build,
-                                paths.installer(step.release), installer.sha256.get(step.release))  # fmt: skip
+                claimed = claim(
+                    records.get(server, ()),
+                    server,
+                    step.release,
+                    installer.build,
+                    paths.installer(step.release),
+                    installer.sha256.get(step.release),
+                )
                 if isinstance(claimed, Prepared):
                     found.append(claimed)
     return tuple(found)

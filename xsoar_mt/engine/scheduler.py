@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from xsoar_mt.download import Downloads
 from xsoar_mt.engine.context import RunContext
@@ -26,7 +25,7 @@ from xsoar_mt.engine.model import (
     state_dict,
 )
 from xsoar_mt.engine.outcome import Progress, finished_data, outcome, report
-from xsoar_mt.engine.skew_guard import check_rollback_skew, check_skew
+from xsoar_mt.engine.step_runner import run_step
 from xsoar_mt.engine.steps import handlers
 from xsoar_mt.engine.steps.fetch import announce_prepared
 from xsoar_mt.engine.steps.service import restart_what_was_stopped
@@ -43,8 +42,13 @@ from xsoar_mt.secrets import RunSecrets
 
 def fetches(plan: Plan) -> list[tuple[Phase, Step]]:
     """What `upgrade prepare` runs of a plan: its installer fetches, all hops, and nothing else."""
-    return [(p, s) for p in plan.phases if p.kind is PhaseKind.PREPARE for s in p.steps
-            if s.action is Action.FETCH]  # fmt: skip
+    return [
+        (p, s)
+        for p in plan.phases
+        if p.kind is PhaseKind.PREPARE
+        for s in p.steps
+        if s.action is Action.FETCH
+    ]
 
 
 class Executor:
@@ -68,8 +72,22 @@ class Executor:
         builds: Mapping[str, str | None] | None = None,
     ) -> None:
         self.progress = Progress()
-        self.run = RunContext(inventory, plan, shell_for, events, observed, secrets, options, run_dir,
-                              downloads, known, run_id, write_markers, clock, prepared)  # fmt: skip
+        self.run = RunContext(
+            inventory,
+            plan,
+            shell_for,
+            events,
+            observed,
+            secrets,
+            options,
+            run_dir,
+            downloads,
+            known,
+            run_id,
+            write_markers,
+            clock,
+            prepared,
+        )
         if builds is not None:  # a rollback fetches each old release's own build (RollbackPlan.builds)
             self.run.builds = dict(builds)
         self.plan = plan
@@ -129,12 +147,21 @@ class Executor:
         run, total = self.run, self.plan.step_count
         if self.options.prepare_only:
             total = len(fetches(self.plan))
-            run.emit("run-started", f"prepare: {total} installer fetch steps to {self.plan.target} on "
-                     f"{self.plan.deployment} (nothing is stopped, started or backed up)",
-                     target=self.plan.target, steps=total, prepare=True)  # fmt: skip
+            run.emit(
+                "run-started",
+                f"prepare: {total} installer fetch steps to {self.plan.target} on "
+                f"{self.plan.deployment} (nothing is stopped, started or backed up)",
+                target=self.plan.target,
+                steps=total,
+                prepare=True,
+            )
         else:
-            run.emit("run-started", f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
-                     target=self.plan.target, steps=total)  # fmt: skip
+            run.emit(
+                "run-started",
+                f"run: {total} steps to {self.plan.target} on {self.plan.deployment}",
+                target=self.plan.target,
+                steps=total,
+            )
             announce_prepared(run, [(n, s.release) for _, s in fetches(self.plan) for n in s.servers])
         try:
             if self.options.prepare_only:
@@ -148,8 +175,13 @@ class Executor:
         finished = report(run, self.progress, result)
         more = finished_data(finished.window)
         try:
-            run.emit("run-finished", f"run {result}: {self.progress.steps_done} of {total} steps done",
-                     outcome=result, fleet={n: state_dict(s) for n, s in run.state.items()}, **more)  # fmt: skip
+            run.emit(
+                "run-finished",
+                f"run {result}: {self.progress.steps_done} of {total} steps done",
+                outcome=result,
+                fleet={n: state_dict(s) for n, s in run.state.items()},
+                **more,
+            )
         except Exception as exc:  # the recap still comes, from the report
             finished.failures.append(f"could not report the end of the run: {exc}")
         return finished
@@ -176,9 +208,15 @@ class Executor:
         wave, count = batch[0].wave, self.plan.waves.count if self.plan.waves else 0
         groups = [p.group or "" for p in batch]
         at_once = "one at a time" if width <= 1 else f"up to {min(width, len(batch))} at once"
-        self.run.emit("wave-started", f"wave {wave} of {count} to {batch[0].release}: {len(batch)} host group"
-                      f"{'' if len(batch) == 1 else 's'} ({', '.join(groups)}), {at_once}", wave=wave,
-                      groups=groups, release=batch[0].release, parallel=width)  # fmt: skip
+        self.run.emit(
+            "wave-started",
+            f"wave {wave} of {count} to {batch[0].release}: {len(batch)} host group"
+            f"{'' if len(batch) == 1 else 's'} ({', '.join(groups)}), {at_once}",
+            wave=wave,
+            groups=groups,
+            release=batch[0].release,
+            parallel=width,
+        )
 
     # -- lanes --------------------------------------------------------------------------------------
 
@@ -239,7 +277,7 @@ class Executor:
                 return
             began.append(step)
             try:
-                self._run_step(step)
+                run_step(self.run, self.progress, self.handlers, step)
             except StepFailed as failure:
                 with run.lock:
                     progress.failures.append(failure)
@@ -250,42 +288,3 @@ class Executor:
                 with run.lock:
                     progress.failures.append(unexpected)
                 return
-
-    # -- one step -----------------------------------------------------------------------------------
-
-    def _run_step(self, step: Step) -> None:
-        run = self.run
-        if run.rollback:
-            check_rollback_skew(run, step)
-        elif step.action is Action.INSTALL:
-            check_skew(run, step)
-        own: dict[str, Any] = {"per_server": dict(step.per_server)} if step.per_server else {}
-        phase = run.phase_of(step)
-        if phase is not None and phase.wave is not None:
-            own["wave"] = phase.wave
-        run.emit("step-started", f"{step.action.value} on {', '.join(step.servers)} ({step.id})", step,
-                 step.servers, command=step.command, **own)  # fmt: skip
-        started = time.monotonic()
-        try:
-            self.handlers[step.action].run(run, step)
-        except StepFailed as failure:
-            failed = set(failure.servers)
-            self._mark(step, [s for s in step.servers if s not in failed], "ok")
-            self._mark(step, [s for s in step.servers if s in failed], "failed")
-            run.emit("step-finished", failure.message, step, step.servers, outcome="failed",
-                     error=failure.message, failed=sorted(failed), interrupted=failure.interrupted,
-                     seconds=round(time.monotonic() - started, 3))  # fmt: skip
-            raise
-        self._mark(step, step.servers, "ok")
-        with run.lock:
-            self.progress.steps_done += 1
-            self.progress.finished.add(step.id)
-        versions = {s: str(run.state[s].version) for s in step.servers if run.state[s].version}
-        run.emit("step-finished", f"done: {step.action.value} on {', '.join(step.servers)}", step, step.servers,
-                 outcome="ok", seconds=round(time.monotonic() - started, 3), versions=versions)  # fmt: skip
-
-    def _mark(self, step: Step, servers: list[str] | tuple[str, ...], outcome: str) -> None:
-        with self.run.lock:
-            for server in servers:
-                self.run.state[server].last_step = step.id
-                self.run.state[server].outcome = outcome

@@ -26,8 +26,12 @@ def check_skew(run: RunContext, step: Step) -> None:
     verdict = judge(run, releases(run) | dict.fromkeys(step.servers, step.release))
     if verdict.verdict is Verdict.UNSUPPORTED:
         reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
-        raise StepFailed(step, None, f"refused: it would leave the deployment unsupported ({reasons})",
-                         hint="the servers do not run what the plan expected; check them and plan again")  # fmt: skip
+        raise StepFailed(
+            step,
+            None,
+            f"refused: it would leave the deployment unsupported ({reasons})",
+            hint="the servers do not run what the plan expected; check them and plan again",
+        )
 
 
 def check_rollback_skew(run: RunContext, step: Step) -> None:
@@ -44,9 +48,17 @@ def check_rollback_skew(run: RunContext, step: Step) -> None:
         stopped = {n for n, s in run.state.items() if n not in main and s.view.service is not Service.RUNNING}
     if step.action is Action.START:
         stopped -= set(step.servers)
-    verdict = rollback_judgement({n: r for n, r in after.items() if n in main},
-                                 {n: r for n, r in after.items() if n not in main}, stopped, run.inv.releases)  # fmt: skip
+    verdict = rollback_judgement(
+        {n: r for n, r in after.items() if n in main},
+        {n: r for n, r in after.items() if n not in main},
+        stopped,
+        run.inv.releases,
+    )
     if verdict.verdict is Verdict.UNSUPPORTED:
         reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
-        raise StepFailed(step, None, f"refused: it would leave the deployment unsupported ({reasons})",
-                         hint="the servers do not run what the rollback plan expected; check them and plan again")  # fmt: skip
+        raise StepFailed(
+            step,
+            None,
+            f"refused: it would leave the deployment unsupported ({reasons})",
+            hint="the servers do not run what the rollback plan expected; check them and plan again",
+        )

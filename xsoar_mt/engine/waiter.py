@@ -66,9 +66,14 @@ class Pace:
     """One wait under way: see `Waiter.pace`."""
 
     def __init__(
-        self, waiter: Waiter, deadline: float | None, first: float, most: float, factor: float,
+        self,
+        waiter: Waiter,
+        deadline: float | None,
+        first: float,
+        most: float,
+        factor: float,
         share: float | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.waiter = waiter
         self.deadline = deadline
         self.started = waiter.clock()

@@ -31,6 +31,11 @@ class WindowGate:
             if first:
                 self.progress.window_closed = refusal
         if first:
-            self.run.emit("window-closed", refusal.message, phase=refusal.phase.id,
-                          window_end=refusal.window_end, expected_end=refusal.ends)  # fmt: skip
+            self.run.emit(
+                "window-closed",
+                refusal.message,
+                phase=refusal.phase.id,
+                window_end=refusal.window_end,
+                expected_end=refusal.ends,
+            )
         return False

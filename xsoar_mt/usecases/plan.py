@@ -103,10 +103,15 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
     check_scope(inventory, request.scope)  # before any server is read
     if not request.probe:
         observed = offline_state(inventory, known.servers())
-        require_versions(observed, session.inventory_path, probed=False, state_dir=session.state.root,
-                         hint="add --probe to read every server's version over SSH (read only), give "
-                         "`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
-                         f"{how_to_point_elsewhere()}")  # fmt: skip
+        require_versions(
+            observed,
+            session.inventory_path,
+            probed=False,
+            state_dir=session.state.root,
+            hint="add --probe to read every server's version over SSH (read only), give "
+            "`version:` in the inventory, or, if earlier runs recorded them elsewhere: "
+            f"{how_to_point_elsewhere()}",
+        )
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, waves=request.waves)
         prepared: tuple[Prepared, ...] = ()
     else:

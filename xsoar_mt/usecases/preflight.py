@@ -33,7 +33,8 @@ def preflight(session: Session, request: PreflightRequest) -> PreflightResult:
     target = parse_target(request.target, session.inventory.releases)
     known = session.known
     session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
-    asked = PreflightInput(target, request.ignore, request.options, known=known.servers(),
-                           backed_up=known.backups())  # fmt: skip
+    asked = PreflightInput(
+        target, request.ignore, request.options, known=known.servers(), backed_up=known.backups()
+    )
     report = run_preflight(session.inventory, session.shells, session.secrets, asked)
     return PreflightResult(report, session.record(report.observed))

@@ -52,8 +52,12 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
     unusable: dict[str, str] = {}
     if not request.probe:
         observed = offline_state(inventory, known.servers())
-        require_versions(observed, session.inventory_path, probed=False,
-                         hint="add --probe to read every server's version over SSH (read only)")  # fmt: skip
+        require_versions(
+            observed,
+            session.inventory_path,
+            probed=False,
+            hint="add --probe to read every server's version over SSH (read only)",
+        )
     else:
         session.read_secrets(sudo=True)
         observed, readings = session.observe()

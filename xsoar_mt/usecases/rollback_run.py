@@ -70,9 +70,14 @@ class _Intent:
     unfinished: frozenset[str]  # resuming: the servers whose way back began and did not finish
 
 
-def run_rollback(session: Session, request: RollbackRunRequest, events: EventSink, *,
-                 confirm: Callable[[Plan], bool], on_executor: Callable[[Executor], None] = lambda e: None,
-                 ) -> RunOutcome:  # fmt: skip
+def run_rollback(
+    session: Session,
+    request: RollbackRunRequest,
+    events: EventSink,
+    *,
+    confirm: Callable[[Plan], bool],
+    on_executor: Callable[[Executor], None] = lambda e: None,
+) -> RunOutcome:
     """Check, plan, confirm, then take the servers back step by step (or, dry, record every command)."""
     inventory, known = session.inventory, session.known
     if known.problem:
@@ -115,8 +120,10 @@ def _secrets(session: Session, request: RollbackRunRequest) -> RunSecrets:
     secrets = session.read_secrets(sudo=True, link=LinkNeed.NONE if request.dry_run else LinkNeed.REQUIRED)
     credentials = session.inventory.elasticsearch_credentials
     if credentials is not None:
-        secrets = replace(secrets, elasticsearch=read_secret(credentials, "Elasticsearch credentials",
-                                                             prompt=session.prompt))  # fmt: skip
+        secrets = replace(
+            secrets,
+            elasticsearch=read_secret(credentials, "Elasticsearch credentials", prompt=session.prompt),
+        )
     return secrets
 
 
@@ -168,8 +175,9 @@ class _Locks:
             self.here.release()
 
 
-def _preflight(session: Session, intent: _Intent, request: RollbackRunRequest, events: EventSink
-               ) -> tuple[RollbackPlan, Observed]:  # fmt: skip
+def _preflight(
+    session: Session, intent: _Intent, request: RollbackRunRequest, events: EventSink
+) -> tuple[RollbackPlan, Observed]:
     """Before anything stops: every server read, every backup that goes back checked on its server (size
     and sha256), the rollback planned from that (backups, the skew rule, Elasticsearch). Raises with every
     reason; nothing was changed."""
@@ -189,19 +197,37 @@ def _preflight(session: Session, intent: _Intent, request: RollbackRunRequest, e
         in_flight={n: r for n, r in observed.in_flight().items() if n not in intent.unfinished},
         unusable=_unusable(session, backups, intent.scope),
     )
-    rollback = plan_rollback(inventory, observed.versions(), facts, intent.scope,
-                             release_only=intent.release_only, waves=request.waves)  # fmt: skip
+    rollback = plan_rollback(
+        inventory,
+        observed.versions(),
+        facts,
+        intent.scope,
+        release_only=intent.release_only,
+        waves=request.waves,
+    )
     if not rollback.nothing_to_do and inventory.installer.delivery == "upload":
         raise PlanRefused(
             "rollback run fetches the old releases' installers with server-download delivery only",
             hint="set installer.delivery: server-download for the rollback (the link must allow the old release)",
         )
     for view in observed.views.values():
-        events.emit(Event("probe", f"{view.server}: {view.describe_version()}", servers=(view.server,),
-                          data=view.to_dict()))  # fmt: skip
+        events.emit(
+            Event(
+                "probe",
+                f"{view.server}: {view.describe_version()}",
+                servers=(view.server,),
+                data=view.to_dict(),
+            )
+        )
     for ret in rollback.returns:
-        events.emit(Event("probe", f"{ret.label}: goes back to {ret.release}, backups checked on its servers",
-                          servers=ret.servers, data={"release": ret.release, "build": ret.build}))  # fmt: skip
+        events.emit(
+            Event(
+                "probe",
+                f"{ret.label}: goes back to {ret.release}, backups checked on its servers",
+                servers=ret.servers,
+                data={"release": ret.release, "build": ret.build},
+            )
+        )
     return rollback, observed
 
 
@@ -219,8 +245,11 @@ def _unusable(session: Session, backups: dict[str, Backup], scope: Scope) -> dic
         except RemoteError as exc:
             unusable[name] = f"the backup could not be checked ({exc.detail})"
             continue
-        reason = backup_check_verdict(backup, result.stdout) if result.ok else (
-            f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})")  # fmt: skip
+        reason = (
+            backup_check_verdict(backup, result.stdout)
+            if result.ok
+            else (f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})")
+        )
         if reason is not None:
             unusable[name] = reason
     return unusable
@@ -248,61 +277,126 @@ def _backups(session: Session) -> dict[str, Backup]:
     return out
 
 
-def _dry_run(session: Session, events: EventSink, plan: Plan, rollback: RollbackPlan, observed: Observed,
-             secrets: RunSecrets, run_id: str, on_executor: Callable[[Executor], None]) -> RunOutcome:  # fmt: skip
+def _dry_run(
+    session: Session,
+    events: EventSink,
+    plan: Plan,
+    rollback: RollbackPlan,
+    observed: Observed,
+    secrets: RunSecrets,
+    run_id: str,
+    on_executor: Callable[[Executor], None],
+) -> RunOutcome:
     """Every command the rollback would send, recorded (the servers answer as if each step worked)."""
-    recorder = Recorder(listener=lambda server, command: events.emit(
-        Event("would-run", f"{server}: {command}", servers=(server,))))  # fmt: skip
+    recorder = Recorder(
+        listener=lambda server, command: events.emit(
+            Event("would-run", f"{server}: {command}", servers=(server,))
+        )
+    )
     responder = recorded_responder(session.inventory, dict(observed.versions()))
     shells = ShellPool(lambda name: RecordingShell(name, recorder, responder))
     options = RunOptions(parallel=1, prepare_parallel=1, poll_min=0, poll_max=0)
-    executor = Executor(session.inventory, plan, shells, Fanout(events), observed,
-                        replace(secrets, link=secrets.link or DRY_RUN_LINK), options, None, None, known=None,
-                        run_id=run_id, write_markers=False, builds=rollback.builds)  # fmt: skip
+    executor = Executor(
+        session.inventory,
+        plan,
+        shells,
+        Fanout(events),
+        observed,
+        replace(secrets, link=secrets.link or DRY_RUN_LINK),
+        options,
+        None,
+        None,
+        known=None,
+        run_id=run_id,
+        write_markers=False,
+        builds=rollback.builds,
+    )
     on_executor(executor)
     return RunOutcome(executor.execute(), plan, None, None, recorder.lines)
 
 
-def _real_executor(session: Session, request: RollbackRunRequest, events: EventSink, plan: Plan,
-                   rollback: RollbackPlan, observed: Observed, secrets: RunSecrets, run_dir: RunDir,
-                   intent: _Intent) -> Executor:  # fmt: skip
+def _real_executor(
+    session: Session,
+    request: RollbackRunRequest,
+    events: EventSink,
+    plan: Plan,
+    rollback: RollbackPlan,
+    observed: Observed,
+    secrets: RunSecrets,
+    run_dir: RunDir,
+    intent: _Intent,
+) -> Executor:
     run_dir.write_private(f"plan-{new_run_id()}.json", json.dumps(plan.to_dict(), indent=2))
-    return Executor(session.inventory, plan, session.shells, Fanout(events), observed, secrets,
-                    RunOptions(parallel=request.parallel), run_dir, None, known=session.known,
-                    run_id=run_dir.run_id, write_markers=True, builds=rollback.builds)  # fmt: skip
+    return Executor(
+        session.inventory,
+        plan,
+        session.shells,
+        Fanout(events),
+        observed,
+        secrets,
+        RunOptions(parallel=request.parallel),
+        run_dir,
+        None,
+        known=session.known,
+        run_id=run_dir.run_id,
+        write_markers=True,
+        builds=rollback.builds,
+    )
 
 
-def _intent_record(session: Session, request: RollbackRunRequest, plan: Plan, observed: Observed,
-                   intent: _Intent, run_id: str, resumed: RunDir | None) -> dict[str, object]:  # fmt: skip
-    return {"kind": "run-resumed" if resumed else "run-intent", "deployment": session.known.key,
-            "inventory": str(session.inventory_path.resolve()), "target": plan.target,
-            **run_origin(run_id, session.inventory.digest, request.parallel),
-            "scope": intent.scope.to_dict(), "rollback": True,
-            **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
-            "observed": {n: v.to_dict() for n, v in observed.views.items()}}  # fmt: skip
+def _intent_record(
+    session: Session,
+    request: RollbackRunRequest,
+    plan: Plan,
+    observed: Observed,
+    intent: _Intent,
+    run_id: str,
+    resumed: RunDir | None,
+) -> dict[str, object]:
+    return {
+        "kind": "run-resumed" if resumed else "run-intent",
+        "deployment": session.known.key,
+        "inventory": str(session.inventory_path.resolve()),
+        "target": plan.target,
+        **run_origin(run_id, session.inventory.digest, request.parallel),
+        "scope": intent.scope.to_dict(),
+        "rollback": True,
+        **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
+        "observed": {n: v.to_dict() for n, v in observed.views.items()},
+    }
 
 
 def _intent(request: RollbackRunRequest, resumed: RunDir | None, saved: Plan | None) -> _Intent:
     """Scope, release-only and (resuming) the servers whose way back began and did not finish."""
     if saved is not None:
         if saved.target not in ROLLBACK_TARGETS:
-            raise UsageError(f"--plan {request.plan_file}: this is an upgrade plan, not a rollback plan",
-                             hint="run it with `xsoar-mt upgrade run --plan`")  # fmt: skip
+            raise UsageError(
+                f"--plan {request.plan_file}: this is an upgrade plan, not a rollback plan",
+                hint="run it with `xsoar-mt upgrade run --plan`",
+            )
         if request.release_only != (saved.target == ROLLBACK_RELEASE_ONLY):
-            raise StalePlan(["--release-only differs from the saved plan's"],
-                            lead="the saved plan is not what the command line asks")  # fmt: skip
-        return _Intent(request.scope if request.scope != Scope() else saved.scope, request.release_only,
-                       frozenset())  # fmt: skip
+            raise StalePlan(
+                ["--release-only differs from the saved plan's"],
+                lead="the saved plan is not what the command line asks",
+            )
+        return _Intent(
+            request.scope if request.scope != Scope() else saved.scope, request.release_only, frozenset()
+        )
     if resumed is None:
         return _Intent(request.scope, request.release_only, frozenset())
     records = read_journal(resumed.journal_path)
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None or intent.get("target") not in ROLLBACK_TARGETS:
-        raise InvalidInput(f"run {resumed.run_id} is not a rollback",
-                           hint="`xsoar-mt upgrade run --resume` finishes an upgrade; rollback run undoes it")  # fmt: skip
+        raise InvalidInput(
+            f"run {resumed.run_id} is not a rollback",
+            hint="`xsoar-mt upgrade run --resume` finishes an upgrade; rollback run undoes it",
+        )
     plans = [read_plan(p) for p in sorted(resumed.path.glob("plan-*.json"))]
-    return _Intent(Scope.from_dict(intent["scope"]), intent["target"] == ROLLBACK_RELEASE_ONLY,
-                   unfinished_servers(records, plans))  # fmt: skip
+    return _Intent(
+        Scope.from_dict(intent["scope"]),
+        intent["target"] == ROLLBACK_RELEASE_ONLY,
+        unfinished_servers(records, plans),
+    )
 
 
 def resume_command(session: Session, request: RollbackRunRequest, run_id: str) -> str:

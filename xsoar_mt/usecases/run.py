@@ -27,8 +27,14 @@ from xsoar_mt.usecases.session import Session
 from xsoar_mt.waves import saved_spec
 
 
-def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, confirm: Callable[[Plan], bool],
-                on_executor: Callable[[Executor], None] = lambda e: None) -> RunOutcome:  # fmt: skip
+def run_upgrade(
+    session: Session,
+    request: RunRequest,
+    events: EventSink,
+    *,
+    confirm: Callable[[Plan], bool],
+    on_executor: Callable[[Executor], None] = lambda e: None,
+) -> RunOutcome:
     """Carry out the upgrade: checked, planned, confirmed, then step by step (or, dry, recorded)."""
     inventory, known = session.inventory, session.known
     check_scope(inventory, request.scope)  # a wrong --group is a usage error before any server is read
@@ -57,16 +63,20 @@ def run_upgrade(session: Session, request: RunRequest, events: EventSink, *, con
         outcome = mode.outcome(report, plan, resume_command(session, request, mode.run_id))
         releases = {n: v.release for n, st in report.servers.items() if (v := st.view.planning_version)}
         running = {n: st.running for n, st in report.servers.items()}
-        return replace(outcome, tenants_down=tenants_down(inventory, running),
-                       lagging_functions=lagging_functions(inventory, releases))  # fmt: skip
+        return replace(
+            outcome,
+            tenants_down=tenants_down(inventory, running),
+            lagging_functions=lagging_functions(inventory, releases),
+        )
 
 
 def _plan(session: Session, request: RunRequest, intent: Intent, sight: Sight, saved: Plan | None) -> Plan:
     """The plan from the observed state, or the saved plan once it is shown to be that same plan."""
     inventory, observed = session.inventory, sight.observed
     facts = observed.facts(session.known.backups(), verify=intent.resuming)
-    plan = plan_upgrade(inventory, observed.versions(), intent.target, intent.scope, facts,
-                        intent.waves or request.waves)  # fmt: skip
+    plan = plan_upgrade(
+        inventory, observed.versions(), intent.target, intent.scope, facts, intent.waves or request.waves
+    )
     if saved is not None:
         check_saved_plan(saved, plan, request.scope)
         plan = saved

@@ -52,13 +52,32 @@ class _Mode:
     def finish(self) -> None:
         return None
 
-    def _executor(self, plan: Plan, sight: Sight, shells: Callable[[str], RemoteShell], options: RunOptions,
-                  run_dir: RunDir | None, downloads: Downloads | None) -> Executor:  # fmt: skip
+    def _executor(
+        self,
+        plan: Plan,
+        sight: Sight,
+        shells: Callable[[str], RemoteShell],
+        options: RunOptions,
+        run_dir: RunDir | None,
+        downloads: Downloads | None,
+    ) -> Executor:
         real = run_dir is not None
-        return Executor(self.session.inventory, plan, shells, Fanout(self.events), sight.observed,
-                        self.secrets, options, run_dir, downloads, known=self.session.known if real else None,
-                        run_id=self.run_id, write_markers=real, window=self._window(plan),
-                        prepared={name: reading.prepared for name, reading in sight.readings.items()})  # fmt: skip
+        return Executor(
+            self.session.inventory,
+            plan,
+            shells,
+            Fanout(self.events),
+            sight.observed,
+            self.secrets,
+            options,
+            run_dir,
+            downloads,
+            known=self.session.known if real else None,
+            run_id=self.run_id,
+            write_markers=real,
+            window=self._window(plan),
+            prepared={name: reading.prepared for name, reading in sight.readings.items()},
+        )
 
     def _window(self, plan: Plan) -> WindowCheck | None:
         """The window's check for the executor, with a first event saying when it ends."""
@@ -67,12 +86,18 @@ class _Mode:
             return None
         now, end = request.clock(), request.window_end.timestamp()
         learned = self.session.known.durations()
-        self.events.emit(Event("window", f"window ends at {at(end)} (in {clock(max(0.0, end - now) / 60)})",
-                               data={"window_end": end, "learned_servers": len(learned)}))  # fmt: skip
+        self.events.emit(
+            Event(
+                "window",
+                f"window ends at {at(end)} (in {clock(max(0.0, end - now) / 60)})",
+                data={"window_end": end, "learned_servers": len(learned)},
+            )
+        )
         return self._window_check(plan, now, end, learned)
 
-    def _window_check(self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
-                      ) -> WindowCheck:  # fmt: skip
+    def _window_check(
+        self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
+    ) -> WindowCheck:
         raise NotImplementedError
 
 
@@ -98,8 +123,13 @@ class DryRun(_Mode):
         session = self.session
         if not self.request.probe_in_dry_run:
             observed = offline_state(session.inventory, session.known.servers())
-            require_versions(observed, session.inventory_path, probed=False, state_dir=session.state.root,
-                             hint="add --probe to read the servers' versions over SSH (read only)")  # fmt: skip
+            require_versions(
+                observed,
+                session.inventory_path,
+                probed=False,
+                state_dir=session.state.root,
+                hint="add --probe to read the servers' versions over SSH (read only)",
+            )
             return Sight(observed)
         self.events.emit(Event("probe", f"reading {len(session.inventory.servers)} servers (read only)"))
         observed, readings = session.observe()
@@ -113,8 +143,9 @@ class DryRun(_Mode):
     def executor(self, plan: Plan, sight: Sight, intent: Intent, confirm: Callable[[Plan], bool]) -> Executor:
         """Recording shells that answer as the servers would; the link stood in for; one step at a time."""
         self.secrets = replace(self.secrets, link=self.secrets.link or DRY_RUN_LINK)
-        options = RunOptions(parallel=1, prepare_parallel=1, poll_min=0, poll_max=0,
-                             prepare_only=self.request.prepare_only)  # fmt: skip
+        options = RunOptions(
+            parallel=1, prepare_parallel=1, poll_min=0, poll_max=0, prepare_only=self.request.prepare_only
+        )
         responder = recorded_responder(self.session.inventory, dict(sight.observed.versions()))
 
         def recording(name: str) -> RemoteShell:
@@ -125,8 +156,9 @@ class DryRun(_Mode):
         downloads = simulated(installer.build) if delivered else None
         return self._executor(plan, sight, ShellPool(recording), options, None, downloads)
 
-    def _window_check(self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
-                      ) -> WindowCheck:  # fmt: skip
+    def _window_check(
+        self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
+    ) -> WindowCheck:
         """A dry run takes no time, so it stops where the plan's estimate says the window closes."""
         timing = estimate(plan, self.session.inventory.durations, self.request.parallel, learned)
         where = closing(timing, (end - now) / 60)
@@ -134,8 +166,13 @@ class DryRun(_Mode):
             fits = f"by the estimate the whole run fits: it ends about {at(now + timing.minutes * 60)}"
             self.events.emit(Event("window", fits))
         else:
-            self.events.emit(Event("window", f"by the estimate the window closes before {where.phase.id} (it would "
-                                   f"end about {at(now + where.ends * 60)}): the run stops there"))  # fmt: skip
+            self.events.emit(
+                Event(
+                    "window",
+                    f"by the estimate the window closes before {where.phase.id} (it would "
+                    f"end about {at(now + where.ends * 60)}): the run stops there",
+                )
+            )
         return EstimatedWindow(end, now, where)
 
     def outcome(self, report: RunReport, plan: Plan, resume: str) -> RunOutcome:
@@ -152,8 +189,14 @@ def emit_views(observed: Observed, events: EventSink) -> None:
     for view in observed.views.values():
         state = "" if view.running else f" ({view.service.value})"
         source = f" [{view.source.value}]" if view.source else ""
-        events.emit(Event("probe", f"{view.server}: {view.describe_version()}{source}{state}",
-                          servers=(view.server,), data=view.to_dict()))  # fmt: skip
+        events.emit(
+            Event(
+                "probe",
+                f"{view.server}: {view.describe_version()}{source}{state}",
+                servers=(view.server,),
+                data=view.to_dict(),
+            )
+        )
 
 
 class RealRun(_Mode):
@@ -197,16 +240,18 @@ class RealRun(_Mode):
         prepare_all(
             session.inventory, session.shells, _written_servers(session.inventory, self.names)
         )  # before any write there
-        self.deployment_lock = DeploymentLock(session.inventory, session.shells(lock_server(session.inventory)),
-                                              self.run_id)  # fmt: skip
+        self.deployment_lock = DeploymentLock(
+            session.inventory, session.shells(lock_server(session.inventory)), self.run_id
+        )
         self.deployment_lock.acquire()
         self.deployment_lock.start_heartbeat(self._tell_lost)
         sight = preflight_for_run(session, self.request, intent, self.names, self.events)
         emit_views(sight.observed, self.events)
         return sight
 
-    def executor(self, plan: Plan, sight: Sight, intent: Intent, confirm: Callable[[Plan], bool]
-                 ) -> Executor | None:  # fmt: skip
+    def executor(
+        self, plan: Plan, sight: Sight, intent: Intent, confirm: Callable[[Plan], bool]
+    ) -> Executor | None:
         """None when there is nothing to do; else, once confirmed, markers and the run's records written."""
         if plan.nothing_to_do:
             return None
@@ -220,8 +265,9 @@ class RealRun(_Mode):
         for note in self.notes.kept:  # said before the journal opened; the report names them
             self.journal.append(note.to_dict())
         options = RunOptions(parallel=self.request.parallel, prepare_only=self.request.prepare_only)
-        executor = self._executor(plan, sight, self.session.shells, options, self.run_dir,
-                                  self._downloads(intent))  # fmt: skip
+        executor = self._executor(
+            plan, sight, self.session.shells, options, self.run_dir, self._downloads(intent)
+        )
         executor.events = Fanout(self.events, JournalSink(self.journal, executor.fail_run))
         self.on_lost.append(executor.fail_run)
         for message in self.lost:
@@ -234,13 +280,18 @@ class RealRun(_Mode):
 
     def _intent_record(self, plan: Plan, sight: Sight, intent: Intent) -> dict[str, object]:
         session = self.session
-        return {"kind": "run-resumed" if self.resumed else "run-intent", "deployment": session.known.key,
-                "inventory": str(session.inventory_path.resolve()), "target": intent.target,
-                **run_origin(self.run_id, session.inventory.digest, self.request.parallel),
-                "scope": intent.scope.to_dict(), **({"prepare": True} if self.request.prepare_only else {}),
-                **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
-                **({"window_end": self.request.window_end.timestamp()} if self.request.window_end else {}),
-                "observed": {n: v.to_dict() for n, v in sight.observed.views.items()}}  # fmt: skip
+        return {
+            "kind": "run-resumed" if self.resumed else "run-intent",
+            "deployment": session.known.key,
+            "inventory": str(session.inventory_path.resolve()),
+            "target": intent.target,
+            **run_origin(self.run_id, session.inventory.digest, self.request.parallel),
+            "scope": intent.scope.to_dict(),
+            **({"prepare": True} if self.request.prepare_only else {}),
+            **({"waves": plan.waves.to_dict()} if plan.waves is not None else {}),
+            **({"window_end": self.request.window_end.timestamp()} if self.request.window_end else {}),
+            "observed": {n: v.to_dict() for n, v in sight.observed.views.items()},
+        }
 
     def _write_markers(self, sight: Sight) -> None:
         """xsoar-mt's marker on each server in scope whose `/about` answered something the marker does not say."""
@@ -254,8 +305,11 @@ class RealRun(_Mode):
             try:
                 self.session.shells(name).run(marker, timeout=60)
             except RemoteError as exc:
-                self.events.emit(Event("warning", f"{name}: could not write xsoar-mt's marker: {exc.detail}",
-                                       servers=(name,)))  # fmt: skip
+                self.events.emit(
+                    Event(
+                        "warning", f"{name}: could not write xsoar-mt's marker: {exc.detail}", servers=(name,)
+                    )
+                )
 
     def _downloads(self, intent: Intent) -> Downloads | None:
         """Upload delivery from a link: installers downloaded once on this machine. A cached download is
@@ -268,8 +322,9 @@ class RealRun(_Mode):
         known = {**intent.downloaded, **installer.sha256}
         return from_link(self.secrets.link, installer.build, self.session.state.installers, known)
 
-    def _window_check(self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
-                      ) -> WindowCheck:  # fmt: skip
+    def _window_check(
+        self, plan: Plan, now: float, end: float, learned: Mapping[str, Mapping[str, float]]
+    ) -> WindowCheck:
         """A real run estimates each group as it comes (from what it measured, then the local record, then
         `durations`)."""
         return WindowGuard(end, Durations.of(self.session.inventory.durations, learned), self.request.clock)

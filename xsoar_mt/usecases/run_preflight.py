@@ -22,10 +22,22 @@ def preflight_for_run(
 
     inventory, known = session.inventory, session.known
     others = len(inventory.servers) - len(names)
-    events.emit(Event("probe", f"preflight checks on {len(names)} server{'' if len(names) == 1 else 's'} in "
-                      f"scope" + (f"; {others} out of scope, read only" if others else "")))  # fmt: skip
-    asked = PreflightInput(intent.target, request.ignore_preflight_errors, servers=names, scope=intent.scope,
-                           known=known.servers(), backed_up=known.backups(), verify=intent.resuming)  # fmt: skip
+    events.emit(
+        Event(
+            "probe",
+            f"preflight checks on {len(names)} server{'' if len(names) == 1 else 's'} in "
+            f"scope" + (f"; {others} out of scope, read only" if others else ""),
+        )
+    )
+    asked = PreflightInput(
+        intent.target,
+        request.ignore_preflight_errors,
+        servers=names,
+        scope=intent.scope,
+        known=known.servers(),
+        backed_up=known.backups(),
+        verify=intent.resuming,
+    )
     report = run_preflight(inventory, session.shells, session.secrets, asked)
     observed = report.observed
     known.record(observed.views.values())
@@ -56,5 +68,8 @@ def _refuse(session: Session, report: PreflightReport, intent: Intent) -> None:
 
 
 def _warning(finding: Finding) -> Event:
-    return Event("warning", f"preflight {finding.check} on {finding.server}: {finding.detail}",
-                 data={"check": finding.check, "verdict": finding.verdict.value})  # fmt: skip
+    return Event(
+        "warning",
+        f"preflight {finding.check} on {finding.server}: {finding.detail}",
+        data={"check": finding.check, "verdict": finding.verdict.value},
+    )

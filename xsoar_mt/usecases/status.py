@@ -26,6 +26,7 @@ class StatusResult:
 def status(session: Session, request: StatusRequest) -> StatusResult:
     """Every server read at once (read only); what was seen is recorded."""
     session.read_secrets(sudo=True)
-    report = deployment_status(session.inventory, session.shells, session.secrets.api_key,
-                               session.known.servers())  # fmt: skip
+    report = deployment_status(
+        session.inventory, session.shells, session.secrets.api_key, session.known.servers()
+    )
     return StatusResult(report, session.record(report.observed))

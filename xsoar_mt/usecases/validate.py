@@ -33,6 +33,7 @@ def validate(session: Session, request: ValidateRequest) -> ValidateResult:
     check_scope(inventory, request.scope)  # before any server is contacted
     expected = parse_target(request.target, inventory.releases) if request.target else None
     session.read_secrets(sudo=True)
-    report = validate_deployment(inventory, session.shells, session.secrets.api_key, expected, request.scope,
-                                 session.known.servers())  # fmt: skip
+    report = validate_deployment(
+        inventory, session.shells, session.secrets.api_key, expected, request.scope, session.known.servers()
+    )
     return ValidateResult(report, session.record(report.observed))

@@ -21,8 +21,17 @@ from xsoar_mt.engine.steps.validate import Validate
 from xsoar_mt.plan import Action
 
 HANDLER_TYPES: tuple[type[StepHandler], ...] = (
-    Backup, Fetch, Stop, Install, Start, WaitHealthy, Validate, Purge, Restore, RestoreSnapshot,
-)  # fmt: skip
+    Backup,
+    Fetch,
+    Stop,
+    Install,
+    Start,
+    WaitHealthy,
+    Validate,
+    Purge,
+    Restore,
+    RestoreSnapshot,
+)
 
 __all__ = ["HANDLER_TYPES", "ServerStep", "StepHandler", "handlers"]
 

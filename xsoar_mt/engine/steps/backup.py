@@ -49,8 +49,14 @@ class Backup(ServerStep):
             except OSError as exc:
                 run.emit("warning", f"cannot record {server}'s backup locally: {exc}", step, (server,))
         record = _record(run, step, server, stamps[-1], taken_at, self.snapshot)
-        run.emit("backup-taken", f"{server}: backed up before {step.release}", step, (server,),
-                 release=step.release, **({"record": record.to_dict()} if record else {}))  # fmt: skip
+        run.emit(
+            "backup-taken",
+            f"{server}: backed up before {step.release}",
+            step,
+            (server,),
+            release=step.release,
+            **({"record": record.to_dict()} if record else {}),
+        )
 
     def _snapshot(self, run: RunContext, step: Step, server: str) -> None:
         inv = run.inv
@@ -69,16 +75,27 @@ class Backup(ServerStep):
             try:
                 take(inv.elasticsearch_url, repository, name, run.secrets.elasticsearch)
             except SnapshotError as exc:
-                raise StepFailed(step, server, f"Elasticsearch snapshot before the upgrade: {exc}",
-                                 hint="nothing was stopped; check the cluster and the repository "
-                                 "(deployment.elasticsearch_snapshot_repository), then run again") from None  # fmt: skip
+                raise StepFailed(
+                    step,
+                    server,
+                    f"Elasticsearch snapshot before the upgrade: {exc}",
+                    hint="nothing was stopped; check the cluster and the repository "
+                    "(deployment.elasticsearch_snapshot_repository), then run again",
+                ) from None
             self.snapshot = name
-        run.emit("snapshot-taken", f"Elasticsearch: snapshot {name} taken in {repository}", step, (server,),
-                 snapshot=name, repository=repository)  # fmt: skip
+        run.emit(
+            "snapshot-taken",
+            f"Elasticsearch: snapshot {name} taken in {repository}",
+            step,
+            (server,),
+            snapshot=name,
+            repository=repository,
+        )
 
 
-def _record(run: RunContext, step: Step, server: str, stamp: str, taken_at: float, snapshot: str | None
-            ) -> BackupRecord | None:  # fmt: skip
+def _record(
+    run: RunContext, step: Step, server: str, stamp: str, taken_at: float, snapshot: str | None
+) -> BackupRecord | None:
     """What rollback needs of the backup just taken (the release and build the server ran, the archive's
     path, size and sha256, the run): kept locally and on the server. Without it rollback refuses this
     server, so a failure here is a warning, never the step's failure: the backup itself is there."""
@@ -92,11 +109,22 @@ def _record(run: RunContext, step: Step, server: str, stamp: str, taken_at: floa
             timeout=600,
         )
     except RemoteError as exc:
-        run.emit("warning", f"{server}: the backup just taken could not be read back ({exc.detail}): "
-                 "rollback cannot use it", step, (server,))  # fmt: skip
+        run.emit(
+            "warning",
+            f"{server}: the backup just taken could not be read back ({exc.detail}): rollback cannot use it",
+            step,
+            (server,),
+        )
         return None
-    found = record_from_answer(server, answer.stdout, release=version.release, build=version.build,
-                               run_id=run.run_id or "unknown", taken_at=taken_at, line=run.inv.releases)  # fmt: skip
+    found = record_from_answer(
+        server,
+        answer.stdout,
+        release=version.release,
+        build=version.build,
+        run_id=run.run_id or "unknown",
+        taken_at=taken_at,
+        line=run.inv.releases,
+    )
     if not isinstance(found, BackupRecord):
         run.emit("warning", f"{server}: {found.reason}: rollback cannot use this backup", step, (server,))
         return None
@@ -110,8 +138,12 @@ def _record(run: RunContext, step: Step, server: str, stamp: str, taken_at: floa
     try:
         run.shell_for(server).run(backup_record_write(paths, found), timeout=60)
     except RemoteError as exc:
-        run.emit("warning", f"{server}: could not write the backup's record beside the marker: {exc.detail}",
-                 step, (server,))  # fmt: skip
+        run.emit(
+            "warning",
+            f"{server}: could not write the backup's record beside the marker: {exc.detail}",
+            step,
+            (server,),
+        )
     return found
 
 

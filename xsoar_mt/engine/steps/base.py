@@ -50,9 +50,14 @@ class ServerStep:
         if errors:
             if len(errors) == 1:
                 raise errors[0]
-            raise StepFailed(step, None, "; ".join(e.detail for e in errors), hint=errors[0].hint,
-                             servers=tuple(s for e in errors for s in e.servers),
-                             interrupted=all(e.interrupted for e in errors))  # fmt: skip
+            raise StepFailed(
+                step,
+                None,
+                "; ".join(e.detail for e in errors),
+                hint=errors[0].hint,
+                servers=tuple(s for e in errors for s in e.servers),
+                interrupted=all(e.interrupted for e in errors),
+            )
 
     def on_server(self, run: RunContext, step: Step, server: str) -> None:
         raise NotImplementedError

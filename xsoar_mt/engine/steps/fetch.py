@@ -55,8 +55,14 @@ class Fetch(ServerStep):
     def _in_place(self, run: RunContext, step: Step, server: str) -> bool:
         """Is the installer `upgrade prepare` left still the one it verified? Checked on the server now."""
         installer, path = run.inv.installer, RemotePaths.of(run.inv).installer(step.release)
-        claimed = claim(run.prepared_records(server), server, step.release, installer.build, path,
-                        installer.sha256.get(step.release))  # fmt: skip
+        claimed = claim(
+            run.prepared_records(server),
+            server,
+            step.release,
+            installer.build,
+            path,
+            installer.sha256.get(step.release),
+        )
         if isinstance(claimed, FetchDecision):
             decision = claimed
         else:
@@ -64,14 +70,23 @@ class Fetch(ServerStep):
             decision = decide(claimed, found)
         if decision.skip and decision.record is not None:
             record = decision.record
-            run.emit("installer-in-place", f"{server}: installer for {step.release} prepared at "
-                     f"{stamp(record.at)} is in place (sha256 {record.sha256}): not fetched again", step,
-                     (server,), release=step.release, sha256=record.sha256, path=record.path,
-                     prepared_at=record.at, prepared_by=record.run_id)  # fmt: skip
+            run.emit(
+                "installer-in-place",
+                f"{server}: installer for {step.release} prepared at "
+                f"{stamp(record.at)} is in place (sha256 {record.sha256}): not fetched again",
+                step,
+                (server,),
+                release=step.release,
+                sha256=record.sha256,
+                path=record.path,
+                prepared_at=record.at,
+                prepared_by=record.run_id,
+            )
             return True
         if decision.note is not None:
-            run.emit("warning", f"{server}: {decision.note}", step, (server,), release=step.release,
-                     refetch=True)  # fmt: skip
+            run.emit(
+                "warning", f"{server}: {decision.note}", step, (server,), release=step.release, refetch=True
+            )
         return False
 
     def _record(self, run: RunContext, step: Step, server: str) -> None:
@@ -91,8 +106,13 @@ class Fetch(ServerStep):
             run.retrying(step, server, lambda: run.checked(step, server, write, timeout=60))
         if run.known is not None:
             run.known.record_prepared(record)
-        run.emit("installer-prepared", f"{server}: installer for {step.release} fetched and verified "
-                 f"(sha256 {found})", step, (server,), **record.to_dict())  # fmt: skip
+        run.emit(
+            "installer-prepared",
+            f"{server}: installer for {step.release} fetched and verified (sha256 {found})",
+            step,
+            (server,),
+            **record.to_dict(),
+        )
 
 
 def _digest(run: RunContext, step: Step, server: str, path: str) -> str | None:
@@ -110,8 +130,19 @@ def announce_prepared(run: RunContext, steps: list[tuple[str, str]]) -> None:
     (the file itself is checked right before its fetch)."""
     installer, paths = run.inv.installer, RemotePaths.of(run.inv)
     for server, release in steps:
-        claimed = claim(run.prepared_records(server), server, release, installer.build,
-                        paths.installer(release), installer.sha256.get(release))  # fmt: skip
+        claimed = claim(
+            run.prepared_records(server),
+            server,
+            release,
+            installer.build,
+            paths.installer(release),
+            installer.sha256.get(release),
+        )
         if isinstance(claimed, Prepared):
-            run.emit("prepared", f"{server}: installer for {release} prepared at {stamp(claimed.at)}",
-                     servers=(server,), release=release, prepared_at=claimed.at)  # fmt: skip
+            run.emit(
+                "prepared",
+                f"{server}: installer for {release} prepared at {stamp(claimed.at)}",
+                servers=(server,),
+                release=release,
+                prepared_at=claimed.at,
+            )

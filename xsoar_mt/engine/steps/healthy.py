@@ -23,8 +23,9 @@ class WaitHealthy(ServerStep):
 
     def on_server(self, run: RunContext, step: Step, server: str) -> None:
         health = run.inv.health
-        pace = run.waiter.pace(timeout=health.timeout, first=min(health.interval, run.options.poll_max),
-                               most=health.max_interval)  # fmt: skip
+        pace = run.waiter.pace(
+            timeout=health.timeout, first=min(health.interval, run.options.poll_max), most=health.max_interval
+        )
         shell = run.shell_for(server)
         command = run.command(server, step.command_on(server), CommandKind.HEALTH)
         last = "no answer yet"
@@ -42,24 +43,42 @@ class WaitHealthy(ServerStep):
                 )
             if pace.expired:
                 run.update(server, step, healthy=False)
-                raise StepFailed(step, server, f"not healthy after {health.timeout:g}s ({last})",
-                                 hint="check the service on the server; raise health.timeout if it is slow")  # fmt: skip
+                raise StepFailed(
+                    step,
+                    server,
+                    f"not healthy after {health.timeout:g}s ({last})",
+                    hint="check the service on the server; raise health.timeout if it is slow",
+                )
             pace.pause()
         version = _read_version(run, step, server, shell, pace)
         group_phase = run.phase_kind(step) not in (PhaseKind.RECOVER, PhaseKind.VALIDATE)
         if group_phase and version.release != step.release:
-            run.update(server, step, version=version, source=Source.API, at=time.time(), unknown=None,
-                       basis=None, service=Service.RUNNING, healthy=True)  # fmt: skip
-            raise StepFailed(step, server, f"it is healthy but runs {version}, not {step.release} as planned",
-                             hint="the installer did not install the release the plan expected: check the "
-                             "installer file and link, then plan again")  # fmt: skip
+            run.update(
+                server,
+                step,
+                version=version,
+                source=Source.API,
+                at=time.time(),
+                unknown=None,
+                basis=None,
+                service=Service.RUNNING,
+                healthy=True,
+            )
+            raise StepFailed(
+                step,
+                server,
+                f"it is healthy but runs {version}, not {step.release} as planned",
+                hint="the installer did not install the release the plan expected: check the "
+                "installer file and link, then plan again",
+            )
         run.verified(step, server, version)
 
 
 def _read_version(run: RunContext, step: Step, server: str, shell: RemoteShell, health: Pace) -> Version:
     """The version from `/about`, asked again (within the health gate's deadline) until it answers."""
-    pace = run.waiter.pace(deadline=health.deadline, first=run.options.poll_min or 0.05,
-                           most=run.inv.health.max_interval)  # fmt: skip
+    pace = run.waiter.pace(
+        deadline=health.deadline, first=run.options.poll_min or 0.05, most=run.inv.health.max_interval
+    )
     while True:
         try:
             return read_version(shell, run.inv, run.secrets.api_key)
@@ -67,8 +86,12 @@ def _read_version(run: RunContext, step: Step, server: str, shell: RemoteShell, 
             run.reconnect(step, shell)
         except RemoteError as exc:
             if pace.expired or pace.cancelled:
-                raise StepFailed(step, server, f"healthy, but its version cannot be read: {exc.detail}",
-                                 interrupted=pace.cancelled) from None  # fmt: skip
+                raise StepFailed(
+                    step,
+                    server,
+                    f"healthy, but its version cannot be read: {exc.detail}",
+                    interrupted=pace.cancelled,
+                ) from None
         pace.pause()
 
 

@@ -29,18 +29,40 @@ class Install(ServerStep):
         basis = before.planning_version
         attached = self._begin(run, step, server, files, following=before.in_flight == step.release)
         now = time.time()
-        run.update(server, step, version=None, source=None, at=None, basis=basis, service=Service.STOPPED,
-                   healthy=False, unknown=f"installer for {step.release} running since {_hhmm(now)}",
-                   installer=Installer(step.release, None, None, True, False, now, None))  # fmt: skip
+        run.update(
+            server,
+            step,
+            version=None,
+            source=None,
+            at=None,
+            basis=basis,
+            service=Service.STOPPED,
+            healthy=False,
+            unknown=f"installer for {step.release} running since {_hhmm(now)}",
+            installer=Installer(step.release, None, None, True, False, now, None),
+        )
         code = follow(run, step, server, shell, files)
         finished = time.time()
         if code != "0":
             _failed(run, step, server, shell, files, code, now, finished)
-        run.update(server, step, version=Version.parse(step.release), source=Source.MARKER, at=finished,
-                   unknown=None, basis=None,
-                   installer=Installer(step.release, None, 0, False, False, now, finished))  # fmt: skip
-        run.emit("installed", f"{server}: installed {step.release}", step, (server,), release=step.release,
-                 attached=attached)  # fmt: skip
+        run.update(
+            server,
+            step,
+            version=Version.parse(step.release),
+            source=Source.MARKER,
+            at=finished,
+            unknown=None,
+            basis=None,
+            installer=Installer(step.release, None, 0, False, False, now, finished),
+        )
+        run.emit(
+            "installed",
+            f"{server}: installed {step.release}",
+            step,
+            (server,),
+            release=step.release,
+            attached=attached,
+        )
 
     def _begin(self, run: RunContext, step: Step, server: str, files: InstallFiles, following: bool) -> bool:
         """Launch the installer, or attach to one seen running; whether it was attached to."""
@@ -53,28 +75,55 @@ class Install(ServerStep):
             command = files.launch(install, marker, verify)
         launched = run.checked(step, server, command, timeout=120)
         if "VANISHED" in launched.stdout:
-            raise StepFailed(step, server, f"the installer for {step.release} seen running before is gone and left "
-                             "no exit code", hint="check the server, then `--resume` (the install runs again)")  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                f"the installer for {step.release} seen running before is gone and left no exit code",
+                hint="check the server, then `--resume` (the install runs again)",
+            )
         attached = "ATTACHED" in launched.stdout or "FINISHED" in launched.stdout
         if attached:
             run.unmeasured(step, server)
-            run.emit("warning", f"{server}: an installer for {step.release} was already running; following it "
-                     "(none is started again)", step, (server,))  # fmt: skip
+            run.emit(
+                "warning",
+                f"{server}: an installer for {step.release} was already running; following it "
+                "(none is started again)",
+                step,
+                (server,),
+            )
         return attached
 
 
-def _failed(run: RunContext, step: Step, server: str, shell: RemoteShell, files: InstallFiles, code: str,
-            began: float, finished: float) -> None:  # fmt: skip
+def _failed(
+    run: RunContext,
+    step: Step,
+    server: str,
+    shell: RemoteShell,
+    files: InstallFiles,
+    code: str,
+    began: float,
+    finished: float,
+) -> None:
     """The installer exited non-zero: record it, and fail the step with the last lines of its log."""
     tail = ""
     with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
         tail = "\n".join(shell.run(files.log_tail(), timeout=60).stdout.splitlines()[-5:])
     done = Installer(step.release, None, exit_code(code), False, False, began, finished)
     run.update(server, step, unknown=done.describe(), installer=done)
-    run.emit("install-failed", f"{server}: installer for {step.release} exited {code}", step, (server,),
-             release=step.release, exit_code=code)  # fmt: skip
-    raise StepFailed(step, server, f"the installer exited {code}: {tail or 'no output'}",
-                     hint="read the server's log, fix the cause, then `xsoar-mt upgrade run --resume`")  # fmt: skip
+    run.emit(
+        "install-failed",
+        f"{server}: installer for {step.release} exited {code}",
+        step,
+        (server,),
+        release=step.release,
+        exit_code=code,
+    )
+    raise StepFailed(
+        step,
+        server,
+        f"the installer exited {code}: {tail or 'no output'}",
+        hint="read the server's log, fix the cause, then `xsoar-mt upgrade run --resume`",
+    )
 
 
 def _hhmm(epoch: float) -> str:

@@ -38,15 +38,28 @@ class Purge(ServerStep):
         )
         if "ATTACHED" in launched.stdout:
             run.emit("warning", f"{server}: a purge was already running; following it", step, (server,))
-        run.update(server, step, version=None, source=None, at=None, basis=before, service=Service.STOPPED,
-                   healthy=False, unknown=f"purged for the way back to {step.release} "
-                   f"(since {time.strftime('%H:%M:%SZ', time.gmtime())})")  # fmt: skip
+        run.update(
+            server,
+            step,
+            version=None,
+            source=None,
+            at=None,
+            basis=before,
+            service=Service.STOPPED,
+            healthy=False,
+            unknown=f"purged for the way back to {step.release} "
+            f"(since {time.strftime('%H:%M:%SZ', time.gmtime())})",
+        )
         code = follow(run, step, server, shell, files)
         if code != "0":
             tail = ""
             with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
                 tail = "\n".join(shell.run(files.log_tail(), timeout=60).stdout.splitlines()[-5:])
-            raise StepFailed(step, server, f"the purge exited {code}: {tail or 'no output'}",
-                             hint="read the server's log, fix the cause, then `xsoar-mt rollback run "
-                             "--resume` (the purge runs again)")  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                f"the purge exited {code}: {tail or 'no output'}",
+                hint="read the server's log, fix the cause, then `xsoar-mt rollback run "
+                "--resume` (the purge runs again)",
+            )
         run.emit("purged", f"{server}: the installed release purged", step, (server,), release=step.release)

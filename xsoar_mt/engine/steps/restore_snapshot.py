@@ -18,15 +18,29 @@ class RestoreSnapshot(ServerStep):
         url, repository = run.inv.elasticsearch_url, run.inv.elasticsearch_snapshot_repository
         snapshot = snapshot_of(step)
         if not url or not repository or snapshot is None:
-            raise StepFailed(step, server, "no Elasticsearch URL, snapshot repository or snapshot to restore",
-                             hint="set deployment.elasticsearch_url and elasticsearch_snapshot_repository")  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                "no Elasticsearch URL, snapshot repository or snapshot to restore",
+                hint="set deployment.elasticsearch_url and elasticsearch_snapshot_repository",
+            )
         try:
             count = restore(url, repository, snapshot, run.secrets.elasticsearch)
         except SnapshotError as exc:
-            raise StepFailed(step, server, f"Elasticsearch: {exc}",
-                             hint="check the cluster and the repository, then `rollback run --resume`") from None  # fmt: skip
-        run.emit("snapshot-restored", f"Elasticsearch: snapshot {snapshot} restored ({count} indices)", step,
-                 (server,), snapshot=snapshot, indices=count)  # fmt: skip
+            raise StepFailed(
+                step,
+                server,
+                f"Elasticsearch: {exc}",
+                hint="check the cluster and the repository, then `rollback run --resume`",
+            ) from None
+        run.emit(
+            "snapshot-restored",
+            f"Elasticsearch: snapshot {snapshot} restored ({count} indices)",
+            step,
+            (server,),
+            snapshot=snapshot,
+            indices=count,
+        )
 
 
 def snapshot_of(step: Step) -> str | None:

@@ -51,12 +51,21 @@ def restart_what_was_stopped(run: RunContext, began: list[Step]) -> None:
         return
     if any(s.action is Action.INSTALL for s in began):
         return
-    stopped = [n for s in began if s.action is Action.STOP for n in s.servers
-               if run.state[n].view.service is not Service.RUNNING]  # fmt: skip
+    stopped = [
+        n
+        for s in began
+        if s.action is Action.STOP
+        for n in s.servers
+        if run.state[n].view.service is not Service.RUNNING
+    ]
     if not stopped:
         return
-    run.emit("warning", f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
-             "again on the release it had", servers=tuple(stopped))  # fmt: skip
+    run.emit(
+        "warning",
+        f"nothing was installed in {began[0].phase}: starting {', '.join(stopped)} "
+        "again on the release it had",
+        servers=tuple(stopped),
+    )
     for server in stopped:
         try:
             start_again(run, began[-1], server)

@@ -72,9 +72,15 @@ class Upload:
             if step.release in self._announced:
                 return
             self._announced.add(step.release)
-        run.emit("installer-downloaded", f"installer for {step.release} {found.how}: {found.path} "
-                 f"(sha256 {found.sha256})", step,
-                 release=step.release, sha256=found.sha256, path=str(found.path), reused=found.reused)  # fmt: skip
+        run.emit(
+            "installer-downloaded",
+            f"installer for {step.release} {found.how}: {found.path} (sha256 {found.sha256})",
+            step,
+            release=step.release,
+            sha256=found.sha256,
+            path=str(found.path),
+            reused=found.reused,
+        )
 
     def _local_digest(self, path: Path) -> str:
         """sha256 of a local installer, read once however many servers it goes to."""
@@ -93,8 +99,14 @@ def _download_progress(run: RunContext, step: Step) -> Callable[[int, int], None
         if mark > reported[0]:
             reported[0] = mark
             of = f" of {total >> 20}" if total else ""
-            run.emit("step-output", f"downloading the {step.release} installer: {received >> 20}{of} MiB",
-                     step, received=received, total=total, release=step.release)  # fmt: skip
+            run.emit(
+                "step-output",
+                f"downloading the {step.release} installer: {received >> 20}{of} MiB",
+                step,
+                received=received,
+                total=total,
+                release=step.release,
+            )
 
     return progress
 
@@ -107,7 +119,13 @@ def _upload_progress(run: RunContext, step: Step, server: str) -> Callable[[int,
         mark = sent * 50 // total if total else 50
         if mark > reported[0]:
             reported[0] = mark
-            run.emit("step-output", f"{server}: uploaded {sent >> 20} of {total >> 20} MiB", step,
-                     (server,), sent=sent, total=total)  # fmt: skip
+            run.emit(
+                "step-output",
+                f"{server}: uploaded {sent >> 20} of {total >> 20} MiB",
+                step,
+                (server,),
+                sent=sent,
+                total=total,
+            )
 
     return progress
