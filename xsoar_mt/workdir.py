@@ -131,65 +131,53 @@ def judge(
     """The first reason the working directory `directory` (its `entries` from / down) is not private, or
     None. A directory that does not exist yet passes (it will be made 0700) unless `must_exist`."""
     if not entries or ssh_uid is None:
-        return Problem(
-            setting,
-            directory,
-            directory,
-            "could not be examined on the server",
-            "check that stat, base64 and id exist on the server, then try again",
-        )
-    trusted = {0, ssh_uid}
+        fix = "check that stat, base64 and id exist on the server, then try again"
+        return Problem(setting, directory, directory, "could not be examined on the server", fix)
     last = len(entries) - 1
     for i, entry in enumerate(entries):
-        own = i == last
-        what = "the directory itself" if own else "a parent"
         if entry.kind == "-":
-            if must_exist:
-                return Problem(
-                    setting,
-                    directory,
-                    entry.path,
-                    "does not exist after it was made",
-                    f"create it as root: install -d -m 0700 {word(directory)}",
-                )
-            return None
-        if entry.kind == "l":
-            return Problem(
-                setting,
-                directory,
-                entry.path,
-                f"is a symlink ({what}); it is never followed",
-                f"set {setting} to a real path, or remove the symlink as root",
-            )
-        if entry.kind != "d":
-            return Problem(
-                setting,
-                directory,
-                entry.path,
-                "is not a directory",
-                f"remove it as root, or choose another {setting}",
-            )
-        mode = entry.mode if entry.mode is not None else 0o7777  # unreadable: judged the widest
-        shown = f"{entry.mode:04o}" if entry.mode is not None else "unknown"
-        found = f"(owner {_owner(entry.uid)}, mode {shown})"
-        if entry.uid not in trusted:
-            return Problem(
-                setting,
-                directory,
-                entry.path,
-                f"belongs to neither root nor the SSH user {found}",
-                f"remove it as root (it may hold anything its owner put there) and let xsoar-mt make "
-                f"it, or choose another {setting}",
-            )
-        writable = mode & 0o022
-        sticky_parent = not own and mode & 0o1000 and entry.uid == 0
-        if writable and not sticky_parent:
-            fix = (
-                f"as root: chmod 0700 {word(entry.path)}, after checking what it holds"
-                if own
-                else f"as root: chmod go-w {word(entry.path)}, or choose another {setting}"
-            )
-            return Problem(setting, directory, entry.path, f"is writable by group or others {found}", fix)
+            if not must_exist:
+                return None
+            fix = f"create it as root: install -d -m 0700 {word(directory)}"
+            return Problem(setting, directory, entry.path, "does not exist after it was made", fix)
+        problem = _entry_problem(setting, directory, entry, {0, ssh_uid}, own=i == last)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _entry_problem(
+    setting: str, directory: str, entry: Entry, trusted: set[int], *, own: bool
+) -> Problem | None:
+    """Why one existing entry on the way to the working directory (`own`: the directory itself) is not
+    private: a symlink, not a directory, another owner, or writable by group or others."""
+    if entry.kind == "l":
+        what = "the directory itself" if own else "a parent"
+        fix = f"set {setting} to a real path, or remove the symlink as root"
+        return Problem(setting, directory, entry.path, f"is a symlink ({what}); it is never followed", fix)
+    if entry.kind != "d":
+        fix = f"remove it as root, or choose another {setting}"
+        return Problem(setting, directory, entry.path, "is not a directory", fix)
+    mode = entry.mode if entry.mode is not None else 0o7777  # unreadable: judged the widest
+    shown = f"{entry.mode:04o}" if entry.mode is not None else "unknown"
+    found = f"(owner {_owner(entry.uid)}, mode {shown})"
+    if entry.uid not in trusted:
+        fix = (
+            f"remove it as root (it may hold anything its owner put there) and let xsoar-mt make "
+            f"it, or choose another {setting}"
+        )
+        return Problem(
+            setting, directory, entry.path, f"belongs to neither root nor the SSH user {found}", fix
+        )
+    writable = mode & 0o022
+    sticky_parent = not own and mode & 0o1000 and entry.uid == 0
+    if writable and not sticky_parent:
+        fix = (
+            f"as root: chmod 0700 {word(entry.path)}, after checking what it holds"
+            if own
+            else f"as root: chmod go-w {word(entry.path)}, or choose another {setting}"
+        )
+        return Problem(setting, directory, entry.path, f"is writable by group or others {found}", fix)
     return None
 
 

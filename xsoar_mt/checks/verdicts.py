@@ -130,12 +130,7 @@ def skew_finding(
     from xsoar_mt.planner import plan_upgrade
 
     judged = observed.judge(inventory)
-    if judged is None:
-        missing = [v.server for v in observed.views.values() if v.version is None]
-        now = f"now: cannot be judged (version unknown for {', '.join(missing)})"
-    else:
-        reasons = "; ".join(f.reason for f in judged.faults)
-        now = f"now {judged.verdict.value}" + (f" ({reasons})" if reasons else "")
+    now = _skew_now(judged, observed)
     if observed.unknown():
         names = ", ".join(v.server for v in observed.unknown())
         return Finding(
@@ -181,6 +176,15 @@ def skew_finding(
             "upgrade every host group in the same window to keep the degraded time short",
         )
     return Finding("version", "deployment", Verdict.PASS, detail)
+
+
+def _skew_now(judged: Judgement | None, observed: Observed) -> str:
+    """The skew verdict on the servers as they are, for the deployment's version finding."""
+    if judged is None:
+        missing = [v.server for v in observed.views.values() if v.version is None]
+        return f"now: cannot be judged (version unknown for {', '.join(missing)})"
+    reasons = "; ".join(f.reason for f in judged.faults)
+    return f"now {judged.verdict.value}" + (f" ({reasons})" if reasons else "")
 
 
 def after_plan(inventory: Inventory, versions: Mapping[str, Version], plan: Plan) -> Judgement:
