@@ -354,15 +354,7 @@ def _returns(
     problems: list[str] = []
     out: dict[str, GroupReturn] = {}
     covered = [g for g in inventory.groups if scope.covers(g.name, g.is_main)]
-    usable = [
-        b.release
-        for g in covered
-        for s in g.servers
-        if isinstance(b := facts.backups.get(s.name), BackupRecord)
-    ]
-    # The oldest release a backup returns to: a server with no backup that runs something newer must have
-    # been upgraded too, and cannot come back. With no backup at all, every server in scope is such a one.
-    floor = min((line.index(r) for r in usable), default=-1)
+    floor = _floor(line, facts, covered)
     for group in covered:
         names = tuple(s.name for s in group.servers)
         records = {n: b for n in names if isinstance(b := facts.backups.get(n), BackupRecord)}
@@ -383,31 +375,52 @@ def _returns(
         if bad:
             problems += bad
             continue
-        if not wants:
-            continue
-        back_to = {records[n].release for n in names}
-        if len(back_to) > 1:
-            raise PlanRefused(
-                f"the backups of {group.label} were taken on different releases "
-                f"({', '.join(f'{n} {records[n].release}' for n in names)}): it cannot go back whole",
-                hint="an HA group or DR pair goes back to one release; restore the odd server by hand",
-            )
-        release = back_to.pop()
-        newest = max((releases[n] for n in names), key=line.index)
-        taken = min(records[n].taken_at for n in names)
-        out[group.name] = GroupReturn(
-            group.name,
-            group.label,
-            names,
-            newest,
-            release,
-            records[names[0]].build,
-            taken,
-            sum(records[n].size for n in names),
-        )
+        if wants:
+            out[group.name] = _group_return(group, names, records, releases, line)
     if problems:
         raise BackupUnusable(problems)
     return out
+
+
+def _floor(line: ReleaseLine, facts: RollbackFacts, covered: list[Group]) -> int:
+    """The index of the oldest release a backup in scope returns to (-1 with none): a server with no backup
+    that runs something newer must have been upgraded too, and cannot come back. With no backup at all,
+    every server in scope is such a one."""
+    usable = [
+        b.release
+        for g in covered
+        for s in g.servers
+        if isinstance(b := facts.backups.get(s.name), BackupRecord)
+    ]
+    return min((line.index(r) for r in usable), default=-1)
+
+
+def _group_return(
+    group: Group,
+    names: tuple[str, ...],
+    records: Mapping[str, BackupRecord],
+    releases: Mapping[str, str],
+    line: ReleaseLine,
+) -> GroupReturn:
+    """One group's way back, once every one of its servers has a usable backup: refused when those
+    backups were taken on different releases."""
+    back_to = {records[n].release for n in names}
+    if len(back_to) > 1:
+        raise PlanRefused(
+            f"the backups of {group.label} were taken on different releases "
+            f"({', '.join(f'{n} {records[n].release}' for n in names)}): it cannot go back whole",
+            hint="an HA group or DR pair goes back to one release; restore the odd server by hand",
+        )
+    return GroupReturn(
+        group.name,
+        group.label,
+        names,
+        max((releases[n] for n in names), key=line.index),
+        back_to.pop(),
+        records[names[0]].build,
+        min(records[n].taken_at for n in names),
+        sum(records[n].size for n in names),
+    )
 
 
 def _why_none(backup: Backup | None) -> str:
