@@ -252,9 +252,6 @@ def _size(n: int) -> str:
 def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | None) -> list[str]:
     """The plan as lines: first what comes back and what is lost per group, then the installers, the
     warnings and the steps. With --release-only on Elasticsearch the first line says so."""
-    from xsoar_mt.installer import cache_name, download_name
-    from xsoar_mt.observed import stamp
-
     rollback, inventory, plan = view.rollback, view.inventory, view.rollback.plan
     lines: list[str] = list(plan.warnings[:1]) if rollback.release_only and plan.warnings else []
     if rollback.nothing_to_do:
@@ -272,7 +269,27 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
         if probed
         else "From the local record (no server contacted; --probe reads the servers and checks every backup)."
     )
-    lines += ["", "What comes back, and what is lost:"]
+    lines += _comes_back_lines(rollback, inventory)
+    lines += _installer_lines(rollback, inventory)
+    rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
+    if rest:
+        lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
+    lines += _step_lines(plan, view.timing.minutes, detail=detail)
+    lines += [
+        "",
+        "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
+        "This plan changes nothing.",
+    ]
+    if saved_to is not None:
+        lines.append(f"Saved to {saved_to}.")
+    return lines
+
+
+def _comes_back_lines(rollback: Any, inventory: Any) -> list[str]:
+    """Per group: from which release to which, its backup, and what is lost."""
+    from xsoar_mt.observed import stamp
+
+    lines = ["", "What comes back, and what is lost:"]
     es_data = inventory.database == "elasticsearch" and not rollback.release_only
     for ret in rollback.returns:
         build = f" (build {ret.build})" if ret.build else ""
@@ -289,7 +306,14 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
             lines.append(
                 "      kept stopped until main is back: meanwhile it is more than one release behind main"
             )
-    lines += ["", "Installers of the old releases (checked before anything is stopped):"]
+    return lines
+
+
+def _installer_lines(rollback: Any, inventory: Any) -> list[str]:
+    """How each old release's installer reaches the servers."""
+    from xsoar_mt.installer import cache_name, download_name
+
+    lines = ["", "Installers of the old releases (checked before anything is stopped):"]
     upload = inventory.installer.delivery == "upload"
     for release, build in rollback.builds.items():
         how = (
@@ -298,11 +322,12 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
             else f"downloadName {download_name(release, build)}, each server downloads it"
         )
         lines.append(f"  {release}: {how}")
-    rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
-    if rest:
-        lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
-    minutes = view.timing.minutes
-    lines += ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
+    return lines
+
+
+def _step_lines(plan: Any, minutes: float, *, detail: bool) -> list[str]:
+    """Every step, numbered, under its phase; with --detail its whole command (and each server's own)."""
+    lines = ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
     number = 0
     for phase in plan.phases:
         lines.append(f"  {phase.title}" + (f" [wave {phase.wave}]" if phase.wave is not None else ""))
@@ -314,11 +339,4 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
                     lines.append(f"         $ {step.command_on(server)}")
                 for server, command in step.per_server.items():
                     lines.append(f"         $ ({server}) {command}")
-    lines += [
-        "",
-        "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
-        "This plan changes nothing.",
-    ]
-    if saved_to is not None:
-        lines.append(f"Saved to {saved_to}.")
     return lines
