@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, Output, OutputOption, StateDirOption
+from xsoar_mt.cli.checks import (
+    AcceptNewOption,
+    Boundary,
+    InventoryOption,
+    Output,
+    OutputOption,
+    StateDirOption,
+)
 from xsoar_mt.errors import ExitCode
 
 rollback_app = typer.Typer(help="Undo an upgrade: plan the way back to its backups.", no_args_is_help=True)
 
 
-def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+def register(app: typer.Typer, boundary: Boundary) -> None:
+    """`rollback plan` and `rollback run` under `app`, each inside the CLI's error boundary."""
     app.add_typer(rollback_app, name="rollback")
+    _register_plan(rollback_app, boundary)
+    _register_run(rollback_app, boundary)
 
-    @rollback_app.command(
-        "plan", short_help="Show the ordered way back to the pre-upgrade releases; changes nothing."
-    )
+
+def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
+    @app.command("plan", short_help="Show the ordered way back to the pre-upgrade releases; changes nothing.")
     @boundary
     def rollback_plan(
         ctx: typer.Context,
@@ -101,9 +110,9 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         if view.rollback.nothing_to_do:
             raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
 
-    @rollback_app.command(
-        "run", short_help="Take servers back to their pre-upgrade release and data over SSH."
-    )
+
+def _register_run(app: typer.Typer, boundary: Boundary) -> None:
+    @app.command("run", short_help="Take servers back to their pre-upgrade release and data over SSH.")
     @boundary
     def rollback_run(
         ctx: typer.Context,
