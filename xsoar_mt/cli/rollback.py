@@ -88,7 +88,6 @@ def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
         """
         from xsoar_mt.cli.checks import scope_from_flags, session
         from xsoar_mt.usecases.rollback_plan import RollbackRequest, make_rollback_plan
-        from xsoar_mt.usecases.saved_plan import write_plan
         from xsoar_mt.waves import WaveSpec
 
         request = RollbackRequest(
@@ -100,15 +99,7 @@ def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
         )
         with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
             view = make_rollback_plan(opened, request)
-        if out is not None:
-            write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
-        if output is Output.json:
-            typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
-        else:
-            for line in rollback_text(view, probed=probe, detail=detail, saved_to=out):
-                typer.echo(line)
-        if view.rollback.nothing_to_do:
-            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+        _show_plan(view, output, out=out, probed=probe, detail=detail)
 
 
 def _register_run(app: typer.Typer, boundary: Boundary) -> None:
@@ -180,13 +171,33 @@ def _register_run(app: typer.Typer, boundary: Boundary) -> None:
         )  # fmt: skip
         with session(ctx, inventory, state, accept_new_host_keys) as opened:
             outcome = _carry_out(opened, request, yes=yes, json_lines=output == "json")
-        if output == "text":
-            from xsoar_mt.cli.render import render_recap
+        _end_run(outcome, output)
 
-            render_recap(outcome)
-        if outcome.report is None and outcome.plan.nothing_to_do:
-            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
-        raise typer.Exit(int(outcome.exit_code))
+
+def _show_plan(view: Any, output: Output, *, out: Path | None, probed: bool, detail: bool) -> None:
+    """`rollback plan`'s result: saved with --out, printed as text or JSON; exit 5 when nothing goes back."""
+    from xsoar_mt.usecases.saved_plan import write_plan
+
+    if out is not None:
+        write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
+    if output is Output.json:
+        typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
+    else:
+        for line in rollback_text(view, probed=probed, detail=detail, saved_to=out):
+            typer.echo(line)
+    if view.rollback.nothing_to_do:
+        raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+
+
+def _end_run(outcome: Any, output: str) -> None:
+    """`rollback run`'s recap (text only) and its exit code: 5 when nothing went back, else the run's."""
+    if output == "text":
+        from xsoar_mt.cli.render import render_recap
+
+        render_recap(outcome)
+    if outcome.report is None and outcome.plan.nothing_to_do:
+        raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+    raise typer.Exit(int(outcome.exit_code))
 
 
 def _check_run_flags(
