@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, Output, OutputOption, StateDirOption
+from xsoar_mt.cli.checks import (
+    AcceptNewOption,
+    Boundary,
+    InventoryOption,
+    Output,
+    OutputOption,
+    StateDirOption,
+)
 from xsoar_mt.errors import ExitCode
 
 rollback_app = typer.Typer(help="Undo an upgrade: plan the way back to its backups.", no_args_is_help=True)
 
 
-def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+def register(app: typer.Typer, boundary: Boundary) -> None:
+    """`rollback plan` and `rollback run` under `app`, each inside the CLI's error boundary."""
     app.add_typer(rollback_app, name="rollback")
+    _register_plan(rollback_app, boundary)
+    _register_run(rollback_app, boundary)
 
-    @rollback_app.command(
-        "plan", short_help="Show the ordered way back to the pre-upgrade releases; changes nothing."
-    )
+
+def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
+    @app.command("plan", short_help="Show the ordered way back to the pre-upgrade releases; changes nothing.")
     @boundary
     def rollback_plan(
         ctx: typer.Context,
@@ -79,7 +88,6 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         """
         from xsoar_mt.cli.checks import scope_from_flags, session
         from xsoar_mt.usecases.rollback_plan import RollbackRequest, make_rollback_plan
-        from xsoar_mt.usecases.saved_plan import write_plan
         from xsoar_mt.waves import WaveSpec
 
         request = RollbackRequest(
@@ -91,19 +99,11 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         )
         with session(ctx, inventory, state_dir, accept_new_host_keys) as opened:
             view = make_rollback_plan(opened, request)
-        if out is not None:
-            write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
-        if output is Output.json:
-            typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
-        else:
-            for line in rollback_text(view, probed=probe, detail=detail, saved_to=out):
-                typer.echo(line)
-        if view.rollback.nothing_to_do:
-            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+        _show_plan(view, output, out=out, probed=probe, detail=detail)
 
-    @rollback_app.command(
-        "run", short_help="Take servers back to their pre-upgrade release and data over SSH."
-    )
+
+def _register_run(app: typer.Typer, boundary: Boundary) -> None:
+    @app.command("run", short_help="Take servers back to their pre-upgrade release and data over SSH.")
     @boundary
     def rollback_run(
         ctx: typer.Context,
@@ -171,13 +171,33 @@ def register(app: typer.Typer, boundary: Callable[[Callable[..., Any]], Callable
         )  # fmt: skip
         with session(ctx, inventory, state, accept_new_host_keys) as opened:
             outcome = _carry_out(opened, request, yes=yes, json_lines=output == "json")
-        if output == "text":
-            from xsoar_mt.cli.render import render_recap
+        _end_run(outcome, output)
 
-            render_recap(outcome)
-        if outcome.report is None and outcome.plan.nothing_to_do:
-            raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
-        raise typer.Exit(int(outcome.exit_code))
+
+def _show_plan(view: Any, output: Output, *, out: Path | None, probed: bool, detail: bool) -> None:
+    """`rollback plan`'s result: saved with --out, printed as text or JSON; exit 5 when nothing goes back."""
+    from xsoar_mt.usecases.saved_plan import write_plan
+
+    if out is not None:
+        write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
+    if output is Output.json:
+        typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
+    else:
+        for line in rollback_text(view, probed=probed, detail=detail, saved_to=out):
+            typer.echo(line)
+    if view.rollback.nothing_to_do:
+        raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+
+
+def _end_run(outcome: Any, output: str) -> None:
+    """`rollback run`'s recap (text only) and its exit code: 5 when nothing went back, else the run's."""
+    if output == "text":
+        from xsoar_mt.cli.render import render_recap
+
+        render_recap(outcome)
+    if outcome.report is None and outcome.plan.nothing_to_do:
+        raise typer.Exit(int(ExitCode.NOTHING_TO_DO))
+    raise typer.Exit(int(outcome.exit_code))
 
 
 def _check_run_flags(
@@ -252,9 +272,6 @@ def _size(n: int) -> str:
 def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | None) -> list[str]:
     """The plan as lines: first what comes back and what is lost per group, then the installers, the
     warnings and the steps. With --release-only on Elasticsearch the first line says so."""
-    from xsoar_mt.installer import cache_name, download_name
-    from xsoar_mt.observed import stamp
-
     rollback, inventory, plan = view.rollback, view.inventory, view.rollback.plan
     lines: list[str] = list(plan.warnings[:1]) if rollback.release_only and plan.warnings else []
     if rollback.nothing_to_do:
@@ -272,7 +289,27 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
         if probed
         else "From the local record (no server contacted; --probe reads the servers and checks every backup)."
     )
-    lines += ["", "What comes back, and what is lost:"]
+    lines += _comes_back_lines(rollback, inventory)
+    lines += _installer_lines(rollback, inventory)
+    rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
+    if rest:
+        lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
+    lines += _step_lines(plan, view.timing.minutes, detail=detail)
+    lines += [
+        "",
+        "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
+        "This plan changes nothing.",
+    ]
+    if saved_to is not None:
+        lines.append(f"Saved to {saved_to}.")
+    return lines
+
+
+def _comes_back_lines(rollback: Any, inventory: Any) -> list[str]:
+    """Per group: from which release to which, its backup, and what is lost."""
+    from xsoar_mt.observed import stamp
+
+    lines = ["", "What comes back, and what is lost:"]
     es_data = inventory.database == "elasticsearch" and not rollback.release_only
     for ret in rollback.returns:
         build = f" (build {ret.build})" if ret.build else ""
@@ -289,7 +326,14 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
             lines.append(
                 "      kept stopped until main is back: meanwhile it is more than one release behind main"
             )
-    lines += ["", "Installers of the old releases (checked before anything is stopped):"]
+    return lines
+
+
+def _installer_lines(rollback: Any, inventory: Any) -> list[str]:
+    """How each old release's installer reaches the servers."""
+    from xsoar_mt.installer import cache_name, download_name
+
+    lines = ["", "Installers of the old releases (checked before anything is stopped):"]
     upload = inventory.installer.delivery == "upload"
     for release, build in rollback.builds.items():
         how = (
@@ -298,11 +342,12 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
             else f"downloadName {download_name(release, build)}, each server downloads it"
         )
         lines.append(f"  {release}: {how}")
-    rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
-    if rest:
-        lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
-    minutes = view.timing.minutes
-    lines += ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
+    return lines
+
+
+def _step_lines(plan: Any, minutes: float, *, detail: bool) -> list[str]:
+    """Every step, numbered, under its phase; with --detail its whole command (and each server's own)."""
+    lines = ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
     number = 0
     for phase in plan.phases:
         lines.append(f"  {phase.title}" + (f" [wave {phase.wave}]" if phase.wave is not None else ""))
@@ -314,11 +359,4 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
                     lines.append(f"         $ {step.command_on(server)}")
                 for server, command in step.per_server.items():
                     lines.append(f"         $ ({server}) {command}")
-    lines += [
-        "",
-        "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
-        "This plan changes nothing.",
-    ]
-    if saved_to is not None:
-        lines.append(f"Saved to {saved_to}.")
     return lines

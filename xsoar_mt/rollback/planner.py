@@ -143,9 +143,29 @@ def plan_rollback(
     skew rule; Elasticsearch without a snapshot repository and no `--release-only`; an installer still
     running), UsageError for a bad scope.
     """
-    line = inventory.releases
     _check_scope(inventory, scope)
     releases = _current_releases(inventory, versions)
+    _refuse_while_installing(facts, releases)
+    returns = _returns(inventory, releases, facts, scope)
+    es = inventory.database == "elasticsearch"
+    if es and not release_only:
+        returns = _with_snapshots(inventory, facts, returns)
+    builds = _builds(facts, returns)
+    builder = _Builder(inventory, releases, facts, release_only and es, builds)
+    builder.prepare(returns)
+    host_groups, plan_waves = _host_order(inventory, returns, waves)
+    _go_back_in_order(inventory, builder, returns, host_groups, plan_waves)
+    warnings = _warnings(builder.judge(), release_only_es=release_only and es)
+    if builder.phases:
+        builder.validate()
+    plan = _plan(
+        inventory, versions, scope, returns, builder, warnings, plan_waves, release_only=release_only
+    )
+    order = [g.name for g in (*host_groups, inventory.main) if g.name in returns]
+    return RollbackPlan(plan, tuple(returns[n] for n in order), release_only, builds)
+
+
+def _refuse_while_installing(facts: RollbackFacts, releases: Mapping[str, str]) -> None:
     busy = {s: r for s, r in facts.in_flight.items() if s in releases}
     if busy:
         server, release = next(iter(busy.items()))
@@ -153,35 +173,54 @@ def plan_rollback(
             f"{server} is still installing {release}: nothing can go back while an installer runs",
             hint=f"let the installer on {server} finish, then plan the rollback again",
         )
-    returns = _returns(inventory, releases, facts, scope)
-    es = inventory.database == "elasticsearch"
-    if es and not release_only and returns and not inventory.elasticsearch_snapshot_repository:
+
+
+def _with_snapshots(
+    inventory: Inventory, facts: RollbackFacts, returns: dict[str, GroupReturn]
+) -> dict[str, GroupReturn]:
+    """With Elasticsearch the data comes back from a snapshot: each group's ways back name the one its
+    backup recorded. Refused without a snapshot repository, or when a server's backup recorded none."""
+    if returns and not inventory.elasticsearch_snapshot_repository:
         raise PlanRefused(
             "the deployment keeps its data in Elasticsearch and the inventory names no snapshot repository "
             "(deployment.elasticsearch_snapshot_repository): the file backup does not hold that data, so it "
             "cannot come back",
             hint="give --release-only to take back the releases alone (the data stays as the upgrade left it)",
         )
-    if es and not release_only:
-        missing = [
-            f"{s}: no Elasticsearch snapshot recorded with its backup"
-            for r in returns.values()
-            for s in r.servers
-            if _record(facts, s).es_snapshot is None
-        ]
-        if missing:
-            raise BackupUnusable(missing)
-        returns = {
-            g: replace(r, snapshot=_record(facts, r.servers[0]).es_snapshot) for g, r in returns.items()
-        }
-    builds = _builds(facts, returns)
-    builder = _Builder(inventory, releases, facts, release_only and es, builds)
-    builder.prepare(returns)
+    missing = [
+        f"{s}: no Elasticsearch snapshot recorded with its backup"
+        for r in returns.values()
+        for s in r.servers
+        if _record(facts, s).es_snapshot is None
+    ]
+    if missing:
+        raise BackupUnusable(missing)
+    return {g: replace(r, snapshot=_record(facts, r.servers[0]).es_snapshot) for g, r in returns.items()}
+
+
+def _host_order(
+    inventory: Inventory, returns: Mapping[str, GroupReturn], waves: WaveSpec | None
+) -> tuple[list[Group], Waves | None]:
+    """The host groups that go back, in the order they go (by wave first when waves are given)."""
     host_groups = [g for g in ordered(inventory.hosts) if g.name in returns]
     plan_waves = Waves(str(waves), assign(host_groups, waves)) if waves is not None and host_groups else None
     if plan_waves is not None:
         place = {g.name: i for i, g in enumerate(host_groups)}
         host_groups.sort(key=lambda g: (plan_waves.groups[g.name], place[g.name]))
+    return host_groups, plan_waves
+
+
+def _go_back_in_order(
+    inventory: Inventory,
+    builder: _Builder,
+    returns: dict[str, GroupReturn],
+    host_groups: list[Group],
+    plan_waves: Waves | None,
+) -> None:
+    """The host groups, then main, then the host groups kept stopped until main was back. A host group
+    that would lag main by more than one release is kept stopped (marked held in `returns`), or refused
+    when main stays."""
+    line = inventory.releases
     main_back = inventory.main.name in returns
     held: list[Group] = []
     for group in host_groups:
@@ -202,7 +241,10 @@ def plan_rollback(
         builder.go_back(inventory.main, returns[inventory.main.name].release)
     for group in held:
         builder.start_held(group, returns[group.name].release)
-    final = builder.judge()
+
+
+def _warnings(final: Judgement, *, release_only_es: bool) -> list[str]:
+    """The plan's warnings, from the verdict once everything went back; refused if that is unsupported."""
     if final.verdict is Verdict.UNSUPPORTED:
         raise PlanRefused(
             "after this rollback the deployment would be unsupported: "
@@ -210,7 +252,7 @@ def plan_rollback(
             hint="widen the scope so those groups go back too",
         )
     warnings: list[str] = []
-    if release_only and es:
+    if release_only_es:
         warnings.append(RELEASE_ONLY_LINE)
     if final.verdict is Verdict.DEGRADED:
         lagging = ", ".join(f.server for f in final.faults)
@@ -218,8 +260,21 @@ def plan_rollback(
             f"after this rollback, hosts lag main by one release ({lagging}): some functions do not work "
             "until they run main's release again"
         )
-    if builder.phases:
-        builder.validate()
+    return warnings
+
+
+def _plan(
+    inventory: Inventory,
+    versions: Mapping[str, Version],
+    scope: Scope,
+    returns: Mapping[str, GroupReturn],
+    builder: _Builder,
+    warnings: list[str],
+    plan_waves: Waves | None,
+    *,
+    release_only: bool,
+) -> Plan:
+    """The plan in the saved-plan format: its basis, its phases, and every server that stays as it is."""
     target = ROLLBACK_RELEASE_ONLY if release_only else ROLLBACK
     basis = Basis(
         inventory_digest=inventory.digest,
@@ -227,8 +282,26 @@ def plan_rollback(
         target=target,
         scope=scope,
     )
+    return Plan(
+        deployment=inventory.name,
+        target=target,
+        scope=scope,
+        hops=tuple(dict.fromkeys(r.release for r in returns.values())),
+        phases=tuple(builder.phases),
+        basis=basis,
+        skipped=_skipped(inventory, versions, scope, returns),
+        warnings=tuple(warnings),
+        degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded else (),
+        downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
+        waves=plan_waves,
+    )
+
+
+def _skipped(
+    inventory: Inventory, versions: Mapping[str, Version], scope: Scope, returns: Mapping[str, GroupReturn]
+) -> tuple[Skipped, ...]:
     going = {s for r in returns.values() for s in r.servers}
-    skipped = [
+    return tuple(
         Skipped(
             s.name,
             str(versions[s.name]),
@@ -237,22 +310,7 @@ def plan_rollback(
         for g in inventory.groups
         for s in g.servers
         if s.name not in going
-    ]
-    plan = Plan(
-        deployment=inventory.name,
-        target=target,
-        scope=scope,
-        hops=tuple(dict.fromkeys(r.release for r in returns.values())),
-        phases=tuple(builder.phases),
-        basis=basis,
-        skipped=tuple(skipped),
-        warnings=tuple(warnings),
-        degraded_functions=DEGRADED_FUNCTIONS if builder.ever_degraded else (),
-        downtime_minutes=group_downtime(builder.phases, Durations.of(inventory.durations)),
-        waves=plan_waves,
     )
-    order = [g.name for g in (*host_groups, inventory.main) if g.name in returns]
-    return RollbackPlan(plan, tuple(returns[n] for n in order), release_only, builds)
 
 
 def _check_scope(inventory: Inventory, scope: Scope) -> None:
@@ -296,15 +354,7 @@ def _returns(
     problems: list[str] = []
     out: dict[str, GroupReturn] = {}
     covered = [g for g in inventory.groups if scope.covers(g.name, g.is_main)]
-    usable = [
-        b.release
-        for g in covered
-        for s in g.servers
-        if isinstance(b := facts.backups.get(s.name), BackupRecord)
-    ]
-    # The oldest release a backup returns to: a server with no backup that runs something newer must have
-    # been upgraded too, and cannot come back. With no backup at all, every server in scope is such a one.
-    floor = min((line.index(r) for r in usable), default=-1)
+    floor = _floor(line, facts, covered)
     for group in covered:
         names = tuple(s.name for s in group.servers)
         records = {n: b for n in names if isinstance(b := facts.backups.get(n), BackupRecord)}
@@ -325,31 +375,52 @@ def _returns(
         if bad:
             problems += bad
             continue
-        if not wants:
-            continue
-        back_to = {records[n].release for n in names}
-        if len(back_to) > 1:
-            raise PlanRefused(
-                f"the backups of {group.label} were taken on different releases "
-                f"({', '.join(f'{n} {records[n].release}' for n in names)}): it cannot go back whole",
-                hint="an HA group or DR pair goes back to one release; restore the odd server by hand",
-            )
-        release = back_to.pop()
-        newest = max((releases[n] for n in names), key=line.index)
-        taken = min(records[n].taken_at for n in names)
-        out[group.name] = GroupReturn(
-            group.name,
-            group.label,
-            names,
-            newest,
-            release,
-            records[names[0]].build,
-            taken,
-            sum(records[n].size for n in names),
-        )
+        if wants:
+            out[group.name] = _group_return(group, names, records, releases, line)
     if problems:
         raise BackupUnusable(problems)
     return out
+
+
+def _floor(line: ReleaseLine, facts: RollbackFacts, covered: list[Group]) -> int:
+    """The index of the oldest release a backup in scope returns to (-1 with none): a server with no backup
+    that runs something newer must have been upgraded too, and cannot come back. With no backup at all,
+    every server in scope is such a one."""
+    usable = [
+        b.release
+        for g in covered
+        for s in g.servers
+        if isinstance(b := facts.backups.get(s.name), BackupRecord)
+    ]
+    return min((line.index(r) for r in usable), default=-1)
+
+
+def _group_return(
+    group: Group,
+    names: tuple[str, ...],
+    records: Mapping[str, BackupRecord],
+    releases: Mapping[str, str],
+    line: ReleaseLine,
+) -> GroupReturn:
+    """One group's way back, once every one of its servers has a usable backup: refused when those
+    backups were taken on different releases."""
+    back_to = {records[n].release for n in names}
+    if len(back_to) > 1:
+        raise PlanRefused(
+            f"the backups of {group.label} were taken on different releases "
+            f"({', '.join(f'{n} {records[n].release}' for n in names)}): it cannot go back whole",
+            hint="an HA group or DR pair goes back to one release; restore the odd server by hand",
+        )
+    return GroupReturn(
+        group.name,
+        group.label,
+        names,
+        max((releases[n] for n in names), key=line.index),
+        back_to.pop(),
+        records[names[0]].build,
+        min(records[n].taken_at for n in names),
+        sum(records[n].size for n in names),
+    )
 
 
 def _why_none(backup: Backup | None) -> str:
