@@ -165,10 +165,16 @@ def _register_run(app: typer.Typer, boundary: Boundary) -> None:
 
             StateDir(state).require_usable()
         request = RollbackRunRequest(
-            scope=scope_from_flags(only, group), plan_file=plan_file, resume=resume,
-            release_only=release_only, dry_run=dry_run, parallel=parallel, yes=yes,
-            json_output=output == "json", waves=WaveSpec.parse(waves) if waves is not None else None,
-        )  # fmt: skip
+            scope=scope_from_flags(only, group),
+            plan_file=plan_file,
+            resume=resume,
+            release_only=release_only,
+            dry_run=dry_run,
+            parallel=parallel,
+            yes=yes,
+            json_output=output == "json",
+            waves=WaveSpec.parse(waves) if waves is not None else None,
+        )
         with session(ctx, inventory, state, accept_new_host_keys) as opened:
             outcome = _carry_out(opened, request, yes=yes, json_lines=output == "json")
         _end_run(outcome, output)
