@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.unit.engine_setup import FAST, INVENTORY, LINK
 from tests.unit.scripted_servers import ScriptedFleet, ScriptedShell
-from tests.unit.test_executor_flow import FAST, INVENTORY, LINK
 from xsoar_mt.engine import Executor, RunSecrets
 from xsoar_mt.engine.dry_run import recorded_responder
 from xsoar_mt.events import Fanout

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests import inventories as make
+from tests.unit.engine_setup import FAST, INVENTORY, LINK, Collected, setup_run
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.engine import Executor, RunOptions, RunSecrets, ServerState
-from xsoar_mt.events import Event, Fanout
-from xsoar_mt.inventory import Inventory, parse_inventory
+from xsoar_mt.events import Fanout
+from xsoar_mt.inventory import parse_inventory
 from xsoar_mt.journal import RunDir
 from xsoar_mt.observed import resolve
 from xsoar_mt.plan import Action
@@ -21,53 +22,9 @@ from xsoar_mt.planner import plan_upgrade
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, Result
 
-INVENTORY = make.as_yaml(
-    make.inventory(
-        make.main(
-            make.dr(make.server("m1", "127.0.0.1", "6.10.0"), make.server("m2", "127.0.0.2", "6.10.0"))
-        ),
-        [
-            make.host("g1", make.single(make.server("h1", "127.0.1.1", "6.10.0")), ["acme"]),
-            make.host("g2", make.single(make.server("h2", "127.0.1.2", "6.10.0"))),
-        ],
-        name="t",
-        installer={"link": {"env": "XSOAR_TEST_LINK"}},
-        health={"timeout": 1, "interval": 0.01, "max_interval": 0.01},
-    )
-)
-
-LINK = "https://download.demisto.works/download-params/?token=s3cr3t-token&email=a@b.c"
-FAST = RunOptions(poll_min=0, poll_max=0)
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.kind == kind]
-
-
-def _setup(
-    target: str = "6.11", options: RunOptions = FAST, run_dir: RunDir | None = None
-) -> tuple[Inventory, ScriptedFleet, Executor, Collected]:
-    inventory = parse_inventory(INVENTORY, "inv.yaml")
-    fleet = ScriptedFleet({s.name: "6.10.0" for s in inventory.servers})
-    plan = plan_upgrade(inventory, inventory.versions(), target)
-    observed = resolve(inventory, {}, {})
-    sink = Collected()
-    shells = {s.name: fleet.shell(s.name) for s in inventory.servers}
-    executor = Executor(
-        inventory, plan, shells.__getitem__, sink, observed, RunSecrets(link=LINK), options, run_dir
-    )
-    return inventory, fleet, executor, sink
-
 
 def test_run_installs_every_server_in_the_plans_order() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     report = executor.execute()
     assert report.outcome == "succeeded"
     assert fleet.installs() == ["m2", "m1", "h1", "h2"]
@@ -75,7 +32,7 @@ def test_run_installs_every_server_in_the_plans_order() -> None:
 
 
 def test_a_successful_run_recaps_every_server_ok_with_its_last_journaled_step() -> None:
-    _, _, executor, sink = _setup()
+    _, _, executor, sink = setup_run()
     report = executor.execute()
     assert report.outcome == "succeeded"
     assert {n: s.outcome for n, s in report.servers.items()} == dict.fromkeys(("m1", "m2", "h1", "h2"), "ok")
@@ -85,7 +42,7 @@ def test_a_successful_run_recaps_every_server_ok_with_its_last_journaled_step() 
 
 
 def test_two_hop_run_alternates_main_and_hosts() -> None:
-    _, fleet, executor, _ = _setup(target="6.12")
+    _, fleet, executor, _ = setup_run(target="6.12")
     assert executor.execute().outcome == "succeeded"
     begins = [(n, v) for n, e, v in fleet.events if e == "install-begin"]
     assert begins == [
@@ -95,7 +52,7 @@ def test_two_hop_run_alternates_main_and_hosts() -> None:
 
 
 def test_download_link_goes_on_stdin_normalised_and_never_into_a_command() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     executor.execute()
     fetches = [(c, s) for _, c, s in fleet.calls if "read -r link" in c]
     assert fetches
@@ -105,7 +62,7 @@ def test_download_link_goes_on_stdin_normalised_and_never_into_a_command() -> No
 
 
 def test_failed_install_starts_nothing_new_and_reports_the_stopped_server() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     fleet.servers["h1"].install_fails = True
     report = executor.execute()
     assert report.outcome == "failed"
@@ -118,7 +75,7 @@ def test_failed_install_starts_nothing_new_and_reports_the_stopped_server() -> N
 
 
 def test_install_is_refused_when_observed_versions_would_leave_the_fleet_unsupported() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     # The plan was made from the inventory's 6.10, but the run observed h2 on 6.9: main's first install
     # would put h2 two releases behind, so it is refused before anything is installed.
     executor.state["h2"] = ServerState(replace(executor.state["h2"].view, version=Version.parse("6.9.0")))
@@ -130,7 +87,7 @@ def test_install_is_refused_when_observed_versions_would_leave_the_fleet_unsuppo
 
 
 def test_first_interrupt_finishes_the_group_under_way_and_starts_no_other() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
 
     def interrupt_during_first_main_install(server: str, command: str) -> None:
         if server == "m2" and "nohup setsid" in command:
@@ -148,7 +105,7 @@ def test_first_interrupt_finishes_the_group_under_way_and_starts_no_other() -> N
 
 
 def test_second_interrupt_stops_waiting_for_the_installer() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
 
     def interrupt_twice(server: str, command: str) -> None:
         if server == "m2" and "nohup setsid" in command:
@@ -163,7 +120,7 @@ def test_second_interrupt_stops_waiting_for_the_installer() -> None:
 
 
 def test_dropped_connection_while_installing_reconnects_and_the_install_completes() -> None:
-    _, fleet, executor, sink = _setup()
+    _, fleet, executor, sink = setup_run()
     fleet.servers["m2"].drop_on_poll = 2
     report = executor.execute()
     assert report.outcome == "succeeded"
@@ -172,7 +129,7 @@ def test_dropped_connection_while_installing_reconnects_and_the_install_complete
 
 
 def test_health_gate_waits_until_the_server_answers_200() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     fleet.servers["m2"].unhealthy_polls = 3
     assert executor.execute().outcome == "succeeded"
     health_calls = [c for n, c, _ in fleet.calls if n == "m2" and "http_code" in c and "/health" in c]
@@ -180,7 +137,7 @@ def test_health_gate_waits_until_the_server_answers_200() -> None:
 
 
 def test_health_gate_fails_after_its_timeout() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     fleet.servers["m2"].unhealthy_polls = 10**6
     report = executor.execute()
     assert report.outcome == "failed"
@@ -189,7 +146,7 @@ def test_health_gate_fails_after_its_timeout() -> None:
 
 
 def test_parallel_host_groups_all_finish_and_main_goes_first() -> None:
-    _, fleet, executor, _ = _setup(options=RunOptions(parallel=4, poll_min=0, poll_max=0))
+    _, fleet, executor, _ = setup_run(options=RunOptions(parallel=4, poll_min=0, poll_max=0))
     assert executor.execute().outcome == "succeeded"
     installs = fleet.installs()
     assert installs[:2] == ["m2", "m1"]
@@ -198,7 +155,7 @@ def test_parallel_host_groups_all_finish_and_main_goes_first() -> None:
 
 def test_run_streams_installer_output_to_a_private_per_server_log(tmp_path: Path) -> None:
     run_dir = RunDir.create(tmp_path, "run-1")
-    _, _, executor, _ = _setup(run_dir=run_dir)
+    _, _, executor, _ = setup_run(run_dir=run_dir)
     executor.execute()
     log = run_dir.path / "logs" / "h1.log"
     assert "installing..." in log.read_text()
@@ -207,7 +164,7 @@ def test_run_streams_installer_output_to_a_private_per_server_log(tmp_path: Path
 
 @pytest.mark.parametrize("action", [Action.STOP, Action.INSTALL])
 def test_every_step_start_and_outcome_is_reported(action: Action) -> None:
-    _, _, executor, sink = _setup()
+    _, _, executor, sink = setup_run()
     executor.execute()
     started = {e.step for e in sink.kinds("step-started")}
     finished = {e.step for e in sink.kinds("step-finished")}
@@ -219,7 +176,7 @@ def test_every_step_start_and_outcome_is_reported(action: Action) -> None:
 
 
 def test_the_signal_handler_only_counts_so_it_cannot_deadlock_on_a_lock_the_run_holds() -> None:
-    _, _, executor, _ = _setup()
+    _, _, executor, _ = setup_run()
     held = threading.Lock()
     executor.events = Fanout(Collected())
     with held, executor.events._lock:  # the run is in the middle of reporting an event
@@ -228,7 +185,7 @@ def test_the_signal_handler_only_counts_so_it_cannot_deadlock_on_a_lock_the_run_
 
 
 def test_an_unexpected_error_inside_a_step_is_that_steps_failure_with_a_recap() -> None:
-    _, fleet, executor, sink = _setup()
+    _, fleet, executor, sink = setup_run()
 
     def broken(server: str, command: str) -> None:
         if server == "h1" and "service demisto stop" in command:
@@ -246,7 +203,7 @@ def test_an_unexpected_error_inside_a_step_is_that_steps_failure_with_a_recap() 
 def test_a_journal_that_cannot_be_written_stops_the_run_with_a_recap(tmp_path: Path) -> None:
     from xsoar_mt.journal import Journal, JournalSink
 
-    _, fleet, executor, sink = _setup()
+    _, fleet, executor, sink = setup_run()
     journal = Journal(tmp_path / "journal.jsonl")
     full = [0]
 
@@ -277,7 +234,7 @@ def drop_first_stop_on(target: str) -> Callable[[str, str], None]:
 
 
 def test_a_dropped_connection_during_stop_is_reconnected_and_the_stop_run_again_then_confirmed() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     fleet.hooks.append(drop_first_stop_on("h1"))
     report = executor.execute()
     assert report.outcome == "succeeded"
@@ -294,7 +251,7 @@ def test_a_dropped_connection_during_stop_is_reconnected_and_the_stop_run_again_
     ],
 )
 def test_an_installer_that_vanishes_fails_its_step_saying_what_was_seen(answer: str, said: str) -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     original = fleet.answer
 
     def vanished(name: str, command: str, stdin: str | None) -> Result:
@@ -313,7 +270,7 @@ def test_an_installer_that_vanishes_fails_its_step_saying_what_was_seen(answer: 
 
 
 def test_an_installer_running_past_its_limit_fails_the_step_and_is_left_running() -> None:
-    inventory, fleet, executor, _ = _setup()
+    inventory, fleet, executor, _ = setup_run()
     executor.inv = replace(inventory, installer=replace(inventory.installer, max_minutes=0.0001))
     fleet.servers["m2"].polls_left = 10**6
     original = fleet.answer
@@ -332,7 +289,7 @@ def test_an_installer_running_past_its_limit_fails_the_step_and_is_left_running(
 
 
 def test_an_install_that_brings_up_another_release_than_planned_fails_after_the_health_gate() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     original = fleet.answer
 
     def wrong(name: str, command: str, stdin: str | None) -> Result:
@@ -349,7 +306,7 @@ def test_an_install_that_brings_up_another_release_than_planned_fails_after_the_
 
 
 def test_a_failure_in_one_lane_lets_the_group_under_way_in_another_finish() -> None:
-    _, fleet, executor, _ = _setup(options=RunOptions(parallel=2, poll_min=0, poll_max=0))
+    _, fleet, executor, _ = setup_run(options=RunOptions(parallel=2, poll_min=0, poll_max=0))
     fleet.servers["h1"].install_fails = True
     h2_began = threading.Event()
 

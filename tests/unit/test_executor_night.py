@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests import inventories as make
+from tests.unit.engine_setup import FAST, LINK, Collected
 from tests.unit.scripted_servers import ScriptedFleet
-from tests.unit.test_executor_flow import FAST, LINK, Collected
 from xsoar_mt.engine import Executor, RunOptions, RunReport, RunSecrets
 from xsoar_mt.errors import UsageError
 from xsoar_mt.estimate import Durations

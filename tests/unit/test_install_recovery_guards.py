@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.unit.test_executor_flow import _setup
+from tests.unit.engine_setup import setup_run
 from xsoar_mt.engine.installer_job import Poll as _Poll
 from xsoar_mt.framed import exit_code
 from xsoar_mt.remote import Result
@@ -33,7 +33,7 @@ def test_a_process_alive_under_a_pid_from_before_a_reboot_is_not_the_installer()
     # After a reboot the pid may belong to another process: alive by /proc, yet not the installer.
     seen = _Poll.parse("- 1 b2 b1\n")
     assert seen.rebooted and not seen.alive
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     answering_polls(fleet, ["- 1 b2 b1\n", "- 0 b1 b1\n", "- 0 b1 b1\n"])
     report = executor.execute()
     assert report.outcome == "failed"
@@ -43,7 +43,7 @@ def test_a_process_alive_under_a_pid_from_before_a_reboot_is_not_the_installer()
 def test_the_same_boot_with_the_process_alive_is_followed_until_it_ends() -> None:
     assert _Poll.parse("- 1 b1 b1\n").alive and not _Poll.parse("- 1 b1 b1\n").rebooted
     assert not _Poll.parse("- 1 - b1\n").rebooted  # a boot id that could not be read proves no reboot
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     answering_polls(fleet, ["- 1 b1 b1\nstill installing\n", "- 1 b1 b1\n"])
     assert executor.execute().outcome == "succeeded"
 
@@ -52,7 +52,7 @@ def test_the_install_time_limit_is_in_minutes(monkeypatch: pytest.MonkeyPatch) -
     # A clock that moves 1 s each time it is read: the install's few polls take some seconds, inside a
     # 1-minute limit. Read as seconds, the limit would fail it after the first poll.
     clock = itertools.count(start=1000.0, step=1.0)
-    inventory, fleet, executor, _ = _setup()
+    inventory, fleet, executor, _ = setup_run()
     executor.run.waiter.clock = lambda: next(clock)  # the one clock every wait of the run reads
     executor.run.inv = replace(inventory, installer=replace(inventory.installer, max_minutes=1))
     answering_polls(fleet, ["- 1 b1 b1\n"] * 3)
@@ -61,7 +61,7 @@ def test_the_install_time_limit_is_in_minutes(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_an_exit_code_that_is_no_number_fails_the_step_without_an_internal_error() -> None:
-    _, fleet, executor, _ = _setup()
+    _, fleet, executor, _ = setup_run()
     answering_polls(fleet, ["\u00b2 0 b1 b1\n"] * 3)
     report = executor.execute()
     assert report.outcome == "failed"

@@ -151,9 +151,9 @@ def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run
     first server back to 6.11 would leave h2 ahead of main: refused before that install, by rollback's rule."""
     from dataclasses import replace
 
+    from tests.unit.engine_setup import FAST, LINK, Collected
+    from tests.unit.engine_setup import INVENTORY as DR_INVENTORY
     from tests.unit.scripted_servers import ScriptedFleet
-    from tests.unit.test_executor_flow import FAST, LINK, Collected
-    from tests.unit.test_executor_flow import INVENTORY as DR_INVENTORY
     from xsoar_mt.engine import Executor, RunSecrets, ServerState
     from xsoar_mt.observed import resolve
     from xsoar_mt.releases import Version

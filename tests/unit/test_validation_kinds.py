@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.test_executor_flow import INVENTORY
+from tests.unit.engine_setup import INVENTORY
 from xsoar_mt.inventory import parse_inventory
 from xsoar_mt.plan import Action, Phase, PhaseKind, Step, ValidationKind
 from xsoar_mt.planner import plan_upgrade
