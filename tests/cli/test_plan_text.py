@@ -210,7 +210,7 @@ def test_detail_shows_each_step_s_reason_and_numbers_agree_with_their_nouns() ->
     for step in plan.steps:  # the `why` of the JSON, on the screen too
         assert step.why in detail, step.id
     from tests.inventories import build
-    from tests.unit.test_planner import single
+    from tests.inventories import single_group as single
 
     alone = build("bolt", single("main", "6.11"), [single("a", "6.11")])  # no tenant: one validation step
     buffer = io.StringIO()

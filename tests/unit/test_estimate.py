@@ -8,7 +8,7 @@ from tests.inventories import build, forty_groups
 from tests.inventories import dr_group as dr
 from tests.inventories import ha_group as ha
 from tests.inventories import single_group as single
-from tests.unit.test_planner import plan
+from tests.unit.planning import plan
 from xsoar_mt.estimate import (
     DEFAULT_MINUTES,
     PREPARE_PARALLEL,

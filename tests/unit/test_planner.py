@@ -15,6 +15,7 @@ from tests.inventories import GroupSpec, bolt, elastic, inventory_dict, parsed
 from tests.inventories import dr_group as dr
 from tests.inventories import ha_group as ha
 from tests.inventories import single_group as single
+from tests.unit.planning import plan
 from xsoar_mt.errors import InvalidInput, PlanRefused, StalePlan, UsageError
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope, Step
@@ -24,10 +25,6 @@ from xsoar_mt.skew import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP, INSTALL, START, HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
-
-
-def plan(inventory: Inventory, target: str = "6.12", scope: Scope = Scope()) -> Plan:
-    return plan_upgrade(inventory, inventory.versions(), target, scope)
 
 
 def sequence(p: Plan, phase: str) -> list[tuple[Action, tuple[str, ...]]]:

@@ -10,17 +10,11 @@ from hypothesis import strategies as st
 
 from tests.inventories import build, five, inventory_dict, parsed
 from tests.inventories import single_group as single
-from tests.unit.test_planner import plan
-from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
-from xsoar_mt.inventory import Inventory
+from tests.unit.planning import Case, cases, plan, plan_or_refusal, waved
 from xsoar_mt.plan import Action, Plan, Scope, Waves
 from xsoar_mt.planner import PlanFacts, plan_upgrade
 from xsoar_mt.releases import Version
 from xsoar_mt.waves import WaveSpec
-
-
-def waved(inventory: Inventory, spec: str, target: str = "6.12") -> Plan:
-    return plan_upgrade(inventory, inventory.versions(), target, waves=WaveSpec.parse(spec))
 
 
 def ids(p: Plan) -> list[str]:

@@ -11,9 +11,7 @@ from tests.inventories import build, five
 from tests.inventories import dr_group as dr
 from tests.inventories import ha_group as ha
 from tests.inventories import single_group as single
-from tests.unit.test_planner import plan
-from tests.unit.test_planner_properties import Case, cases, plan_or_refusal
-from tests.unit.test_planner_waves import waved
+from tests.unit.planning import Case, cases, plan, plan_or_refusal, waved
 from xsoar_mt.cli.plan_text import tenant_impact_csv
 from xsoar_mt.estimate import Durations, Span, batches, estimate, tenant_impact
 from xsoar_mt.inventory import Inventory

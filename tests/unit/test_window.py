@@ -8,7 +8,7 @@ import pytest
 
 from tests.inventories import build, five
 from tests.inventories import single_group as single
-from tests.unit.test_planner_waves import waved
+from tests.unit.planning import waved
 from xsoar_mt.errors import UsageError
 from xsoar_mt.estimate import Durations, estimate
 from xsoar_mt.plan import Phase, Plan
