@@ -9,7 +9,7 @@ import pytest
 
 from tests import inventories as make
 from tests.cli.wired import WiredRunner
-from tests.unit.test_preflight import RECORDED
+from tests.unit.recorded_survey import RECORDED
 from xsoar_mt.cli import app
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteShell, Result
 
