@@ -23,3 +23,15 @@ def piped(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         env={**environ, "PYTHONPATH": str(REPO), **env},
     )
+
+
+# Run with `python -c SSH_IMPORTS ARGS`: the CLI runs ARGS in-process, then the script prints the SSH libraries
+# (fabric, paramiko, invoke) that the command imported, comma-separated: nothing for a light start.
+SSH_IMPORTS = """
+import sys
+from typer.testing import CliRunner
+from xsoar_mt.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+assert result.exit_code == 0, result.output
+print(",".join(sorted({m.split(".")[0] for m in sys.modules} & {"fabric", "paramiko", "invoke"})))
+"""

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.cli.piped import SSH_IMPORTS
 from tests.golden import assert_matches, update_requested
 from xsoar_mt.cli import app
 from xsoar_mt.errors import ExitCode
@@ -277,16 +278,6 @@ def test_python_dash_m_xsoar_mt_help_works() -> None:
     assert "inventory" in result.stdout and "upgrade" in result.stdout
 
 
-_IMPORTS = """
-import sys
-from typer.testing import CliRunner
-from xsoar_mt.cli import app
-result = CliRunner().invoke(app, sys.argv[1:])
-assert result.exit_code == 0, result.output
-print(",".join(sorted({m.split(".")[0] for m in sys.modules} & {"fabric", "paramiko", "invoke"})))
-"""
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -298,7 +289,7 @@ print(",".join(sorted({m.split(".")[0] for m in sys.modules} & {"fabric", "param
 )
 def test_the_cli_never_imports_fabric_or_paramiko_to_plan_or_validate(args: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [sys.executable, "-c", SSH_IMPORTS, *args], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""

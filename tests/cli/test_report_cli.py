@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.cli.test_cli import _IMPORTS, ROOT
-from tests.unit.test_report import start, step, write
+from tests.cli.piped import REPO, SSH_IMPORTS
+from tests.unit.journals import start, step, write
 from xsoar_mt.cli import app
 
 runner = CliRunner()
@@ -83,7 +83,7 @@ def test_a_report_that_cannot_be_written_is_exit_3_naming_the_file(tmp_path: Pat
 def test_the_report_never_imports_fabric_or_paramiko(tmp_path: Path) -> None:
     night(tmp_path / "state")
     args = ["report", "latest", "--state-dir", str(tmp_path / "state"), "--out", str(tmp_path)]
-    result = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, timeout=60,
-                            cwd=ROOT)  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", SSH_IMPORTS, *args], capture_output=True, text=True, timeout=60,
+                            cwd=REPO)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
