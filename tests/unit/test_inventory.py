@@ -6,39 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from xsoar_mt.errors import ExitCode, InventoryError
-from xsoar_mt.inventory import Inventory, Role, Topology, load_inventory, parse_inventory
+from tests.unit.inventory_text import BASE, parse, problems
+from xsoar_mt.errors import InventoryError
+from xsoar_mt.inventory import Role, Topology, load_inventory
 from xsoar_mt.releases import Version
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# Line numbers in the tests below count from this text (line 1 is inventory_version).
-BASE = """\
-inventory_version: 1
-deployment:
-  name: acme
-  database: bolt
-main:
-  server: {name: main, address: 10.0.0.1, version: 6.11.0}
-hosts:
-  - name: emea
-    server: {name: emea-1, address: 10.0.1.1, version: 6.11.0}
-    tenants:
-      - name: globex
-"""
+# Line numbers in the tests below count from BASE (line 1 is inventory_version).
 ELASTIC = BASE.replace("database: bolt", "database: elasticsearch\n  elasticsearch_url: https://es:9200")
 EMEA_SERVER = "    server: {name: emea-1, address: 10.0.1.1, version: 6.11.0}"
-
-
-def parse(text: str) -> Inventory:
-    return parse_inventory(text, "inv.yaml")
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(InventoryError) as caught:
-        parse(text)
-    assert caught.value.exit_code is ExitCode.INVALID_INVENTORY
-    return caught.value.problems
 
 
 def test_the_base_inventory_of_these_tests_is_valid() -> None:

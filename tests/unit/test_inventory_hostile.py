@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_inventory import BASE, parse, problems
+from tests.unit.inventory_text import BASE, parse, problems
 from xsoar_mt.errors import InventoryError
 from xsoar_mt.inventory import load_inventory
 
