@@ -44,7 +44,7 @@ test: install sshd chromium
 
 # Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
 # Each case has its own fleet, so the cases are spread over the workers one by one.
-MATRIX_WORKERS ?= 2
+MATRIX_WORKERS ?= 3
 test-matrix: install sshd
 	$(PY) -m pytest -q -m fault_matrix tests/fleet/test_fault_matrix.py -n $(MATRIX_WORKERS) --dist load
 

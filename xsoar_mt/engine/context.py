@@ -71,6 +71,7 @@ class RunContext:
         self.write_markers = write_markers
         self.clock = clock  # times each server's steps (`measured`)
         self.lock = threading.Lock()
+        self._outcomes_lock = threading.Lock()  # step outcomes kept in the journal's order (emit)
         self.interrupts = 0  # written by the signal handler: nothing else happens there
         self._noticed = 0
         self._local_record_warned = False
@@ -136,10 +137,20 @@ class RunContext:
         self, kind: str, message: str, step: Step | None = None, servers: tuple[str, ...] = (), **data: object
     ) -> None:
         event = Event(kind, message, step.id if step else None, servers, data)
-        if kind == "step-finished":
-            with self.lock:
-                self.step_outcomes.append(event.to_dict())  # what the journal records: the recap's source
-        self.events.emit(event)
+        if kind != "step-finished":
+            self.events.emit(event)
+            return
+        # The recap's source is these records in the order the journal has them: lanes finish steps at
+        # the same moment, so keeping a record and handing it to the journal is one step under its own
+        # lock (not `lock`, which a failing journal's sink takes through fail_run).
+        with self._outcomes_lock:
+            self.step_outcomes.append(event.to_dict())
+            self.events.emit(event)
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """The step-finished records so far, in the order the journal got them (the recap's source)."""
+        with self._outcomes_lock:
+            return list(self.step_outcomes)
 
     # -- the observed state -------------------------------------------------------------------------
 

@@ -69,8 +69,7 @@ def finished_data(window: WindowClosed | None) -> dict[str, Any]:
 
 def settle_outcomes(run: RunContext) -> None:
     """Every server's last step and outcome, from the step outcomes the journal records (recap.py)."""
-    with run.lock:
-        records = list(run.step_outcomes)
+    records = run.outcomes()
     for name, settled in recap(run.plan, run.state, records).items():
         run.state[name].last_step, run.state[name].outcome = settled.last_step, settled.outcome
 
