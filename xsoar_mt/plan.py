@@ -12,6 +12,12 @@ from xsoar_mt.errors import InvalidInput, StalePlan, named, shown
 from xsoar_mt.skew import Verdict
 
 PLAN_FORMAT_VERSION = 1
+# A rollback plan's `target`, in the saved-plan format: it names what the plan does, not one release
+# (each group goes back to the release its own backup was taken on).
+ROLLBACK = "rollback"
+ROLLBACK_RELEASE_ONLY = "rollback-release-only"
+ROLLBACK_TARGETS = (ROLLBACK, ROLLBACK_RELEASE_ONLY)
+
 # Every key a saved plan's objects may hold: the keys `to_dict` writes, and only those.
 _PLAN_KEYS = (
     "format_version", "deployment", "target", "scope", "hops", "basis", "warnings", "degraded_functions",

@@ -18,7 +18,18 @@ from xsoar_mt.errors import ExitCode, InvalidInput, PlanRefused, UsageError, Xso
 from xsoar_mt.estimate import Durations, group_downtime
 from xsoar_mt.installer import download_name, fetch_command, installer_path, upload_check_command
 from xsoar_mt.inventory import Group, Inventory, Topology, url_address
-from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Skipped, Step, Waves
+from xsoar_mt.plan import (
+    ROLLBACK,
+    ROLLBACK_RELEASE_ONLY,
+    Action,
+    Basis,
+    Phase,
+    Plan,
+    Scope,
+    Skipped,
+    Step,
+    Waves,
+)
 from xsoar_mt.planner import health_command
 from xsoar_mt.releases import ReleaseLine, Version
 from xsoar_mt.rollback.backups import Backup, BackupRecord, NoBackup, restore_command
@@ -26,10 +37,6 @@ from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, Verdict, judge
 from xsoar_mt.waves import WaveSpec, assign, ordered
 
-# A rollback plan's `target`, in the saved-plan format: it names what the plan does, not one release
-# (each group goes back to the release its own backup was taken on).
-ROLLBACK = "rollback"
-ROLLBACK_RELEASE_ONLY = "rollback-release-only"
 RELEASE_ONLY_LINE = (
     "RELEASE ONLY: the releases go back, the data does NOT (Elasticsearch keeps what the upgraded "
     "release wrote; --release-only)"

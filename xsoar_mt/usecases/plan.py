@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from xsoar_mt.engine.prepared import prepared_in_plan
 from xsoar_mt.errors import ExitCode, PreflightFailed, XsoarMtError
 from xsoar_mt.estimate import Estimate, TenantImpact, estimate, tenant_impact
 from xsoar_mt.installer import link_rewrite_note
@@ -125,6 +124,9 @@ def make_plan(session: Session, request: PlanRequest) -> PlanView:
         require_versions(observed, session.inventory_path, probed=True, hint="nothing was changed")
         facts = observed.facts(known.backups())
         plan = plan_upgrade(inventory, observed.versions(), release, request.scope, facts, request.waves)
+        # only a probed plan reads what `upgrade prepare` left; the engine package loads only then
+        from xsoar_mt.engine.prepared import prepared_in_plan
+
         prepared = prepared_in_plan(plan, inventory, {n: r.prepared for n, r in readings.items()})
     view = replace(
         plan_view(inventory, plan, known.durations(), request.parallel, request.window),

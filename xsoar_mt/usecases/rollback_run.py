@@ -25,7 +25,7 @@ from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.journal import Journal, JournalSink, RunDir, new_run_id, read_journal, run_origin
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Observed
-from xsoar_mt.plan import Plan, Scope
+from xsoar_mt.plan import ROLLBACK_RELEASE_ONLY, ROLLBACK_TARGETS, Plan, Scope
 from xsoar_mt.remote import CommandKind, Recorder, RecordingShell, RemoteCommand, RemoteError, ShellPool
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.rollback.backups import (
@@ -35,14 +35,14 @@ from xsoar_mt.rollback.backups import (
     backup_check_verdict,
     read_backups,
 )
-from xsoar_mt.rollback.planner import ROLLBACK_RELEASE_ONLY, RollbackFacts, RollbackPlan, plan_rollback
+from xsoar_mt.rollback.planner import RollbackFacts, RollbackPlan, plan_rollback
 from xsoar_mt.rollback.records import RECORD_MARK, read_server_record, unfinished_servers
 from xsoar_mt.secrets import RunSecrets, read_secret
 from xsoar_mt.shellwords import word
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
 from xsoar_mt.usecases.run_request import RunOutcome
-from xsoar_mt.usecases.saved_plan import ROLLBACK_TARGETS, check_saved_plan, read_plan
+from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
 from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.waves import WaveSpec
 from xsoar_mt.workdir_check import prepare_all

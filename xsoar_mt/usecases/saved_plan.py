@@ -8,8 +8,7 @@ from pathlib import Path
 from xsoar_mt.errors import InvalidInput, StalePlan, UsageError, shown
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.localfiles import InputFileError, read_input
-from xsoar_mt.plan import Plan, Scope, refuse_duplicate_keys
-from xsoar_mt.rollback.planner import ROLLBACK, ROLLBACK_RELEASE_ONLY
+from xsoar_mt.plan import ROLLBACK_TARGETS, Plan, Scope, refuse_duplicate_keys
 from xsoar_mt.state_dir import write_private
 
 
@@ -87,9 +86,6 @@ def check_saved_plan(saved: Plan, rebuilt: Plan, flags: Scope) -> None:
     edited = saved.first_difference(rebuilt)
     if edited is not None:
         raise StalePlan([edited], lead="the saved plan differs from the plan its inventory gives now")
-
-
-ROLLBACK_TARGETS = (ROLLBACK, ROLLBACK_RELEASE_ONLY)  # what a saved rollback plan names as its target
 
 
 def refuse_rollback_plan(plan: Plan, path: Path) -> None:
