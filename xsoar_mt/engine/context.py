@@ -179,8 +179,8 @@ class RunContext:
                     )
         return view
 
-    def verified(self, step: Step, server: str, version: Version) -> None:
-        """`/about` answered: the version is known for sure; xsoar-mt's marker on the server says so too."""
+    def answered(self, step: Step, server: str, version: Version) -> None:
+        """`/about` answered with `version`: the server is up and healthy, its version known for sure."""
         self.update(
             server,
             step,
@@ -192,6 +192,10 @@ class RunContext:
             service=Service.RUNNING,
             healthy=True,
         )
+
+    def verified(self, step: Step, server: str, version: Version) -> None:
+        """`/about` answered: the version is known for sure; xsoar-mt's marker on the server says so too."""
+        self.answered(step, server, version)
         if self.write_markers:
             marker = Marker(version, time.time(), "api", self.run_id)
             try:

@@ -4,13 +4,11 @@ check it runs the release the step expects."""
 from __future__ import annotations
 
 import re
-import time
 
 from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.engine.steps.base import ServerStep
 from xsoar_mt.engine.waiter import Pace
-from xsoar_mt.observed import Service, Source
 from xsoar_mt.plan import Action, PhaseKind, Step
 from xsoar_mt.probe import read_version
 from xsoar_mt.releases import Version
@@ -53,17 +51,7 @@ class WaitHealthy(ServerStep):
         version = _read_version(run, step, server, shell, pace)
         group_phase = run.phase_kind(step) not in (PhaseKind.RECOVER, PhaseKind.VALIDATE)
         if group_phase and version.release != step.release:
-            run.update(
-                server,
-                step,
-                version=version,
-                source=Source.API,
-                at=time.time(),
-                unknown=None,
-                basis=None,
-                service=Service.RUNNING,
-                healthy=True,
-            )
+            run.answered(step, server, version)
             raise StepFailed(
                 step,
                 server,
