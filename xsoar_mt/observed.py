@@ -19,7 +19,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -382,24 +382,20 @@ def resolve_server(
     service = _service(reading, known)
     installer = _latest(reading.installers) if reading is not None else None
     candidates = _candidates(reading, known, inventory_version)
-    base = ServerView(
-        name,
-        None,
-        None,
-        None,
-        service=service,
-        healthy=_healthy(reading, service),
-        installer=installer,
-        reachable=reading.reachable if reading is not None else None,
-        error=reading.error if reading is not None else None,
-        sudo_ok=reading.sudo_ok if reading is not None else None,
-    )
+    answered: dict[str, Any] = {
+        "service": service,
+        "healthy": _healthy(reading, service),
+        "installer": installer,
+        "reachable": reading.reachable if reading is not None else None,
+        "error": reading.error if reading is not None else None,
+        "sudo_ok": reading.sudo_ok if reading is not None else None,
+    }
     # An answer that could not be read may hide an installer run: only the service's own answer counts.
     if reading is not None and reading.unreadable is not None:
         fresh = [c for c in candidates if c[0] is Source.API]
         if not fresh:
             basis = candidates[0][1] if candidates else (known.basis if known is not None else None)
-            return replace(base, unknown=reading.unreadable, basis=basis)
+            return ServerView(name, None, None, None, **answered, unknown=reading.unreadable, basis=basis)
         candidates = fresh
     # An installer that failed, vanished or still runs since the last verified version makes every
     # older source stale: only evidence taken after it started counts.
@@ -411,19 +407,20 @@ def resolve_server(
             if known is not None and known.unknown and known.at and known.at > since:
                 reason = known.unknown
             basis = candidates[0][1] if candidates else (known.basis if known is not None else None)
-            return replace(base, unknown=reason, basis=basis)
+            return ServerView(name, None, None, None, **answered, unknown=reason, basis=basis)
         candidates = fresh
     if not candidates:
         if known is not None and known.unknown:
-            return replace(base, unknown=known.unknown, basis=known.basis)
-        return base
+            return ServerView(name, None, None, None, **answered, unknown=known.unknown, basis=known.basis)
+        return ServerView(name, None, None, None, **answered)
     source, version, at = candidates[0]
     notes = tuple(
         f"{other.value} says {other_version}, {name} {_verb(source)} {version}"
         for other, other_version, _ in candidates[1:]
         if other_version.release != version.release
     )
-    return replace(base, version=version, source=source, at=at, notes=notes)
+    # each view built once, in one go: this runs for every server of the inventory, a thousand and more
+    return ServerView(name, version, source, at, notes=notes, **answered)
 
 
 def _candidates(

@@ -9,7 +9,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from itertools import groupby
+from itertools import chain, groupby
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -294,12 +294,13 @@ def _hop_rows(
             )
         span = spans[phase.id]
         last = phase.steps[-1]
+        servers = _servers(phase.steps)
         rows.append(
             (
                 _numbers(first[phase.id], len(phase.steps)),
                 _group_label(inventory, phase.group),
-                Text(names(_servers(phase.steps))),
-                Text(sequence(phase)),
+                Text(names(servers)),
+                Text(sequence(phase, servers)),
                 f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
                 _at(span.start),
                 clock(span.down),
@@ -340,10 +341,11 @@ def _group_label(inventory: Inventory, group: str) -> str:
     return f"{group} ({_KIND[inventory.group(group).topology]})"
 
 
-def sequence(phase: Phase) -> str:
-    """The phase's actions in order. A step on every server of the phase is its action alone; consecutive
-    steps on the same part of the group are joined with + and name those servers."""
-    everyone = set(_servers(phase.steps))
+def sequence(phase: Phase, servers: Sequence[str] | None = None) -> str:
+    """The phase's actions in order. A step on every server of the phase (`servers`, when the caller has
+    them already) is its action alone; consecutive steps on the same part of the group are joined with +
+    and name those servers."""
+    everyone = set(_servers(phase.steps) if servers is None else servers)
     parts: list[str] = []
     steps = phase.steps
     i = 0
@@ -468,7 +470,7 @@ def _print_table(out: Console, table: Table, rows: Sequence[Sequence[str | Text]
         table.title = None
     lines = _plain_lines(out, table, rows)
     if lines is not None:
-        out.print(_Lines(lines))
+        out.print(_Lines(lines), crop=False)  # they fit the console already: no line-by-line crop pass
         return
     for row in rows:
         table.add_row(*row)
@@ -570,7 +572,7 @@ def _plain_cell(out: Console, cell: object, markup: dict[str, str]) -> str | Non
 
 
 def _servers(steps: Iterable[Step]) -> list[str]:
-    return list(dict.fromkeys(s for step in steps for s in step.servers))
+    return list(dict.fromkeys(chain.from_iterable(step.servers for step in steps)))
 
 
 def _first_numbers(plan: Plan) -> dict[str, int]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import yaml
+from yaml import ScalarNode
 
 from xsoar_mt.errors import shown
 
@@ -52,6 +53,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def control_character(text: str, allowed: str = "") -> str | None:
     """The first control character in `text` (other than those in `allowed`), or None."""
+    if _CONTROL.search(text) is None:  # nearly every value: one scan, no generator
+        return None
     return next((m.group() for m in _CONTROL.finditer(text) if m.group() not in allowed), None)
 
 
@@ -82,24 +85,22 @@ class Node:
             self.problem(f"expected a mapping of keys ({', '.join(known[:4])}, ...), found {self.kind}")
             return None
         out: dict[str, Node] = {}
+        reader, prefix = self.reader, f"{self.path}." if self.path else ""
         for key_node, value_node in self.node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.reader.problem(key_node.start_mark.line + 1, self.path, "a key must be a plain word")
+            if not isinstance(key_node, ScalarNode):
+                reader.problem(key_node.start_mark.line + 1, self.path, "a key must be a plain word")
                 continue
             key = str(key_node.value)
-            child = Node(value_node, self.child_path(key), self.reader)
             if key in out:
-                self.reader.problem(key_node.start_mark.line + 1, child.path, "this key appears twice")
+                reader.problem(key_node.start_mark.line + 1, prefix + key, "this key appears twice")
                 continue
             if key not in known:
                 close = difflib.get_close_matches(key[:100], known, n=1)
                 hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(known)}"
-                where = (
-                    child.path if len(key) <= 100 and key.isprintable() else self.child_path(shown(key, 60))
-                )
-                self.reader.problem(key_node.start_mark.line + 1, where, f"unknown key{hint}")
+                where = prefix + (key if len(key) <= 100 and key.isprintable() else shown(key, 60))
+                reader.problem(key_node.start_mark.line + 1, where, f"unknown key{hint}")
                 continue
-            out[key] = child
+            out[key] = Node(value_node, prefix + key, reader)  # one per key of the whole inventory: lean
         return out
 
     def sequence(self) -> list[Node] | None:

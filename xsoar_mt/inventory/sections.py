@@ -321,11 +321,18 @@ def read_address(node: Node) -> str | None:
     return raw
 
 
+# An IPv4 address as ipaddress reads it: four numbers 0-255, no leading zeros, ASCII digits only.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def is_address(text: str) -> bool:
     """An IPv4 address, an IPv6 address without a zone (`%eth0` may hold any character), or an RFC 1123
     host name whose last label is not all digits (that would be a mistyped IPv4 address)."""
     if "%" in text:
         return False
+    if _DOTTED_QUAD.fullmatch(text):  # what ip_address would accept, without its object per address
+        return True
     try:
         ipaddress.ip_address(text)
         return True
