@@ -334,3 +334,36 @@ def test_a_target_dir_the_install_command_cannot_use_is_refused() -> None:
         "inv.yaml:13: commands: commands.install has no {target}, so installer.target_dir would be ignored: "
         "add {target}"
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10.0.0.1",
+        "255.255.255.255",
+        "0.0.0.0",
+        "256.0.0.1",
+        "10.020.0.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.4 ",
+        "1..3.4",
+        "1.2.3.\u0664",
+        "\u0661.2.3.4",
+        "999.1.1.1",
+        "199.249.250.251",
+    ],
+)
+def test_a_dotted_quad_is_an_address_exactly_when_ipaddress_reads_it(text: str) -> None:
+    """The reader's quick IPv4 check gives ipaddress's answer (no leading zeros, 0-255, ASCII digits)."""
+    import ipaddress
+
+    from xsoar_mt.inventory.sections import _DOTTED_QUAD
+
+    try:
+        ipaddress.IPv4Address(text)
+        valid = True
+    except ValueError:
+        valid = False
+    assert (_DOTTED_QUAD.fullmatch(text) is not None) == valid
