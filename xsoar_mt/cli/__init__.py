@@ -1,7 +1,5 @@
 """The command line: parses arguments, calls one function per command, renders, maps errors to exit codes."""
 
-from __future__ import annotations
-
 import functools
 import json
 import sys

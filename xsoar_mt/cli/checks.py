@@ -1,7 +1,5 @@
 """The `preflight`, `status` and `validate` commands: arguments, one call into the core, rendering."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -57,7 +55,7 @@ def _prompt(label: str) -> str:
 
 def session(
     ctx: typer.Context, inventory: Path, state_dir: Path | None, accept_new_host_keys: bool
-) -> Session:
+) -> "Session":
     """The session a command works in: SSH shells, unless a test handed the CLI a shell factory as the
     root context's `obj` (`CliRunner().invoke(app, args, obj=factory)`)."""
     from xsoar_mt.usecases.session import Session
@@ -72,7 +70,7 @@ def session(
     )
 
 
-def scope_from_flags(only: str | None, groups: list[str] | None) -> Scope:
+def scope_from_flags(only: str | None, groups: list[str] | None) -> "Scope":
     """`--only main` and `--group NAME` (repeatable) as a plan's scope."""
     from xsoar_mt.errors import UsageError, shown
     from xsoar_mt.plan import Scope

@@ -1,7 +1,5 @@
 """The `report` command: arguments, one call into xsoar_mt.report, where the files went."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """`xsoar-mt rollback ...`: parses the arguments, calls the rollback use case, renders its plan as text or JSON."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Any
