@@ -93,14 +93,25 @@ class Durations:
 
     def outage(self, phase: Phase) -> tuple[float, float]:
         """(minutes into the phase when its group goes down, minutes it stays down), as `downtime` says."""
-        elapsed, down, serving = 0.0, None, frozenset[str]()
+        return self.walk(phase)[1:]
+
+    def walk(self, phase: Phase) -> tuple[float, float, float]:
+        """The phase's length, and its `outage`, from one pass over its steps."""
+        elapsed, down, serving, back = 0.0, None, frozenset[str](), None
         for step in phase.steps:
             if down is None and step.action is Action.STOP:
                 down, serving = elapsed, frozenset(step.servers)
             elapsed += self.step(step)
-            if down is not None and step.action is Action.HEALTHY and serving & set(step.servers):
-                return down, elapsed - down
-        return (down, elapsed - down) if down is not None else (0.0, 0.0)
+            if (
+                back is None
+                and down is not None
+                and step.action is Action.HEALTHY
+                and serving & set(step.servers)
+            ):
+                back = elapsed
+        if down is None:
+            return elapsed, 0.0, 0.0
+        return elapsed, down, (back if back is not None else elapsed) - down
 
 
 def group_downtime(phases: Sequence[Phase], durations: Durations) -> dict[str, float]:
@@ -208,9 +219,11 @@ def timeline(phases: Sequence[Phase], durations: Durations, parallel: int | None
             spans.append(Span(batch[0], now, end))
             now = end
             continue
-        slots = schedule([durations.phase(p) for p in batch], lanes)
-        for phase, (start, finish) in zip(batch, slots, strict=True):
-            down_at, down = durations.outage(phase) if phase.group is not None else (0.0, 0.0)
+        walks = [durations.walk(p) for p in batch]
+        slots = schedule([length for length, _, _ in walks], lanes)
+        for phase, (start, finish), (_, down_at, down) in zip(batch, slots, walks, strict=True):
+            if phase.group is None:
+                down_at, down = 0.0, 0.0
             spans.append(Span(phase, now + start, now + finish, down, down_at))
         now += max((e for _, e in slots), default=0.0)
     return spans

@@ -182,11 +182,9 @@ def _window_end(out: Console, timing: Estimate, now: datetime, end: datetime, wh
 
 def _start_release(plan: Plan, inventory: Inventory) -> str | None:
     """The oldest release among the servers the plan upgrades, as the plan's basis records them."""
-    releases = {
-        Version.parse(plan.basis.versions[s]).release
-        for s in plan.servers_to_upgrade
-        if s in plan.basis.versions
-    }
+    versions = plan.basis.versions
+    written = {versions[s] for s in plan.servers_to_upgrade if s in versions}  # a few, for many servers
+    releases = {Version.parse(v).release for v in written}
     return min(releases, key=inventory.releases.index) if releases else None
 
 
