@@ -4,6 +4,7 @@ the Elasticsearch stand-in on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ from xsoar_mt.inventory import parse_inventory
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Step
 from xsoar_mt.remote import CommandKind
 from xsoar_mt.rollback.backups import BackupRecord, NoBackup
-from xsoar_mt.rollback.records import read_server_record, unfinished_servers
+from xsoar_mt.rollback.records import read_server_record, record_command, unfinished_servers
 from xsoar_mt.skew import Verdict
 from xsoar_mt.snapshots import SnapshotError, request, restore, take
 from xsoar_mt.usecases.saved_plan import refuse_rollback_plan
@@ -76,18 +77,30 @@ def test_a_group_whose_way_back_finished_or_never_began_is_not_taken_again() -> 
 
 def test_a_backup_record_read_back_from_a_server_is_framed_and_read_strictly() -> None:
     inv = parse_inventory(INVENTORY)
-    good = read_server_record("h1", f"xsoar-mt-backup-record: {json.dumps(RECORD)}\n", inv)
+
+    def framed(text: str) -> str:
+        return f"xsoar-mt-backup-record: {base64.b64encode(text.encode()).decode()}\n"
+
+    good = read_server_record("h1", framed(json.dumps(RECORD) + "\n"), inv)
     assert isinstance(good, BackupRecord) and good.sha256 == "a" * 64
-    assert read_server_record("h1", "xsoar-mt-backup-record: \n", inv) is None  # none on the server
+    assert read_server_record("h1", "xsoar-mt-backup-record: -\n", inv) is None  # none on the server
     forged = {**RECORD, "restore_as": "root"}
     for answer in (
-        "xsoar-mt-backup-record: {not json\n",
-        f"xsoar-mt-backup-record: {json.dumps(forged)}\n",
-        f"xsoar-mt-backup-record: {json.dumps({**RECORD, 'size': -1})}\n",
-        f"xsoar-mt-backup-record: {{}}\nxsoar-mt-backup-record: {json.dumps(RECORD)}\n",  # a second line
+        framed("{not json"),
+        framed(json.dumps(forged)),
+        framed(json.dumps({**RECORD, "size": -1})),
+        framed("{}") + framed(json.dumps(RECORD)),  # a second line
+        # a file that holds a line of the answer itself: read as the one JSON text it is, and refused
+        framed("{}\nxsoar-mt-backup-record: " + json.dumps(RECORD)),
+        f"xsoar-mt-backup-record: {json.dumps(RECORD)}\n",  # not framed
         "",
     ):
         assert isinstance(read_server_record("h1", answer, inv), NoBackup), answer
+
+
+def test_the_backup_record_is_read_framed_from_the_path_it_is_given() -> None:
+    command = record_command("/var/lib/xsoar mt/backup-record.json")
+    assert "xm_encf '/var/lib/xsoar mt/backup-record.json'" in command
 
 
 def test_upgrade_run_refuses_a_saved_rollback_plan_naming_it(tmp_path: Any) -> None:

@@ -7,12 +7,19 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from xsoar_mt.framed import lines
+from xsoar_mt.framed import SHELL_FUNCTIONS, Unreadable, file_text, lines
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Plan
 from xsoar_mt.rollback.backups import Backup, NoBackup, read_backup
+from xsoar_mt.shellwords import word
 
 RECORD_MARK = "xsoar-mt-backup-record:"
+
+
+def record_command(path: str) -> str:
+    """The command that reads the record at `path` beside the marker: its bytes in base64 on the answer's
+    one line, so that nothing in the file can forge a line of the answer."""
+    return f'{SHELL_FUNCTIONS}echo "{RECORD_MARK} $(xm_encf {word(path)})"'
 
 
 def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup | None:
@@ -21,8 +28,11 @@ def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup
     found = [ln for ln in lines(answer) if ln.startswith(RECORD_MARK)]
     if len(found) != 1:
         return NoBackup(server, "the server's answer about its backup record could not be read")
-    text = found[0][len(RECORD_MARK) :].strip()
-    if not text:
+    try:
+        text = file_text(found[0][len(RECORD_MARK) :].strip(), "the backup record on the server")
+    except Unreadable as exc:
+        return NoBackup(server, exc.reason)
+    if text is None:
         return None
     try:
         data = json.loads(text)

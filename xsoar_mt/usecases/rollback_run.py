@@ -36,9 +36,8 @@ from xsoar_mt.rollback.backups import (
     read_backups,
 )
 from xsoar_mt.rollback.planner import RollbackFacts, RollbackPlan, plan_rollback
-from xsoar_mt.rollback.records import RECORD_MARK, read_server_record, unfinished_servers
+from xsoar_mt.rollback.records import read_server_record, record_command, unfinished_servers
 from xsoar_mt.secrets import RunSecrets, read_secret
-from xsoar_mt.shellwords import word
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
 from xsoar_mt.usecases.run_request import RunOutcome
@@ -261,13 +260,12 @@ def _backups(session: Session) -> dict[str, Backup]:
     inventory = session.inventory
     names = [s.name for s in inventory.servers]
     local = read_backups(names, session.known.backup_records(), inventory.releases)
-    path = word(RemotePaths.of(inventory).backup_record)
+    command = RemoteCommand(record_command(RemotePaths.of(inventory).backup_record), CommandKind.STATUS)
     out: dict[str, Backup] = {}
     for name in names:
         if isinstance(local[name], BackupRecord):
             out[name] = local[name]
             continue
-        command = RemoteCommand(f'echo "{RECORD_MARK} $(cat {path} 2>/dev/null)"', CommandKind.STATUS)
         try:
             answer = session.shells(name).run(command, timeout=60).stdout
         except RemoteError:
