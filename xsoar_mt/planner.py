@@ -449,7 +449,7 @@ class _Builder:
         command: str,
         why: str,
         release: str,
-        name: str | None = None,
+        check: ValidationKind | None = None,
     ) -> Step:
         sets_release = None
         if action is _INSTALL:
@@ -467,9 +467,12 @@ class _Builder:
                 )
             self.ever_degraded |= self.verdict is _DEGRADED
         label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
-        kind = name or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
-        step_id = f"{phase}/{kind}/{label}"
-        return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
+        kind = check or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
+        step_id = f"{phase}/{kind}/{label}"  # a validation step's kind in its id: what a saved plan holds
+        why_text, verdict = _WHY[why], self.verdict
+        return Step(
+            step_id, phase, action, servers, command, why_text, release, verdict, sets_release, check=check
+        )
 
     def _order(self, name: str) -> int:
         return [s.name for s in self.inv.servers].index(name)

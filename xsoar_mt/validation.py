@@ -105,6 +105,7 @@ def validate_step(
     only_scope: bool = False,
 ) -> list[Problem]:
     """Carry out one validation step of a plan; return the problems found (none means it passed)."""
+    assert step.check is not None  # Step refuses a validation step without its kind
     check = Check(step.check, step.servers[0], step.release or None)
     return run_check(check, inventory, shell_for, api_key, scope, cancel, only_scope=only_scope)
 

@@ -28,6 +28,7 @@ from xsoar_mt.plan import (
     Scope,
     Skipped,
     Step,
+    ValidationKind,
     Waves,
 )
 from xsoar_mt.planner import health_command
@@ -708,6 +709,9 @@ class _Builder:
                 _WHY["validate-lb" if main.load_balancer else "validate-main"],
                 release,
                 verdict,
+                # What a run has always done for this step: its id names no kind, which reads as the
+                # tenants' check (plan.saved_validation_kind), so a saved rollback plan reads back the same.
+                check=ValidationKind.TENANTS,
             )
         ]
         tenants = [t.account for g in self.inv.groups for t in g.tenants]
@@ -723,6 +727,7 @@ class _Builder:
                     _WHY["validate-tenants"],
                     release,
                     verdict,
+                    check=ValidationKind.TENANTS,
                 )
             )
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
