@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xsoar_mt.inventory import Inventory, Role
-from xsoar_mt.plan import Plan
+from xsoar_mt.plan import PhaseKind, Plan
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge_releases
 
 # ok: every step planned for it finished ok; failed: its last step failed on it; interrupted: its last step
@@ -37,11 +37,12 @@ def recap(plan: Plan, servers: Iterable[str], records: Iterable[Mapping[str, Any
     """Each server's last step and outcome, from the `step-finished` records of one session (in order)."""
     planned: dict[str, list[str]] = {}
     prepare: set[str] = set()
-    for step in plan.steps:
-        for server in step.servers:
-            planned.setdefault(server, []).append(step.id)
-        if step.phase == "prepare":
-            prepare.add(step.id)
+    for phase in plan.phases:
+        for step in phase.steps:
+            for server in step.servers:
+                planned.setdefault(server, []).append(step.id)
+            if phase.kind is PhaseKind.PREPARE:
+                prepare.add(step.id)
     finished: dict[str, dict[str, str]] = {}  # server -> step id -> ok | failed | interrupted
     last: dict[str, str] = {}
     for record in records:

@@ -33,7 +33,7 @@ from xsoar_mt.estimate import (
 from xsoar_mt.installer import upload_source
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.observed import Prepared, stamp
-from xsoar_mt.plan import Action, Phase, Plan, Step
+from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import Verdict
 from xsoar_mt.window import Closing
@@ -398,7 +398,7 @@ def _collapsed(out: Console, phase: Phase, inventory: Inventory, timing: Estimat
         key = (step.action, step.release, step.command, tuple(sorted(step.per_server.items())))
         lines.setdefault(key, []).append(step)
     span = timing.span(phase.id)
-    at_once = f", up to {PREPARE_PARALLEL} at once" if phase.id == "prepare" else ""
+    at_once = f", up to {PREPARE_PARALLEL} at once" if phase.kind is PhaseKind.PREPARE else ""
     when = f"from {_at(span.start)}, about {clock(span.end - span.start)}"
     out.print(
         Text.assemble(

@@ -34,14 +34,17 @@ def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup
 def unfinished_servers(records: Sequence[Mapping[str, Any]], plans: Sequence[Plan]) -> frozenset[str]:
     """The servers of each group phase (of the resumed run's plans) where a step began and the phase's last
     step did not finish: they go back again whole (purge, install, restore), never from the middle."""
-    last = {p.id: p.steps[-1].id for plan in plans for p in plan.phases if p.group is not None and p.steps}
+    groups = [p for plan in plans for p in plan.phases if p.group is not None and p.steps]
+    last = {p.id: p.steps[-1].id for p in groups}
+    phase_of = {s.id: p.id for p in groups for s in p.steps}  # from the plans, not read out of the step ids
     begun: dict[str, set[str]] = {}
     done: set[str] = set()
     for record in records:
         step = str(record.get("step") or "")
         data = record.get("data") or {}
-        if record.get("kind") == "step-started" and step.split("/")[0] in last:
-            begun.setdefault(step.split("/")[0], set()).update(str(s) for s in record.get("servers") or ())
+        phase = phase_of.get(step)
+        if record.get("kind") == "step-started" and phase is not None:
+            begun.setdefault(phase, set()).update(str(s) for s in record.get("servers") or ())
         elif record.get("kind") == "step-finished" and isinstance(data, dict) and data.get("outcome") == "ok":
             done.add(step)
     return frozenset(s for phase, servers in begun.items() if last[phase] not in done for s in servers)
