@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from xsoar_mt.errors import InvalidInput, StalePlan, named, shown
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 
 PLAN_FORMAT_VERSION = 1
 # A rollback plan's `target`, in the saved-plan format: it names what the plan does, not one release
@@ -250,7 +250,7 @@ class Step:
     command: str
     why: str
     release: str  # the release this step works toward
-    verdict_after: Verdict = Verdict.OK
+    verdict_after: SkewVerdict = SkewVerdict.OK
     sets_release: str | None = None  # the release the servers run after this step (installs)
     per_server: Mapping[str, str] = field(default_factory=dict, hash=False)  # servers whose command differs
     # A validation step's kind, set by the planner that builds it; None for every other action. Not a key
@@ -266,7 +266,7 @@ class Step:
         command: str,
         why: str,
         release: str,
-        verdict_after: Verdict = Verdict.OK,
+        verdict_after: SkewVerdict = SkewVerdict.OK,
         sets_release: str | None = None,
         per_server: Mapping[str, str] | None = None,
         check: ValidationKind | None = None,
@@ -324,7 +324,7 @@ class Step:
             why=fields.required_text("why"),
             release=fields.required_text("release"),
             sets_release=fields.text("sets_release", optional=True),
-            verdict_after=fields.choice("verdict_after", Verdict),
+            verdict_after=fields.choice("verdict_after", SkewVerdict),
             per_server=fields.text_map("per_server"),
             check=saved_validation_kind(step_id) if action is Action.VALIDATE else None,
         )

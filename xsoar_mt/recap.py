@@ -8,7 +8,7 @@ from typing import Any
 
 from xsoar_mt.inventory import Inventory, Role
 from xsoar_mt.plan import PhaseKind, Plan
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge_releases
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, SkewVerdict, judge_releases
 
 # ok: every step planned for it finished ok; failed: its last step failed on it; interrupted: its last step
 # was cut off by the operator; incomplete: some of its steps finished, not all; prepared: only its backup or
@@ -94,4 +94,4 @@ def lagging_functions(inventory: Inventory, releases: Mapping[str, str]) -> tupl
     releases the run last saw), else nothing."""
     main = {s.name for s in inventory.main.servers}
     verdict = judge_releases(releases, main, inventory.releases).verdict
-    return DEGRADED_FUNCTIONS if verdict is Verdict.DEGRADED else ()
+    return DEGRADED_FUNCTIONS if verdict is SkewVerdict.DEGRADED else ()

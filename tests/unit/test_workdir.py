@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.inventories import GroupSpec, inventory_dict
-from xsoar_mt.checks.model import Severity, Verdict, parse_ignore
+from xsoar_mt.checks.model import FindingVerdict, Severity, parse_ignore
 from xsoar_mt.checks.survey import Section
 from xsoar_mt.checks.verdicts import working_directory_finding
 from xsoar_mt.errors import ExitCode, UsageError
@@ -222,14 +222,16 @@ def test_the_preflight_check_is_mandatory_and_names_path_owner_mode_and_fix(tmp_
     out = subprocess.run(["sh", "-c", facts_script([str(directory), str(directory / "backup")])],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     finding = working_directory_finding("main-0", Section(out, 0), inv)
-    assert finding.verdict is Verdict.FAIL
+    assert finding.verdict is FindingVerdict.FAIL
     assert finding.detail.endswith(f"{directory} is writable by group or others (owner root, mode 0757)")
     assert finding.fix == f"as root: chmod 0700 {directory}, after checking what it holds"
     directory.chmod(0o700)
     out = subprocess.run(["sh", "-c", facts_script([str(directory), str(directory / "backup")])],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert working_directory_finding("main-0", Section(out, 0), inv).verdict is Verdict.PASS
-    assert working_directory_finding("main-0", None, inv).verdict is Verdict.FAIL  # not gathered: not passed
+    assert working_directory_finding("main-0", Section(out, 0), inv).verdict is FindingVerdict.PASS
+    assert (
+        working_directory_finding("main-0", None, inv).verdict is FindingVerdict.FAIL
+    )  # not gathered: not passed
 
 
 def test_a_directory_whose_owner_and_mode_could_not_be_read_is_refused_saying_so() -> None:

@@ -13,9 +13,9 @@ from xsoar_mt.checks.matrix import communication_links
 from xsoar_mt.checks.model import (
     CHECKS,
     Finding,
+    FindingVerdict,
     PathResult,
     PreflightReport,
-    Verdict,
     apply_ignore,
     parse_ignore,
 )
@@ -251,7 +251,7 @@ def _download_link(
             missing = Finding(
                 "installer",
                 "local",
-                Verdict.FAIL,
+                FindingVerdict.FAIL,
                 "no download link (installer.link is not set or unreadable)",
                 "set installer.link: {env: NAME} or {file: PATH}",
             )
@@ -259,7 +259,9 @@ def _download_link(
         try:
             link = normalise_link(secrets.link, target, installer.build)
         except InvalidInput as exc:
-            return None, [Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")]
+            return None, [
+                Finding("installer", "local", FindingVerdict.FAIL, exc.message, "fix installer.link")
+            ]
         REDACTOR.register(link)
         return link, []
     if installer.link is None:
@@ -409,7 +411,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             "the database is Elasticsearch but deployment.elasticsearch_url is not set",
             "set deployment.elasticsearch_url (and elasticsearch_credentials)",
         )
@@ -421,7 +423,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
             return Finding(
                 "elasticsearch",
                 "cluster",
-                Verdict.FAIL,
+                FindingVerdict.FAIL,
                 exc.message,
                 "give the credentials as {env: NAME} or {file: PATH}",
             )
@@ -431,7 +433,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             str(exc),
             "check deployment.elasticsearch_url and the credentials, and that this machine reaches the cluster",
         )
@@ -445,14 +447,17 @@ def _local_link(inventory: Inventory, secrets: RunSecrets, target: str) -> Findi
     fix = "check installer.link (a fresh link from the vendor) and that this machine reaches its host"
     if secrets.link is None:
         return Finding(
-            "installer", "local", Verdict.FAIL, "no download link (installer.link is unreadable)", fix
+            "installer", "local", FindingVerdict.FAIL, "no download link (installer.link is unreadable)", fix
         )
     try:
         return Finding(
-            "installer", "local", Verdict.PASS, check_link(secrets.link, target, inventory.installer.build)
+            "installer",
+            "local",
+            FindingVerdict.PASS,
+            check_link(secrets.link, target, inventory.installer.build),
         )
     except (DownloadFailed, InvalidInput) as exc:
-        return Finding("installer", "local", Verdict.FAIL, exc.message, exc.hint or fix)
+        return Finding("installer", "local", FindingVerdict.FAIL, exc.message, exc.hint or fix)
 
 
 def _local_installer(inventory: Inventory, target: str) -> Finding:
@@ -461,7 +466,7 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
         return Finding(
             "installer",
             "local",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             "delivery is upload but installer.file is not set",
             "set installer.file",
         )
@@ -475,4 +480,4 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
 
 def blocking_summary(findings: Iterable[Finding]) -> list[str]:
     """One line per blocking finding, for an error message."""
-    return [f"{f.check} on {f.server}: {f.detail}" for f in findings if f.verdict is Verdict.FAIL]
+    return [f"{f.check} on {f.server}: {f.detail}" for f in findings if f.verdict is FindingVerdict.FAIL]

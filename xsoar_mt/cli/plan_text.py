@@ -35,10 +35,10 @@ from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.observed import Prepared, stamp
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.window import Closing
 
-VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
+VERDICT_STYLE = {SkewVerdict.OK: "green", SkewVerdict.DEGRADED: "yellow", SkewVerdict.UNSUPPORTED: "bold red"}
 _KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pair"}
 _MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan's action names
 
