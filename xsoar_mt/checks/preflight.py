@@ -30,15 +30,21 @@ from xsoar_mt.checks.survey import (
     survey_script,
     survey_stdin,
 )
-from xsoar_mt.checks.tls import observe
+from xsoar_mt.checks.tls import observe_tls
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.framed import Unreadable, shown_text
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Known, Observed, Reading, resolve
 from xsoar_mt.plan import Scope
-from xsoar_mt.probe import observe as observe_server
-from xsoar_mt.probe import parse_version, read_version, state_command, state_reading, version_command
+from xsoar_mt.probe import (
+    observe_server,
+    parse_version,
+    read_version,
+    state_command,
+    state_reading,
+    version_command,
+)
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.remote_paths import RemotePaths
@@ -284,7 +290,7 @@ def _gather_all(
     with ThreadPoolExecutor(max_workers=width * 2 + 2) as pool:
         link_job = pool.submit(_local_link, inventory, secrets, asked.target) if local_link else None
         tls_jobs: dict[str, Future[v.TlsObservation]] = {
-            name: pool.submit(observe, inventory.server(name).address, inventory.communication_port)
+            name: pool.submit(observe_tls, inventory.server(name).address, inventory.communication_port)
             for name in names
         }
         es_job = (
