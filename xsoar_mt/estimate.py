@@ -357,7 +357,7 @@ def tenant_impact(
     return out
 
 
-def clock(minutes: float) -> str:
+def hours_and_minutes(minutes: float) -> str:
     """`2 h 05 min`, `40 min`: how long, to the minute."""
     whole = round(minutes)
     hours, rest = divmod(whole, 60)
