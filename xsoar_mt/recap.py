@@ -23,7 +23,7 @@ class ServerRecap:
     outcome: str
 
 
-def session(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def last_session(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records of the journal's last session: from its last run-intent or run-resumed record on."""
     kept: list[Mapping[str, Any]] = []
     for record in records:

@@ -15,7 +15,7 @@ from xsoar_mt.observed import Observed, ServerView, Source, unknown_lines
 from xsoar_mt.plan import Plan, PlanFacts, Scope
 from xsoar_mt.releases import Version
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, SkewVerdict, judge_releases
-from xsoar_mt.workdir import CHECK, directories, judge, parse_facts
+from xsoar_mt.workdir import CHECK, directories, judge_workdir, parse_walk
 
 GB = 1000**3
 GIB = 1024**3
@@ -226,9 +226,9 @@ def working_directory_finding(server: str, section: Section | None, inventory: I
     """Whether the working directories on `server` (installer.directory, commands.backup_dir) and their
     parents are private enough to write to as root. Mandatory: the failure cannot be ignored."""
     named = directories(inventory)
-    uid, entries = parse_facts(section.text if section is not None else "", len(named))
+    uid, entries = parse_walk(section.text if section is not None else "", len(named))
     for (setting, path), found in zip(named, entries, strict=True):
-        problem = judge(setting, path, found, uid)
+        problem = judge_workdir(setting, path, found, uid)
         if problem is not None:
             return Finding(CHECK, server, FindingVerdict.FAIL, problem.detail, problem.fix)
     shown = " and ".join(path for _, path in named)

@@ -33,7 +33,7 @@ from xsoar_mt.plan import (
 )
 from xsoar_mt.planner import health_command
 from xsoar_mt.releases import ReleaseLine, Version
-from xsoar_mt.rollback.backups import Backup, BackupRecord, NoBackup, restore_command
+from xsoar_mt.rollback.backups import BackupRecord, NoBackup, ServerBackup, restore_command
 from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, SkewVerdict, judge
 from xsoar_mt.waves import WaveSpec, assign, ordered
@@ -83,7 +83,7 @@ class BackupUnusable(XsoarMtError):
 class RollbackFacts:
     """What rollback knows besides the versions: each server's backup, and what a reading of the servers found."""
 
-    backups: Mapping[str, Backup] = field(default_factory=dict)
+    backups: Mapping[str, ServerBackup] = field(default_factory=dict)
     unsettled: frozenset[str] = frozenset()  # version not certain (an installer failed or vanished): go back
     in_flight: Mapping[str, str] = field(
         default_factory=dict
@@ -431,7 +431,7 @@ def _group_return(
     )
 
 
-def _why_none(backup: Backup | None) -> str:
+def _why_none(backup: ServerBackup | None) -> str:
     if isinstance(backup, NoBackup):
         return backup.reason
     return "no backup recorded"

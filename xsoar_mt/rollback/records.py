@@ -10,12 +10,12 @@ from typing import Any
 from xsoar_mt.framed import lines
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Plan
-from xsoar_mt.rollback.backups import Backup, NoBackup, read_backup
+from xsoar_mt.rollback.backups import NoBackup, ServerBackup, read_backup
 
 RECORD_MARK = "xsoar-mt-backup-record:"
 
 
-def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup | None:
+def read_server_record(server: str, answer: str, inventory: Inventory) -> ServerBackup | None:
     """The record the server keeps beside its marker, framed: exactly one answer line, one JSON object read
     as strictly as the local record. None: there is none on the server."""
     found = [ln for ln in lines(answer) if ln.startswith(RECORD_MARK)]
