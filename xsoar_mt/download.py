@@ -29,7 +29,7 @@ from xsoar_mt.installer import cache_name, file_sha256, normalise_link
 from xsoar_mt.secrets import REDACTOR
 
 CHUNK = 1 << 20
-Progress = Callable[[int, int], None]
+ProgressCallback = Callable[[int, int], None]
 
 
 class DownloadFailed(XsoarMtError):
@@ -113,7 +113,7 @@ def download_installer(
     cache: Path,
     *,
     known_sha256: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     timeout: float = 60.0,
 ) -> LocalInstaller:
     """Download the installer for `release` into `cache` (or reuse a cached one whose sha256 is known)."""
@@ -176,13 +176,13 @@ def _reason(reason: object) -> str:
 class Downloads:
     """Each release's installer downloaded once per run, however many servers wait for it."""
 
-    def __init__(self, fetch: Callable[[str, Progress | None], LocalInstaller]) -> None:
+    def __init__(self, fetch: Callable[[str, ProgressCallback | None], LocalInstaller]) -> None:
         self._fetch = fetch
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._done: dict[str, LocalInstaller | DownloadFailed] = {}
 
-    def get(self, release: str, progress: Progress | None = None) -> LocalInstaller:
+    def get(self, release: str, progress: ProgressCallback | None = None) -> LocalInstaller:
         with self._lock:
             lock = self._locks.setdefault(release, threading.Lock())
         with lock:

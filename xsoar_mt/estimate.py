@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step, Waves
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.step_minutes import DEFAULT_MINUTES, MEASURED_KEYS
 
 _KEY = {
@@ -235,17 +235,17 @@ def degraded_windows(spans: Sequence[Span]) -> list[Window]:
     releases = list(dict.fromkeys(s.phase.release for s in spans if s.phase.release))
     last_verdict = next(
         (st.verdict_after for s in reversed(spans) for st in reversed(s.phase.steps) if st.sets_release),
-        Verdict.OK,
+        SkewVerdict.OK,
     )
     windows = []
     for release in releases:
         of_hop = [s for s in spans if s.phase.release == release]
-        if not any(st.verdict_after is Verdict.DEGRADED for s in of_hop for st in s.phase.steps):
+        if not any(st.verdict_after is SkewVerdict.DEGRADED for s in of_hop for st in s.phase.steps):
             continue
         main = [s for s in of_hop if s.phase.group == MAIN]
         hosts = [s for s in of_hop if s.phase.group != MAIN]
         start = main[0].start if main else 0.0  # without main's phase, hosts lag from the start
-        open_ended = release == releases[-1] and last_verdict is Verdict.DEGRADED
+        open_ended = release == releases[-1] and last_verdict is SkewVerdict.DEGRADED
         end = None if open_ended or not hosts else max(s.end for s in hosts)
         windows.append(Window(release, start, end, len(hosts)))
     return windows
@@ -370,7 +370,7 @@ def tenant_impact(
     return out
 
 
-def clock(minutes: float) -> str:
+def hours_and_minutes(minutes: float) -> str:
     """`2 h 05 min`, `40 min`: how long, to the minute."""
     whole = round(minutes)
     hours, rest = divmod(whole, 60)

@@ -54,7 +54,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u206
 _TEXT_FIELDS = ("run_id", "operator", "machine", "started")
 
 
-def printable(text: str) -> str:
+def printable_line(text: str) -> str:
     """`text` from a server with its control characters (escape, bell, carriage return, bidi) removed."""
     return _CONTROL.sub("", text)
 
@@ -67,8 +67,8 @@ def framed_owner(found: object) -> dict[str, object]:
     owner: dict[str, object] = {}
     for key in _TEXT_FIELDS:
         value = found.get(key)
-        if isinstance(value, str) and printable(value):
-            owner[key] = printable(value)[:200]
+        if isinstance(value, str) and printable_line(value):
+            owner[key] = printable_line(value)[:200]
     pid = found.get("pid")
     if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < PID_CAP:
         owner["pid"] = pid
@@ -118,7 +118,7 @@ class Holder:
 
         def said(key: str) -> str:
             value = self.owner.get(key)
-            return printable(str(value)) if value is not None else "?"
+            return printable_line(str(value)) if value is not None else "?"
 
         return (
             f"run {said('run_id')} by {said('operator')} on {said('machine')} "
@@ -127,7 +127,7 @@ class Holder:
 
     def unlock_flag(self) -> str:
         """`--force-unlock ID` for this holder, its id quoted for a shell."""
-        return f"--force-unlock {shlex.quote(printable(self.run_id))}"
+        return f"--force-unlock {shlex.quote(printable_line(self.run_id))}"
 
 
 class DeploymentLock:
@@ -266,7 +266,7 @@ class DeploymentLock:
         holder = self._holder(result.stdout)
         raise LockHeld(
             f"the lock of this deployment on {self.server} belongs to {holder.describe()}, not to run "
-            f"{printable(run_id)}",
+            f"{printable_line(run_id)}",
             hint=f"check with its operator; break it with {holder.unlock_flag()}",
         )
 

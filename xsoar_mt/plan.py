@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from xsoar_mt.errors import InvalidInput, StalePlan, named, shown
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 
 PLAN_FORMAT_VERSION = 1
 # A rollback plan's `target`, in the saved-plan format: it names what the plan does, not one release
@@ -251,9 +251,12 @@ class Step:
     command: str
     why: str
     release: str  # the release this step works toward
-    verdict_after: Verdict = Verdict.OK
+    verdict_after: SkewVerdict = SkewVerdict.OK
     sets_release: str | None = None  # the release the servers run after this step (installs)
     per_server: Mapping[str, str] = field(default_factory=dict, hash=False)  # servers whose command differs
+    # A validation step's kind, set by the planner that builds it; None for every other action. Not a key
+    # of the JSON form: it is read back from the step's id (`saved_validation_kind`).
+    check: ValidationKind | None = None
 
     def __init__(
         self,
@@ -264,10 +267,13 @@ class Step:
         command: str,
         why: str,
         release: str,
-        verdict_after: Verdict = Verdict.OK,
+        verdict_after: SkewVerdict = SkewVerdict.OK,
         sets_release: str | None = None,
         per_server: Mapping[str, str] | None = None,
+        check: ValidationKind | None = None,
     ) -> None:
+        if (check is None) is (action is Action.VALIDATE):
+            raise ValueError(f"step {id}: a validation step has a kind, and no other step has one")
         # The same fields and frozen afterwards, but set in one go: the generated frozen __init__ calls
         # object.__setattr__ once per field, which was 40% of planning a 1,000-server deployment.
         _set_fields(
@@ -284,17 +290,9 @@ class Step:
                 "verdict_after": verdict_after,
                 "sets_release": sets_release,
                 "per_server": per_server or _SAME_EVERYWHERE,
+                "check": check,
             },
         )
-
-    @property
-    def check(self) -> ValidationKind:
-        """A validation step's kind. The plan's JSON carries it only in the step's id
-        (`<phase>/<kind>/<entry>`, which the planner builds from a ValidationKind): this is the one
-        place that reads it back. Any other kind counts as the tenants' check."""
-        _, _, rest = self.id.partition("/")
-        kind = rest.partition("/")[0]
-        return _VALIDATION_KINDS.get(kind, ValidationKind.TENANTS)
 
     def command_on(self, server: str) -> str:
         """The command this step runs on `server`: its own one, where preflight made it differ."""
@@ -317,18 +315,29 @@ class Step:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "step") -> Step:
         fields = _Fields(data, where, _STEP_KEYS)
+        step_id, action = fields.required_text("id"), fields.choice("action", Action)
         return cls(
-            id=fields.required_text("id"),
+            id=step_id,
             phase=fields.required_text("phase"),
-            action=fields.choice("action", Action),
+            action=action,
             servers=fields.texts("servers"),
             command=fields.required_text("command"),
             why=fields.required_text("why"),
             release=fields.required_text("release"),
             sets_release=fields.text("sets_release", optional=True),
-            verdict_after=fields.choice("verdict_after", Verdict),
+            verdict_after=fields.choice("verdict_after", SkewVerdict),
             per_server=fields.text_map("per_server"),
+            check=saved_validation_kind(step_id) if action is Action.VALIDATE else None,
         )
+
+
+def saved_validation_kind(step_id: str) -> ValidationKind:
+    """A saved validation step's kind. The plan's JSON holds it only in the step's id, where the planners
+    put it (`<phase>/<kind>/<entry>`): it is read back here, when a plan is read, and nowhere else. Any
+    other word there (a rollback plan's `validate/validate/...`) reads as the tenants' check, as it always
+    has, and as the rollback planner sets it; a step whose id was edited differs from the plan made now."""
+    _, _, rest = step_id.partition("/")
+    return _VALIDATION_KINDS.get(rest.partition("/")[0], ValidationKind.TENANTS)
 
 
 @dataclass(frozen=True)

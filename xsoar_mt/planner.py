@@ -26,7 +26,7 @@ from xsoar_mt.plan import (
 from xsoar_mt.releases import Version
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import LATER, fill, squash
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, Verdict
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, SkewVerdict
 from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 # Placeholders left in a step's command for the executor to fill in for each of the step's servers.
@@ -62,7 +62,7 @@ _WHY = {
 
 # Enum members looked up once: attribute access on an enum class is slow, and _step runs per step.
 _STOP, _INSTALL, _START, _HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
-_UNSUPPORTED, _DEGRADED = Verdict.UNSUPPORTED, Verdict.DEGRADED
+_UNSUPPORTED, _DEGRADED = SkewVerdict.UNSUPPORTED, SkewVerdict.DEGRADED
 _VALUE = {action: action.value for action in Action}
 
 
@@ -145,8 +145,8 @@ def _start_state(inventory: Inventory, releases: Mapping[str, str], target: str)
         line,
     )
     start = state.judge()
-    if start.verdict is Verdict.UNSUPPORTED:
-        faults = "; ".join(f.reason for f in start.faults if f.verdict is Verdict.UNSUPPORTED)
+    if start.verdict is SkewVerdict.UNSUPPORTED:
+        faults = "; ".join(f.reason for f in start.faults if f.verdict is SkewVerdict.UNSUPPORTED)
         raise PlanRefused(
             f"the deployment is already unsupported ({faults}); xsoar-mt plans only from a supported state",
             hint="bring the lagging hosts within one release of main by hand, then plan again",
@@ -162,7 +162,7 @@ def _start_state(inventory: Inventory, releases: Mapping[str, str], target: str)
 def _warnings(final: Judgement, down_outside: list[str]) -> tuple[str, ...]:
     """What the plan leaves wrong: hosts out of scope lagging main after it, servers out of scope down."""
     warnings: list[str] = []
-    if final.verdict is Verdict.DEGRADED:
+    if final.verdict is SkewVerdict.DEGRADED:
         lagging = ", ".join(f.server for f in final.faults)
         warnings.append(
             f"after this plan, hosts left out of scope lag main by one release ({lagging}): "
@@ -318,7 +318,7 @@ class _Builder:
         self.phases: list[Phase] = []
         self.touched: dict[str, None] = {}  # servers some group phase of the plan starts or gates
         self.verdict = state.verdict()
-        self.ever_degraded = self.verdict is not Verdict.OK
+        self.ever_degraded = self.verdict is not SkewVerdict.OK
         cmds = inventory.commands
         self._health = health_command(inventory)
         # Commands are the same for every group of a release: format each once, not once per step.
@@ -449,7 +449,7 @@ class _Builder:
         command: str,
         why: str,
         release: str,
-        name: str | None = None,
+        check: ValidationKind | None = None,
     ) -> Step:
         sets_release = None
         if action is _INSTALL:
@@ -461,15 +461,18 @@ class _Builder:
                 raise PlanRefused(
                     f"installing {release} on {', '.join(servers)} would leave the deployment unsupported: "
                     + "; ".join(
-                        f.reason for f in self.state.judge().faults if f.verdict is Verdict.UNSUPPORTED
+                        f.reason for f in self.state.judge().faults if f.verdict is SkewVerdict.UNSUPPORTED
                     ),
                     hint="widen the scope so those hosts are upgraded too, or choose a nearer target",
                 )
             self.ever_degraded |= self.verdict is _DEGRADED
         label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
-        kind = name or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
-        step_id = f"{phase}/{kind}/{label}"
-        return Step(step_id, phase, action, servers, command, _WHY[why], release, self.verdict, sets_release)
+        kind = check or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
+        step_id = f"{phase}/{kind}/{label}"  # a validation step's kind in its id: what a saved plan holds
+        why_text, verdict = _WHY[why], self.verdict
+        return Step(
+            step_id, phase, action, servers, command, why_text, release, verdict, sets_release, check=check
+        )
 
     def _order(self, name: str) -> int:
         return [s.name for s in self.inv.servers].index(name)

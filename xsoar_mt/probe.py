@@ -285,7 +285,7 @@ def _embedded_version(stdout: str) -> tuple[Version | None, str | None]:
         return None, exc.message
 
 
-def observe(
+def observe_server(
     shell: RemoteShell, inventory: Inventory, api_key: str | None, *, now: Callable[[], float] = time.time
 ) -> Reading:
     """Read one server without changing anything: one round trip, or two for a server with a sudo password."""
@@ -333,7 +333,7 @@ def observe_all(
     if not names:
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(64, len(names)))) as workers:
-        found = list(workers.map(lambda name: observe(shells(name), inventory, api_key), names))
+        found = list(workers.map(lambda name: observe_server(shells(name), inventory, api_key), names))
     return {reading.server: reading for reading in found}
 
 

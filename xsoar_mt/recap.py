@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xsoar_mt.inventory import Inventory, Role
-from xsoar_mt.plan import Plan
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict, judge_releases
+from xsoar_mt.plan import PhaseKind, Plan
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, SkewVerdict, judge_releases
 
 # ok: every step planned for it finished ok; failed: its last step failed on it; interrupted: its last step
 # was cut off by the operator; incomplete: some of its steps finished, not all; prepared: only its backup or
@@ -23,7 +23,7 @@ class ServerRecap:
     outcome: str
 
 
-def session(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def last_session(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records of the journal's last session: from its last run-intent or run-resumed record on."""
     kept: list[Mapping[str, Any]] = []
     for record in records:
@@ -37,11 +37,12 @@ def recap(plan: Plan, servers: Iterable[str], records: Iterable[Mapping[str, Any
     """Each server's last step and outcome, from the `step-finished` records of one session (in order)."""
     planned: dict[str, list[str]] = {}
     prepare: set[str] = set()
-    for step in plan.steps:
-        for server in step.servers:
-            planned.setdefault(server, []).append(step.id)
-        if step.phase == "prepare":
-            prepare.add(step.id)
+    for phase in plan.phases:
+        for step in phase.steps:
+            for server in step.servers:
+                planned.setdefault(server, []).append(step.id)
+            if phase.kind is PhaseKind.PREPARE:
+                prepare.add(step.id)
     finished: dict[str, dict[str, str]] = {}  # server -> step id -> ok | failed | interrupted
     last: dict[str, str] = {}
     for record in records:
@@ -93,4 +94,4 @@ def lagging_functions(inventory: Inventory, releases: Mapping[str, str]) -> tupl
     releases the run last saw), else nothing."""
     main = {s.name for s in inventory.main.servers}
     verdict = judge_releases(releases, main, inventory.releases).verdict
-    return DEGRADED_FUNCTIONS if verdict is Verdict.DEGRADED else ()
+    return DEGRADED_FUNCTIONS if verdict is SkewVerdict.DEGRADED else ()

@@ -10,7 +10,7 @@ from enum import StrEnum
 from xsoar_mt.releases import ReleaseLine
 
 
-class Verdict(StrEnum):
+class SkewVerdict(StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
     UNSUPPORTED = "unsupported"
@@ -30,19 +30,19 @@ DEGRADED_FUNCTIONS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class Fault:
     server: str
-    verdict: Verdict
+    verdict: SkewVerdict
     reason: str
     ahead: bool = False  # the host runs a newer release than main (never allowed, not even for a moment)
 
 
 @dataclass(frozen=True)
 class Judgement:
-    verdict: Verdict
+    verdict: SkewVerdict
     faults: tuple[Fault, ...]
 
     @property
     def degraded_functions(self) -> tuple[str, ...]:
-        return DEGRADED_FUNCTIONS if self.verdict is not Verdict.OK else ()
+        return DEGRADED_FUNCTIONS if self.verdict is not SkewVerdict.OK else ()
 
 
 def judge_releases(releases: Mapping[str, str], main: Collection[str], line: ReleaseLine) -> Judgement:
@@ -62,7 +62,7 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
     than any moment within it.
     """
     if not main:
-        return Judgement(Verdict.OK, ())
+        return Judgement(SkewVerdict.OK, ())
     main_idx = [line.index(r) for r in main.values()]
     newest, oldest = max(main_idx), min(main_idx)
     newest_name = line.releases[newest]
@@ -73,7 +73,7 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
             faults.append(
                 Fault(
                     server,
-                    Verdict.UNSUPPORTED,
+                    SkewVerdict.UNSUPPORTED,
                     f"{server} runs {release}, ahead of main ({line.releases[oldest]})",
                     ahead=True,
                 )
@@ -82,7 +82,7 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
             faults.append(
                 Fault(
                     server,
-                    Verdict.UNSUPPORTED,
+                    SkewVerdict.UNSUPPORTED,
                     f"{server} runs {release}, {newest - idx} releases behind main ({newest_name})",
                 )
             )
@@ -90,13 +90,13 @@ def judge(main: Mapping[str, str], hosts: Mapping[str, str], line: ReleaseLine) 
             faults.append(
                 Fault(
                     server,
-                    Verdict.DEGRADED,
+                    SkewVerdict.DEGRADED,
                     f"{server} runs {release}, one release behind main ({newest_name})",
                 )
             )
-    if any(f.verdict is Verdict.UNSUPPORTED for f in faults):
-        return Judgement(Verdict.UNSUPPORTED, tuple(faults))
-    return Judgement(Verdict.DEGRADED if faults else Verdict.OK, tuple(faults))
+    if any(f.verdict is SkewVerdict.UNSUPPORTED for f in faults):
+        return Judgement(SkewVerdict.UNSUPPORTED, tuple(faults))
+    return Judgement(SkewVerdict.DEGRADED if faults else SkewVerdict.OK, tuple(faults))
 
 
 class FleetState:
@@ -125,14 +125,14 @@ class FleetState:
         count[line_idx] += 1
         table[server] = release
 
-    def verdict(self) -> Verdict:
+    def verdict(self) -> SkewVerdict:
         if not self._main_count or not self._host_count:
-            return Verdict.OK
+            return SkewVerdict.OK
         newest, oldest = max(self._main_count), min(self._main_count)
         lowest_host, highest_host = min(self._host_count), max(self._host_count)
         if highest_host > oldest or newest - lowest_host > 1:
-            return Verdict.UNSUPPORTED
-        return Verdict.DEGRADED if newest - lowest_host == 1 else Verdict.OK
+            return SkewVerdict.UNSUPPORTED
+        return SkewVerdict.DEGRADED if newest - lowest_host == 1 else SkewVerdict.OK
 
     def judge(self) -> Judgement:
         return judge(self.main, self.hosts, self.line)

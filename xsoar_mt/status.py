@@ -11,7 +11,7 @@ from xsoar_mt.inventory import Inventory, Role
 from xsoar_mt.observed import Known, Observed, resolve
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import RemoteShell
-from xsoar_mt.skew import Verdict, judge_releases
+from xsoar_mt.skew import SkewVerdict, judge_releases
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ServerStatus:
     reachable: bool
     running: bool | None
     version: Version | None
-    skew: Verdict | None  # this server's verdict against main; None (unknown) when it cannot be judged
+    skew: SkewVerdict | None  # this server's verdict against main; None (unknown) when it cannot be judged
     detail: str = ""
     source: str | None = None  # where the version comes from: api, marker, state, inventory
     service: str = "unknown"
@@ -48,7 +48,7 @@ class ServerStatus:
 class StatusReport:
     deployment: str
     servers: tuple[ServerStatus, ...]
-    skew: Verdict | None  # None: some server's version is unknown, so the deployment cannot be judged
+    skew: SkewVerdict | None  # None: some server's version is unknown, so the deployment cannot be judged
     skew_reasons: tuple[str, ...]
     degraded_functions: tuple[str, ...]
     observed: Observed = field(default_factory=Observed)
@@ -109,7 +109,7 @@ def judge_status(inventory: Inventory, observed: Observed) -> StatusReport:
                 view.reachable is not False,
                 view.running,
                 view.version,
-                (fault.verdict if fault else Verdict.OK) if judged else None,
+                (fault.verdict if fault else SkewVerdict.OK) if judged else None,
                 "; ".join(notes),
                 view.source.value if view.source else None,
                 view.service.value,

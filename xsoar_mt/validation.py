@@ -52,7 +52,7 @@ def parse_tenant_answers(stdout: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Problem:
+class ValidationProblem:
     """What a validation check found wrong, and the tenant it is about (group, tenant), if one."""
 
     message: str
@@ -65,10 +65,10 @@ def check_tenants(
     target: str | None,
     scope: Scope | None = None,
     only_scope: bool = False,
-) -> list[Problem]:
+) -> list[ValidationProblem]:
     """Every tenant answers through main; those of groups in `scope` on `target` (the others, out of scope,
     are not expected to have moved). With `only_scope`, the tenants of groups out of scope are not asked."""
-    problems: list[Problem] = []
+    problems: list[ValidationProblem] = []
     for group in inventory.groups:
         covered = scope is None or scope.covers(group.name, group.is_main)
         if only_scope and not covered:
@@ -81,7 +81,7 @@ def check_tenants(
                 version = Version.parse(str(json.loads(raw)["demistoVersion"]))
             except (ValueError, KeyError, TypeError):
                 problems.append(
-                    Problem(
+                    ValidationProblem(
                         f"tenant {tenant.name} ({group.name}) did not answer through main: {raw[:80]!r}",
                         about,
                     )
@@ -89,7 +89,9 @@ def check_tenants(
                 continue
             if expected is not None and version.release != expected:
                 problems.append(
-                    Problem(f"tenant {tenant.name} ({group.name}) runs {version}, expected {expected}", about)
+                    ValidationProblem(
+                        f"tenant {tenant.name} ({group.name}) runs {version}, expected {expected}", about
+                    )
                 )
     return problems
 
@@ -103,14 +105,15 @@ def validate_step(
     cancel: Cancel | None = None,
     *,
     only_scope: bool = False,
-) -> list[Problem]:
+) -> list[ValidationProblem]:
     """Carry out one validation step of a plan; return the problems found (none means it passed)."""
-    check = Check(step.check, step.servers[0], step.release or None)
+    assert step.check is not None  # Step refuses a validation step without its kind
+    check = ValidationCheck(step.check, step.servers[0], step.release or None)
     return run_check(check, inventory, shell_for, api_key, scope, cancel, only_scope=only_scope)
 
 
 @dataclass(frozen=True)
-class Check:
+class ValidationCheck:
     """One validation check: its kind, the main server it is asked from, and the release expected."""
 
     kind: ValidationKind
@@ -119,7 +122,7 @@ class Check:
 
 
 def run_check(
-    check: Check,
+    check: ValidationCheck,
     inventory: Inventory,
     shell_for: Callable[[str], RemoteShell],
     api_key: str | None,
@@ -127,7 +130,7 @@ def run_check(
     cancel: Cancel | None = None,
     *,
     only_scope: bool = False,
-) -> list[Problem]:
+) -> list[ValidationProblem]:
     """Carry out one validation check; return the problems found (none means it passed).
 
     Tenants of groups outside `scope` must answer through main, on whatever release they run; with
@@ -145,7 +148,7 @@ def run_check(
         result = shell.run(health_url_command(url), timeout=60, cancel=cancel)
         code = result.stdout.strip()[-3:]
         answered = f"{url} answered {code or 'nothing'} (from {entry})"
-        return [] if result.ok and code == "200" else [Problem(answered)]
+        return [] if result.ok and code == "200" else [ValidationProblem(answered)]
     asked = [
         g for g in inventory.groups if not only_scope or scope is None or scope.covers(g.name, g.is_main)
     ]
@@ -200,7 +203,7 @@ class ValidationReport:
         }
 
 
-def check_servers(
+def validate_servers(
     inventory: Inventory, observed: Observed, expected: str, names: Sequence[str]
 ) -> list[ValidationResult]:
     """Pure: each server in scope runs `expected` (as `/about` reports it) and its service is up."""
@@ -251,9 +254,9 @@ def validate_deployment(
         kinds.append(ValidationKind.MAIN)
     for kind in kinds:
         try:
-            problems = run_check(Check(kind, entry, expected), inventory, shell_for, api_key)
+            problems = run_check(ValidationCheck(kind, entry, expected), inventory, shell_for, api_key)
         except RemoteError as exc:
-            problems = [Problem(exc.detail)]
+            problems = [ValidationProblem(exc.detail)]
         lb = kind is ValidationKind.LOAD_BALANCER
         subject = f"{main.load_balancer} (load balancer)" if lb else f"main ({entry})"
         said = "; ".join(p.message for p in problems)
@@ -261,10 +264,10 @@ def validate_deployment(
     accounts = [(g, t) for g in inventory.groups if scope.covers(g.name, g.is_main) for t in g.tenants]
     if accounts:
         try:
-            check = Check(ValidationKind.TENANTS, entry, expected)
+            check = ValidationCheck(ValidationKind.TENANTS, entry, expected)
             problems = run_check(check, inventory, shell_for, api_key)
         except RemoteError as exc:
-            problems = [Problem(exc.detail)]
+            problems = [ValidationProblem(exc.detail)]
         for group, tenant in accounts:
             mine = [p.message for p in problems if p.tenant == (group.name, tenant.name)]
             results.append(
@@ -278,5 +281,5 @@ def validate_deployment(
     if expected is None:
         results.append(ValidationResult("servers", "main", False, "main's version could not be read"))
     else:
-        results += check_servers(inventory, observed, expected, names)
+        results += validate_servers(inventory, observed, expected, names)
     return ValidationReport(inventory.name, expected, tuple(results), observed)

@@ -79,7 +79,7 @@ def directories(inventory: Inventory) -> list[tuple[str, str]]:
     return found
 
 
-def facts_script(paths: Sequence[str]) -> str:
+def walk_script(paths: Sequence[str]) -> str:
     """Shell (no sudo, no stdin) describing every directory from / down to each of `paths`."""
     walks = "".join(f"xm_walk {word(p)} {i}; " for i, p in enumerate(paths))
     return f'{_WALK}echo "{_UID}$(id -u)"; {walks}'.rstrip("; ")
@@ -95,7 +95,7 @@ def make_command(path: str) -> str:
     )
 
 
-def parse_facts(stdout: str, count: int) -> tuple[int | None, list[list[Entry]]]:
+def parse_walk(stdout: str, count: int) -> tuple[int | None, list[list[Entry]]]:
     """The SSH user's uid and, per requested path, its entries from / down. Lines are split on `\\n` only;
     anything that is not one of ours is skipped, and a missing or malformed path reads as nothing."""
     uid: int | None = None
@@ -125,7 +125,7 @@ def _owner(uid: int | None) -> str:
     return "unknown" if uid is None else ("root" if uid == 0 else f"uid {uid}")
 
 
-def judge(
+def judge_workdir(
     setting: str, directory: str, entries: Sequence[Entry], ssh_uid: int | None, *, must_exist: bool = False
 ) -> Problem | None:
     """The first reason the working directory `directory` (its `entries` from / down) is not private, or

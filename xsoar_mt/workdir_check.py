@@ -13,11 +13,11 @@ from xsoar_mt.workdir import (
     DirectoryRefused,
     Problem,
     directories,
-    facts_script,
-    judge,
+    judge_workdir,
     make_command,
-    parse_facts,
+    parse_walk,
     refusal,
+    walk_script,
 )
 
 
@@ -26,11 +26,13 @@ def examine(
 ) -> list[Problem]:
     """Read and judge every working directory on the server of `shell` (`prefix`: shell run first)."""
     named = directories(inventory)
-    result = shell.run(prefix + facts_script([path for _, path in named]), timeout=60)
-    uid, entries = parse_facts(result.stdout, len(named))
+    result = shell.run(prefix + walk_script([path for _, path in named]), timeout=60)
+    uid, entries = parse_walk(result.stdout, len(named))
     problems = []
     for (setting, path), found in zip(named, entries, strict=True):
-        problem = judge(setting, path, found, uid, must_exist=must_exist and setting == "installer.directory")
+        problem = judge_workdir(
+            setting, path, found, uid, must_exist=must_exist and setting == "installer.directory"
+        )
         if problem is not None:
             problems.append(problem)
     return problems

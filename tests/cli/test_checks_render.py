@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from xsoar_mt.checks.model import Finding, Link, PathResult, PathState, PreflightReport, Verdict
+from xsoar_mt.checks.model import Finding, FindingVerdict, Link, PathResult, PathState, PreflightReport
 from xsoar_mt.cli.checks_render import render_preflight, render_status
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict as Skew
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.status import ServerStatus, StatusReport
 
 CHECKS_PER_SERVER = (
@@ -42,11 +42,13 @@ def fleet_report(servers: int, *, closed: bool = False) -> PreflightReport:
             if check == "tls":
                 facts = f"TLSv1.3; certificate CN={name}.example, issuer CN=ca, 29 days left"
                 findings.append(
-                    Finding("tls", name, Verdict.WARN, f"{EXPIRING} [{facts}]", "renew the certificate")
+                    Finding(
+                        "tls", name, FindingVerdict.WARN, f"{EXPIRING} [{facts}]", "renew the certificate"
+                    )
                 )
             else:
-                findings.append(Finding(check, name, Verdict.PASS, f"{check} fine"))
-    findings.append(Finding("api-key", "deployment", Verdict.PASS, "no API key configured"))
+                findings.append(Finding(check, name, FindingVerdict.PASS, f"{check} fine"))
+    findings.append(Finding("api-key", "deployment", FindingVerdict.PASS, "no API key configured"))
     paths = [
         PathResult(Link("main", name, "10.0.0.1", 443, "main to host"), PathState.OPEN) for name in names[1:]
     ]
@@ -91,12 +93,12 @@ def test_the_matrix_appears_only_when_a_required_path_is_not_open_or_when_asked(
 
 def test_identical_failures_group_but_different_ones_stay_apart() -> None:
     findings = (
-        Finding("disk", "a", Verdict.FAIL, "0.1 GiB free on /var, needs 10.0 GiB", "free space"),
-        Finding("disk", "b", Verdict.FAIL, "0.1 GiB free on /var, needs 10.0 GiB", "free space"),
-        Finding("disk", "c", Verdict.FAIL, "0.5 GiB free on /var, needs 10.0 GiB", "free space"),
-        Finding("ssh", "a", Verdict.PASS, "ok"),
-        Finding("ssh", "b", Verdict.PASS, "ok"),
-        Finding("ssh", "c", Verdict.PASS, "ok"),
+        Finding("disk", "a", FindingVerdict.FAIL, "0.1 GiB free on /var, needs 10.0 GiB", "free space"),
+        Finding("disk", "b", FindingVerdict.FAIL, "0.1 GiB free on /var, needs 10.0 GiB", "free space"),
+        Finding("disk", "c", FindingVerdict.FAIL, "0.5 GiB free on /var, needs 10.0 GiB", "free space"),
+        Finding("ssh", "a", FindingVerdict.PASS, "ok"),
+        Finding("ssh", "b", FindingVerdict.PASS, "ok"),
+        Finding("ssh", "c", FindingVerdict.PASS, "ok"),
     )
     out = text(PreflightReport("6.12", findings))
     assert "fail disk on a, b\n  0.1 GiB free" in out
@@ -114,12 +116,22 @@ class SourcedStatus(ServerStatus):
 def test_status_is_one_row_per_server_with_unknown_skew_and_the_version_source() -> None:
     rows = (
         SourcedStatus(
-            "m1", "main", "main", "10.0.0.1", True, True, Version.parse("6.12.0"), Skew.OK, source="api"
+            "m1",
+            "main",
+            "main",
+            "10.0.0.1",
+            True,
+            True,
+            Version.parse("6.12.0"),
+            SkewVerdict.OK,
+            source="api",
         ),
         SourcedStatus("h1", "host", "h1", "10.0.0.2", False, None, None, None, "unreachable", source=None),
     )
     out = io.StringIO()
-    render_status(StatusReport("d", rows, Skew.OK, (), ()), Console(file=out, width=300, highlight=False))
+    render_status(
+        StatusReport("d", rows, SkewVerdict.OK, (), ()), Console(file=out, width=300, highlight=False)
+    )
     table = [line for line in out.getvalue().splitlines() if line.startswith("│")]
     assert len(table) == 2
     assert table[0].split("│")[5].strip() == "api"

@@ -59,6 +59,11 @@ def test_a_step_whose_command_was_edited_is_refused_naming_the_step(inventory: P
         (lambda d: d["phases"][1]["steps"][4].update(per_server={"main-a": "true"}), "per_server differs"),
         (lambda d: d["phases"][1]["steps"].pop(), "step 16 (emea@6.11/stop/emea-a): id differs"),
         (lambda d: d["phases"][-1]["steps"].pop(), "(validate/tenants/main-a) is missing from the plan"),
+        # a validation step's kind is read back from its id: another kind there is an edit like any other
+        (
+            lambda d: d["phases"][-1]["steps"][0].update(id="validate/tenants/main-a"),
+            "(validate/tenants/main-a): id differs",
+        ),
         (lambda d: d["phases"][1]["steps"].reverse(), "id differs"),
         (lambda d: d["phases"][1].update(group="emea"), "phase main@6.11: group differs"),
         (lambda d: d.update(deployment="other"), "deployment differs"),

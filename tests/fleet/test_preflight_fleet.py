@@ -17,7 +17,7 @@ from tests.fleet.fleet import Fleet
 from tests.fleet.inventory import inventory_data, write_secret
 from tests.fleet.spec import FleetSpec
 from tests.inventories import merge, write
-from xsoar_mt.checks import PreflightReport, Verdict, run_preflight
+from xsoar_mt.checks import FindingVerdict, PreflightReport, run_preflight
 from xsoar_mt.checks.preflight import PreflightInput
 from xsoar_mt.usecases.session import LinkNeed, Session
 
@@ -40,7 +40,7 @@ def write_inventory(fleet: Fleet, name: str, path: Path, overrides: dict[str, An
     return write(path, merge(inventory_data(fleet, fleet.spec.deployment(name)), overrides))
 
 
-def verdicts(report: PreflightReport, check: str) -> dict[str, Verdict]:
+def verdicts(report: PreflightReport, check: str) -> dict[str, FindingVerdict]:
     return {f.server: f.verdict for f in report.findings if f.check == check}
 
 
@@ -63,7 +63,7 @@ def test_a_healthy_deployment_passes_every_check_in_two_commands_per_server(
     fleet: Fleet, tmp_path: Path, stub: Any
 ) -> None:
     report = preflight(fleet, "mixed", tmp_path, **es_overrides(fleet, stub.url))
-    failures = [f for f in report.findings if f.verdict is Verdict.FAIL]
+    failures = [f for f in report.findings if f.verdict is FindingVerdict.FAIL]
     assert failures == []
     for check in (
         "ssh",
@@ -76,8 +76,8 @@ def test_a_healthy_deployment_passes_every_check_in_two_commands_per_server(
         "elasticsearch",
         "api-key",
     ):
-        assert set(verdicts(report, check).values()) == {Verdict.PASS}, check
-    assert verdicts(report, "version")["mixed-main"] is Verdict.PASS
+        assert set(verdicts(report, check).values()) == {FindingVerdict.PASS}, check
+    assert verdicts(report, "version")["mixed-main"] is FindingVerdict.PASS
     assert report.ok
     assert {s: (n["connections"], n["commands"]) for s, n in report.ssh.items()} == {
         s: (1, 2) for s in ("mixed-main", "mixed-solo", "mixed-ga", "mixed-gb")
@@ -104,9 +104,9 @@ def test_an_unknown_host_key_fails_ssh_and_the_rest_of_that_server_is_not_checke
     )
     report = preflight(fleet, "single", tmp_path, ssh={"known_hosts": str(known)})
     assert verdicts(report, "ssh") == {
-        "single-main": Verdict.PASS,
-        "single-h1": Verdict.PASS,
-        "single-h2": Verdict.FAIL,
+        "single-main": FindingVerdict.PASS,
+        "single-h1": FindingVerdict.PASS,
+        "single-h2": FindingVerdict.FAIL,
     }
     assert "unknown host key" in detail(report, "ssh", "single-h2")
     assert "single-h2" not in verdicts(report, "disk")
@@ -116,31 +116,31 @@ def test_an_unknown_host_key_fails_ssh_and_the_rest_of_that_server_is_not_checke
 def test_a_changed_host_key_fails_ssh(fleet: Fleet, tmp_path: Path) -> None:
     fleet.reset(faults={"single-h1": {"host_key_changed": True}})
     report = preflight(fleet, "single", tmp_path)
-    assert verdicts(report, "ssh")["single-h1"] is Verdict.FAIL
+    assert verdicts(report, "ssh")["single-h1"] is FindingVerdict.FAIL
     assert "host key changed" in detail(report, "ssh", "single-h1")
 
 
 def test_a_wrong_sudo_password_fails_sudo_and_cannot_be_ignored(fleet: Fleet, tmp_path: Path) -> None:
     fleet.reset(faults={"mixed-main": {"wrong_sudo_password": True}})
     report = preflight(fleet, "mixed", tmp_path, ignore="all")
-    assert verdicts(report, "sudo")["mixed-main"] is Verdict.FAIL
+    assert verdicts(report, "sudo")["mixed-main"] is FindingVerdict.FAIL
     assert "rejected the password" in detail(report, "sudo", "mixed-main")
-    assert verdicts(report, "sudo")["mixed-solo"] is Verdict.PASS
+    assert verdicts(report, "sudo")["mixed-solo"] is FindingVerdict.PASS
     assert not report.ok
 
 
 def test_a_host_two_releases_behind_main_fails_the_version_check(fleet: Fleet, tmp_path: Path) -> None:
     fleet.reset(versions={"single-h1": "6.9.0"})
     report = preflight(fleet, "single", tmp_path)
-    assert verdicts(report, "version")["single-h1"] is Verdict.PASS  # it answers: 6.9.0
-    assert verdicts(report, "version")["deployment"] is Verdict.FAIL
+    assert verdicts(report, "version")["single-h1"] is FindingVerdict.PASS  # it answers: 6.9.0
+    assert verdicts(report, "version")["deployment"] is FindingVerdict.FAIL
     assert "already unsupported" in detail(report, "version", "deployment")
 
 
 def test_a_download_link_the_vendor_refuses_fails_the_installer_check(fleet: Fleet, tmp_path: Path) -> None:
     bad = write_secret(fleet, "bad-link", fleet.download_link(token="not-the-token"))
     report = preflight(fleet, "single", tmp_path, installer={"link": {"file": str(bad)}})
-    assert set(verdicts(report, "installer").values()) == {Verdict.FAIL}
+    assert set(verdicts(report, "installer").values()) == {FindingVerdict.FAIL}
     assert "not-the-token" not in json.dumps(report.to_dict())
 
 
@@ -148,13 +148,13 @@ def test_low_disk_fails_and_can_be_ignored(fleet: Fleet, tmp_path: Path) -> None
     fleet.reset(faults={"single-h1": {"low_disk": True}})
     report = preflight(fleet, "single", tmp_path)
     assert verdicts(report, "disk") == {
-        "single-main": Verdict.PASS,
-        "single-h1": Verdict.FAIL,
-        "single-h2": Verdict.PASS,
+        "single-main": FindingVerdict.PASS,
+        "single-h1": FindingVerdict.FAIL,
+        "single-h2": FindingVerdict.PASS,
     }
     assert [f.check for f in report.blocking] == ["disk", "disk"]
     ignored = preflight(fleet, "single", tmp_path, ignore="disk")
-    assert ignored.ok and verdicts(ignored, "disk")["single-h1"] is Verdict.IGNORED
+    assert ignored.ok and verdicts(ignored, "disk")["single-h1"] is FindingVerdict.IGNORED
 
 
 def test_a_noexec_tmp_gets_an_automatic_target_and_a_noexec_target_dir_fails(
@@ -163,15 +163,17 @@ def test_a_noexec_tmp_gets_an_automatic_target_and_a_noexec_target_dir_fails(
     fleet.reset(faults={"single-h2": {"tmp_noexec": True}})
     report = preflight(fleet, "single", tmp_path)
     assert verdicts(report, "tmp-noexec") == {
-        "single-main": Verdict.PASS,
-        "single-h1": Verdict.PASS,
-        "single-h2": Verdict.WARN,
+        "single-main": FindingVerdict.PASS,
+        "single-h1": FindingVerdict.PASS,
+        "single-h2": FindingVerdict.WARN,
     }
     assert report.ok
     assert report.extract_dirs == {"single-h2": "xsoar-mt/extract"}
     assert "gets -target xsoar-mt/extract" in detail(report, "tmp-noexec", "single-h2")
     chosen = preflight(fleet, "single", tmp_path, installer={"target_dir": "/tmp/xsoar"})
-    assert verdicts(chosen, "tmp-noexec")["single-h2"] is Verdict.FAIL  # the operator's choice is noexec too
+    assert (
+        verdicts(chosen, "tmp-noexec")["single-h2"] is FindingVerdict.FAIL
+    )  # the operator's choice is noexec too
     assert chosen.extract_dirs == {}
 
 
@@ -182,10 +184,10 @@ def test_a_blocked_tenant_port_fails_communication_from_its_host_and_from_main(
     report = preflight(fleet, "mixed", tmp_path)
     found = verdicts(report, "communication")
     assert found == {
-        "mixed-main": Verdict.FAIL,
-        "mixed-solo": Verdict.PASS,
-        "mixed-ga": Verdict.FAIL,
-        "mixed-gb": Verdict.PASS,
+        "mixed-main": FindingVerdict.FAIL,
+        "mixed-solo": FindingVerdict.PASS,
+        "mixed-ga": FindingVerdict.FAIL,
+        "mixed-gb": FindingVerdict.PASS,
     }
     assert "gamma@mixed-ga" in detail(report, "communication", "mixed-main")
     closed = [(p.link.source, p.link.target) for p in report.paths if p.state.value != "open"]
@@ -196,9 +198,9 @@ def test_a_server_accepting_tls_1_0_fails_tls(fleet: Fleet, tmp_path: Path) -> N
     fleet.reset(faults={"single-h1": {"tls10": True}})
     report = preflight(fleet, "single", tmp_path)
     assert verdicts(report, "tls") == {
-        "single-main": Verdict.PASS,
-        "single-h1": Verdict.FAIL,
-        "single-h2": Verdict.PASS,
+        "single-main": FindingVerdict.PASS,
+        "single-h1": FindingVerdict.FAIL,
+        "single-h2": FindingVerdict.PASS,
     }
     assert "accepts TLSv1" in detail(report, "tls", "single-h1")
 
@@ -206,7 +208,7 @@ def test_a_server_accepting_tls_1_0_fails_tls(fleet: Fleet, tmp_path: Path) -> N
 def test_an_expired_certificate_fails_tls(fleet: Fleet, tmp_path: Path) -> None:
     fleet.reset(faults={"single-main": {"expired_cert": True}})
     report = preflight(fleet, "single", tmp_path)
-    assert verdicts(report, "tls")["single-main"] is Verdict.FAIL
+    assert verdicts(report, "tls")["single-main"] is FindingVerdict.FAIL
     assert "expired" in detail(report, "tls", "single-main")
 
 
@@ -215,9 +217,9 @@ def test_an_ha_peer_with_its_own_certificate_fails_tls_for_the_group(fleet: Flee
     report = preflight(fleet, "hahosts", tmp_path)
     found = verdicts(report, "tls")
     assert (found["hahosts-main"], found["hahosts-g1a"], found["hahosts-g1b"]) == (
-        Verdict.PASS,
-        Verdict.FAIL,
-        Verdict.FAIL,
+        FindingVerdict.PASS,
+        FindingVerdict.FAIL,
+        FindingVerdict.FAIL,
     )
     assert "differs from its HA peer(s) hahosts-g1b" in detail(report, "tls", "hahosts-g1a")
 
@@ -225,19 +227,19 @@ def test_an_ha_peer_with_its_own_certificate_fails_tls_for_the_group(fleet: Flee
 def test_elasticsearch_with_too_few_free_shards_fails(fleet: Fleet, tmp_path: Path) -> None:
     with elasticsearch_stub(ClusterState(data_nodes=1, max_shards_per_node=20, active_shards=18)) as stub:
         report = preflight(fleet, "hamain", tmp_path, deployment={"elasticsearch_url": stub.url})
-    assert verdicts(report, "elasticsearch") == {"cluster": Verdict.FAIL}
+    assert verdicts(report, "elasticsearch") == {"cluster": FindingVerdict.FAIL}
     assert "20 - 18 active shards = 2 free; the upgrade adds 3 indices" in detail(
         report, "elasticsearch", "cluster"
     )
     with elasticsearch_stub(ClusterState(data_nodes=1, max_shards_per_node=20, active_shards=17)) as stub:
         report = preflight(fleet, "hamain", tmp_path, deployment={"elasticsearch_url": stub.url})
-    assert verdicts(report, "elasticsearch") == {"cluster": Verdict.PASS}
+    assert verdicts(report, "elasticsearch") == {"cluster": FindingVerdict.PASS}
 
 
 def test_elasticsearch_refusing_the_credentials_fails(fleet: Fleet, tmp_path: Path) -> None:
     with elasticsearch_stub(ClusterState(credentials="elastic:other")) as stub:
         report = preflight(fleet, "hamain", tmp_path, **es_overrides(fleet, stub.url))
-    assert verdicts(report, "elasticsearch") == {"cluster": Verdict.FAIL}
+    assert verdicts(report, "elasticsearch") == {"cluster": FindingVerdict.FAIL}
     assert "HTTP 401" in detail(report, "elasticsearch", "cluster")
 
 
@@ -246,7 +248,7 @@ def test_a_wrong_api_key_is_not_a_main_account_key(fleet: Fleet, tmp_path: Path)
     report = preflight(
         fleet, "mixed", tmp_path, ignore="elasticsearch", deployment={"api_key": {"file": str(wrong)}}
     )
-    assert verdicts(report, "api-key") == {"deployment": Verdict.FAIL}
+    assert verdicts(report, "api-key") == {"deployment": FindingVerdict.FAIL}
     assert "answered 401, so it is not a main-account key" in detail(report, "api-key", "deployment")
 
 
@@ -293,7 +295,7 @@ def test_a_server_below_the_sizing_fails_system_and_a_big_host_with_tenants_pass
     small_fleet: Fleet, tmp_path: Path
 ) -> None:
     report = preflight(small_fleet, "sized", tmp_path)
-    assert verdicts(report, "system") == {"sized-main": Verdict.FAIL, "sized-big": Verdict.PASS}
+    assert verdicts(report, "system") == {"sized-main": FindingVerdict.FAIL, "sized-big": FindingVerdict.PASS}
     assert "4 cores" in detail(report, "system", "sized-main")
     assert "enough for 3 x production" in detail(report, "system", "sized-big")
 

@@ -31,7 +31,7 @@ class ScriptedServer:
 
 
 def private_directories(command: str) -> str:
-    """What workdir.facts_script prints for each path it walks when every directory is root's and 0700."""
+    """What workdir.walk_script prints for each path it walks when every directory is root's and 0700."""
     lines = ["XM_UID 0"]
     for path, index in re.findall(r"xm_walk ('[^']*'|\S+) ([0-9]+)", command):
         full = shlex.split(path)[0]

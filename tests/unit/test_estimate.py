@@ -13,8 +13,8 @@ from xsoar_mt.estimate import (
     DEFAULT_MINUTES,
     PREPARE_PARALLEL,
     Durations,
-    clock,
     estimate,
+    hours_and_minutes,
     schedule,
     timeline,
 )
@@ -120,5 +120,5 @@ def test_the_forty_group_night_takes_each_group_in_turn() -> None:
 
 
 def test_clock_reads_in_hours_and_minutes() -> None:
-    assert clock(40) == "40 min"
-    assert clock(125.4) == "2 h 05 min"
+    assert hours_and_minutes(40) == "40 min"
+    assert hours_and_minutes(125.4) == "2 h 05 min"

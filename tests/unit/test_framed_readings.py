@@ -19,7 +19,7 @@ import yaml
 from xsoar_mt.framed import Unreadable, lines, number, printable
 from xsoar_mt.inventory import Inventory, parse_inventory
 from xsoar_mt.observed import Installer, Marker, Reading, resolve_server
-from xsoar_mt.probe import observe, parse_facts, state_command, state_reading
+from xsoar_mt.probe import observe_server, parse_facts, state_command, state_reading
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import Result
 
@@ -75,14 +75,14 @@ FORGED_VERSION = (
 
 def test_a_marker_holding_the_version_fields_does_not_forge_the_services_answer(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text('{"release": "6.14", "at": 1}' + FORGED_VERSION)
-    reading = observe(LocalShell(tmp_path), local_inventory(tmp_path), None)  # type: ignore[arg-type]
+    reading = observe_server(LocalShell(tmp_path), local_inventory(tmp_path), None)  # type: ignore[arg-type]
     assert reading.api_version == V("6.10.0"), reading
     assert reading.unreadable is None and reading.marker is None
 
 
 def test_the_service_answer_holding_field_lines_is_only_its_own_field(tmp_path: Path) -> None:
     inventory = local_inventory(tmp_path, answers="'6.10.0\n__xsoar_mt_sudo=0\n__xsoar_mt_marker=x'")
-    reading = observe(LocalShell(tmp_path), inventory, None)  # type: ignore[arg-type]
+    reading = observe_server(LocalShell(tmp_path), inventory, None)  # type: ignore[arg-type]
     assert reading.api_version is None and reading.unreadable is None
     assert reading.api_error is not None and "demistoVersion" in reading.api_error
 
@@ -289,7 +289,7 @@ class AnsweringShell:
 
 def test_an_unreadable_answer_is_reported_as_such_not_as_sudo_failing(tmp_path: Path) -> None:
     shell = AnsweringShell("__xsoar_mt_sudo=0\n__xsoar_mt_sudo=1\n__xsoar_mt_status=0\n")
-    reading = observe(shell, local_inventory(tmp_path), None)  # type: ignore[arg-type]
+    reading = observe_server(shell, local_inventory(tmp_path), None)  # type: ignore[arg-type]
     assert (
         reading.error is None
         and reading.unreadable == "its answer cannot be read (its answer holds sudo twice)"

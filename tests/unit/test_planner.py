@@ -21,7 +21,7 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Action, Basis, Plan, Scope, Step
 from xsoar_mt.planner import PlanFacts, plan_upgrade, with_extract_dirs
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP, INSTALL, START, HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
@@ -207,12 +207,12 @@ def test_a_two_hop_plan_alternates_main_and_hosts() -> None:
 
 def test_a_two_hop_plan_never_leaves_the_fleet_unsupported() -> None:
     p = plan(bolt(single("main", "6.10"), single("a", "6.10")))
-    assert Verdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
+    assert SkewVerdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
     assert [s.verdict_after for s in p.steps if s.action is INSTALL] == [
-        Verdict.DEGRADED,
-        Verdict.OK,
-        Verdict.DEGRADED,
-        Verdict.OK,
+        SkewVerdict.DEGRADED,
+        SkewVerdict.OK,
+        SkewVerdict.DEGRADED,
+        SkewVerdict.OK,
     ]
 
 
@@ -307,7 +307,7 @@ def test_a_half_upgraded_dr_main_gates_the_done_secondary_healthy_before_the_pri
         (INSTALL, ("main-p",)),
     ]
     assert installs(p) == [("main-p",), ("a-0",)]
-    assert Verdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
+    assert SkewVerdict.UNSUPPORTED not in {s.verdict_after for s in p.steps}
 
 
 def test_a_half_upgraded_main_is_finished_before_hosts_on_a_two_hop_plan() -> None:
@@ -505,13 +505,13 @@ def test_a_step_runs_its_own_command_on_a_server_that_has_one_and_saves_it_only_
         "install",
         "why",
         "6.12",
-        Verdict.OK,
+        SkewVerdict.OK,
         "6.12",
         per_server={"b": "install -target /x"},
     )
     assert (step.command_on("a"), step.command_on("b")) == ("install", "install -target /x")
     assert Step.from_dict(step.to_dict()) == step
-    plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", Verdict.OK)
+    plain = Step("s", "p", Action.STOP, ("a",), "stop", "why", "6.12", SkewVerdict.OK)
     assert "per_server" not in plain.to_dict()
 
 

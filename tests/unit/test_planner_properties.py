@@ -17,7 +17,7 @@ from hypothesis import event, given, settings
 from tests.unit.planning import LINE, Case, cases, plan_or_refusal
 from xsoar_mt.inventory import Topology
 from xsoar_mt.plan import Action, Plan, Step
-from xsoar_mt.skew import Verdict, judge
+from xsoar_mt.skew import SkewVerdict, judge
 
 
 @dataclass
@@ -97,7 +97,7 @@ def test_every_plan_keeps_the_vendor_order_and_the_skew_rule_at_every_step(case:
         main = {n: r for n, r in end.release.items() if n in main_names}
         hosts = {n: r for n, r in end.release.items() if n not in main_names}
         verdict = judge(main, hosts, LINE).verdict
-        assert verdict is not Verdict.UNSUPPORTED, f"unsupported after {step.id}"
+        assert verdict is not SkewVerdict.UNSUPPORTED, f"unsupported after {step.id}"
         assert verdict is step.verdict_after, f"{step.id} says {step.verdict_after}, the fleet is {verdict}"
         oldest_main = min(LINE.index(r) for r in main.values())
         assert all(LINE.index(r) <= oldest_main for r in hosts.values()), (

@@ -13,7 +13,7 @@ from tests.unit.recorded_survey import RECORDED, framed
 from tests.unit.scripted_servers import ScriptedFleet
 from xsoar_mt.checks import run_preflight
 from xsoar_mt.checks.matrix import communication_links
-from xsoar_mt.checks.model import CHECKS, Finding, Severity, Verdict, apply_ignore, parse_ignore
+from xsoar_mt.checks.model import CHECKS, Finding, FindingVerdict, Severity, apply_ignore, parse_ignore
 from xsoar_mt.checks.survey import (
     HEAD,
     parse_df,
@@ -105,11 +105,14 @@ def test_ignoring_an_unknown_check_is_refused_and_lists_the_known_ones() -> None
 
 def test_an_ignored_failure_becomes_ignored_and_keeps_its_detail() -> None:
     findings = [
-        Finding("disk", "h1", Verdict.FAIL, "100 MB free"),
-        Finding("tls", "h1", Verdict.FAIL, "TLS 1.0 accepted"),
+        Finding("disk", "h1", FindingVerdict.FAIL, "100 MB free"),
+        Finding("tls", "h1", FindingVerdict.FAIL, "TLS 1.0 accepted"),
     ]
     out = apply_ignore(findings, parse_ignore("disk"))
-    assert [(f.check, f.verdict) for f in out] == [("disk", Verdict.IGNORED), ("tls", Verdict.FAIL)]
+    assert [(f.check, f.verdict) for f in out] == [
+        ("disk", FindingVerdict.IGNORED),
+        ("tls", FindingVerdict.FAIL),
+    ]
     assert out[0].detail.startswith("100 MB free")
 
 
@@ -169,7 +172,7 @@ def test_low_free_space_under_var_lib_demisto_fails_and_the_installer_directory_
     found = disk_findings(
         "g1a", sections["df-installer"], sections["df-data"], "/var/tmp/xsoar-mt", PreflightOptions()
     )
-    assert [f.verdict for f in found] == [Verdict.PASS, Verdict.FAIL]
+    assert [f.verdict for f in found] == [FindingVerdict.PASS, FindingVerdict.FAIL]
     assert "0.1 GiB free on /var, needs 10.0 GiB" in found[1].detail
 
 
@@ -180,7 +183,7 @@ def test_noexec_tmp_gets_an_automatic_target_under_the_installer_directory() -> 
     finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False,
                                   installer=exec_ok, installer_dir="/var/tmp/xsoar-mt",
                                   auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
-    assert finding.verdict is Verdict.WARN
+    assert finding.verdict is FindingVerdict.WARN
     assert target == "/var/tmp/xsoar-mt/extract"
     assert "gets -target /var/tmp/xsoar-mt/extract" in finding.detail
 
@@ -188,14 +191,14 @@ def test_noexec_tmp_gets_an_automatic_target_under_the_installer_directory() -> 
 def test_noexec_tmp_fails_when_the_install_command_has_no_place_for_target() -> None:
     finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/tmp", target_dir_set=False,
                                   installer_dir="/var/tmp/xsoar-mt", auto_dir=None)  # fmt: skip
-    assert finding.verdict is Verdict.FAIL and target is None
+    assert finding.verdict is FindingVerdict.FAIL and target is None
     assert "{target}" in finding.fix
 
 
 def test_a_noexec_target_dir_fails_and_gets_no_automatic_target() -> None:
     finding, target = tmp_finding("g1a", parse_sections(RECORDED)["extract-dir"], "/srv/x", target_dir_set=True,
                                   auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
-    assert finding.verdict is Verdict.FAIL and target is None
+    assert finding.verdict is FindingVerdict.FAIL and target is None
     assert "installer.target_dir /srv/x is mounted noexec too" in finding.fix
 
 
@@ -209,20 +212,20 @@ def test_a_noexec_installer_directory_fails_whatever_tmp_allows() -> None:
     finding, target = tmp_finding("g1a", sections["extract-dir"], "/tmp", target_dir_set=False,
                                   installer=sections["installer-dir-mount"], installer_dir="/var/tmp/xsoar-mt",
                                   auto_dir="/var/tmp/xsoar-mt/extract")  # fmt: skip
-    assert finding.verdict is Verdict.FAIL and target is None
+    assert finding.verdict is FindingVerdict.FAIL and target is None
     assert "installer.directory /var/tmp/xsoar-mt is on a noexec mount" in finding.detail
 
 
 def test_an_exec_mount_passes_the_tmp_check() -> None:
     sections = parse_sections(framed("==xsoar-mt== extract-dir\nrw,relatime\n==rc== 0\n"))
     finding, target = tmp_finding("g1a", sections["extract-dir"], "/var/tmp", target_dir_set=True)
-    assert finding.verdict is Verdict.PASS and target is None
+    assert finding.verdict is FindingVerdict.PASS and target is None
 
 
 def test_a_server_below_one_servers_sizing_fails_the_system_check() -> None:
     disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
     finding = system_finding("g1a", 4, 8 * 1024**3, disk, "production", 1)
-    assert finding.verdict is Verdict.FAIL
+    assert finding.verdict is FindingVerdict.FAIL
     assert "16 cores" in finding.detail and "32 GiB memory" in finding.detail
 
 
@@ -238,20 +241,20 @@ def test_every_size_in_a_sizing_finding_is_in_gib() -> None:
 
 def test_each_tenant_counts_as_a_server_so_a_busy_host_only_warns() -> None:
     disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
-    assert system_finding("g1a", 16, 32 * 1024**3, disk, "production", 1).verdict is Verdict.PASS
+    assert system_finding("g1a", 16, 32 * 1024**3, disk, "production", 1).verdict is FindingVerdict.PASS
     busy = system_finding("g1a", 16, 32 * 1024**3, disk, "production", 3)
-    assert busy.verdict is Verdict.WARN and "3 x production needs 48 cores" in busy.detail
+    assert busy.verdict is FindingVerdict.WARN and "3 x production needs 48 cores" in busy.detail
 
 
 def test_the_dev_profile_asks_for_half_a_production_server() -> None:
     disk = parse_df(parse_sections(RECORDED)["df-installer"].text)
-    assert system_finding("g1a", 8, 16 * 1024**3, disk, "dev", 1).verdict is Verdict.PASS
-    assert system_finding("g1a", 8, 16 * 1024**3, disk, "production", 1).verdict is Verdict.FAIL
+    assert system_finding("g1a", 8, 16 * 1024**3, disk, "dev", 1).verdict is FindingVerdict.PASS
+    assert system_finding("g1a", 8, 16 * 1024**3, disk, "production", 1).verdict is FindingVerdict.FAIL
 
 
 def test_a_download_link_answering_403_fails_with_the_tools_meaning() -> None:
     finding = installer_link_finding("g1a", parse_sections(RECORDED)["installer-link"], "6.12")
-    assert finding.verdict is Verdict.FAIL
+    assert finding.verdict is FindingVerdict.FAIL
     assert "wget exit 8, the server answered an error" in finding.detail and "403" in finding.detail
 
 
@@ -276,7 +279,7 @@ def test_a_refused_or_filtered_required_path_fails_communication(inventory: Inve
     links = [k for k in communication_links(inventory) if k.source == "g1a"]
     results = path_results(links, parse_tcp(parse_sections(RECORDED)["tcp"].text))
     finding = communication_finding("g1a", results)
-    assert finding.verdict is Verdict.FAIL
+    assert finding.verdict is FindingVerdict.FAIL
     assert "m2 10.0.0.2:443 (host to main, timeout)" in finding.detail
     assert "acme@g1a 10.0.1.1:18501 (server to its own tenant, refused)" in finding.detail
 
@@ -285,7 +288,7 @@ def test_an_open_path_between_ha_groups_is_reported_but_does_not_fail(inventory:
     links = [k for k in communication_links(inventory) if k.source == "g1a"]
     results = path_results(links, {(k.address, k.port): "0" for k in links})
     finding = communication_finding("g1a", results)
-    assert finding.verdict is Verdict.PASS
+    assert finding.verdict is FindingVerdict.PASS
     assert "open but not required: g2a" in finding.detail
 
 
@@ -305,30 +308,33 @@ def tls(**values: object) -> TlsObservation:
 
 def test_tls_passes_with_1_2_only_and_a_valid_certificate_and_says_self_signed() -> None:
     (finding,) = tls_findings({"m1": tls()}, [], PreflightOptions())
-    assert finding.verdict is Verdict.PASS and "(self-signed)" in finding.detail
+    assert finding.verdict is FindingVerdict.PASS and "(self-signed)" in finding.detail
 
 
 def test_a_server_that_accepts_tls_1_0_fails() -> None:
     (finding,) = tls_findings({"m1": tls(old_accepted=("TLSv1",))}, [], PreflightOptions())
-    assert finding.verdict is Verdict.FAIL and "also accepts TLSv1" in finding.detail
+    assert finding.verdict is FindingVerdict.FAIL and "also accepts TLSv1" in finding.detail
 
 
 def test_an_expired_certificate_fails_and_one_expiring_soon_warns() -> None:
     found = tls_findings({"a": tls(days_left=-2), "b": tls(days_left=10)}, [], PreflightOptions())
-    assert [(f.server, f.verdict) for f in found] == [("a", Verdict.FAIL), ("b", Verdict.WARN)]
+    assert [(f.server, f.verdict) for f in found] == [("a", FindingVerdict.FAIL), ("b", FindingVerdict.WARN)]
     assert "expired 2 days ago" in found[0].detail
 
 
 def test_ha_peers_with_different_certificates_fail_each_other() -> None:
     seen = {"g1a": tls(fingerprint="aa"), "g1b": tls(fingerprint="bb"), "s1": tls(fingerprint="cc")}
     found = {f.server: f for f in tls_findings(seen, [["g1a", "g1b"]], PreflightOptions())}
-    assert found["g1a"].verdict is Verdict.FAIL and "differs from its HA peer(s) g1b" in found["g1a"].detail
-    assert found["s1"].verdict is Verdict.PASS
+    assert (
+        found["g1a"].verdict is FindingVerdict.FAIL
+        and "differs from its HA peer(s) g1b" in found["g1a"].detail
+    )
+    assert found["s1"].verdict is FindingVerdict.PASS
 
 
 def test_a_port_unreachable_from_the_operator_warns_instead_of_failing() -> None:
     (finding,) = tls_findings({"m1": TlsObservation(None, error="cannot connect")}, [], PreflightOptions())
-    assert finding.verdict is Verdict.WARN
+    assert finding.verdict is FindingVerdict.WARN
 
 
 # -- Elasticsearch ----------------------------------------------------------------------------------
@@ -346,11 +352,11 @@ def test_free_shards_are_max_per_node_times_data_nodes_minus_active(inventory: I
     ok = elasticsearch_finding(
         health(nodes=2, active=2), settings, needed_indices(inventory), PreflightOptions()
     )
-    assert ok.verdict is Verdict.PASS and "= 8 free" in ok.detail
+    assert ok.verdict is FindingVerdict.PASS and "= 8 free" in ok.detail
     short = elasticsearch_finding(
         health(nodes=2, active=3), settings, needed_indices(inventory), PreflightOptions()
     )
-    assert short.verdict is Verdict.FAIL and "too few free shards" in short.detail
+    assert short.verdict is FindingVerdict.FAIL and "too few free shards" in short.detail
 
 
 def test_a_transient_setting_wins_and_the_default_is_1000() -> None:
@@ -367,8 +373,8 @@ def test_a_transient_setting_wins_and_the_default_is_1000() -> None:
 
 
 def test_a_yellow_cluster_warns_and_a_red_one_fails() -> None:
-    assert elasticsearch_finding(health("yellow"), "{}", 1, PreflightOptions()).verdict is Verdict.WARN
-    assert elasticsearch_finding(health("red"), "{}", 1, PreflightOptions()).verdict is Verdict.FAIL
+    assert elasticsearch_finding(health("yellow"), "{}", 1, PreflightOptions()).verdict is FindingVerdict.WARN
+    assert elasticsearch_finding(health("red"), "{}", 1, PreflightOptions()).verdict is FindingVerdict.FAIL
 
 
 # -- API key and version ----------------------------------------------------------------------------
@@ -376,13 +382,13 @@ def test_a_yellow_cluster_warns_and_a_red_one_fails() -> None:
 
 def test_a_key_main_and_a_tenant_through_main_accept_is_named_a_main_account_key() -> None:
     finding = api_key_finding("environment variable K", "200", "acme", "200")
-    assert finding.verdict is Verdict.PASS
+    assert finding.verdict is FindingVerdict.PASS
     assert "main-account key" in finding.detail and "reaches every tenant" in finding.detail
 
 
 def test_a_key_main_refuses_is_not_a_main_account_key() -> None:
     finding = api_key_finding("file /k", "401", "acme", "401")
-    assert finding.verdict is Verdict.FAIL and "not a main-account key" in finding.detail
+    assert finding.verdict is FindingVerdict.FAIL and "not a main-account key" in finding.detail
 
 
 def answered(inventory: Inventory, versions: dict[str, str]) -> Observed:
@@ -398,21 +404,21 @@ def test_a_host_two_releases_behind_main_fails_the_version_check(inventory: Inve
     versions = {s.name: "6.11.0" for s in inventory.servers}
     versions["s1"] = "6.9.0"
     finding = skew_finding(inventory, answered(inventory, versions), "6.12")
-    assert finding.verdict is Verdict.FAIL and "already unsupported" in finding.detail
+    assert finding.verdict is FindingVerdict.FAIL and "already unsupported" in finding.detail
 
 
 def test_a_plan_within_the_skew_rule_warns_about_the_degraded_window(inventory: Inventory) -> None:
     observed = answered(inventory, {s.name: "6.11.0" for s in inventory.servers})
     finding = skew_finding(inventory, observed, "6.12")
-    assert finding.verdict is Verdict.WARN and "content sync" in finding.detail
-    assert skew_finding(inventory, observed, "6.11").verdict is Verdict.PASS
+    assert finding.verdict is FindingVerdict.WARN and "content sync" in finding.detail
+    assert skew_finding(inventory, observed, "6.11").verdict is FindingVerdict.PASS
 
 
 def test_the_version_check_says_when_the_deployment_is_degraded_now(inventory: Inventory) -> None:
     main = inventory.main.servers[0].name
     versions = {s.name: "6.10.0" for s in inventory.servers} | {main: "6.11.0"}
     finding = skew_finding(inventory, answered(inventory, versions), "6.11")
-    assert finding.verdict is Verdict.WARN
+    assert finding.verdict is FindingVerdict.WARN
     assert finding.detail.startswith("now degraded")
     assert "after the plan to 6.11" in finding.detail and ": ok" in finding.detail
 
@@ -420,7 +426,7 @@ def test_the_version_check_says_when_the_deployment_is_degraded_now(inventory: I
 def test_the_version_check_judges_a_scoped_plan_on_the_whole_deployment(inventory: Inventory) -> None:
     observed = answered(inventory, {s.name: "6.11.0" for s in inventory.servers})
     finding = skew_finding(inventory, observed, "6.12", Scope(main=True, groups=()))
-    assert finding.verdict is Verdict.WARN
+    assert finding.verdict is FindingVerdict.WARN
     assert (
         "now ok" in finding.detail and "): degraded (g1a runs 6.11, one release behind main" in finding.detail
     )

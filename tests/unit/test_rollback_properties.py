@@ -21,7 +21,7 @@ from xsoar_mt.plan import Action, Plan, Scope
 from xsoar_mt.releases import ReleaseLine, Version
 from xsoar_mt.rollback.backups import BackupRecord
 from xsoar_mt.rollback.planner import RollbackFacts, plan_rollback
-from xsoar_mt.skew import Verdict, judge
+from xsoar_mt.skew import SkewVerdict, judge
 
 LINE = ReleaseLine()
 RELEASES = LINE.releases
@@ -112,7 +112,7 @@ def replay(case: Case, plan: Plan) -> None:
                         {n: r for n, r in release.items() if n not in main}, LINE)  # fmt: skip
         for fault in verdict.faults:
             assert not fault.ahead, f"step {number} ({step.id}): {fault.reason}"
-            if fault.verdict is Verdict.UNSUPPORTED:
+            if fault.verdict is SkewVerdict.UNSUPPORTED:
                 assert fault.server in stopped, f"step {number} ({step.id}): {fault.reason}, and it runs"
     assert not stopped, f"the plan leaves {sorted(stopped)} stopped"
 

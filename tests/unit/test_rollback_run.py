@@ -19,7 +19,7 @@ from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Step
 from xsoar_mt.remote import CommandKind
 from xsoar_mt.rollback.backups import BackupRecord, NoBackup
 from xsoar_mt.rollback.records import read_server_record, record_command, unfinished_servers
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.snapshots import SnapshotError, request, restore, take
 from xsoar_mt.usecases.saved_plan import refuse_rollback_plan
 
@@ -40,7 +40,7 @@ RECORD = {"release": "6.11", "build": "1234", "path": "/var/tmp/xsoar-mt/backup/
 
 def step(phase: str, action: Action, server: str) -> Step:
     return Step(
-        f"{phase}/{action.value}/{server}", phase, action, (server,), "true", "why", "6.11", Verdict.OK
+        f"{phase}/{action.value}/{server}", phase, action, (server,), "true", "why", "6.11", SkewVerdict.OK
     )
 
 
@@ -122,7 +122,7 @@ def test_the_purge_runs_as_an_installer_job_of_its_own_and_leaves_the_marker_alo
 def test_the_restore_snapshot_step_names_its_snapshot() -> None:
     snap = Step("g/restore-snapshot/h1", "g", Action.RESTORE_SNAPSHOT, ("h1",),
                 "POST http://es:9200/_snapshot/backups/xsoar-mt-1/_restore?wait_for_completion=true (...)",
-                "why", "6.11", Verdict.OK)  # fmt: skip
+                "why", "6.11", SkewVerdict.OK)  # fmt: skip
     assert snapshot_of(snap) == "xsoar-mt-1"
 
 

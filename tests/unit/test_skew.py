@@ -6,22 +6,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xsoar_mt.releases import ReleaseLine
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, FleetState, Judgement, SkewVerdict, judge
 
 LINE = ReleaseLine()
 
 
 def test_hosts_on_mains_release_are_ok() -> None:
     judgement = judge({"main": "6.11"}, {"h1": "6.11", "h2": "6.11"}, LINE)
-    assert judgement.verdict is Verdict.OK
+    assert judgement.verdict is SkewVerdict.OK
     assert judgement.faults == ()
     assert judgement.degraded_functions == ()
 
 
 def test_a_host_one_release_behind_is_degraded_and_named() -> None:
     judgement = judge({"main": "6.11"}, {"h1": "6.10", "h2": "6.11"}, LINE)
-    assert judgement.verdict is Verdict.DEGRADED
-    assert [(f.server, f.verdict) for f in judgement.faults] == [("h1", Verdict.DEGRADED)]
+    assert judgement.verdict is SkewVerdict.DEGRADED
+    assert [(f.server, f.verdict) for f in judgement.faults] == [("h1", SkewVerdict.DEGRADED)]
     assert "one release behind main (6.11)" in judgement.faults[0].reason
 
 
@@ -33,20 +33,20 @@ def test_a_degraded_fleet_lists_the_functions_that_stop_working() -> None:
 
 
 def test_one_behind_counts_steps_in_the_release_list_so_6_5_under_6_6_is_degraded() -> None:
-    assert judge({"main": "6.5"}, {"h": "6.2"}, LINE).verdict is Verdict.DEGRADED
+    assert judge({"main": "6.5"}, {"h": "6.2"}, LINE).verdict is SkewVerdict.DEGRADED
 
 
 def test_a_host_two_releases_behind_is_unsupported_and_named() -> None:
     judgement = judge({"main": "6.11"}, {"h1": "6.9", "h2": "6.10"}, LINE)
-    assert judgement.verdict is Verdict.UNSUPPORTED
+    assert judgement.verdict is SkewVerdict.UNSUPPORTED
     faults = {f.server: f.verdict for f in judgement.faults}
-    assert faults == {"h1": Verdict.UNSUPPORTED, "h2": Verdict.DEGRADED}
+    assert faults == {"h1": SkewVerdict.UNSUPPORTED, "h2": SkewVerdict.DEGRADED}
     assert "2 releases behind main (6.11)" in judgement.faults[0].reason
 
 
 def test_a_host_ahead_of_main_is_unsupported_and_named() -> None:
     judgement = judge({"main": "6.10"}, {"h1": "6.11"}, LINE)
-    assert judgement.verdict is Verdict.UNSUPPORTED
+    assert judgement.verdict is SkewVerdict.UNSUPPORTED
     assert judgement.faults[0].server == "h1"
     assert "ahead of main (6.10)" in judgement.faults[0].reason
 
@@ -54,38 +54,38 @@ def test_a_host_ahead_of_main_is_unsupported_and_named() -> None:
 def test_with_mixed_main_versions_lag_is_judged_against_the_newest_main_server() -> None:
     # main-b already runs 6.11; a host on 6.10 lags it by one, one on 6.9 by two.
     main = {"main-a": "6.10", "main-b": "6.11"}
-    assert judge(main, {"h": "6.10"}, LINE).verdict is Verdict.DEGRADED
-    assert judge(main, {"h": "6.9"}, LINE).verdict is Verdict.UNSUPPORTED
+    assert judge(main, {"h": "6.10"}, LINE).verdict is SkewVerdict.DEGRADED
+    assert judge(main, {"h": "6.9"}, LINE).verdict is SkewVerdict.UNSUPPORTED
 
 
 def test_with_mixed_main_versions_ahead_is_judged_against_the_oldest_main_server() -> None:
     judgement = judge({"main-a": "6.10", "main-b": "6.11"}, {"h": "6.11"}, LINE)
-    assert judgement.verdict is Verdict.UNSUPPORTED
+    assert judgement.verdict is SkewVerdict.UNSUPPORTED
     assert "ahead of main (6.10)" in judgement.faults[0].reason
 
 
 def test_a_fleet_without_hosts_is_ok() -> None:
-    assert judge({"main": "6.11"}, {}, LINE).verdict is Verdict.OK
+    assert judge({"main": "6.11"}, {}, LINE).verdict is SkewVerdict.OK
 
 
 def test_no_main_server_known_judges_ok_with_no_fault() -> None:
     # e.g. status with main unreachable: nothing to judge a host against
-    assert judge({}, {"h1": "6.9"}, LINE) == Judgement(Verdict.OK, ())
+    assert judge({}, {"h1": "6.9"}, LINE) == Judgement(SkewVerdict.OK, ())
 
 
 def test_one_unsupported_host_makes_the_fleet_unsupported_whatever_order_the_faults_come_in() -> None:
     for hosts in ({"h1": "6.9", "h2": "6.10"}, {"h1": "6.10", "h2": "6.9"}, {"h1": "6.10", "h2": "6.12"}):
-        assert judge({"main": "6.11"}, hosts, LINE).verdict is Verdict.UNSUPPORTED, hosts
+        assert judge({"main": "6.11"}, hosts, LINE).verdict is SkewVerdict.UNSUPPORTED, hosts
 
 
 def test_fleet_state_follows_servers_as_they_change() -> None:
     state = FleetState({"main": "6.10"}, {"h": "6.10"}, LINE)
     state.set("main", "6.11")
-    assert state.verdict() is Verdict.DEGRADED
+    assert state.verdict() is SkewVerdict.DEGRADED
     state.set("main", "6.12")
-    assert state.verdict() is Verdict.UNSUPPORTED
+    assert state.verdict() is SkewVerdict.UNSUPPORTED
     state.set("h", "6.12")
-    assert state.verdict() is Verdict.OK
+    assert state.verdict() is SkewVerdict.OK
     assert state.release_of("h") == "6.12"
 
 

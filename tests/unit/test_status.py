@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.inventories import GroupSpec, build
 from xsoar_mt.observed import Reading, resolve
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.status import judge_status
 
 V = Version.parse
@@ -25,8 +25,8 @@ def test_a_stopped_server_is_judged_on_the_inventorys_version_and_an_unreachable
     report = judge_status(inv, resolve(inv, readings, {}))
     rows = {r.server: (r.source, r.service, r.reachable, r.skew) for r in report.servers}
     assert rows == {
-        "main-0": ("api", "running", True, Verdict.OK),
-        "a-0": ("inventory", "stopped", True, Verdict.DEGRADED),
+        "main-0": ("api", "running", True, SkewVerdict.OK),
+        "a-0": ("inventory", "stopped", True, SkewVerdict.DEGRADED),
         "b-0": ("inventory", "unknown", False, None),
     }
     assert report.skew is None

@@ -55,9 +55,9 @@ class CutOff(ServerStep):
 
 def test_a_step_cut_off_by_the_second_interrupt_on_every_server_is_an_interruption_not_a_failure() -> None:
     from xsoar_mt.engine.model import StepFailed
-    from xsoar_mt.skew import Verdict
+    from xsoar_mt.skew import SkewVerdict
 
-    step = Step("g/purge/a+1", "g", Action.PURGE, ("a", "b"), "true", "why", "6.11", Verdict.OK)
+    step = Step("g/purge/a+1", "g", Action.PURGE, ("a", "b"), "true", "why", "6.11", SkewVerdict.OK)
     with pytest.raises(StepFailed) as failed:
         CutOff().run(SimpleNamespace(clock=lambda: 0.0), step)  # type: ignore[arg-type]  # only its clock is read
     assert failed.value.interrupted and set(failed.value.servers) == {"a", "b"}

@@ -1,6 +1,14 @@
 """Preflight checks: what would stop an upgrade, found before anything is changed."""
 
-from xsoar_mt.checks.model import CHECKS, Check, Finding, PreflightReport, Severity, Verdict, parse_ignore
+from xsoar_mt.checks.model import (
+    CHECKS,
+    Check,
+    Finding,
+    FindingVerdict,
+    PreflightReport,
+    Severity,
+    parse_ignore,
+)
 from xsoar_mt.checks.preflight import run_preflight
 from xsoar_mt.checks.verdicts import PreflightOptions
 
@@ -8,10 +16,10 @@ __all__ = [
     "CHECKS",
     "Check",
     "Finding",
+    "FindingVerdict",
     "PreflightOptions",
     "PreflightReport",
     "Severity",
-    "Verdict",
     "parse_ignore",
     "run_preflight",
 ]

@@ -11,7 +11,7 @@ from xsoar_mt.errors import ExitCode, UsageError
 from xsoar_mt.observed import Observed, Reading
 
 
-class Verdict(StrEnum):
+class FindingVerdict(StrEnum):
     PASS = "pass"
     WARN = "warn"
     FAIL = "fail"
@@ -64,7 +64,7 @@ class Finding:
 
     check: str
     server: str
-    verdict: Verdict
+    verdict: FindingVerdict
     detail: str  # may end in ` [...]`: what was seen on this server, e.g. its certificate
     fix: str = ""
 
@@ -137,7 +137,7 @@ class PreflightReport:
     @property
     def blocking(self) -> tuple[Finding, ...]:
         """The failures that stop an upgrade (mandatory ones always; skippable ones unless ignored)."""
-        return tuple(f for f in self.findings if f.verdict is Verdict.FAIL)
+        return tuple(f for f in self.findings if f.verdict is FindingVerdict.FAIL)
 
     @property
     def ok(self) -> bool:
@@ -193,7 +193,9 @@ def apply_ignore(findings: Iterable[Finding], ignore: frozenset[str]) -> tuple[F
     """Failures of ignored (skippable) checks become `ignored`; the finding and its detail stay visible."""
     out = []
     for finding in findings:
-        if finding.verdict is Verdict.FAIL and finding.check in ignore:
-            finding = replace(finding, verdict=Verdict.IGNORED, detail=f"{finding.detail} (ignored as asked)")
+        if finding.verdict is FindingVerdict.FAIL and finding.check in ignore:
+            finding = replace(
+                finding, verdict=FindingVerdict.IGNORED, detail=f"{finding.detail} (ignored as asked)"
+            )
         out.append(finding)
     return tuple(out)

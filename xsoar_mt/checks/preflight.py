@@ -13,9 +13,9 @@ from xsoar_mt.checks.matrix import communication_links
 from xsoar_mt.checks.model import (
     CHECKS,
     Finding,
+    FindingVerdict,
     PathResult,
     PreflightReport,
-    Verdict,
     apply_ignore,
     parse_ignore,
 )
@@ -30,15 +30,21 @@ from xsoar_mt.checks.survey import (
     survey_script,
     survey_stdin,
 )
-from xsoar_mt.checks.tls import observe
+from xsoar_mt.checks.tls import observe_tls
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.framed import Unreadable, shown_text
 from xsoar_mt.installer import file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Known, Observed, Reading, resolve
 from xsoar_mt.plan import Scope
-from xsoar_mt.probe import observe as observe_server
-from xsoar_mt.probe import parse_version, read_version, state_command, state_reading, version_command
+from xsoar_mt.probe import (
+    observe_server,
+    parse_version,
+    read_version,
+    state_command,
+    state_reading,
+    version_command,
+)
 from xsoar_mt.releases import Version
 from xsoar_mt.remote import ConnectionLost, HostKeyRefused, RemoteError, RemoteShell, SudoRejected
 from xsoar_mt.remote_paths import RemotePaths
@@ -251,7 +257,7 @@ def _download_link(
             missing = Finding(
                 "installer",
                 "local",
-                Verdict.FAIL,
+                FindingVerdict.FAIL,
                 "no download link (installer.link is not set or unreadable)",
                 "set installer.link: {env: NAME} or {file: PATH}",
             )
@@ -259,7 +265,9 @@ def _download_link(
         try:
             link = normalise_link(secrets.link, target, installer.build)
         except InvalidInput as exc:
-            return None, [Finding("installer", "local", Verdict.FAIL, exc.message, "fix installer.link")]
+            return None, [
+                Finding("installer", "local", FindingVerdict.FAIL, exc.message, "fix installer.link")
+            ]
         REDACTOR.register(link)
         return link, []
     if installer.link is None:
@@ -282,7 +290,7 @@ def _gather_all(
     with ThreadPoolExecutor(max_workers=width * 2 + 2) as pool:
         link_job = pool.submit(_local_link, inventory, secrets, asked.target) if local_link else None
         tls_jobs: dict[str, Future[v.TlsObservation]] = {
-            name: pool.submit(observe, inventory.server(name).address, inventory.communication_port)
+            name: pool.submit(observe_tls, inventory.server(name).address, inventory.communication_port)
             for name in names
         }
         es_job = (
@@ -409,7 +417,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             "the database is Elasticsearch but deployment.elasticsearch_url is not set",
             "set deployment.elasticsearch_url (and elasticsearch_credentials)",
         )
@@ -421,7 +429,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
             return Finding(
                 "elasticsearch",
                 "cluster",
-                Verdict.FAIL,
+                FindingVerdict.FAIL,
                 exc.message,
                 "give the credentials as {env: NAME} or {file: PATH}",
             )
@@ -431,7 +439,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             str(exc),
             "check deployment.elasticsearch_url and the credentials, and that this machine reaches the cluster",
         )
@@ -445,14 +453,17 @@ def _local_link(inventory: Inventory, secrets: RunSecrets, target: str) -> Findi
     fix = "check installer.link (a fresh link from the vendor) and that this machine reaches its host"
     if secrets.link is None:
         return Finding(
-            "installer", "local", Verdict.FAIL, "no download link (installer.link is unreadable)", fix
+            "installer", "local", FindingVerdict.FAIL, "no download link (installer.link is unreadable)", fix
         )
     try:
         return Finding(
-            "installer", "local", Verdict.PASS, check_link(secrets.link, target, inventory.installer.build)
+            "installer",
+            "local",
+            FindingVerdict.PASS,
+            check_link(secrets.link, target, inventory.installer.build),
         )
     except (DownloadFailed, InvalidInput) as exc:
-        return Finding("installer", "local", Verdict.FAIL, exc.message, exc.hint or fix)
+        return Finding("installer", "local", FindingVerdict.FAIL, exc.message, exc.hint or fix)
 
 
 def _local_installer(inventory: Inventory, target: str) -> Finding:
@@ -461,7 +472,7 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
         return Finding(
             "installer",
             "local",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             "delivery is upload but installer.file is not set",
             "set installer.file",
         )
@@ -475,4 +486,4 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
 
 def blocking_summary(findings: Iterable[Finding]) -> list[str]:
     """One line per blocking finding, for an error message."""
-    return [f"{f.check} on {f.server}: {f.detail}" for f in findings if f.verdict is Verdict.FAIL]
+    return [f"{f.check} on {f.server}: {f.detail}" for f in findings if f.verdict is FindingVerdict.FAIL]

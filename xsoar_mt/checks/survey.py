@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from xsoar_mt.checks.model import Link
 from xsoar_mt.framed import EXIT_CODE_MAX, SHELL_FUNCTIONS, Unreadable, decode, lines, number, shown_text
 from xsoar_mt.shellwords import word
-from xsoar_mt.workdir import facts_script
+from xsoar_mt.workdir import walk_script
 
 HEAD = "==xsoar-mt== "
 BODY = "==body== "
@@ -47,7 +47,7 @@ class SurveyRequest:
     version_command: str | None = None  # run when the service may be running; reads its header on stdin
     link_check: bool = False  # check the download link (read from stdin's second line)
     api_key_urls: Sequence[tuple[str, str]] = ()  # (label, URL) asked with the API key header
-    work_dirs: Sequence[str] = ()  # the working directories to describe (workdir.facts_script)
+    work_dirs: Sequence[str] = ()  # the working directories to describe (workdir.walk_script)
 
 
 def _section(name: str, body: str) -> str:
@@ -81,7 +81,7 @@ def survey_script(request: SurveyRequest) -> str:
     parts.append(_section("extract-dir", _mount_options(request.extract_dir)))
     parts.append(_section("installer-dir-mount", _mount_options(request.installer_dir)))
     if request.work_dirs:
-        parts.append(_section("working-directory", facts_script(request.work_dirs)))
+        parts.append(_section("working-directory", walk_script(request.work_dirs)))
     parts.append(_section("nproc", "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"))
     parts.append(_section("memory", "free -b 2>/dev/null || grep -i '^MemTotal:' /proc/meminfo"))
     if request.link_check:

@@ -46,7 +46,7 @@ def accepts_old(address: str, port: int, timeout: float) -> tuple[str, ...]:
     return tuple(accepted)
 
 
-def observe(address: str, port: int, timeout: float = 5.0) -> TlsObservation:
+def observe_tls(address: str, port: int, timeout: float = 5.0) -> TlsObservation:
     try:
         negotiated, der = _handshake(_client(ssl.TLSVersion.TLSv1_2), address, port, timeout)
     except ssl.SSLError:

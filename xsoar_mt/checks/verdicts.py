@@ -7,16 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from xsoar_mt.checks.model import Finding, Link, PathResult, PathState, Verdict
+from xsoar_mt.checks.model import Finding, FindingVerdict, Link, PathResult, PathState
 from xsoar_mt.checks.survey import DiskSpace, Section, parse_df
 from xsoar_mt.errors import InvalidInput, PlanRefused
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import Observed, ServerView, Source, unknown_lines
 from xsoar_mt.plan import Plan, PlanFacts, Scope
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, judge_releases
-from xsoar_mt.skew import Verdict as Skew
-from xsoar_mt.workdir import CHECK, directories, judge, parse_facts
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Judgement, SkewVerdict, judge_releases
+from xsoar_mt.workdir import CHECK, directories, judge_workdir, parse_walk
 
 GB = 1000**3
 GIB = 1024**3
@@ -43,7 +42,9 @@ class PreflightOptions:
 
 def ssh_finding(server: str, error: str | None, kind: str = "") -> Finding:
     if error is None:
-        return Finding("ssh", server, Verdict.PASS, "reachable, authenticated, host key matches known_hosts")
+        return Finding(
+            "ssh", server, FindingVerdict.PASS, "reachable, authenticated, host key matches known_hosts"
+        )
     fixes = {
         "host-key": "verify the fingerprint with the server's owner and fix known_hosts "
         "(for a first contact: --accept-new-host-keys); a changed key is never accepted",
@@ -53,7 +54,7 @@ def ssh_finding(server: str, error: str | None, kind: str = "") -> Finding:
     return Finding(
         "ssh",
         server,
-        Verdict.FAIL,
+        FindingVerdict.FAIL,
         f"{error}; the other checks of this server did not run",
         fixes.get(kind, ""),
     )
@@ -62,11 +63,13 @@ def ssh_finding(server: str, error: str | None, kind: str = "") -> Finding:
 def sudo_finding(server: str, sudo_ok: bool | None, error: str | None, with_password: bool) -> Finding:
     fix = "set ssh.sudo_password (env, file or prompt) for this server, or allow the user passwordless sudo"
     if error is not None:
-        return Finding("sudo", server, Verdict.FAIL, error, fix)
+        return Finding("sudo", server, FindingVerdict.FAIL, error, fix)
     if not sudo_ok:
-        return Finding("sudo", server, Verdict.FAIL, "`sudo true` failed (is the user allowed sudo?)", fix)
+        return Finding(
+            "sudo", server, FindingVerdict.FAIL, "`sudo true` failed (is the user allowed sudo?)", fix
+        )
     how = "with the configured password" if with_password else "without a password prompt"
-    return Finding("sudo", server, Verdict.PASS, f"sudo works {how}")
+    return Finding("sudo", server, FindingVerdict.PASS, f"sudo works {how}")
 
 
 def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
@@ -80,16 +83,16 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
             return Finding(
                 "version",
                 name,
-                Verdict.WARN,
+                FindingVerdict.WARN,
                 f"{detail}; {'; '.join(view.notes)}",
                 f"fix or remove `version:` for {name} in the inventory: the server's own answer is used",
             )
         if view.source is Source.API:
-            return Finding("version", name, Verdict.PASS, detail)
+            return Finding("version", name, FindingVerdict.PASS, detail)
         return Finding(
             "version",
             name,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{detail}: the service does not answer, so the {source} is used",
             "start the service (`sudo service demisto start`) so its running version can be read",
         )
@@ -97,7 +100,7 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
         return Finding(
             "version",
             name,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{view.unknown}{scope}: `upgrade run` follows it to its end and never starts it again",
             "let it finish, or `xsoar-mt upgrade run --resume` to follow it",
         )
@@ -105,7 +108,7 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
         return Finding(
             "version",
             name,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"version unknown ({view.unknown}){scope}; planned from {view.basis}, its last verified version, "
             "so that install runs again",
             "fix what made the installer fail (its log is in the installer directory), then run or resume",
@@ -113,7 +116,7 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
     return Finding(
         "version",
         name,
-        Verdict.FAIL,
+        FindingVerdict.FAIL,
         unknown_lines([view], "the inventory")[0],
         "start the service so /about answers, or give the server's `version:` in the inventory",
     )
@@ -136,24 +139,28 @@ def skew_finding(
         return Finding(
             "version",
             "deployment",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"{now}; no plan can start without a version for {names}",
             "settle each server's version (see its own finding), then run again",
         )
     try:
         plan = plan_upgrade(inventory, observed.versions(), target, scope, facts or PlanFacts())
     except (PlanRefused, InvalidInput) as exc:
-        already = judged is not None and judged.verdict is Skew.UNSUPPORTED  # the refusal says it all
+        already = judged is not None and judged.verdict is SkewVerdict.UNSUPPORTED  # the refusal says it all
         return Finding(
             "version",
             "deployment",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             exc.message if already else f"{now}; {exc.message}",
             exc.hint or "",
         )
     after = after_plan(inventory, observed.versions(), plan)
     along = [s.verdict_after for s in plan.steps]
-    worst = max(along, key=[Skew.OK, Skew.DEGRADED, Skew.UNSUPPORTED].index, default=after.verdict)
+    worst = max(
+        along,
+        key=[SkewVerdict.OK, SkewVerdict.DEGRADED, SkewVerdict.UNSUPPORTED].index,
+        default=after.verdict,
+    )
     reasons = "; ".join(f.reason for f in after.faults)
     what = (
         "nothing to do"
@@ -162,7 +169,7 @@ def skew_finding(
     )
     detail = f"{now}; after the plan to {target} ({scope.describe()}; {what}): {after.verdict.value}"
     detail += f" ({reasons})" if reasons else ""
-    degraded = (judged is not None and judged.verdict is Skew.DEGRADED) or Skew.DEGRADED in (
+    degraded = (judged is not None and judged.verdict is SkewVerdict.DEGRADED) or SkewVerdict.DEGRADED in (
         worst,
         after.verdict,
     )
@@ -171,11 +178,11 @@ def skew_finding(
         return Finding(
             "version",
             "deployment",
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{detail}; while hosts lag main by one release these do not work: {functions}",
             "upgrade every host group in the same window to keep the degraded time short",
         )
-    return Finding("version", "deployment", Verdict.PASS, detail)
+    return Finding("version", "deployment", FindingVerdict.PASS, detail)
 
 
 def _skew_now(judged: Judgement | None, observed: Observed) -> str:
@@ -219,13 +226,13 @@ def working_directory_finding(server: str, section: Section | None, inventory: I
     """Whether the working directories on `server` (installer.directory, commands.backup_dir) and their
     parents are private enough to write to as root. Mandatory: the failure cannot be ignored."""
     named = directories(inventory)
-    uid, entries = parse_facts(section.text if section is not None else "", len(named))
+    uid, entries = parse_walk(section.text if section is not None else "", len(named))
     for (setting, path), found in zip(named, entries, strict=True):
-        problem = judge(setting, path, found, uid)
+        problem = judge_workdir(setting, path, found, uid)
         if problem is not None:
-            return Finding(CHECK, server, Verdict.FAIL, problem.detail, problem.fix)
+            return Finding(CHECK, server, FindingVerdict.FAIL, problem.detail, problem.fix)
     shown = " and ".join(path for _, path in named)
-    return Finding(CHECK, server, Verdict.PASS, f"{shown}: private (missing ones are made 0700)")
+    return Finding(CHECK, server, FindingVerdict.PASS, f"{shown}: private (missing ones are made 0700)")
 
 
 def installer_link_finding(server: str, section: Section | None, release: str) -> Finding:
@@ -234,17 +241,19 @@ def installer_link_finding(server: str, section: Section | None, release: str) -
         "reaches download.demisto.com:443 (proxy, firewall); or use delivery: upload"
     )
     if section is None:
-        return Finding("installer", server, Verdict.FAIL, "the link check printed nothing", fix)
+        return Finding("installer", server, FindingVerdict.FAIL, "the link check printed nothing", fix)
     tool = "wget" if "tool=wget" in section.text else "curl"
     if section.rc == 0:
-        return Finding("installer", server, Verdict.PASS, f"the download link for {release} answers ({tool})")
+        return Finding(
+            "installer", server, FindingVerdict.PASS, f"the download link for {release} answers ({tool})"
+        )
     meaning = (_WGET_CODES if tool == "wget" else _CURL_CODES).get(section.rc or -1, "failed")
     last = [line for line in section.text.splitlines() if line.strip() and not line.startswith("tool=")]
     tail = f": {last[-1].strip()}" if last else ""
     return Finding(
         "installer",
         server,
-        Verdict.FAIL,
+        FindingVerdict.FAIL,
         f"the download link does not answer ({tool} exit {section.rc}, {meaning}){tail}",
         fix,
     )
@@ -253,19 +262,25 @@ def installer_link_finding(server: str, section: Section | None, release: str) -
 def local_installer_finding(path: str, exists: bool, digest: str | None, expected: str | None) -> Finding:
     if not exists:
         return Finding(
-            "installer", "local", Verdict.FAIL, f"installer file {path} does not exist", "fix installer.file"
+            "installer",
+            "local",
+            FindingVerdict.FAIL,
+            f"installer file {path} does not exist",
+            "fix installer.file",
         )
     if expected is None:
-        return Finding("installer", "local", Verdict.PASS, f"{path} exists (no sha256 given to compare)")
+        return Finding(
+            "installer", "local", FindingVerdict.PASS, f"{path} exists (no sha256 given to compare)"
+        )
     if digest != expected:
         return Finding(
             "installer",
             "local",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"{path} has sha256 {digest}, the inventory expects {expected}",
             "download the installer again, or correct installer.sha256",
         )
-    return Finding("installer", "local", Verdict.PASS, f"{path} exists and its sha256 matches")
+    return Finding("installer", "local", FindingVerdict.PASS, f"{path} exists and its sha256 matches")
 
 
 # -- disk, /tmp, system -----------------------------------------------------------------------------
@@ -289,7 +304,9 @@ def disk_findings(
     ):
         space = parse_df(section.text) if section else None
         if space is None:
-            findings.append(Finding("disk", server, Verdict.FAIL, f"{what}: df printed nothing usable"))
+            findings.append(
+                Finding("disk", server, FindingVerdict.FAIL, f"{what}: df printed nothing usable")
+            )
             continue
         need = int(need_gb * GIB)
         if space.free_bytes < need:
@@ -297,7 +314,7 @@ def disk_findings(
                 Finding(
                     "disk",
                     server,
-                    Verdict.FAIL,
+                    FindingVerdict.FAIL,
                     f"{what}: {_gib(space.free_bytes)} free on {space.path}, needs {_gib(need)}",
                     f"free space on {space.path}, or point installer.directory elsewhere "
                     "(thresholds: --min-installer-free-gb, --min-data-free-gb)",
@@ -306,7 +323,10 @@ def disk_findings(
         else:
             findings.append(
                 Finding(
-                    "disk", server, Verdict.PASS, f"{what}: {_gib(space.free_bytes)} free on {space.path}"
+                    "disk",
+                    server,
+                    FindingVerdict.PASS,
+                    f"{what}: {_gib(space.free_bytes)} free on {space.path}",
                 )
             )
     return findings
@@ -336,30 +356,33 @@ def tmp_finding(
         return Finding(
             "tmp-noexec",
             server,
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"installer.directory {installer_dir} is on a noexec mount: the installer cannot run from it",
             "set installer.directory to a directory on a mount that allows exec",
         ), None
     options = _options(section)
     if not options:
         return Finding(
-            "tmp-noexec", server, Verdict.WARN, f"could not read the mount options of {extract_dir}"
+            "tmp-noexec", server, FindingVerdict.WARN, f"could not read the mount options of {extract_dir}"
         ), None
     if "noexec" not in options:
         return Finding(
-            "tmp-noexec", server, Verdict.PASS, f"{extract_dir} allows exec (the installer extracts there)"
+            "tmp-noexec",
+            server,
+            FindingVerdict.PASS,
+            f"{extract_dir} allows exec (the installer extracts there)",
         ), None
     problem = f"{extract_dir} is mounted noexec: the installer cannot run from it"
     if target_dir_set:
         fix = f"installer.target_dir {extract_dir} is mounted noexec too: choose a directory that allows exec"
-        return Finding("tmp-noexec", server, Verdict.FAIL, problem, fix), None
+        return Finding("tmp-noexec", server, FindingVerdict.FAIL, problem, fix), None
     if auto_dir is None:
         fix = "commands.install has no {target}: add it, so the installer can be given -target"
-        return Finding("tmp-noexec", server, Verdict.FAIL, problem, fix), None
+        return Finding("tmp-noexec", server, FindingVerdict.FAIL, problem, fix), None
     return Finding(
         "tmp-noexec",
         server,
-        Verdict.WARN,
+        FindingVerdict.WARN,
         f"{extract_dir} is mounted noexec: this server's installer gets -target {auto_dir}",
         "nothing to do; set installer.target_dir to choose the directory yourself",
     ), auto_dir
@@ -370,7 +393,7 @@ def system_finding(
 ) -> Finding:
     """Against the vendor's sizing: below one server's size fails; below host + tenants' size warns."""
     if cores is None or memory is None or disk is None:
-        return Finding("system", server, Verdict.WARN, "could not read cores, memory or disk size")
+        return Finding("system", server, FindingVerdict.WARN, "could not read cores, memory or disk size")
     per_cores, per_mem, per_disk = SIZING[profile]
     have = f"{cores} cores, {memory / GIB:.0f} GiB memory, {_gib(disk.total_bytes)} disk on {disk.path}"
 
@@ -396,7 +419,7 @@ def system_finding(
         return Finding(
             "system",
             server,
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"{have}; the {profile} sizing of one server needs {', '.join(below_one)}",
             f"add resources, or {lesser}",
         )
@@ -405,12 +428,12 @@ def system_finding(
         return Finding(
             "system",
             server,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{have}; it runs {units - 1} tenant{'' if units == 2 else 's'} and the vendor counts each as a server: "
             f"{units} x {profile} needs {', '.join(below_all)}",
             "add resources before adding load, or move tenants to another host",
         )
-    return Finding("system", server, Verdict.PASS, f"{have} (enough for {units} x {profile})")
+    return Finding("system", server, FindingVerdict.PASS, f"{have} (enough for {units} x {profile})")
 
 
 # -- communication ----------------------------------------------------------------------------------
@@ -451,7 +474,7 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
         return Finding(
             "communication",
             server,
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"{len(closed)} of {required} required {'path' if required == 1 else 'paths'} closed: "
             + ", ".join(name(r) for r in closed)
             + notes,
@@ -461,7 +484,7 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
         return Finding(
             "communication",
             server,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{len(stopped)} {'path leads' if len(stopped) == 1 else 'paths lead'} to a stopped service and "
             "cannot be tested until it runs: " + ", ".join(name(r) for r in stopped) + notes,
             "start the service, or let `upgrade run --resume` start it, then check again",
@@ -470,7 +493,7 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
         return Finding(
             "communication",
             server,
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"{len(untested)} {'path' if len(untested) == 1 else 'paths'} could not be tested (no bash with timeout, and no nc)"
             + notes,
             "install nc, or test the paths by hand",
@@ -478,7 +501,7 @@ def communication_finding(server: str, results: Sequence[PathResult]) -> Finding
     return Finding(
         "communication",
         server,
-        Verdict.PASS,
+        FindingVerdict.PASS,
         (
             f"the required path is open{notes}"
             if required == 1
@@ -515,7 +538,7 @@ def tls_findings(
                 Finding(
                     "tls",
                     server,
-                    Verdict.WARN,
+                    FindingVerdict.WARN,
                     f"not checked: {seen.error}",
                     "run preflight from a machine that reaches the communication port, or check TLS by hand",
                 )
@@ -547,7 +570,7 @@ def tls_findings(
                 Finding(
                     "tls",
                     server,
-                    Verdict.FAIL,
+                    FindingVerdict.FAIL,
                     "; ".join(problems + warnings) + f" [{facts}]",
                     "serve TLS 1.2+ only; replace /usr/local/demisto/cert.pem and cert.key (owner demisto:demisto) "
                     "with a valid certificate, the same on every server of an HA group",
@@ -556,11 +579,15 @@ def tls_findings(
         elif warnings:
             findings.append(
                 Finding(
-                    "tls", server, Verdict.WARN, "; ".join(warnings) + f" [{facts}]", "renew the certificate"
+                    "tls",
+                    server,
+                    FindingVerdict.WARN,
+                    "; ".join(warnings) + f" [{facts}]",
+                    "renew the certificate",
                 )
             )
         else:
-            findings.append(Finding("tls", server, Verdict.PASS, facts))
+            findings.append(Finding("tls", server, FindingVerdict.PASS, facts))
     return findings
 
 
@@ -599,7 +626,7 @@ def elasticsearch_finding(
         limit = max_shards_per_node(settings)
     except (ValueError, KeyError, TypeError) as exc:
         return Finding(
-            "elasticsearch", "cluster", Verdict.FAIL, f"unexpected answer from the cluster ({exc})"
+            "elasticsearch", "cluster", FindingVerdict.FAIL, f"unexpected answer from the cluster ({exc})"
         )
     free = limit * data_nodes - active
     needed = needed_indices * options.shards_per_index
@@ -611,7 +638,7 @@ def elasticsearch_finding(
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"too few free shards: {facts}",
             "raise cluster.max_shards_per_node, add data nodes, or delete unused indices before the upgrade",
         )
@@ -619,7 +646,7 @@ def elasticsearch_finding(
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"cluster health is red: {facts}",
             "repair the cluster first",
         )
@@ -627,11 +654,11 @@ def elasticsearch_finding(
         return Finding(
             "elasticsearch",
             "cluster",
-            Verdict.WARN,
+            FindingVerdict.WARN,
             f"cluster health is {status}: {facts}",
             "bring the cluster to green",
         )
-    return Finding("elasticsearch", "cluster", Verdict.PASS, facts)
+    return Finding("elasticsearch", "cluster", FindingVerdict.PASS, facts)
 
 
 def needed_indices(inventory: Inventory) -> int:
@@ -649,24 +676,27 @@ def api_key_finding(
     if source is None:
         if main_code == "200":
             return Finding(
-                "api-key", "deployment", Verdict.PASS, "no API key configured; main answers without one"
+                "api-key",
+                "deployment",
+                FindingVerdict.PASS,
+                "no API key configured; main answers without one",
             )
         return Finding(
             "api-key",
             "deployment",
-            Verdict.FAIL if main_code == "401" else Verdict.WARN,
+            FindingVerdict.FAIL if main_code == "401" else FindingVerdict.WARN,
             f"no API key configured; main's /about answered {main_code or 'nothing'}",
             "create an API key on main and give it as deployment.api_key: {env: NAME} or {file: PATH}",
         )
     if main_code is None:
         return Finding(
-            "api-key", "deployment", Verdict.WARN, f"key from {source}; not checked (main not reached)"
+            "api-key", "deployment", FindingVerdict.WARN, f"key from {source}; not checked (main not reached)"
         )
     if main_code != "200":
         return Finding(
             "api-key",
             "deployment",
-            Verdict.FAIL,
+            FindingVerdict.FAIL,
             f"key from {source}: main's /about answered {main_code}, so it is not a main-account key "
             "(a tenant's key works only on that tenant) or it is wrong",
             "create the key on main (Settings > Integrations > API Keys on the main account)",
@@ -677,7 +707,7 @@ def api_key_finding(
             return Finding(
                 "api-key",
                 "deployment",
-                Verdict.FAIL,
+                FindingVerdict.FAIL,
                 f"key from {source}: main accepts it but tenant {tenant} through main answered {tenant_code}",
                 "check that the tenant runs and that the key was created on main",
             )
@@ -685,7 +715,7 @@ def api_key_finding(
     return Finding(
         "api-key",
         "deployment",
-        Verdict.PASS,
+        FindingVerdict.PASS,
         f"main-account key from {source}: accepted by main{through}; "
         "it reaches every tenant, so anyone holding it can reach all of them",
     )

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from xsoar_mt.checks.model import Finding, PathResult, PathState, Verdict
+from xsoar_mt.checks.model import Finding, FindingVerdict, PathResult, PathState
 from xsoar_mt.cli.render import names
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _problems(report: PreflightReport, out: Console) -> None:
     on several servers are one line naming the servers."""
     grouped: dict[tuple[str, str, str, str], list[Finding]] = {}
     for finding in report.findings:
-        if finding.verdict is not Verdict.PASS:
+        if finding.verdict is not FindingVerdict.PASS:
             key = (finding.verdict.value, finding.check, finding.headline, finding.fix)
             grouped.setdefault(key, []).append(finding)
     order = {"fail": 0, "ignored": 1, "warn": 2}
@@ -106,7 +106,7 @@ def _every_finding(report: PreflightReport, out: Console) -> None:
     for finding in report.findings:
         style = _VERDICT_STYLE[finding.verdict.value]
         detail = Text(finding.detail)
-        if finding.fix and finding.verdict is not Verdict.PASS:
+        if finding.fix and finding.verdict is not FindingVerdict.PASS:
             detail.append(f"\nfix: {finding.fix}", style="dim")
         table.add_row(finding.check, finding.server, f"[{style}]{finding.verdict.value}[/]", detail)
     out.print(table)

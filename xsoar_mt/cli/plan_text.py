@@ -27,18 +27,18 @@ from xsoar_mt.estimate import (
     ImpactWindow,
     TenantImpact,
     Window,
-    clock,
     estimate,
+    hours_and_minutes,
 )
 from xsoar_mt.installer import upload_source
 from xsoar_mt.inventory import Inventory, Topology
 from xsoar_mt.observed import Prepared, stamp
-from xsoar_mt.plan import Action, Phase, Plan, Step
+from xsoar_mt.plan import Action, Phase, PhaseKind, Plan, Step
 from xsoar_mt.releases import Version
-from xsoar_mt.skew import Verdict
+from xsoar_mt.skew import SkewVerdict
 from xsoar_mt.window import Closing
 
-VERDICT_STYLE = {Verdict.OK: "green", Verdict.DEGRADED: "yellow", Verdict.UNSUPPORTED: "bold red"}
+VERDICT_STYLE = {SkewVerdict.OK: "green", SkewVerdict.DEGRADED: "yellow", SkewVerdict.UNSUPPORTED: "bold red"}
 _KIND = {Topology.SINGLE: "single", Topology.HA: "HA group", Topology.DR: "DR pair"}
 _MINUTE_LABELS = {"healthy": "wait-healthy"}  # durations keys shown as the plan's action names
 
@@ -112,7 +112,9 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
         f"  {_count(len(upgrading), 'server')} to upgrade in {_count(len(groups), 'group')} "
         f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
     )
-    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], {_pace(plan, timing)}")
+    out.print(
+        f"  expected length of the night: [bold]{hours_and_minutes(timing.minutes)}[/], {_pace(plan, timing)}"
+    )
     minutes = timing.durations.minutes
     given = sorted(timing.durations.given, key=list(minutes).index)
     out.print(
@@ -161,10 +163,12 @@ def _pace(plan: Plan, timing: Estimate) -> str:
 def _window_end(out: Console, timing: Estimate, now: datetime, end: datetime, where: Closing | None) -> None:
     """Where the window closes on the estimate, or that the whole run fits in it."""
     left = (end - now).total_seconds() / 60
-    head = f"  window: ends at {end.strftime('%H:%M')} ({clock(left)} from now)"
+    head = f"  window: ends at {end.strftime('%H:%M')} ({hours_and_minutes(left)} from now)"
     if where is None:
         spare = left - timing.minutes
-        out.print(f"{head}; by the estimate the whole run fits, with [bold]{clock(spare)}[/] to spare")
+        out.print(
+            f"{head}; by the estimate the whole run fits, with [bold]{hours_and_minutes(spare)}[/] to spare"
+        )
         return
     if where.before_prepare:
         out.print(
@@ -218,7 +222,7 @@ def _window(window: Window) -> str:
     assert window.minutes is not None
     since = f"from main's upgrade at {_at(window.start)}" if window.start else "from the start of the run"
     return (
-        f"{lag} for [bold]{clock(window.minutes)}[/]: {since} until the last of "
+        f"{lag} for [bold]{hours_and_minutes(window.minutes)}[/]: {since} until the last of "
         f"{_count(window.host_groups, 'host group')} is upgraded at {_at(window.end)}"
     )
 
@@ -301,7 +305,7 @@ def _hop_rows(
                 Text(sequence(phase, servers)),
                 f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
                 _at(span.start),
-                clock(span.down),
+                hours_and_minutes(span.down),
             )
         )
     _print_table(out, table, rows)
@@ -398,8 +402,8 @@ def _collapsed(out: Console, phase: Phase, inventory: Inventory, timing: Estimat
         key = (step.action, step.release, step.command, tuple(sorted(step.per_server.items())))
         lines.setdefault(key, []).append(step)
     span = timing.span(phase.id)
-    at_once = f", up to {PREPARE_PARALLEL} at once" if phase.id == "prepare" else ""
-    when = f"from {_at(span.start)}, about {clock(span.end - span.start)}"
+    at_once = f", up to {PREPARE_PARALLEL} at once" if phase.kind is PhaseKind.PREPARE else ""
+    when = f"from {_at(span.start)}, about {hours_and_minutes(span.end - span.start)}"
     out.print(
         Text.assemble(
             (phase.title, "bold"),
@@ -623,9 +627,9 @@ def render_tenant_impact(impact: Sequence[TenantImpact], plan: Plan, out: Consol
             row.group,
             "" if row.wave is None else str(row.wave),
             _windows(row.of("down")),
-            clock(row.total_down) if row.of("down") else "-",
+            hours_and_minutes(row.total_down) if row.of("down") else "-",
             _windows(row.of("degraded")),
-            "-" if not row.of("degraded") else "open" if degraded is None else clock(degraded),
+            "-" if not row.of("degraded") else "open" if degraded is None else hours_and_minutes(degraded),
         )
     out.print(table)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import RunReport, StepFailed, ValidationFailed, WindowClosed
-from xsoar_mt.engine.skew_guard import judge, releases
+from xsoar_mt.engine.skew_guard import judge_known, releases
 from xsoar_mt.recap import recap
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Verdict
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, SkewVerdict
 from xsoar_mt.window import Refusal
 
 
@@ -81,7 +81,7 @@ def window_report(run: RunContext, progress: Progress) -> WindowClosed:
     left = tuple(p for p in groups if p.id not in progress.begun)
     known = releases(run)
     main = {s.name for s in run.inv.main.servers}
-    lagging = any(n in main for n in known) and judge(run, known).verdict is not Verdict.OK
+    lagging = any(n in main for n in known) and judge_known(run, known).verdict is not SkewVerdict.OK
     return WindowClosed(progress.window_closed, done, left, DEGRADED_FUNCTIONS if lagging else ())
 
 

@@ -6,7 +6,7 @@ from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.observed import Service
 from xsoar_mt.plan import Action, Step
-from xsoar_mt.skew import Judgement, Verdict, judge_releases
+from xsoar_mt.skew import Judgement, SkewVerdict, judge_releases
 
 
 def releases(run: RunContext) -> dict[str, str]:
@@ -15,7 +15,7 @@ def releases(run: RunContext) -> dict[str, str]:
         return {n: v.release for n, s in run.state.items() if (v := s.view.planning_version) is not None}
 
 
-def judge(run: RunContext, known: dict[str, str]) -> Judgement:
+def judge_known(run: RunContext, known: dict[str, str]) -> Judgement:
     """The skew rule on `known` (server -> release), main's servers told from the hosts'."""
     main = {s.name for s in run.inv.main.servers}
     return judge_releases(known, main, run.inv.releases)
@@ -23,9 +23,9 @@ def judge(run: RunContext, known: dict[str, str]) -> Judgement:
 
 def check_skew(run: RunContext, step: Step) -> None:
     """Refuse an install that would leave the deployment unsupported, given what the servers run now."""
-    verdict = judge(run, releases(run) | dict.fromkeys(step.servers, step.release))
-    if verdict.verdict is Verdict.UNSUPPORTED:
-        reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
+    verdict = judge_known(run, releases(run) | dict.fromkeys(step.servers, step.release))
+    if verdict.verdict is SkewVerdict.UNSUPPORTED:
+        reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is SkewVerdict.UNSUPPORTED)
         raise StepFailed(
             step,
             None,
@@ -54,8 +54,8 @@ def check_rollback_skew(run: RunContext, step: Step) -> None:
         stopped,
         run.inv.releases,
     )
-    if verdict.verdict is Verdict.UNSUPPORTED:
-        reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is Verdict.UNSUPPORTED)
+    if verdict.verdict is SkewVerdict.UNSUPPORTED:
+        reasons = "; ".join(f.reason for f in verdict.faults if f.verdict is SkewVerdict.UNSUPPORTED)
         raise StepFailed(
             step,
             None,

@@ -151,7 +151,7 @@ def read_server(node: Node, group: str, role: Role, context: GroupContext) -> Se
             ssh = replace(ssh, port=port)
     version: Version | None = None
     if "version" in items:
-        version = read_version(items["version"], context.releases)
+        version = read_inventory_version(items["version"], context.releases)
     if name is None or address is None:
         return None
     made = Server(name, address, group, role, ssh, version, node.line)
@@ -182,7 +182,7 @@ def read_name(node: Node, kind: str) -> str | None:
     return None
 
 
-def read_version(node: Node, releases: ReleaseLine) -> Version | None:
+def read_inventory_version(node: Node, releases: ReleaseLine) -> Version | None:
     raw = node.text()
     if raw is None:
         return None

@@ -23,7 +23,7 @@ from xsoar_mt.inventory.sections import (
     read_health,
     read_installer,
     read_release_line,
-    read_secret,
+    read_secret_ref,
     read_ssh,
     read_url,
 )
@@ -237,11 +237,11 @@ def _deployment(root: Node, top: dict[str, Node]) -> dict[str, Any]:
         "tenant_port_base": optional(dep, "tenant_port_base", lambda n: n.integer(1, 65535), 18501),
         "profile": optional(dep, "profile", lambda n: n.choice(("production", "dev")), "production"),
         "elasticsearch_url": optional(dep, "elasticsearch_url", read_url, None),
-        "elasticsearch_credentials": optional(dep, "elasticsearch_credentials", read_secret, None),
+        "elasticsearch_credentials": optional(dep, "elasticsearch_credentials", read_secret_ref, None),
         "elasticsearch_snapshot_repository": optional(
             dep, "elasticsearch_snapshot_repository", lambda n: read_name(n, "snapshot repository"), None
         ),
-        "api_key": optional(dep, "api_key", read_secret, None),
+        "api_key": optional(dep, "api_key", read_secret_ref, None),
     }
     if fields["database"] == "elasticsearch" and "elasticsearch_url" not in dep and deployment is not None:
         root.reader.problem(

@@ -89,7 +89,7 @@ def read_url(node: Node) -> str | None:
     return raw
 
 
-def read_secret(node: Node) -> SecretRef | None:
+def read_secret_ref(node: Node) -> SecretRef | None:
     if isinstance(node.node, yaml.ScalarNode):
         node.problem(
             "a secret is never written in the inventory; use {env: VARIABLE}, {file: PATH} or {prompt: true}"
@@ -129,7 +129,7 @@ def read_ssh(node: Node, base: SshSettings) -> SshSettings | None:
         bastion=bastion,
         connect_timeout=optional(items, "connect_timeout", lambda n: n.number(0.1), base.connect_timeout),
         keepalive=optional(items, "keepalive", lambda n: n.number(0), base.keepalive),
-        sudo_password=optional(items, "sudo_password", read_secret, base.sudo_password),
+        sudo_password=optional(items, "sudo_password", read_secret_ref, base.sudo_password),
     )
 
 
@@ -180,7 +180,7 @@ def read_installer(node: Node) -> InstallerSettings | None:
     if items is None:
         return None
     base = InstallerSettings()
-    link = optional(items, "link", read_secret, None)
+    link = optional(items, "link", read_secret_ref, None)
     if link is not None and link.source == "prompt":
         items["link"].problem("the download link comes from {env: VARIABLE} or {file: PATH}")
     file = optional(items, "file", Node.text, None)

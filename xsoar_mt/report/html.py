@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from xsoar_mt.report.model import Report
-from xsoar_mt.report.text import clock, estimated, length, minutes, moment, total, who, windows
+from xsoar_mt.report.text import estimated, length, minutes, moment, time_of_day, total, who, windows
 from xsoar_mt.report.timeline import legend, render_timeline
 
 # Nothing but inline styles and data: the page can load nothing from anywhere, even if edited later.
@@ -136,7 +136,7 @@ def _runs(report: Report) -> list[str]:
         what = "The run" if a.number == 1 else f"Resume {a.number - 1}"
         failures = "".join(f"; {e(f)}" for f in a.failures)
         parts.append(
-            f"<li>{what} ({e(a.run_id)}, {clock(a.started)}-{clock(a.ended)} UTC): "
+            f"<li>{what} ({e(a.run_id)}, {time_of_day(a.started)}-{time_of_day(a.ended)} UTC): "
             f"<b>{e(a.outcome)}</b>{failures}</li>"
         )
     parts.append("</ul><h2>Preflight findings ignored with --ignore-preflight-errors</h2><ul>")
@@ -165,8 +165,8 @@ def _steps(report: Report) -> str:
                 e(s.step),
                 e(s.kind),
                 e(", ".join(s.servers)),
-                clock(s.start),
-                clock(s.end),
+                time_of_day(s.start),
+                time_of_day(s.end),
                 e(length(s.end - s.start)),
                 e(s.outcome + (f": {s.error}" if s.error else "")),
                 f"<code>{e(s.command)}</code>",

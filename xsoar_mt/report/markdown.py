@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xsoar_mt.report.model import Report
-from xsoar_mt.report.text import clock, estimated, length, minutes, moment, total, who, windows
+from xsoar_mt.report.text import estimated, length, minutes, moment, time_of_day, total, who, windows
 
 
 def _cell(text: str) -> str:
@@ -99,9 +99,7 @@ def _attempts(report: Report) -> list[str]:
     out = []
     for attempt in report.attempts:
         what = "The run" if attempt.number == 1 else f"Resume {attempt.number - 1}"
-        line = (
-            f"- {what} ({attempt.run_id}, {clock(attempt.started)}-{clock(attempt.ended)}): {attempt.outcome}"
-        )
+        line = f"- {what} ({attempt.run_id}, {time_of_day(attempt.started)}-{time_of_day(attempt.ended)}): {attempt.outcome}"
         out.append(line + "".join(f"; {_line(f)}" for f in attempt.failures))
     return out
 
@@ -121,8 +119,8 @@ def _steps(report: Report) -> list[str]:
             s.step,
             s.kind,
             ", ".join(s.servers),
-            clock(s.start),
-            clock(s.end),
+            time_of_day(s.start),
+            time_of_day(s.end),
             length(s.end - s.start),
             s.outcome + (f": {s.error}" if s.error else ""),
             f"`{s.command}`",

@@ -93,7 +93,7 @@ class TenantWindows:
 
 
 @dataclass(frozen=True)
-class Finding:
+class IgnoredFinding:
     """A preflight failure lowered to a warning with --ignore-preflight-errors."""
 
     check: str
@@ -128,7 +128,7 @@ class Report:
     steps: tuple[StepRun, ...]
     servers: tuple[ServerVersions, ...]  # in the inventory's (or the plan's) order: the timeline's rows
     tenants: tuple[TenantWindows, ...]
-    ignored: tuple[Finding, ...]
+    ignored: tuple[IgnoredFinding, ...]
     marks: tuple[Mark, ...]
     validation: Validation | None
     started: float
@@ -317,12 +317,12 @@ def _build(
 
 def _attempts(
     records: Sequence[dict[str, Any]], kinds: Mapping[str, str]
-) -> tuple[list[Attempt], list[StepRun], list[Finding], list[Mark]]:
+) -> tuple[list[Attempt], list[StepRun], list[IgnoredFinding], list[Mark]]:
     """Split the records at each run start: each part is one attempt, with its steps and findings."""
     parts = _split(records)
     attempts: list[Attempt] = []
     steps: list[StepRun] = []
-    ignored: list[Finding] = []
+    ignored: list[IgnoredFinding] = []
     marks: list[Mark] = []
     for number, part in enumerate(parts, 1):
         head = part[0]
@@ -369,13 +369,13 @@ def _split(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return parts
 
 
-def _finding(record: Mapping[str, Any], data: Mapping[str, Any], attempt: int) -> Finding:
+def _finding(record: Mapping[str, Any], data: Mapping[str, Any], attempt: int) -> IgnoredFinding:
     """A preflight finding the operator chose to ignore, from its warning record."""
     named_servers = record.get("servers")
     server = _text(named_servers[0] if isinstance(named_servers, list) and named_servers else None, "")
     message = _text(record.get("message"), "")
     detail = message.split(": ", 1)[1] if message.startswith("preflight ") and ": " in message else message
-    return Finding(_text(data.get("check")), server or _server_in(message), detail, attempt)
+    return IgnoredFinding(_text(data.get("check")), server or _server_in(message), detail, attempt)
 
 
 def _attempt(

@@ -13,7 +13,7 @@ def moment(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
-def clock(at: float) -> str:
+def time_of_day(at: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
@@ -31,9 +31,9 @@ def length(seconds: float) -> str:
 
 def minutes(value: float) -> str:
     """An estimate, to the minute (as `upgrade plan` says it)."""
-    from xsoar_mt.estimate import clock as to_the_minute
+    from xsoar_mt.estimate import hours_and_minutes
 
-    return to_the_minute(value)
+    return hours_and_minutes(value)
 
 
 def windows(intervals: Sequence[Interval], report: Report) -> str:
@@ -42,8 +42,8 @@ def windows(intervals: Sequence[Interval], report: Report) -> str:
         return "none"
     parts = []
     for interval in intervals:
-        end = clock(interval.end) if interval.end is not None else "still at the end"
-        parts.append(f"{clock(interval.start)}-{end} ({length(interval.seconds(report.ended))})")
+        end = time_of_day(interval.end) if interval.end is not None else "still at the end"
+        parts.append(f"{time_of_day(interval.start)}-{end} ({length(interval.seconds(report.ended))})")
     return "; ".join(parts)
 
 
@@ -84,7 +84,7 @@ def who(report: Report) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"{what} {attempt.run_id}",
-                f"{moment(attempt.started)} to {clock(attempt.ended)}; operator {attempt.operator} on "
+                f"{moment(attempt.started)} to {time_of_day(attempt.ended)}; operator {attempt.operator} on "
                 f"{attempt.machine}; xsoar-mt {attempt.xsoar_mt_version}; inventory sha256 "
                 f"{attempt.inventory_sha256}; outcome {attempt.outcome}",
             )

@@ -68,7 +68,7 @@ class Axis:
         return any(t0 <= at <= t1 for t0, t1, _, _ in self.stretches)
 
 
-def _clock(at: float) -> str:
+def _time_of_day(at: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
@@ -123,14 +123,14 @@ def _stretches(axis: Axis, bottom: int) -> list[str]:
     out = []
     for number, (t0, t1, x0, x1) in enumerate(axis.stretches, 1):
         label = "run" if number == 1 else f"resume {number - 1}"
-        out.append(f'<text x="{x0:.1f}" y="14" class="stretch">{label}, from {_clock(t0)} UTC</text>')
+        out.append(f'<text x="{x0:.1f}" y="14" class="stretch">{label}, from {_time_of_day(t0)} UTC</text>')
         tick = _tick_step(t1 - t0, x1 - x0)
         at = math.ceil(t0 / tick) * tick
         while at <= t1:
             x = axis.x(at)
             out.append(f'<line x1="{x:.1f}" y1="{TOP - 6}" x2="{x:.1f}" y2="{bottom}" class="tick"/>')
             out.append(
-                f'<text x="{x:.1f}" y="{bottom + 14}" class="tick-label" text-anchor="middle">{_clock(at)}</text>'
+                f'<text x="{x:.1f}" y="{bottom + 14}" class="tick-label" text-anchor="middle">{_time_of_day(at)}</text>'
             )
             at += tick
         if number > 1:
@@ -153,9 +153,7 @@ def _bars(step: StepRun, axis: Axis, rows: list[str]) -> list[str]:
         y = TOP + ROW * rows.index(server) + 4
         failed = step.outcome == "failed" and (not step.failed_on or server in step.failed_on)
         outcome = "failed" if failed else ("unfinished" if step.outcome == "unfinished" else "ok")
-        title = (
-            f"{step.step} on {server}: {step.kind}, {_clock(step.start)}-{_clock(step.end)} UTC, {outcome}"
-        )
+        title = f"{step.step} on {server}: {step.kind}, {_time_of_day(step.start)}-{_time_of_day(step.end)} UTC, {outcome}"
         if failed and step.error:
             title += f": {step.error}"
         dash = ' stroke-dasharray="3 2"' if outcome == "unfinished" else ""
@@ -200,13 +198,13 @@ def _marks(report: Report, axis: Axis, bottom: int) -> list[str]:
         )
         out.append(
             f'<text x="{x - 4:.1f}" y="30" class="window-label" text-anchor="end">window ends '
-            f"{_clock(report.window_end)}</text>"
+            f"{_time_of_day(report.window_end)}</text>"
         )
     else:
         out.append(
             f'<text x="{WIDTH - 8}" y="{bottom + 32}" class="window-label" text-anchor="end" '
             f'data-mark="window-end" data-at="{report.window_end:.3f}">the window ends at '
-            f"{_clock(report.window_end)} UTC, outside the runs drawn</text>"
+            f"{_time_of_day(report.window_end)} UTC, outside the runs drawn</text>"
         )
     return out
 

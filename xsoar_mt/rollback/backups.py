@@ -63,10 +63,10 @@ class NoBackup:
     reason: str
 
 
-Backup = BackupRecord | NoBackup
+ServerBackup = BackupRecord | NoBackup
 
 
-def read_backup(server: str, data: Any, line: ReleaseLine) -> Backup:
+def read_backup(server: str, data: Any, line: ReleaseLine) -> ServerBackup:
     """The backup record of `server` from its JSON form (`BackupRecord.to_dict`), or why there is none.
 
     `data` is whatever the marker or the local record holds: None (nothing recorded), a record, or a list
@@ -154,7 +154,9 @@ def _kind(value: Any) -> str:
     return shown(str(value), 60) if not isinstance(value, str) else shown(value, 60)
 
 
-def read_backups(servers: list[str], recorded: Mapping[str, Any], line: ReleaseLine) -> dict[str, Backup]:
+def read_backups(
+    servers: list[str], recorded: Mapping[str, Any], line: ReleaseLine
+) -> dict[str, ServerBackup]:
     """Each server's backup from the local record's `backup_records` (server -> record or list of them)."""
     return {name: read_backup(name, recorded.get(name), line) for name in servers}
 
@@ -235,7 +237,7 @@ def record_from_answer(
     run_id: str,
     taken_at: float,
     line: ReleaseLine,
-) -> Backup:
+) -> ServerBackup:
     """The backup record from what `backup_record_command` printed, checked as strictly as a stored one."""
     lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith(_RECORD_MARK)]
     if len(lines) != 1:

@@ -28,13 +28,14 @@ from xsoar_mt.plan import (
     Scope,
     Skipped,
     Step,
+    ValidationKind,
     Waves,
 )
 from xsoar_mt.planner import health_command
 from xsoar_mt.releases import ReleaseLine, Version
-from xsoar_mt.rollback.backups import Backup, BackupRecord, NoBackup, restore_command
+from xsoar_mt.rollback.backups import BackupRecord, NoBackup, ServerBackup, restore_command
 from xsoar_mt.shellwords import LATER, fill, squash
-from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, Verdict, judge
+from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, SkewVerdict, judge
 from xsoar_mt.waves import WaveSpec, assign, ordered
 
 RELEASE_ONLY_LINE = (
@@ -82,7 +83,7 @@ class BackupUnusable(XsoarMtError):
 class RollbackFacts:
     """What rollback knows besides the versions: each server's backup, and what a reading of the servers found."""
 
-    backups: Mapping[str, Backup] = field(default_factory=dict)
+    backups: Mapping[str, ServerBackup] = field(default_factory=dict)
     unsettled: frozenset[str] = frozenset()  # version not certain (an installer failed or vanished): go back
     in_flight: Mapping[str, str] = field(
         default_factory=dict
@@ -128,9 +129,9 @@ def rollback_judgement(
     """
     full = judge(main, hosts, line)
     kept = tuple(f for f in full.faults if f.ahead or f.server not in held)
-    if any(f.verdict is Verdict.UNSUPPORTED for f in kept):
-        return Judgement(Verdict.UNSUPPORTED, kept)
-    return Judgement(Verdict.DEGRADED if kept else Verdict.OK, kept)
+    if any(f.verdict is SkewVerdict.UNSUPPORTED for f in kept):
+        return Judgement(SkewVerdict.UNSUPPORTED, kept)
+    return Judgement(SkewVerdict.DEGRADED if kept else SkewVerdict.OK, kept)
 
 
 def plan_rollback(
@@ -252,16 +253,16 @@ def _go_back_in_order(
 
 def _warnings(final: Judgement, *, release_only_es: bool) -> list[str]:
     """The plan's warnings, from the verdict once everything went back; refused if that is unsupported."""
-    if final.verdict is Verdict.UNSUPPORTED:
+    if final.verdict is SkewVerdict.UNSUPPORTED:
         raise PlanRefused(
             "after this rollback the deployment would be unsupported: "
-            + "; ".join(f.reason for f in final.faults if f.verdict is Verdict.UNSUPPORTED),
+            + "; ".join(f.reason for f in final.faults if f.verdict is SkewVerdict.UNSUPPORTED),
             hint="widen the scope so those groups go back too",
         )
     warnings: list[str] = []
     if release_only_es:
         warnings.append(RELEASE_ONLY_LINE)
-    if final.verdict is Verdict.DEGRADED:
+    if final.verdict is SkewVerdict.DEGRADED:
         lagging = ", ".join(f.server for f in final.faults)
         warnings.append(
             f"after this rollback, hosts lag main by one release ({lagging}): some functions do not work "
@@ -430,7 +431,7 @@ def _group_return(
     )
 
 
-def _why_none(backup: Backup | None) -> str:
+def _why_none(backup: ServerBackup | None) -> str:
     if isinstance(backup, NoBackup):
         return backup.reason
     return "no backup recorded"
@@ -477,7 +478,7 @@ class _Builder:
         self.builds = builds
         self.held: set[str] = set()
         self.phases: list[Phase] = []
-        self.ever_degraded = self.judge().verdict is not Verdict.OK
+        self.ever_degraded = self.judge().verdict is not SkewVerdict.OK
         cmds = inventory.commands
         self._stop = fill(cmds.stop, **_PER_SERVER)
         self._start = fill(cmds.start, **_PER_SERVER)
@@ -668,7 +669,7 @@ class _Builder:
             own,
         )
 
-    def _verdict_after(self, servers: tuple[str, ...], action: Action) -> Verdict:
+    def _verdict_after(self, servers: tuple[str, ...], action: Action) -> SkewVerdict:
         if action is not Action.INSTALL:
             return self.judge().verdict
         group = self.inv.group_of(servers[0])
@@ -678,13 +679,14 @@ class _Builder:
         ):
             self.held.update(s.name for s in group.servers)  # it stays stopped until main is back
         judgement = self.judge()
-        if judgement.verdict is Verdict.UNSUPPORTED:
+        if judgement.verdict is SkewVerdict.UNSUPPORTED:
             raise PlanRefused(
                 f"taking {', '.join(servers)} back to {self.state.release_of(servers[0])} would break the skew "
-                "rule: " + "; ".join(f.reason for f in judgement.faults if f.verdict is Verdict.UNSUPPORTED),
+                "rule: "
+                + "; ".join(f.reason for f in judgement.faults if f.verdict is SkewVerdict.UNSUPPORTED),
                 hint=_hint(judgement.faults),
             )
-        self.ever_degraded |= judgement.verdict is Verdict.DEGRADED
+        self.ever_degraded |= judgement.verdict is SkewVerdict.DEGRADED
         return judgement.verdict
 
     # -- validate -------------------------------------------------------------------------------------
@@ -708,6 +710,9 @@ class _Builder:
                 _WHY["validate-lb" if main.load_balancer else "validate-main"],
                 release,
                 verdict,
+                # What a run has always done for this step: its id names no kind, which reads as the
+                # tenants' check (plan.saved_validation_kind), so a saved rollback plan reads back the same.
+                check=ValidationKind.TENANTS,
             )
         ]
         tenants = [t.account for g in self.inv.groups for t in g.tenants]
@@ -723,6 +728,7 @@ class _Builder:
                     _WHY["validate-tenants"],
                     release,
                     verdict,
+                    check=ValidationKind.TENANTS,
                 )
             )
         self.phases.append(Phase("validate", "Validate", tuple(steps)))

@@ -10,7 +10,7 @@ from typing import Any
 from xsoar_mt.framed import SHELL_FUNCTIONS, Unreadable, file_text, lines
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.plan import Plan
-from xsoar_mt.rollback.backups import Backup, NoBackup, read_backup
+from xsoar_mt.rollback.backups import NoBackup, ServerBackup, read_backup
 from xsoar_mt.shellwords import word
 
 RECORD_MARK = "xsoar-mt-backup-record:"
@@ -22,7 +22,7 @@ def record_command(path: str) -> str:
     return f'{SHELL_FUNCTIONS}echo "{RECORD_MARK} $(xm_encf {word(path)})"'
 
 
-def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup | None:
+def read_server_record(server: str, answer: str, inventory: Inventory) -> ServerBackup | None:
     """The record the server keeps beside its marker, framed: exactly one answer line, one JSON object read
     as strictly as the local record. None: there is none on the server."""
     found = [ln for ln in lines(answer) if ln.startswith(RECORD_MARK)]
@@ -44,14 +44,17 @@ def read_server_record(server: str, answer: str, inventory: Inventory) -> Backup
 def unfinished_servers(records: Sequence[Mapping[str, Any]], plans: Sequence[Plan]) -> frozenset[str]:
     """The servers of each group phase (of the resumed run's plans) where a step began and the phase's last
     step did not finish: they go back again whole (purge, install, restore), never from the middle."""
-    last = {p.id: p.steps[-1].id for plan in plans for p in plan.phases if p.group is not None and p.steps}
+    groups = [p for plan in plans for p in plan.phases if p.group is not None and p.steps]
+    last = {p.id: p.steps[-1].id for p in groups}
+    phase_of = {s.id: p.id for p in groups for s in p.steps}  # from the plans, not read out of the step ids
     begun: dict[str, set[str]] = {}
     done: set[str] = set()
     for record in records:
         step = str(record.get("step") or "")
         data = record.get("data") or {}
-        if record.get("kind") == "step-started" and step.split("/")[0] in last:
-            begun.setdefault(step.split("/")[0], set()).update(str(s) for s in record.get("servers") or ())
+        phase = phase_of.get(step)
+        if record.get("kind") == "step-started" and phase is not None:
+            begun.setdefault(phase, set()).update(str(s) for s in record.get("servers") or ())
         elif record.get("kind") == "step-finished" and isinstance(data, dict) and data.get("outcome") == "ok":
             done.add(step)
     return frozenset(s for phase, servers in begun.items() if last[phase] not in done for s in servers)

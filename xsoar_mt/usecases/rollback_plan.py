@@ -11,8 +11,8 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import offline_state, require_versions
 from xsoar_mt.plan import Scope
 from xsoar_mt.rollback.backups import (
-    Backup,
     BackupRecord,
+    ServerBackup,
     backup_check_command,
     backup_check_verdict,
     read_backups,
@@ -86,7 +86,7 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
     return RollbackView(inventory, rollback, timing)
 
 
-def _unusable_backups(session: Session, backups: Mapping[str, Backup]) -> dict[str, str]:
+def _unusable_backups(session: Session, backups: Mapping[str, ServerBackup]) -> dict[str, str]:
     """Each recorded backup checked on its server (size, sha256): the reason per server it fails."""
     unusable: dict[str, str] = {}
     for name, backup in backups.items():

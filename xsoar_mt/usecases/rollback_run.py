@@ -29,8 +29,8 @@ from xsoar_mt.plan import ROLLBACK_RELEASE_ONLY, ROLLBACK_TARGETS, Plan, Scope
 from xsoar_mt.remote import CommandKind, Recorder, RecordingShell, RemoteCommand, RemoteError, ShellPool
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.rollback.backups import (
-    Backup,
     BackupRecord,
+    ServerBackup,
     backup_check_command,
     backup_check_verdict,
     read_backups,
@@ -230,7 +230,7 @@ def _preflight(
     return rollback, observed
 
 
-def _unusable(session: Session, backups: dict[str, Backup], scope: Scope) -> dict[str, str]:
+def _unusable(session: Session, backups: dict[str, ServerBackup], scope: Scope) -> dict[str, str]:
     """Each backup that goes back, checked on its server (size, sha256): the reason per server it fails."""
     inventory = session.inventory
     covered = {s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers}
@@ -254,14 +254,14 @@ def _unusable(session: Session, backups: dict[str, Backup], scope: Scope) -> dic
     return unusable
 
 
-def _backups(session: Session) -> dict[str, Backup]:
+def _backups(session: Session) -> dict[str, ServerBackup]:
     """Each server's backup record: the local record's, or else the one beside the marker on the server
     (a run from another machine), both read strictly. A server's record that cannot be read is no backup."""
     inventory = session.inventory
     names = [s.name for s in inventory.servers]
     local = read_backups(names, session.known.backup_records(), inventory.releases)
     command = RemoteCommand(record_command(RemotePaths.of(inventory).backup_record), CommandKind.STATUS)
-    out: dict[str, Backup] = {}
+    out: dict[str, ServerBackup] = {}
     for name in names:
         if isinstance(local[name], BackupRecord):
             out[name] = local[name]

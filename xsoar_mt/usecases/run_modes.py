@@ -12,7 +12,7 @@ from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.engine import Executor, RunOptions, RunReport, WindowCheck
 from xsoar_mt.engine.dry_run import recorded_responder
 from xsoar_mt.errors import Declined, PreflightFailed
-from xsoar_mt.estimate import Durations, clock, estimate
+from xsoar_mt.estimate import Durations, estimate, hours_and_minutes
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.inventory import Inventory
@@ -89,7 +89,7 @@ class _Mode:
         self.events.emit(
             Event(
                 "window",
-                f"window ends at {at(end)} (in {clock(max(0.0, end - now) / 60)})",
+                f"window ends at {at(end)} (in {hours_and_minutes(max(0.0, end - now) / 60)})",
                 data={"window_end": end, "learned_servers": len(learned)},
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xsoar_mt.checks.model import Finding, PreflightReport, Verdict
+from xsoar_mt.checks.model import Finding, FindingVerdict, PreflightReport
 from xsoar_mt.errors import PreflightFailed
 from xsoar_mt.events import Event, EventSink
 from xsoar_mt.planner import plan_upgrade
@@ -43,7 +43,7 @@ def preflight_for_run(
     known.record(observed.views.values())
     _refuse(session, report, intent)
     for finding in report.findings:
-        if finding.verdict in (Verdict.WARN, Verdict.IGNORED):
+        if finding.verdict in (FindingVerdict.WARN, FindingVerdict.IGNORED):
             events.emit(_warning(finding))
     return Sight(observed, report.readings, report.extract_dirs)
 
