@@ -334,8 +334,8 @@ class Step:
 def saved_validation_kind(step_id: str) -> ValidationKind:
     """A saved validation step's kind. The plan's JSON holds it only in the step's id, where the planners
     put it (`<phase>/<kind>/<entry>`): it is read back here, when a plan is read, and nowhere else. Any
-    other word there (a rollback plan's `validate/validate/...`) reads as the tenants' check, as it always
-    has, and as the rollback planner sets it; a step whose id was edited differs from the plan made now."""
+    other word there reads as the tenants' check; a step whose id was edited differs from the plan made
+    now, and the plan is refused."""
     _, _, rest = step_id.partition("/")
     return _VALIDATION_KINDS.get(rest.partition("/")[0], ValidationKind.TENANTS)
 

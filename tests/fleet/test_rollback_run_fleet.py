@@ -58,10 +58,13 @@ def assert_back(fleet: Fleet, deployment: str, events: list[dict[str, Any]]) -> 
         assert not (server.home / "var" / "lib" / "demisto" / "written-after-the-upgrade").exists(), (
             server.name
         )
-    tenants = [
-        e for e in events if e["kind"] == "step-finished" and e.get("step") == "validate/validate/tenants"
-    ]
-    assert tenants and tenants[-1]["data"]["outcome"] == "ok"  # every tenant answered through main
+    validated = {
+        e["step"].split("/")[1]: e["data"]["outcome"]
+        for e in events
+        if e["kind"] == "step-finished" and e.get("step", "").startswith("validate/")
+    }
+    assert validated.get("tenants") == "ok"  # every tenant answered through main
+    assert (validated.get("load-balancer") or validated.get("main")) == "ok"  # main's own health
     assert runs.order_violations(fleet) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.inventories import GroupSpec, build
 from xsoar_mt.errors import ExitCode, PlanRefused
 from xsoar_mt.inventory import Inventory, load_inventory, parse_inventory
-from xsoar_mt.plan import Action, Plan, Scope
+from xsoar_mt.plan import Action, Plan, Scope, ValidationKind
 from xsoar_mt.releases import Version
 from xsoar_mt.rollback.backups import BackupRecord, NoBackup
 from xsoar_mt.rollback.planner import (
@@ -260,3 +260,23 @@ def test_a_group_never_upgraded_needs_no_backup_while_one_upgraded_without_one_i
     backups.update({s.name: rec(s.name, "6.11") for s in inv.hosts[1].servers})
     rollback = plan_rollback(inv, versions(inv), RollbackFacts(backups))  # type: ignore[arg-type]
     assert [r.group for r in rollback.returns] == ["g1", "main"]
+
+
+def test_a_rollback_validates_mains_own_health_and_then_every_tenant_as_an_upgrade_does() -> None:
+    """Main's step checks /health (through the load balancer where main has one), not the tenants twice."""
+    inv = deployment(hosts=("6.12",))
+    validate = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan.phases[-1]
+    assert [(s.id, s.check) for s in validate.steps] == [
+        ("validate/main/main-p", ValidationKind.MAIN),
+        ("validate/tenants/main-p", ValidationKind.TENANTS),
+    ]
+    assert validate.steps[0].command.endswith("/health")
+    ha = es_inventory(True)
+    saved = plan_rollback(ha, versions(ha), facts_for(ha, "6.11", snapshot="s")).plan
+    main_check = saved.phases[-1].steps[0]
+    assert (main_check.check, main_check.command) == (
+        ValidationKind.LOAD_BALANCER,
+        "GET https://main.example/health",
+    )
+    read_back = Plan.from_dict(saved.to_dict()).phases[-1].steps[0]  # a saved rollback plan reads it back
+    assert read_back.check is ValidationKind.LOAD_BALANCER

@@ -700,9 +700,11 @@ class _Builder:
         )
         release = self.state.release_of(entry)
         verdict = self.judge().verdict
+        # Main's health as the upgrade checks it: through the load balancer where main has one.
+        kind = ValidationKind.LOAD_BALANCER if main.load_balancer else ValidationKind.MAIN
         steps = [
             Step(
-                "validate/validate/main",
+                f"validate/{kind.value}/{entry}",
                 "validate",
                 Action.VALIDATE,
                 (entry,),
@@ -710,16 +712,14 @@ class _Builder:
                 _WHY["validate-lb" if main.load_balancer else "validate-main"],
                 release,
                 verdict,
-                # What a run has always done for this step: its id names no kind, which reads as the
-                # tenants' check (plan.saved_validation_kind), so a saved rollback plan reads back the same.
-                check=ValidationKind.TENANTS,
+                check=kind,
             )
         ]
         tenants = [t.account for g in self.inv.groups for t in g.tenants]
         if tenants:
             steps.append(
                 Step(
-                    "validate/validate/tenants",
+                    f"validate/{ValidationKind.TENANTS.value}/{entry}",
                     "validate",
                     Action.VALIDATE,
                     (entry,),
