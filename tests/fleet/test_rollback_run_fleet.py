@@ -306,8 +306,12 @@ def test_an_old_release_the_link_no_longer_serves_is_refused_in_preflight_before
     shutil.move(served, aside)  # the vendor's link answers 404 for 6_11_latest
     try:
         refused = rollback(inv)
+        planned = runs.xsoar_mt("rollback", "plan", "-i", str(inv), "--probe", "--state-dir", str(tmp_path / "state"),
+                                cwd=tmp_path)  # fmt: skip
     finally:
         shutil.move(aside, served)
+    assert planned.returncode == 7, planned.stdout + planned.stderr  # the probed plan makes the same check
+    assert "installer on single-h1: the download link does not answer" in planned.stderr
     assert refused.returncode == 7, refused.stdout + refused.stderr
     for server in fleet.servers("single"):
         assert f"installer on {server.name}: the download link does not answer" in refused.stderr
@@ -315,10 +319,43 @@ def test_an_old_release_the_link_no_longer_serves_is_refused_in_preflight_before
     assert stops(fleet) == before
     assert all(s.version == "6.12.0" and s.running for s in fleet.servers("single"))
     token = fleet.spec.download_token
-    assert token and token not in refused.stdout + refused.stderr
+    assert token and token not in refused.stdout + refused.stderr + planned.stdout + planned.stderr
     assert not [c for c in fleet.commands() if token in c["command"]]  # the link went on stdin only
 
     result, events = rollback_json(inv)  # the control: served again, the same rollback goes back
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert_back(fleet, "single", events)
     assert token not in result.stdout + result.stderr
+
+
+def test_upload_delivery_from_a_link_downloads_the_old_release_here_once_and_sends_it_to_every_server(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.download_stub import download_server
+
+    token = "tok-" + os.urandom(8).hex()
+    with download_server(fleet.downloads, token, tmp_path / "stub") as stub:
+        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
+        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        link = tmp_path / "link"
+        link.write_text(stub.link() + "\n")
+        link.chmod(0o600)
+        upload = {"installer": {"delivery": "upload", "link": {"file": str(link)}}}
+        inv = upgrade_then_write(fleet, "single", tmp_path, upload)
+        asked_before = len(stub.requests)
+        sent_before = len(fleet.commands())
+        result, events = rollback_json(inv)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        asked = [(r["method"], r["download_name"]) for r in stub.requests[asked_before:]]
+    assert asked == [("HEAD", "6_11_latest"), ("GET", "6_11_latest")]  # preflight asked, then one download
+    assert_back(fleet, "single", events)
+    sent = [c["server"] for c in fleet.commands()[sent_before:] if c["command"] == "<sftp>"]
+    assert sorted(sent) == sorted(s.name for s in fleet.servers("single"))
+    assert not [e for e in fleet.events() if e["event"] == "download"]  # no server downloaded anything
+    cached = inv.parent / "state" / "installers" / "demisto-6_11_latest.sh"
+    assert cached.read_bytes() == (fleet.downloads / "demisto-6.11.sh").read_bytes()
+    produced = [p for p in (inv.parent / "state").rglob("*") if p.is_file() and p.parent != cached.parent]
+    for text in [result.stdout, result.stderr, *(p.read_text(errors="replace") for p in produced)]:
+        assert token not in text
+    assert not [c for c in fleet.commands() if token in c["command"]]

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
-from xsoar_mt.checks.model import Verdict
-from xsoar_mt.checks.preflight import FetchAsked, blocking_summary, fetch_findings
 from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.engine import Executor, RunOptions, RunReport
 from xsoar_mt.engine.dry_run import recorded_responder
@@ -44,6 +42,7 @@ from xsoar_mt.secrets import RunSecrets, read_secret
 from xsoar_mt.shellwords import word
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
+from xsoar_mt.usecases.rollback_fetch import check_fetch
 from xsoar_mt.usecases.run_request import RunOutcome
 from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
 from xsoar_mt.usecases.session import LinkNeed, Session
@@ -210,7 +209,7 @@ def _preflight(
         release_only=intent.release_only,
         waves=request.waves,
     )
-    _check_fetch(session, rollback, secrets, links=not request.dry_run)
+    check_fetch(session, rollback, secrets, links=not request.dry_run)
     for view in observed.views.values():
         events.emit(
             Event(
@@ -230,20 +229,6 @@ def _preflight(
             )
         )
     return rollback, observed
-
-
-def _check_fetch(session: Session, rollback: RollbackPlan, secrets: RunSecrets, *, links: bool) -> None:
-    """Each old release's installer can be fetched as the run will fetch it (from each server that goes
-    back to it, or on this machine for upload delivery), or PreflightFailed names why; nothing stopped."""
-    servers: dict[str, list[str]] = {}
-    for ret in rollback.returns:
-        servers.setdefault(ret.release, []).extend(ret.servers)
-    asked = [FetchAsked(r, rollback.builds.get(r), tuple(names)) for r, names in servers.items()]
-    findings = fetch_findings(session.inventory, session.shells, secrets, asked, links=links)
-    failed = blocking_summary(findings)
-    if failed:
-        fixes = dict.fromkeys(f.fix for f in findings if f.verdict is Verdict.FAIL and f.fix)
-        raise PreflightFailed(failed, hint="; ".join(["nothing was changed", *fixes]))
 
 
 def _downloads(
