@@ -60,7 +60,7 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
             hint="add --probe to read every server's version over SSH (read only)",
         )
     else:
-        secrets = session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
+        session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
         observed, readings = session.observe()
         unreachable = [f"{r.server}: {r.error}" for r in readings.values() if r.error]
         if unreachable:
@@ -84,7 +84,7 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
         waves=request.waves,
     )
     if request.probe:
-        check_fetch(session, rollback, secrets, links=True)
+        check_fetch(session, rollback, session.secrets, links=True)
     timing = estimate(rollback.plan, inventory.durations, request.parallel, known.durations())
     return RollbackView(inventory, rollback, timing)
 
