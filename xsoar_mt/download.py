@@ -197,19 +197,28 @@ class Downloads:
         return found
 
 
-def from_link(link: str, build: str | None, cache: Path, known: Mapping[str, str]) -> Downloads:
-    """Downloads for a real run: `known` holds sha256 values to verify against (and to reuse a cache by)."""
+def from_link(
+    link: str,
+    build: str | None,
+    cache: Path,
+    known: Mapping[str, str],
+    builds: Mapping[str, str | None] | None = None,
+) -> Downloads:
+    """Downloads for a real run: `known` holds sha256 values to verify against (and to reuse a cache by);
+    `builds` the build of each release fetched for another build than `build` (a rollback's old releases)."""
+    own = dict(builds or {})
     return Downloads(
         lambda release, progress: download_installer(
-            link, release, build, cache, known_sha256=known.get(release), progress=progress
+            link, release, own.get(release, build), cache, known_sha256=known.get(release), progress=progress
         )
     )
 
 
-def simulated(build: str | None) -> Downloads:
+def simulated(build: str | None, builds: Mapping[str, str | None] | None = None) -> Downloads:
     """Downloads for a dry run: nothing is fetched; the upload steps name the file a run would download."""
+    own = dict(builds or {})
     return Downloads(
         lambda release, progress: LocalInstaller(
-            Path(cache_name(release, build)), "<sha256 of the download>", simulated=True
+            Path(cache_name(release, own.get(release, build))), "<sha256 of the download>", simulated=True
         )
     )

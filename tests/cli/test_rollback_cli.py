@@ -89,13 +89,30 @@ def test_the_plan_says_per_group_what_comes_back_and_what_is_lost(inventory: Pat
     ]
 
 
-def test_upload_delivery_names_the_old_release_file_sent_from_this_machine(
+def test_upload_delivery_from_a_link_names_the_old_release_and_build_downloaded_here_and_sent(
     inventory: Path, tmp_path: Path
 ) -> None:
     inventory.write_text(inventory.read_text().replace("delivery: server-download", "delivery: upload"))
     upgraded(inventory, tmp_path)
     result = rollback(inventory, tmp_path)
-    assert "  6.10: demisto-6_10_187344.sh uploaded from this machine" in result.output.splitlines()
+    assert result.exit_code == 0, result.output
+    assert (
+        "  6.10: upload of demisto-6_10_187344.sh (downloaded once on this machine from the link) over SFTP "
+        "unless the server holds it already, then the sha256 check on each server"
+    ) in result.output.splitlines()
+
+
+def test_upload_delivery_of_the_operators_files_names_the_old_releases_own_file(
+    inventory: Path, tmp_path: Path
+) -> None:
+    text = inventory.read_text().replace("delivery: server-download", "delivery: upload")
+    text = text.replace("  link:\n    env: XSOAR_DOWNLOAD_LINK", "  file: installers/demisto-{release}.sh")
+    inventory.write_text(text)
+    upgraded(inventory, tmp_path)
+    result = rollback(inventory, tmp_path)
+    assert result.exit_code == 0, result.output
+    old = inventory.resolve().parent / "installers" / "demisto-6.10.sh"
+    assert f"  6.10: upload of {old} over SFTP unless the server holds it already" in result.output
 
 
 def test_detail_shows_the_purge_and_each_servers_own_restore(inventory: Path, tmp_path: Path) -> None:

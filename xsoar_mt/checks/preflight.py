@@ -22,6 +22,7 @@ from xsoar_mt.checks.model import (
 from xsoar_mt.checks.survey import (
     Section,
     SurveyRequest,
+    link_check_script,
     parse_df,
     parse_int,
     parse_memory,
@@ -33,7 +34,7 @@ from xsoar_mt.checks.survey import (
 from xsoar_mt.checks.tls import observe_tls
 from xsoar_mt.errors import InvalidInput
 from xsoar_mt.framed import Unreadable, shown_text
-from xsoar_mt.installer import file_sha256, local_installer, normalise_link
+from xsoar_mt.installer import download_name, file_sha256, local_installer, normalise_link
 from xsoar_mt.inventory import Inventory, Topology, url_address
 from xsoar_mt.observed import Known, Observed, Reading, resolve
 from xsoar_mt.plan import Scope
@@ -213,7 +214,7 @@ def run_preflight(
     asked = asked if isinstance(asked, PreflightInput) else PreflightInput(asked)
     ignored = asked.ignore if isinstance(asked.ignore, frozenset) else parse_ignore(asked.ignore)
     names = list(asked.servers) if asked.servers is not None else [s.name for s in inventory.servers]
-    link, findings = _download_link(inventory, secrets, asked.target)
+    link, findings = _download_link(inventory, secrets, asked.target, inventory.installer.build)
     gathered = _gather_all(inventory, shells, secrets, asked, names, link)
     findings += gathered.local
     observed = resolve(inventory, gathered.readings, asked.known)
@@ -247,10 +248,10 @@ def run_preflight(
 
 
 def _download_link(
-    inventory: Inventory, secrets: RunSecrets, target: str
+    inventory: Inventory, secrets: RunSecrets, target: str, build: str | None
 ) -> tuple[str | None, list[Finding]]:
-    """The link the servers download from (server-download delivery), or the finding saying why there is
-    none; with an installer file on this machine, that file's finding."""
+    """The link the servers download `target` (of `build`) from (server-download delivery), or the finding
+    saying why there is none; with an installer file on this machine, that file's finding."""
     installer = inventory.installer
     if installer.delivery == "server-download":
         if secrets.link is None:
@@ -263,7 +264,7 @@ def _download_link(
             )
             return None, [missing]
         try:
-            link = normalise_link(secrets.link, target, installer.build)
+            link = normalise_link(secrets.link, target, build)
         except InvalidInput as exc:
             return None, [
                 Finding("installer", "local", FindingVerdict.FAIL, exc.message, "fix installer.link")
@@ -288,7 +289,11 @@ def _gather_all(
     width = max(1, min(64, len(names)))
     local_link = installer.delivery == "upload" and installer.link is not None
     with ThreadPoolExecutor(max_workers=width * 2 + 2) as pool:
-        link_job = pool.submit(_local_link, inventory, secrets, asked.target) if local_link else None
+        link_job = (
+            pool.submit(_local_link, inventory, secrets, asked.target, inventory.installer.build)
+            if local_link
+            else None
+        )
         tls_jobs: dict[str, Future[v.TlsObservation]] = {
             name: pool.submit(observe_tls, inventory.server(name).address, inventory.communication_port)
             for name in names
@@ -446,7 +451,7 @@ def _elasticsearch(inventory: Inventory, options: v.PreflightOptions) -> Finding
     return v.elasticsearch_finding(health, settings, v.needed_indices(inventory), options)
 
 
-def _local_link(inventory: Inventory, secrets: RunSecrets, target: str) -> Finding:
+def _local_link(inventory: Inventory, secrets: RunSecrets, target: str, build: str | None) -> Finding:
     """Upload delivery from a link: this machine downloads the installer, so this machine must reach it."""
     from xsoar_mt.download import DownloadFailed, check_link
 
@@ -456,12 +461,7 @@ def _local_link(inventory: Inventory, secrets: RunSecrets, target: str) -> Findi
             "installer", "local", FindingVerdict.FAIL, "no download link (installer.link is unreadable)", fix
         )
     try:
-        return Finding(
-            "installer",
-            "local",
-            FindingVerdict.PASS,
-            check_link(secrets.link, target, inventory.installer.build),
-        )
+        return Finding("installer", "local", FindingVerdict.PASS, check_link(secrets.link, target, build))
     except (DownloadFailed, InvalidInput) as exc:
         return Finding("installer", "local", FindingVerdict.FAIL, exc.message, exc.hint or fix)
 
@@ -482,6 +482,108 @@ def _local_installer(inventory: Inventory, target: str) -> Finding:
     expected = inventory.installer.sha256.get(target)
     digest = file_sha256(path) if expected is not None else None
     return v.local_installer_finding(str(path), True, digest, expected)
+
+
+@dataclass(frozen=True)
+class FetchAsked:
+    """An installer a run fetches other than the upgrade's (a rollback's old release): its release, the
+    build it is fetched for, and the servers it goes to."""
+
+    release: str
+    build: str | None
+    servers: tuple[str, ...]
+
+
+def fetch_findings(
+    inventory: Inventory,
+    shells: Callable[[str], RemoteShell],
+    secrets: RunSecrets,
+    asked: Sequence[FetchAsked],
+    *,
+    links: bool = True,
+) -> list[Finding]:
+    """Whether each installer in `asked` can be fetched the way the run will fetch it; read only.
+
+    Server-download delivery: the link for that release and build, asked (headers only) from every server
+    it goes to, as the upgrade's preflight asks it (the link on standard input). Upload delivery: the link
+    asked from this machine, or the operator's file for that release, which `installer.file` must name
+    with `{release}` unless `installer.sha256` pins that release. `links=False` (a dry run, which reads
+    no link) checks only the operator's files.
+    """
+    installer = inventory.installer
+    findings: list[Finding] = []
+    width = max(1, min(64, sum(len(a.servers) for a in asked)))
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        jobs: list[Future[Finding]] = []
+        for want in asked:
+            if installer.delivery == "upload" and installer.link is None:
+                findings.append(_release_file(inventory, want.release))
+            elif not links:
+                continue
+            elif installer.delivery == "upload":
+                jobs.append(pool.submit(_local_link, inventory, secrets, want.release, want.build))
+            else:
+                link, missing = _download_link(inventory, secrets, want.release, want.build)
+                findings += missing
+                if link is not None:
+                    jobs += [
+                        pool.submit(_link_from, shells(server), link, want.release, want.build)
+                        for server in want.servers
+                    ]
+        findings += [job.result() for job in jobs]
+    return [replace(f, detail=REDACTOR.redact(f.detail), fix=REDACTOR.redact(f.fix)) for f in findings]
+
+
+def _link_from(shell: RemoteShell, link: str, release: str, build: str | None) -> Finding:
+    """The download link for `release` asked from one server (the survey's link check alone)."""
+    fix = (
+        f"check that the vendor still serves {release} (downloadName {download_name(release, build)}) to "
+        "this link, and that the server reaches the download host; or use delivery: upload"
+    )
+    try:
+        result = shell.run(link_check_script(), stdin=link + "\n", timeout=60)
+        finding = v.installer_link_finding(
+            shell.server, parse_sections(result.stdout).get("installer-link"), release
+        )
+    except Unreadable as exc:
+        return Finding(
+            "installer",
+            shell.server,
+            FindingVerdict.FAIL,
+            f"its link check answer cannot be read ({exc.reason})",
+            fix,
+        )
+    except RemoteError as exc:
+        return Finding(
+            "installer",
+            shell.server,
+            FindingVerdict.FAIL,
+            f"the link check could not run ({exc.detail})",
+            fix,
+        )
+    if finding.verdict is FindingVerdict.PASS:
+        return finding
+    return replace(
+        finding,
+        detail=f"{finding.detail}, for {release} (downloadName {download_name(release, build)})",
+        fix=fix,
+    )
+
+
+def _release_file(inventory: Inventory, release: str) -> Finding:
+    """The operator's installer file for `release` when it is not the upgrade's target: the file's name
+    must say the release, or its sha256 be pinned, else it would be the upgrade's installer again."""
+    installer = inventory.installer
+    if installer.file is not None and "{release}" not in installer.file and release not in installer.sha256:
+        return Finding(
+            "installer",
+            "local",
+            FindingVerdict.FAIL,
+            f"installer.file ({installer.file}) does not name {{release}}: no file of its own for {release}",
+            f"name each release's file with {{release}} (e.g. installers/demisto-{{release}}.sh), or pin "
+            f"installer.sha256 for {release}",
+        )
+    return _local_installer(inventory, release)
 
 
 def blocking_summary(findings: Iterable[Finding]) -> list[str]:

@@ -72,6 +72,23 @@ def _mount_options(path: str) -> str:
     )
 
 
+# Asks the download link (in $xm_l) for the installer's headers only, with wget or else curl: the link
+# reaches the tool on its standard input, never on a command line.
+_LINK_CHECK = (
+    "if command -v wget >/dev/null 2>&1; then echo tool=wget; "
+    "printf '%s\\n' \"$xm_l\" | wget -q --spider -T 20 -t 1 -O /dev/null -i -; "
+    'else echo tool=curl; printf \'url = "%s"\\n\' "$xm_l" '
+    "| curl -sSfIL --max-time 20 -o /dev/null -K -; fi"
+)
+
+
+def link_check_script() -> str:
+    """The survey's `installer-link` section alone: the link is the one line on standard input."""
+    return (
+        f"IFS= read -r xm_l; {SHELL_FUNCTIONS}" + _section("installer-link", _LINK_CHECK).rstrip("; ") + "\n"
+    )
+
+
 def survey_script(request: SurveyRequest) -> str:
     parts = [f"IFS= read -r xm_h; IFS= read -r xm_l; {SHELL_FUNCTIONS}"]
     if request.version_command:
@@ -85,15 +102,7 @@ def survey_script(request: SurveyRequest) -> str:
     parts.append(_section("nproc", "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN"))
     parts.append(_section("memory", "free -b 2>/dev/null || grep -i '^MemTotal:' /proc/meminfo"))
     if request.link_check:
-        parts.append(
-            _section(
-                "installer-link",
-                "if command -v wget >/dev/null 2>&1; then echo tool=wget; "
-                "printf '%s\\n' \"$xm_l\" | wget -q --spider -T 20 -t 1 -O /dev/null -i -; "
-                'else echo tool=curl; printf \'url = "%s"\\n\' "$xm_l" '
-                "| curl -sSfIL --max-time 20 -o /dev/null -K -; fi",
-            )
-        )
+        parts.append(_section("installer-link", _LINK_CHECK))
     for label, url in request.api_key_urls:
         parts.append(
             _section(

@@ -334,15 +334,19 @@ def _comes_back_lines(rollback: Any, inventory: Any) -> list[str]:
 
 
 def _installer_lines(rollback: Any, inventory: Any) -> list[str]:
-    """How each old release's installer reaches the servers."""
-    from xsoar_mt.installer import cache_name, download_name
+    """How each old release's installer reaches the servers, for the build its servers ran before: the
+    upload's source named as the upgrade plan names it."""
+    from dataclasses import replace
+
+    from xsoar_mt.installer import download_name, upload_source
 
     lines = ["", "Installers of the old releases (checked before anything is stopped):"]
-    upload = inventory.installer.delivery == "upload"
+    installer = inventory.installer
     for release, build in rollback.builds.items():
         how = (
-            f"{cache_name(release, build)} uploaded from this machine"
-            if upload
+            f"upload of {upload_source(replace(installer, build=build), inventory.path, release)} over SFTP "
+            "unless the server holds it already, then the sha256 check on each server"
+            if installer.delivery == "upload"
             else f"downloadName {download_name(release, build)}, each server downloads it"
         )
         lines.append(f"  {release}: {how}")

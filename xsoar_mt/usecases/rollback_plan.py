@@ -18,7 +18,8 @@ from xsoar_mt.rollback.backups import (
     read_backups,
 )
 from xsoar_mt.rollback.planner import RollbackFacts, RollbackPlan, plan_rollback
-from xsoar_mt.usecases.session import Session
+from xsoar_mt.usecases.rollback_fetch import check_fetch
+from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.waves import WaveSpec
 
 
@@ -59,7 +60,7 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
             hint="add --probe to read every server's version over SSH (read only)",
         )
     else:
-        session.read_secrets(sudo=True)
+        session.read_secrets(sudo=True, link=LinkNeed.IF_SET)
         observed, readings = session.observe()
         unreachable = [f"{r.server}: {r.error}" for r in readings.values() if r.error]
         if unreachable:
@@ -82,6 +83,8 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
         release_only=request.release_only,
         waves=request.waves,
     )
+    if request.probe:
+        check_fetch(session, rollback, session.secrets, links=True)
     timing = estimate(rollback.plan, inventory.durations, request.parallel, known.durations())
     return RollbackView(inventory, rollback, timing)
 

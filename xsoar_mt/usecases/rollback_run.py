@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from xsoar_mt.download import Downloads, from_link, simulated
 from xsoar_mt.engine import Executor, RunOptions, RunReport
 from xsoar_mt.engine.dry_run import recorded_responder
-from xsoar_mt.errors import Declined, InvalidInput, PlanRefused, PreflightFailed, StalePlan, UsageError
+from xsoar_mt.errors import Declined, InvalidInput, PreflightFailed, StalePlan, UsageError
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.journal import Journal, JournalSink, RunDir, new_run_id, read_journal, run_origin
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
@@ -40,6 +41,7 @@ from xsoar_mt.rollback.records import read_server_record, record_command, unfini
 from xsoar_mt.secrets import RunSecrets, read_secret
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
+from xsoar_mt.usecases.rollback_fetch import check_fetch
 from xsoar_mt.usecases.run_request import RunOutcome
 from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
 from xsoar_mt.usecases.session import LinkNeed, Session
@@ -67,6 +69,7 @@ class _Intent:
     scope: Scope
     release_only: bool
     unfinished: frozenset[str]  # resuming: the servers whose way back began and did not finish
+    downloaded: Mapping[str, str] = field(default_factory=dict)  # resuming: release -> sha256 downloaded here
 
 
 def run_rollback(
@@ -87,7 +90,7 @@ def run_rollback(
     secrets = _secrets(session, request)
     run_id = resumed.run_id if resumed else new_run_id()
     with _Locks(session, run_id, real=not request.dry_run) as locks:
-        rollback, observed = _preflight(session, intent, request, events)
+        rollback, observed = _preflight(session, intent, request, events, secrets)
         plan = rollback.plan
         if saved is not None:
             check_saved_plan(saved, plan, request.scope)
@@ -175,11 +178,12 @@ class _Locks:
 
 
 def _preflight(
-    session: Session, intent: _Intent, request: RollbackRunRequest, events: EventSink
+    session: Session, intent: _Intent, request: RollbackRunRequest, events: EventSink, secrets: RunSecrets
 ) -> tuple[RollbackPlan, Observed]:
     """Before anything stops: every server read, every backup that goes back checked on its server (size
-    and sha256), the rollback planned from that (backups, the skew rule, Elasticsearch). Raises with every
-    reason; nothing was changed."""
+    and sha256), the rollback planned from that (backups, the skew rule, Elasticsearch), then each old
+    release's installer asked for the way the run will fetch it. Raises with every reason; nothing was
+    changed."""
     inventory = session.inventory
     events.emit(Event("probe", f"rollback preflight: reading {len(inventory.servers)} servers (read only)"))
     observed, readings = session.observe()
@@ -204,11 +208,7 @@ def _preflight(
         release_only=intent.release_only,
         waves=request.waves,
     )
-    if not rollback.nothing_to_do and inventory.installer.delivery == "upload":
-        raise PlanRefused(
-            "rollback run fetches the old releases' installers with server-download delivery only",
-            hint="set installer.delivery: server-download for the rollback (the link must allow the old release)",
-        )
+    check_fetch(session, rollback, secrets, links=not request.dry_run)
     for view in observed.views.values():
         events.emit(
             Event(
@@ -228,6 +228,21 @@ def _preflight(
             )
         )
     return rollback, observed
+
+
+def _downloads(
+    session: Session, rollback: RollbackPlan, secrets: RunSecrets, intent: _Intent, *, dry: bool
+) -> Downloads | None:
+    """Upload delivery from a link: each old release downloaded once on this machine, for the build its
+    servers ran before (a cached one reused when its sha256 is pinned, or downloaded by the run resumed)."""
+    installer = session.inventory.installer
+    if installer.delivery != "upload" or installer.link is None:
+        return None
+    if dry:
+        return simulated(installer.build, rollback.builds)
+    assert secrets.link is not None  # read first, as a real run reads it
+    known = {**intent.downloaded, **installer.sha256}
+    return from_link(secrets.link, installer.build, session.state.installers, known, rollback.builds)
 
 
 def _unusable(session: Session, backups: dict[str, ServerBackup], scope: Scope) -> dict[str, str]:
@@ -303,7 +318,7 @@ def _dry_run(
         replace(secrets, link=secrets.link or DRY_RUN_LINK),
         options,
         None,
-        None,
+        _downloads(session, rollback, secrets, _Intent(Scope(), False, frozenset()), dry=True),
         known=None,
         run_id=run_id,
         write_markers=False,
@@ -334,7 +349,7 @@ def _real_executor(
         secrets,
         RunOptions(parallel=request.parallel),
         run_dir,
-        None,
+        _downloads(session, rollback, secrets, intent, dry=False),
         known=session.known,
         run_id=run_dir.run_id,
         write_markers=True,
@@ -390,10 +405,16 @@ def _intent(request: RollbackRunRequest, resumed: RunDir | None, saved: Plan | N
             hint="`xsoar-mt upgrade run --resume` finishes an upgrade; rollback run undoes it",
         )
     plans = [read_plan(p) for p in sorted(resumed.path.glob("plan-*.json"))]
+    downloaded = {
+        str(r["data"].get("release")): str(r["data"].get("sha256"))
+        for r in records
+        if r.get("kind") == "installer-downloaded" and isinstance(r.get("data"), dict)
+    }
     return _Intent(
         Scope.from_dict(intent["scope"]),
         intent["target"] == ROLLBACK_RELEASE_ONLY,
         unfinished_servers(records, plans),
+        downloaded,
     )
 
 
