@@ -23,16 +23,6 @@ class ServerRecap:
     outcome: str
 
 
-def last_session(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The records of the journal's last session: from its last run-intent or run-resumed record on."""
-    kept: list[Mapping[str, Any]] = []
-    for record in records:
-        if record.get("kind") in ("run-intent", "run-resumed"):
-            kept = []
-        kept.append(record)
-    return kept
-
-
 def recap(plan: Plan, servers: Iterable[str], records: Iterable[Mapping[str, Any]]) -> dict[str, ServerRecap]:
     """Each server's last step and outcome, from the `step-finished` records of one session (in order)."""
     planned: dict[str, list[str]] = {}
