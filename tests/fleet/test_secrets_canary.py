@@ -144,6 +144,18 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     for command in ("preflight", "validate"):
         outputs[command] = xsoar_mt(work, command, "-i", str(inv), "--to", "6.12")
         assert "No such command" not in outputs[command].stderr, f"{command} is not available"
+    # the way back: the old release's link is checked from each server and its installer fetched again
+    # (no snapshot repository is named, so the release alone goes back)
+    fleet.add_installer("6.11")
+    outputs["rollback plan"] = xsoar_mt(work, "rollback", "plan", "-i", str(inv), "--probe", "--release-only",
+                                        "--out", str(work / "rollback.json"), *state)  # fmt: skip
+    assert outputs["rollback plan"].returncode == 0, (
+        outputs["rollback plan"].stdout + outputs["rollback plan"].stderr
+    )
+    outputs["rollback"] = xsoar_mt(work, "rollback", "run", "-i", str(inv), "--release-only", "--yes", "-o", "json",
+                                   *state)  # fmt: skip
+    assert outputs["rollback"].returncode == 0, outputs["rollback"].stdout + outputs["rollback"].stderr
+    assert all(server.version.startswith("6.11") for server in fleet.servers("canary"))
 
     stack.close()
     # the credentials really were used: every request to the cluster carried them (and none went without)
@@ -171,10 +183,13 @@ def test_no_secret_appears_in_any_output_file_or_remote_command_line(
     wgets = [a for _, _, a in argvs if a[:1] == ["wget"] and "--spider" not in a]  # the downloads
     assert wgets and all(
         a[:3] == ["wget", "-q", "-O"]
-        and a[3].startswith("xsoar-mt/demisto-6.12.sh.part.")
+        and a[3].startswith(("xsoar-mt/demisto-6.12.sh.part.", "xsoar-mt/demisto-6.11.sh.part."))
         and a[4:] == ["-i", "-"]
         for a in wgets
     ), wgets
+    assert any(a[3].startswith("xsoar-mt/demisto-6.11.sh.part.") for a in wgets)  # the rollback's fetch too
+    checks = [a for _, _, a in argvs if a[:1] == ["wget"] and "--spider" in a]  # the old link's check
+    assert checks and all(a[-2:] == ["-i", "-"] for a in checks), checks
     for server, _, argv in argvs:
         assert leaks("\0".join(argv)) == [], f"a process on {server} had a secret in its argv: {argv[:3]}"
     for server in fleet.servers("canary"):
