@@ -11,7 +11,19 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from xsoar_mt import __version__
-from xsoar_mt.cli.checks import AcceptNewOption, InventoryOption, StateDirOption, resolved_state_dir
+from xsoar_mt.cli.checks import (
+    AcceptNewOption,
+    DryRunOption,
+    EventsOption,
+    GroupsOption,
+    IgnorePreflightOption,
+    InventoryOption,
+    OnlyMainOption,
+    Output,
+    StateDirOption,
+    TargetOption,
+    resolved_state_dir,
+)
 from xsoar_mt.errors import ExitCode, InventoryError, XsoarMtError
 
 P = ParamSpec("P")
@@ -32,11 +44,6 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(upgrade_app, name="upgrade")
 
 _state = {"debug": False}
-
-
-class TextOrJson(StrEnum):
-    text = "text"
-    json = "json"
 
 
 class PlanFormat(StrEnum):
@@ -157,13 +164,13 @@ def _window_end(text: str | None) -> Any:
 @boundary
 def inventory_validate(
     file: Annotated[Path, typer.Argument(help="The inventory file.")],
-    output: Annotated[TextOrJson, typer.Option("--output", "-o", help="text or json.")] = TextOrJson.text,
+    output: Annotated[Output, typer.Option("--output", "-o", help="text or json.")] = Output.text,
 ) -> None:
     """Check an inventory and print its topology (main, groups, servers, tenants, versions)."""
     from xsoar_mt.usecases.inventory import InventoryRequest, check_inventory
 
     result = check_inventory(InventoryRequest(file))
-    if output is TextOrJson.json:
+    if output is Output.json:
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     if result.inventory is None:
@@ -287,22 +294,16 @@ def upgrade_plan(
 def upgrade_run(
     ctx: typer.Context,
     inventory: InventoryOption,
-    to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
-    only: Annotated[
-        str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
-    ] = None,
-    group: Annotated[
-        list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
-    ] = None,
+    to: TargetOption = None,
+    only: OnlyMainOption = None,
+    group: GroupsOption = None,
     plan_file: Annotated[
         Path | None, typer.Option("--plan", help="Run exactly this saved plan (refused if stale).")
     ] = None,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue run ID, or `latest`.", metavar="ID")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
-    ] = False,
+    dry_run: DryRunOption = False,
     probe: Annotated[
         bool, typer.Option("--probe", help="With --dry-run: read the servers' versions over SSH.")
     ] = False,
@@ -316,18 +317,9 @@ def upgrade_run(
             help="Host groups upgraded at once (default 1; with --waves, the whole wave).",
         ),
     ] = None,
-    output: Annotated[
-        TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
-    ] = TextOrJson.text,
+    output: EventsOption = Output.text,
     accept_new_host_keys: AcceptNewOption = False,
-    ignore_preflight_errors: Annotated[
-        str | None,
-        typer.Option(
-            "--ignore-preflight-errors",
-            help="Skippable preflight checks to lower to warnings (NAME,... or all).",
-            metavar="NAMES",
-        ),
-    ] = None,
+    ignore_preflight_errors: IgnorePreflightOption = None,
     force_unlock: Annotated[
         str | None, typer.Option("--force-unlock", help="Break the lock left by run ID.", metavar="ID")
     ] = None,
@@ -352,7 +344,7 @@ def upgrade_run(
         from xsoar_mt.checks.model import parse_ignore
 
         parse_ignore(ignore_preflight_errors)
-    interactive = _can_prompt() and output is TextOrJson.text
+    interactive = _can_prompt() and output is Output.text
     if not (dry_run or yes or interactive):
         from xsoar_mt.errors import UsageError
 
@@ -372,13 +364,13 @@ def upgrade_run(
         ignore_preflight_errors=ignore_preflight_errors,
         parallel=parallel,
         yes=yes,
-        json_output=output is TextOrJson.json,
+        json_output=output is Output.json,
         waves=spec,
         window_end=window[1] if window is not None else None,
     )
     with session(ctx, inventory, state, accept_new_host_keys) as opened:
-        outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
-    if output is TextOrJson.text:
+        outcome = _carry_out(opened, request, yes=yes, json_lines=output is Output.json)
+    if output is Output.text:
         from xsoar_mt.cli.render import render_recap
 
         render_recap(outcome)
@@ -445,32 +437,17 @@ def _closed_pipe() -> None:
 def upgrade_prepare(
     ctx: typer.Context,
     inventory: InventoryOption,
-    to: Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")] = None,
-    only: Annotated[
-        str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
-    ] = None,
-    group: Annotated[
-        list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
-    ] = None,
+    to: TargetOption = None,
+    only: OnlyMainOption = None,
+    group: GroupsOption = None,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue prepare run ID, or `latest`.", metavar="ID")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
-    ] = False,
+    dry_run: DryRunOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the first fetch.")] = False,
-    output: Annotated[
-        TextOrJson, typer.Option("--output", "-o", help="text, or json (one event per line).")
-    ] = TextOrJson.text,
+    output: EventsOption = Output.text,
     accept_new_host_keys: AcceptNewOption = False,
-    ignore_preflight_errors: Annotated[
-        str | None,
-        typer.Option(
-            "--ignore-preflight-errors",
-            help="Skippable preflight checks to lower to warnings (NAME,... or all).",
-            metavar="NAMES",
-        ),
-    ] = None,
+    ignore_preflight_errors: IgnorePreflightOption = None,
     state_dir: StateDirOption = None,
     waves: WavesOption = None,
 ) -> None:
@@ -480,7 +457,7 @@ def upgrade_prepare(
     from xsoar_mt.usecases.run import RunRequest
 
     _check_run_flags(to, None, resume, probe=False, dry_run=dry_run)
-    interactive = _can_prompt() and output is TextOrJson.text
+    interactive = _can_prompt() and output is Output.text
     if not (dry_run or yes or interactive):
         from xsoar_mt.errors import UsageError
 
@@ -497,13 +474,13 @@ def upgrade_prepare(
         dry_run=dry_run,
         ignore_preflight_errors=ignore_preflight_errors,
         yes=yes,
-        json_output=output is TextOrJson.json,
+        json_output=output is Output.json,
         waves=_waves(waves),
         prepare_only=True,
     )
     with session(ctx, inventory, state, accept_new_host_keys) as opened:
-        outcome = _carry_out(opened, request, yes=yes, json_lines=output is TextOrJson.json)
-    if output is TextOrJson.text:
+        outcome = _carry_out(opened, request, yes=yes, json_lines=output is Output.json)
+    if output is Output.text:
         from xsoar_mt.cli.render import render_recap
 
         render_recap(outcome)

@@ -20,6 +20,26 @@ class Output(StrEnum):
 
 InventoryOption = Annotated[Path, typer.Option("--inventory", "-i", help="The inventory file.")]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
+# The options the commands that change servers share (upgrade run and prepare, rollback run), declared once.
+EventsOption = Annotated[Output, typer.Option("--output", "-o", help="text, or json (one event per line).")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Change nothing: print every command that would run.")
+]
+OnlyMainOption = Annotated[
+    str | None, typer.Option("--only", help="`main`: only the main server.", metavar="main")
+]
+GroupsOption = Annotated[
+    list[str] | None, typer.Option("--group", "-g", help="Only this host group (repeatable).")
+]
+TargetOption = Annotated[str | None, typer.Option("--to", help="Target release, e.g. 6.12.")]
+IgnorePreflightOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ignore-preflight-errors",
+        help="Skippable preflight checks to lower to warnings (NAME,... or all).",
+        metavar="NAMES",
+    ),
+]
 StateDirOption = Annotated[
     Path | None,
     typer.Option(
