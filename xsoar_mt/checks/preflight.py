@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from xsoar_mt.checks import verdicts as v
+import xsoar_mt.checks.verdicts as v
 from xsoar_mt.checks.elasticsearch import cluster_answers
 from xsoar_mt.checks.matrix import communication_links
 from xsoar_mt.checks.model import (

@@ -122,6 +122,16 @@ def server_version_finding(view: ServerView, in_scope: bool = True) -> Finding:
     )
 
 
+_SKEW_ORDER = [SkewVerdict.OK, SkewVerdict.DEGRADED, SkewVerdict.UNSUPPORTED]
+
+
+def _degraded_along(judged: Judgement | None, plan: Plan, after: Judgement) -> bool:
+    """Whether hosts lag main by one release now, at some step of the plan, or after it."""
+    worst = max((s.verdict_after for s in plan.steps), key=_SKEW_ORDER.index, default=after.verdict)
+    lagging_now = judged is not None and judged.verdict is SkewVerdict.DEGRADED
+    return lagging_now or SkewVerdict.DEGRADED in (worst, after.verdict)
+
+
 def skew_finding(
     inventory: Inventory,
     observed: Observed,
@@ -155,12 +165,6 @@ def skew_finding(
             exc.hint or "",
         )
     after = after_plan(inventory, observed.versions(), plan)
-    along = [s.verdict_after for s in plan.steps]
-    worst = max(
-        along,
-        key=[SkewVerdict.OK, SkewVerdict.DEGRADED, SkewVerdict.UNSUPPORTED].index,
-        default=after.verdict,
-    )
     reasons = "; ".join(f.reason for f in after.faults)
     what = (
         "nothing to do"
@@ -169,11 +173,7 @@ def skew_finding(
     )
     detail = f"{now}; after the plan to {target} ({scope.describe()}; {what}): {after.verdict.value}"
     detail += f" ({reasons})" if reasons else ""
-    degraded = (judged is not None and judged.verdict is SkewVerdict.DEGRADED) or SkewVerdict.DEGRADED in (
-        worst,
-        after.verdict,
-    )
-    if degraded or plan.degraded_functions:
+    if _degraded_along(judged, plan, after) or plan.degraded_functions:
         functions = "; ".join(plan.degraded_functions or DEGRADED_FUNCTIONS)
         return Finding(
             "version",
@@ -531,64 +531,57 @@ def tls_findings(
 ) -> list[Finding]:
     """One finding per server; `groups` lists the servers of each HA group (they must share a certificate)."""
     peers: dict[str, Sequence[str]] = {name: group for group in groups for name in group}
-    findings = []
-    for server, seen in observations.items():
-        if seen.error is not None:
-            findings.append(
-                Finding(
-                    "tls",
-                    server,
-                    FindingVerdict.WARN,
-                    f"not checked: {seen.error}",
-                    "run preflight from a machine that reaches the communication port, or check TLS by hand",
-                )
-            )
-            continue
-        problems: list[str] = []
-        warnings: list[str] = []
-        if seen.negotiated is None:
-            problems.append("no handshake at TLS 1.2 or newer")
-        if seen.old_accepted:
-            problems.append(f"the server also accepts {', '.join(seen.old_accepted)} (below TLS 1.2)")
-        if seen.days_left is not None and seen.days_left < 0:
-            problems.append(f"the certificate expired {-seen.days_left} days ago")
-        elif seen.days_left is not None and seen.days_left < options.cert_warn_days:
-            warnings.append(f"the certificate expires in {seen.days_left} days")
-        others = [p for p in peers.get(server, ()) if p != server and p in observations]
-        differing = [
-            p
-            for p in others
-            if observations[p].fingerprint and observations[p].fingerprint != seen.fingerprint
-        ]
-        if differing and seen.fingerprint:
-            problems.append(f"its certificate differs from its HA peer(s) {', '.join(differing)}")
-        self_signed = " (self-signed)" if seen.subject and seen.subject == seen.issuer else ""
-        expiry = f", {seen.days_left} days left" if seen.days_left is not None else ""
-        facts = f"{seen.negotiated or 'no TLS 1.2+'}; certificate {seen.subject}{self_signed}, issuer {seen.issuer}{expiry}"
-        if problems:
-            findings.append(
-                Finding(
-                    "tls",
-                    server,
-                    FindingVerdict.FAIL,
-                    "; ".join(problems + warnings) + f" [{facts}]",
-                    "serve TLS 1.2+ only; replace /usr/local/demisto/cert.pem and cert.key (owner demisto:demisto) "
-                    "with a valid certificate, the same on every server of an HA group",
-                )
-            )
-        elif warnings:
-            findings.append(
-                Finding(
-                    "tls",
-                    server,
-                    FindingVerdict.WARN,
-                    "; ".join(warnings) + f" [{facts}]",
-                    "renew the certificate",
-                )
-            )
-        else:
-            findings.append(Finding("tls", server, FindingVerdict.PASS, facts))
-    return findings
+    return [_tls_finding(server, observations, peers, options) for server in observations]
+
+
+def _tls_finding(
+    server: str,
+    observations: Mapping[str, TlsObservation],
+    peers: Mapping[str, Sequence[str]],
+    options: PreflightOptions,
+) -> Finding:
+    seen = observations[server]
+    if seen.error is not None:
+        return Finding(
+            "tls",
+            server,
+            FindingVerdict.WARN,
+            f"not checked: {seen.error}",
+            "run preflight from a machine that reaches the communication port, or check TLS by hand",
+        )
+    problems: list[str] = []
+    warnings: list[str] = []
+    if seen.negotiated is None:
+        problems.append("no handshake at TLS 1.2 or newer")
+    if seen.old_accepted:
+        problems.append(f"the server also accepts {', '.join(seen.old_accepted)} (below TLS 1.2)")
+    if seen.days_left is not None and seen.days_left < 0:
+        problems.append(f"the certificate expired {-seen.days_left} days ago")
+    elif seen.days_left is not None and seen.days_left < options.cert_warn_days:
+        warnings.append(f"the certificate expires in {seen.days_left} days")
+    others = [p for p in peers.get(server, ()) if p != server and p in observations]
+    differing = [
+        p for p in others if observations[p].fingerprint and observations[p].fingerprint != seen.fingerprint
+    ]
+    if differing and seen.fingerprint:
+        problems.append(f"its certificate differs from its HA peer(s) {', '.join(differing)}")
+    self_signed = " (self-signed)" if seen.subject and seen.subject == seen.issuer else ""
+    expiry = f", {seen.days_left} days left" if seen.days_left is not None else ""
+    facts = f"{seen.negotiated or 'no TLS 1.2+'}; certificate {seen.subject}{self_signed}, issuer {seen.issuer}{expiry}"
+    if problems:
+        return Finding(
+            "tls",
+            server,
+            FindingVerdict.FAIL,
+            "; ".join(problems + warnings) + f" [{facts}]",
+            "serve TLS 1.2+ only; replace /usr/local/demisto/cert.pem and cert.key (owner demisto:demisto) "
+            "with a valid certificate, the same on every server of an HA group",
+        )
+    if warnings:
+        return Finding(
+            "tls", server, FindingVerdict.WARN, "; ".join(warnings) + f" [{facts}]", "renew the certificate"
+        )
+    return Finding("tls", server, FindingVerdict.PASS, facts)
 
 
 # -- Elasticsearch ----------------------------------------------------------------------------------
