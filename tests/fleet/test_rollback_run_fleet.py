@@ -228,3 +228,27 @@ def test_the_backup_record_beside_the_marker_serves_a_machine_without_the_local_
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
     assert all(s.version == "6.11.0" and s.running for s in fleet.servers("single"))
+
+
+def test_a_resumed_rollback_whose_validation_failed_validates_again_and_ends_by_what_it_finds(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv = upgrade_then_write(fleet, "single", tmp_path)
+    fleet.server("single-h1").set_fault(tenants_503=True)  # its tenants stop answering through main
+    failed, _ = rollback_json(inv)
+    assert failed.returncode == 9, failed.stdout[-3000:] + failed.stderr
+    assert all(s.version == "6.11.0" and s.running for s in fleet.servers("single"))
+
+    still = rollback(inv, "--resume", "latest")  # the cause is not fixed: validation fails again, saying why
+    assert still.returncode == 9, still.stdout[-3000:] + still.stderr
+    assert "acme" in still.stdout and "validat" in still.stdout
+
+    fleet.server("single-h1").clear_faults()
+    resumed, events = rollback_json(inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    assert_back(fleet, "single", events)  # validation ran again, and every tenant answered
+    from tests.recap_check import assert_recap_agrees_with_journal
+
+    assert_recap_agrees_with_journal(tmp_path / "state")
+    (finished,) = [e for e in events if e["kind"] == "run-finished"]
+    assert finished["data"]["outcome"] == "succeeded", finished

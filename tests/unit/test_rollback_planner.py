@@ -168,6 +168,30 @@ def test_nothing_newer_than_its_backup_means_nothing_to_do() -> None:
     assert rollback.nothing_to_do and not rollback.plan.phases
 
 
+def test_a_resumed_rollback_with_nothing_left_to_take_back_gates_every_server_in_scope_and_validates() -> (
+    None
+):
+    inv = deployment(main="6.11", hosts=("6.11", "6.11"))
+    facts = RollbackFacts(facts_for(inv, "6.11").backups, verify=True)
+    rollback = plan_rollback(inv, versions(inv), facts)
+    assert rollback.nothing_to_do  # nothing goes back ...
+    (phase,) = rollback.plan.phases  # ... but the validation that failed runs again, after the health gates
+    assert [s.action for s in phase.steps] == [Action.HEALTHY] * 6 + [Action.VALIDATE] * 2
+    assert order(rollback.plan, Action.HEALTHY) == [s.name for s in inv.servers]
+    scoped = plan_rollback(inv, versions(inv), facts, Scope(main=False, groups=("g1",)))
+    assert order(scoped.plan, Action.HEALTHY) == ["g1-p", "g1-s"]  # only the servers in scope are gated
+
+
+def test_a_resumed_rollback_gates_again_only_the_servers_no_phase_takes_back() -> None:
+    inv = deployment(main="6.12", hosts=("6.11", "6.12"))  # g0 went back before the run stopped
+    facts = RollbackFacts(facts_for(inv, "6.11").backups, verify=True)
+    plan = plan_rollback(inv, versions(inv), facts).plan
+    validate = plan.phases[-1]
+    assert validate.id == "validate"
+    assert [s.servers for s in validate.steps if s.action is Action.HEALTHY] == [("g0-p",), ("g0-s",)]
+    assert [p.group for p in plan.phases if p.group] == ["g1", "main"]
+
+
 def test_an_installer_still_running_refuses_the_rollback() -> None:
     inv = deployment()
     facts = RollbackFacts(facts_for(inv, "6.11").backups, in_flight={"g0-s": "6.12"})

@@ -62,6 +62,7 @@ _WHY = {
     "validate-main": "main answers on its communication port",
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-tenants": "every tenant answers through main",
+    "verify-healthy": "a resumed rollback: every server in scope is up and healthy on its release",
 }
 
 
@@ -88,6 +89,9 @@ class RollbackFacts:
         default_factory=dict
     )  # server -> release an installer still installs
     unusable: Mapping[str, str] = field(default_factory=dict)  # server -> why its backup on the server is bad
+    verify: bool = (
+        False  # resuming: every server in scope gated healthy and validated, even if none goes back
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,8 @@ def plan_rollback(
     host_groups, plan_waves = _host_order(inventory, returns, waves)
     _go_back_in_order(inventory, builder, returns, host_groups, plan_waves)
     warnings = _warnings(builder.judge(), release_only_es=release_only and es)
-    if builder.phases:
-        builder.validate()
+    if builder.phases or facts.verify:
+        builder.validate(_in_scope(inventory, scope) if facts.verify else ())
     plan = _plan(
         inventory, versions, scope, returns, builder, warnings, plan_waves, release_only=release_only
     )
@@ -689,7 +693,9 @@ class _Builder:
 
     # -- validate -------------------------------------------------------------------------------------
 
-    def validate(self) -> None:
+    def validate(self, verify: Collection[str] = ()) -> None:
+        """Main, then every tenant, answer through main; a resume first gates healthy each server in
+        `verify` that no phase took back (a rollback whose validation failed is validated again)."""
         main = self.inv.main
         entry = main.servers[0].name
         base = (
@@ -698,7 +704,13 @@ class _Builder:
         )
         release = self.state.release_of(entry)
         verdict = self.judge().verdict
+        touched = {s for p in self.phases for step in p.steps for s in step.servers}
         steps = [
+            self._step("validate", Action.HEALTHY, (s.name,), "verify-healthy", self.state.release_of(s.name))
+            for s in self.inv.servers
+            if s.name in verify and s.name not in touched
+        ]
+        steps += [
             Step(
                 "validate/validate/main",
                 "validate",
@@ -726,6 +738,10 @@ class _Builder:
                 )
             )
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
+
+
+def _in_scope(inventory: Inventory, scope: Scope) -> frozenset[str]:
+    return frozenset(s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers)
 
 
 def _hint(faults: tuple[Fault, ...]) -> str:

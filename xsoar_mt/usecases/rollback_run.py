@@ -196,6 +196,7 @@ def _preflight(
         | intent.unfinished,
         in_flight={n: r for n, r in observed.in_flight().items() if n not in intent.unfinished},
         unusable=_unusable(session, backups, intent.scope),
+        verify=request.resume is not None,  # a resume gates and validates again, whatever is left to do
     )
     rollback = plan_rollback(
         inventory,
