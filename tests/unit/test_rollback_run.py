@@ -5,6 +5,8 @@ the Elasticsearch stand-in on 127.0.0.1)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -144,6 +146,96 @@ def test_a_snapshot_name_elasticsearch_would_refuse_is_refused_before_any_reques
         with pytest.raises(SnapshotError, match="not a name"):
             take(es.url, "backups", "../_all", None)
         assert es.state.requests == []
+
+
+def snapshot_step(url: str) -> Step:
+    return Step("g1@6.11/restore-snapshot/h1", "g1@6.11", Action.RESTORE_SNAPSHOT, ("h1",),
+                f"POST {url}/_snapshot/backups/before/_restore?wait_for_completion=true", "why", "6.11",
+                Verdict.OK)  # fmt: skip
+
+
+def snapshot_run(url: str, *, abandon: bool = False) -> Any:
+    """As much of a RunContext as the restore-snapshot handler reads."""
+    from types import SimpleNamespace
+
+    from xsoar_mt.engine.waiter import Waiter
+
+    emitted: list[tuple[str, str]] = []
+    return SimpleNamespace(
+        inv=SimpleNamespace(elasticsearch_url=url, elasticsearch_snapshot_repository="backups"),
+        secrets=SimpleNamespace(elasticsearch=None),
+        waiter=Waiter(sleep=lambda s: None),
+        options=SimpleNamespace(reconnect_timeout=30.0),
+        abandon=abandon,
+        clock=lambda: 0.0,
+        emitted=emitted,
+        emit=lambda kind, message, *a, **k: emitted.append((kind, message)),
+    )
+
+
+def test_a_restore_whose_connection_closes_before_the_answer_is_made_again_and_succeeds() -> None:
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        request(es.url, "PUT", "/incidents/_doc/1", None, {"a": 1})
+        take(es.url, "backups", "before", None)
+        request(es.url, "PUT", "/incidents/_doc/2", None, {"a": 2})
+        es.state.faults.append({"match": "_restore", "action": "drop", "left": 1, "seconds": 0})
+        run = snapshot_run(es.url)
+        RestoreSnapshot().run(run, snapshot_step(es.url))
+        assert es.state.requests.count("POST /_snapshot/backups/before/_restore") == 2  # dropped, then again
+        assert request(es.url, "GET", "/incidents/_count", None)["count"] == 1
+        kinds = [k for k, _ in run.emitted]
+        assert kinds == ["warning", "snapshot-restored"], run.emitted
+        assert "the connection closed before an answer" in run.emitted[0][1]
+
+
+def test_a_restore_the_cluster_answers_with_an_error_fails_the_step_without_trying_again() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        take(es.url, "backups", "before", None)
+        es.state.faults.append({"match": "_restore", "action": "fail", "left": 1000})
+        with pytest.raises(StepFailed, match="answered HTTP 500") as failed:
+            RestoreSnapshot().run(snapshot_run(es.url), snapshot_step(es.url))
+        assert not failed.value.interrupted and failed.value.servers == ("h1",)
+        assert es.state.requests.count("POST /_snapshot/backups/before/_restore") == 1
+
+
+def test_a_second_interrupt_stops_waiting_for_a_restore_the_cluster_is_still_doing() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        request(es.url, "PUT", "/incidents/_doc/1", None, {"a": 1})
+        take(es.url, "backups", "before", None)
+        es.state.faults.append({"match": "_restore", "action": "slow", "left": 1, "seconds": 3})
+        run = snapshot_run(es.url)
+
+        def interrupt_twice_once_the_restore_is_asked() -> None:
+            while es.state.faults[0]["left"]:
+                time.sleep(0.01)
+            run.abandon = True
+
+        threading.Thread(target=interrupt_twice_once_the_restore_is_asked, daemon=True).start()
+        with pytest.raises(StepFailed, match="second interrupt") as failed:
+            RestoreSnapshot().run(run, snapshot_step(es.url))
+        assert failed.value.interrupted
+        assert "incidents" in es.state.closed  # the cluster had not finished restoring when the step gave up
+
+
+def test_a_dropped_snapshot_request_is_unreachable_and_an_error_answer_is_not() -> None:
+    from xsoar_mt.snapshots import SnapshotUnreachable
+
+    with elasticsearch_stub() as es:
+        es.state.faults.append({"match": "_snapshot", "action": "drop", "left": 1, "seconds": 0})
+        with pytest.raises(SnapshotUnreachable, match="closed before an answer"):
+            take(es.url, "backups", "before", None)
+        es.state.faults[:] = [{"match": "_snapshot", "action": "fail", "left": 1}]
+        with pytest.raises(SnapshotError, match="answered HTTP 500") as answered:
+            take(es.url, "backups", "before", None)
+        assert not isinstance(answered.value, SnapshotUnreachable)
 
 
 def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run_time() -> None:
