@@ -312,3 +312,22 @@ def test_a_snapshot_that_cannot_be_taken_fails_the_backup_step_before_anything_i
         with pytest.raises(StepFailed, match="Elasticsearch snapshot before the upgrade") as failed:
             Backup()._snapshot(run, step("prepare", Action.BACKUP, "m1"), "m1")  # type: ignore[arg-type]
     assert failed.value.hint is not None and "nothing was stopped" in failed.value.hint
+
+
+def test_a_resumed_rollback_keeps_its_waves_and_refuses_other_waves(tmp_path: Any) -> None:
+    from xsoar_mt.journal import RunDir
+    from xsoar_mt.plan import Waves
+    from xsoar_mt.usecases.rollback_run import RollbackRunRequest, _intent
+    from xsoar_mt.waves import WaveSpec
+
+    run = tmp_path / "20261207T010000Z-ab12"
+    run.mkdir()
+    started = {"spec": "1,100%", "groups": {"g1": 1, "g2": 2}}
+    intent = {"kind": "run-intent", "target": "rollback", "scope": Scope().to_dict(), "waves": started}
+    (run / "journal.jsonl").write_text(json.dumps(intent) + "\n")
+    kept = _intent(RollbackRunRequest(resume="latest"), RunDir(run), None)
+    assert kept.waves == Waves.from_dict(started)
+    same = _intent(RollbackRunRequest(resume="latest", waves=WaveSpec.parse("1,100%")), RunDir(run), None)
+    assert same.waves == Waves.from_dict(started)
+    with pytest.raises(UsageError, match="started in waves 1,100%, and a resume keeps them"):
+        _intent(RollbackRunRequest(resume="latest", waves=WaveSpec.parse("2")), RunDir(run), None)

@@ -112,7 +112,7 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
         f"  {_count(len(upgrading), 'server')} to upgrade in {_count(len(groups), 'group')} "
         f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
     )
-    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], {_pace(plan, timing)}")
+    out.print(f"  expected length of the night: [bold]{clock(timing.minutes)}[/], {pace(plan, timing)}")
     minutes = timing.durations.minutes
     given = sorted(timing.durations.given, key=list(minutes).index)
     out.print(
@@ -139,7 +139,7 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
     _skipped_and_warnings(out, plan)
 
 
-def _pace(plan: Plan, timing: Estimate) -> str:
+def pace(plan: Plan, timing: Estimate) -> str:
     """How the host groups go: one at a time, up to N at once, or in waves."""
     parallel = timing.parallel
     if plan.waves is None:

@@ -28,6 +28,7 @@ from xsoar_mt.plan import (
     Scope,
     Skipped,
     Step,
+    ValidationKind,
     Waves,
 )
 from xsoar_mt.planner import health_command
@@ -35,7 +36,7 @@ from xsoar_mt.releases import ReleaseLine, Version
 from xsoar_mt.rollback.backups import Backup, BackupRecord, NoBackup, restore_command
 from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, Verdict, judge
-from xsoar_mt.waves import WaveSpec, assign, ordered
+from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 RELEASE_ONLY_LINE = (
     "RELEASE ONLY: the releases go back, the data does NOT (Elasticsearch keeps what the upgraded "
@@ -62,6 +63,8 @@ _WHY = {
     "validate-main": "main answers on its communication port",
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-tenants": "every tenant answers through main",
+    "validate-wave": "a wave goes back only once every tenant of the wave before it answers through main",
+    "validate-wave-main": "a wave goes back only once main answers after the wave before it",
     "verify-healthy": "a resumed rollback: every server in scope is up and healthy on its release",
 }
 
@@ -144,12 +147,14 @@ def plan_rollback(
     scope: Scope = Scope(),
     *,
     release_only: bool = False,
-    waves: WaveSpec | None = None,
+    waves: WaveSpec | Waves | None = None,
 ) -> RollbackPlan:
     """The ordered plan that takes each server group in `scope` back to the release and data of its backup.
 
     Host groups go back before main, one group at a time (or side by side, as `--parallel` and `--waves`
-    run them); an HA group goes back whole; a DR secondary goes back and is healthy before its primary.
+    run them: with waves, wave by wave, each wave after the first once the tenants of the one before
+    answer through main; a resumed rollback's `Waves` are kept); an HA group goes back whole; a DR
+    secondary goes back and is healthy before its primary.
     Raises BackupUnusable (no backup, a bad record, a changed archive), PlanRefused (no order keeps the
     skew rule; Elasticsearch without a snapshot repository and no `--release-only`; an installer still
     running), UsageError for a bad scope.
@@ -210,11 +215,16 @@ def _with_snapshots(
 
 
 def _host_order(
-    inventory: Inventory, returns: Mapping[str, GroupReturn], waves: WaveSpec | None
+    inventory: Inventory, returns: Mapping[str, GroupReturn], waves: WaveSpec | Waves | None
 ) -> tuple[list[Group], Waves | None]:
-    """The host groups that go back, in the order they go (by wave first when waves are given)."""
+    """The host groups that go back, in the order they go (by wave first when waves are given; a resumed
+    rollback's waves kept as they were)."""
     host_groups = [g for g in ordered(inventory.hosts) if g.name in returns]
-    plan_waves = Waves(str(waves), assign(host_groups, waves)) if waves is not None and host_groups else None
+    plan_waves = None
+    if isinstance(waves, Waves):
+        plan_waves = Waves(waves.spec, keep(host_groups, waves.groups)) if host_groups else None
+    elif waves is not None and host_groups:
+        plan_waves = Waves(str(waves), assign(host_groups, waves))
     if plan_waves is not None:
         place = {g.name: i for i, g in enumerate(host_groups)}
         host_groups.sort(key=lambda g: (plan_waves.groups[g.name], place[g.name]))
@@ -228,14 +238,21 @@ def _go_back_in_order(
     host_groups: list[Group],
     plan_waves: Waves | None,
 ) -> None:
-    """The host groups, then main, then the host groups kept stopped until main was back. A host group
-    that would lag main by more than one release is kept stopped (marked held in `returns`), or refused
-    when main stays."""
+    """The host groups (with waves: wave by wave, each wave after the first behind the validation of the
+    one before), then main, then the host groups kept stopped until main was back. A host group that
+    would lag main by more than one release is kept stopped (marked held in `returns`), or refused when
+    main stays."""
     line = inventory.releases
     main_back = inventory.main.name in returns
     held: list[Group] = []
+    wave_of = dict(plan_waves.groups) if plan_waves is not None else {}
+    wave_groups: list[Group] = []  # the groups of the wave under way
     for group in host_groups:
         ret = returns[group.name]
+        wave = wave_of.get(group.name)
+        if wave_groups and wave != wave_of[wave_groups[0].name]:  # the next wave: validate the one before
+            builder.validate_wave(wave_of[wave_groups[0].name], wave_groups)
+            wave_groups = []
         main_now = builder.newest_main()
         if line.distance(ret.release, main_now) > 1:
             if not main_back:
@@ -246,8 +263,9 @@ def _go_back_in_order(
                 )
             held.append(group)
             returns[group.name] = replace(ret, held=True)
-        wave = plan_waves.groups[group.name] if plan_waves is not None else None
         builder.go_back(group, ret.release, held=group in held, wave=wave)
+        if wave is not None:
+            wave_groups.append(group)
     if main_back:
         builder.go_back(inventory.main, returns[inventory.main.name].release)
     for group in held:
@@ -692,6 +710,41 @@ class _Builder:
         return judgement.verdict
 
     # -- validate -------------------------------------------------------------------------------------
+
+    def validate_wave(self, wave: int, groups: list[Group]) -> None:
+        """Before the next wave, as upgrade's waves: the tenants of this wave's groups answer through main;
+        main's health instead when none of them has tenants, or one is kept stopped until main is back."""
+        main = self.inv.main
+        entry = main.servers[0].name
+        phase_id = f"validate:wave-{wave}"
+        tenants = [t.account for g in groups for t in g.tenants]
+        stopped = any(s.name in self.held for g in groups for s in g.servers)
+        if tenants and not stopped:
+            kind, why = ValidationKind.TENANTS, "validate-wave"
+            command = (
+                f"GET /accounts, then GET /<tenant>/about for "
+                f"{'the tenant' if len(tenants) == 1 else f'the {len(tenants)} tenants'} of wave {wave} "
+                f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})"
+            )
+        else:
+            kind = ValidationKind.LOAD_BALANCER if main.load_balancer else ValidationKind.MAIN
+            base = main.load_balancer or (
+                f"https://{url_address(main.servers[0].address)}:{self.inv.communication_port}"
+            )
+            command, why = f"GET {base}/health", "validate-wave-main"
+        step = Step(
+            f"{phase_id}/{kind.value}/{entry}",
+            phase_id,
+            Action.VALIDATE,
+            (entry,),
+            command,
+            _WHY[why],
+            self.state.release_of(entry),
+            self.judge().verdict,
+        )
+        what = f"{len(groups)} host group{'' if len(groups) == 1 else 's'}"
+        title = f"Validate wave {wave} ({what}) before the next wave goes back"
+        self.phases.append(Phase(phase_id, title, (step,), wave=wave))
 
     def validate(self, verify: Collection[str] = ()) -> None:
         """Main, then every tenant, answer through main; a resume first gates healthy each server in
