@@ -239,6 +239,18 @@ def test_a_resumed_rollback_keeps_the_waves_it_started_with() -> None:
     assert not any(p.id.startswith("validate:wave") for p in plan.phases)  # wave 1 is not going back again
 
 
+def test_the_final_validation_checks_main_health_then_every_tenant_as_its_steps_say() -> None:
+    inv = deployment()
+    (validate,) = [
+        p for p in plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan.phases if p.id == "validate"
+    ]
+    assert [(s.id, s.check) for s in validate.steps] == [
+        ("validate/main/main-p", ValidationKind.MAIN),
+        ("validate/tenants/main-p", ValidationKind.TENANTS),
+    ]
+    assert validate.steps[0].command.endswith("/health")
+
+
 def test_an_installer_still_running_refuses_the_rollback() -> None:
     inv = deployment()
     facts = RollbackFacts(facts_for(inv, "6.11").backups, in_flight={"g0-s": "6.12"})

@@ -763,9 +763,10 @@ class _Builder:
             for s in self.inv.servers
             if s.name in verify and s.name not in touched
         ]
-        steps += [
+        health = ValidationKind.LOAD_BALANCER if main.load_balancer else ValidationKind.MAIN
+        steps += [  # the kind in each id is what the run checks (Step.check)
             Step(
-                "validate/validate/main",
+                f"validate/{health.value}/{entry}",
                 "validate",
                 Action.VALIDATE,
                 (entry,),
@@ -779,7 +780,7 @@ class _Builder:
         if tenants:
             steps.append(
                 Step(
-                    "validate/validate/tenants",
+                    f"validate/{ValidationKind.TENANTS.value}/{entry}",
                     "validate",
                     Action.VALIDATE,
                     (entry,),
