@@ -1,15 +1,25 @@
 """A small Elasticsearch stand-in on 127.0.0.1: `_cluster/health`, `_cluster/settings`, documents in indices
 (`PUT /<index>/_doc/<id>`, `GET /<index>/_count`), and the snapshot API as xsoar-mt uses it (take a snapshot,
-list its indices, close indices, restore: a restore over an open index is refused, as Elasticsearch does)."""
+list its indices, close indices, restore: a restore over an open index is refused, as Elasticsearch does).
+
+Faults, for the fault matrix: rules (in `ClusterState.faults`, or the JSON file `fault_file`, read at every
+request) each `{"match": regex on "METHOD /path", "action": "fail" | "drop" | "slow", "left": N,
+"seconds": S}`. `fail` answers HTTP 500 with an Elasticsearch error; `drop` closes the connection without
+an answer, and every matching request for S seconds after it; `slow` answers S seconds late. With
+`event_log` (the fleet's), each fault hit, each slowed request's end and each restore done are recorded
+there as events of the server "elasticsearch"."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +39,50 @@ class ClusterState:
     )  # repo/snap -> copy
     redirect_to: str | None = None  # every snapshot request answers 307 to this origin (a hostile cluster)
     requests: list[str] = field(default_factory=list)  # "METHOD path" of each snapshot-API or index request
+    faults: list[dict[str, Any]] = field(default_factory=list)  # fault rules (see the module's docstring)
+    fault_file: Path | None = None  # rules read from this file at every request instead
+    event_log: Path | None = None  # the fleet's event log (its sequence in events.seq beside it)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, event: str, **fields: Any) -> None:
+        if self.event_log is None:
+            return
+        from tests.fleet.remote import append_json_line
+
+        line = {"ts": time.time(), "server": "elasticsearch", "deployment": "", "event": event, **fields}
+        append_json_line(self.event_log, line, seq_file=self.event_log.parent / "events.seq")
+
+    def fault_for(self, request: str) -> dict[str, Any] | None:
+        """The fault rule `request` ("METHOD /path") hits now, counted down (None: answer normally)."""
+        with self.lock:
+            rules = self.faults
+            if self.fault_file is not None:
+                try:
+                    rules = json.loads(self.fault_file.read_text() or "[]")
+                except (FileNotFoundError, ValueError):
+                    rules = []
+            now, hit = time.time(), None
+            for rule in rules:
+                if not re.search(rule["match"], request):
+                    continue
+                if rule.get("until", 0) > now:  # a drop still under way
+                    hit = rule
+                elif rule["left"] > 0:
+                    rule["left"] -= 1
+                    if rule["action"] == "drop":
+                        rule["until"] = now + float(rule["seconds"] if rule.get("seconds") is not None else 2)
+                    hit = rule
+                if hit is not None:
+                    break
+            if hit is not None and self.fault_file is not None:
+                kept = self.fault_file.with_name(f".{self.fault_file.name}.stub")
+                kept.write_text(json.dumps(rules))
+                kept.replace(self.fault_file)
+        if hit is not None:
+            self.record(
+                "fault", detail=f"{hit['action']} on a request matching {hit['match']!r}", request=request
+            )
+        return hit
 
 
 @dataclass
@@ -70,6 +124,22 @@ def elasticsearch_stub(
                     return False
             return True
 
+        def faulted(self, path: str) -> bool:
+            """Apply the fault rule this request hits; True when it was answered (or dropped) here."""
+            request = f"{self.command} {path}"
+            rule = cluster.fault_for(request)
+            if rule is None:
+                return False
+            if rule["action"] == "slow":
+                time.sleep(float(rule.get("seconds") or 4))
+                cluster.record("fault_over", request=request)
+                return False
+            if rule["action"] == "drop":
+                self.close_connection = True  # no answer at all: the client sees the connection close
+                return True
+            self.reply(500, {"error": {"type": "fleet_fault", "reason": f"{request} failed"}, "status": 500})
+            return True
+
         def do_PUT(self) -> None:
             self.do_POST()
 
@@ -81,6 +151,8 @@ def elasticsearch_stub(
             path = self.path.partition("?")[0]
             parts = path.strip("/").split("/")
             cluster.requests.append(f"{self.command} {path}")
+            if self.faulted(path):
+                return
             if cluster.redirect_to and parts[0] == "_snapshot":
                 self.send_response(307)
                 self.send_header("Location", cluster.redirect_to + self.path)
@@ -107,6 +179,7 @@ def elasticsearch_stub(
                     cluster.indices[index] = json.loads(json.dumps(kept[index]))
                     cluster.closed.discard(index)
                 total = len(wanted)
+                cluster.record("snapshot_restored", snapshot=parts[2], indices=total)
                 self.reply(
                     200,
                     {
@@ -131,6 +204,8 @@ def elasticsearch_stub(
                 return
             path, _, query = self.path.partition("?")
             parts = path.strip("/").split("/")
+            if self.faulted(path):
+                return
             if parts[0] == "_snapshot" or (len(parts) == 2 and parts[1] == "_count"):
                 cluster.requests.append(f"GET {path}")
             if len(parts) == 3 and parts[0] == "_snapshot":
@@ -178,13 +253,17 @@ def elasticsearch_stub(
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tests.elasticsearch_stub ADDRESS PORT`: a healthy cluster until SIGTERM (the fleet's)."""
+    """`python -m tests.elasticsearch_stub ADDRESS PORT [FAULT_FILE EVENT_LOG]`: a healthy cluster until
+    SIGTERM (the fleet's), with the fault rules of FAULT_FILE, its faults and restores in EVENT_LOG."""
     import signal
 
     address, port = argv[0], int(argv[1])
+    state = ClusterState()
+    if len(argv) > 3:
+        state.fault_file, state.event_log = Path(argv[2]), Path(argv[3])
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with elasticsearch_stub(ClusterState(), (address, port)):
+    with elasticsearch_stub(state, (address, port)):
         print("listening", flush=True)
         stopped.wait()
     return 0

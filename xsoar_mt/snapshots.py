@@ -7,6 +7,7 @@ Every answer is read strictly: anything but the JSON the API documents is an err
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -22,6 +23,11 @@ _INDEX = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,254}")
 
 class SnapshotError(OSError):
     """A snapshot request failed or answered something unexpected (the message is for an operator)."""
+
+
+class SnapshotUnreachable(SnapshotError):
+    """The cluster could not be reached, or the connection closed before it answered: the request may be
+    made again (every request here is safe to repeat)."""
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -59,7 +65,12 @@ def request(
     except urllib.error.HTTPError as exc:
         raise SnapshotError(f"{method} {path} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise SnapshotError(f"cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
+        raise SnapshotUnreachable(f"cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
+    except (http.client.HTTPException, ConnectionError) as exc:  # closed before or while it answered
+        reason = type(exc).__name__ + (f": {shown(str(exc), 60)}" if str(exc) else "")
+        raise SnapshotUnreachable(
+            f"{method} {path}: the connection closed before an answer ({reason})"
+        ) from None
     try:
         return json.loads(text)
     except ValueError:

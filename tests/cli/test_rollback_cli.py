@@ -295,10 +295,34 @@ def test_waves_put_the_host_groups_going_back_in_waves(inventory: Path, tmp_path
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["waves"] == {"spec": "1,100%", "groups": {"emea": 1, "us-east": 2, "apac": 2}}
+    assert data["parallel"] is None  # each wave all at once, as upgrade's waves
+    phases = [p["id"] for p in data["phases"]]
+    assert phases.index("emea@6.10") < phases.index("validate:wave-1") < phases.index("us-east@6.10")
+    assert phases.index("apac@6.10") < phases.index("main@6.10")  # every host group before main
     text = rollback(inventory, tmp_path, "--waves", "1,100%").output
     assert (
         "  host group emea (DR pair): back to 6.10 (started once main is back) [wave 1]" in text.splitlines()
     )
+    assert "host groups in 2 waves of 1 and 2 (--waves 1,100%), each wave all at once, before main):" in text
+
+
+def test_parallel_is_how_many_host_groups_go_back_at_once_in_the_plan_text_and_json(
+    inventory: Path, tmp_path: Path
+) -> None:
+    upgraded(inventory, tmp_path)
+    one = rollback(inventory, tmp_path)
+    assert "host groups one at a time, before main):" in one.output
+    two = rollback(inventory, tmp_path, "--parallel", "2")
+    assert two.exit_code == 0, two.output
+    assert "up to 2 host groups at once, before main):" in two.output
+    data = json.loads(rollback(inventory, tmp_path, "--parallel", "2", "-o", "json").output)
+    alone = json.loads(rollback(inventory, tmp_path, "-o", "json").output)
+    assert data["parallel"] == 2 and alone["parallel"] is None
+    assert data["expected_minutes"] < alone["expected_minutes"]  # two lanes: a shorter night
+    assert data["phases"] == alone["phases"]  # the same steps in the same order: only the pace differs
+    for flag in ("--parallel", "0"), ("--parallel", "65"), ("--waves", "nonsense"):
+        refused = rollback(inventory, tmp_path, *flag)
+        assert refused.exit_code == 2, (flag, refused.output)
 
 
 def _rebuilt(inventory: Path, state_dir: Path) -> Plan:

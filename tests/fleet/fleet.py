@@ -205,6 +205,7 @@ class Fleet:
         if unknown:
             raise KeyError(f"no such server(s): {sorted(unknown)}")
         self._run_parallel(self._settle, list(self.placements))
+        self.clear_elasticsearch_faults()
         to_start = []
         for name in self.placements:
             _, _, _, server = self.spec.server(name)
@@ -627,13 +628,33 @@ class Fleet:
         """The fleet's Elasticsearch stand-in (tests/elasticsearch_stub.py): a healthy cluster, no credentials."""
         return f"http://127.77.{self.subnet}.254:{ELASTICSEARCH_PORT}"
 
+    @property
+    def elasticsearch_faults(self) -> Path:
+        """The stand-in's fault rules (tests/elasticsearch_stub.py), read at every request; none after a reset."""
+        return self.root / "elasticsearch_faults.json"
+
+    def set_elasticsearch_faults(self, rules: list[dict[str, Any]]) -> None:
+        """Arm the stand-in: each rule `{"match", "action": fail | drop | slow, "times", "seconds"}`."""
+        remote.write_atomic(self.elasticsearch_faults, json.dumps([{**r, "left": r["times"]} for r in rules]))
+
+    def clear_elasticsearch_faults(self) -> None:
+        self.elasticsearch_faults.unlink(missing_ok=True)
+
     def _start_elasticsearch(self) -> None:
         """One cluster for every Elasticsearch deployment, a process of the fleet's (pid recorded)."""
         address = f"127.77.{self.subnet}.254"
         log = open(self.root / "elasticsearch.log", "wb")  # noqa: SIM115  (the child keeps it)
         with log:
             process = subprocess.Popen(
-                [PYTHON, "-m", "tests.elasticsearch_stub", address, str(ELASTICSEARCH_PORT)],
+                [
+                    PYTHON,
+                    "-m",
+                    "tests.elasticsearch_stub",
+                    address,
+                    str(ELASTICSEARCH_PORT),
+                    str(self.elasticsearch_faults),
+                    str(self.event_log),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

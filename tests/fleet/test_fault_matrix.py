@@ -226,19 +226,34 @@ def test_a_fault_halts_the_run_with_a_true_recap_and_resume_finishes(
 
 # -- rollback's own steps ---------------------------------------------------------------------------------
 # The same faults at the steps only a rollback has: the old release's fetch, the purge, the restore of a
-# backup's files. (restore-snapshot talks HTTP from this machine, not SSH: its failure is in the rollback
-# fleet tests' Elasticsearch cases, not here.) Each case: upgrade to 6.12, the fault armed, `rollback run`
-# ends with the expected exit code; after the fault is cleared `rollback run --resume latest` finishes:
-# every server back on 6.11 and running, the data written after the upgrade gone, no order violation.
+# backup's files, and (with Elasticsearch) the restore of the snapshot. Each case: upgrade to 6.12, data
+# written after it, the fault armed, `rollback run` ends with the expected exit code and a recap that
+# agrees with its journal; after the fault is cleared `rollback run --resume latest` finishes: every server
+# back on 6.11 and running, the data written after the upgrade gone (files, and Elasticsearch documents),
+# the recap agreeing with the journal, every snapshot restore the journal calls done answered by the
+# cluster while that step ran, no order violation.
+#
+# restore-snapshot talks HTTP from this machine to Elasticsearch, not SSH to a server: its faults are the
+# cluster's (tests/elasticsearch_stub.py rules): "fail" is Elasticsearch answering HTTP 500, "drop" is the
+# connection closed without an answer (and every request for 2 seconds, the cluster out of reach: the
+# HTTP equivalent of sshd going away for 2 seconds), Ctrl-C once and twice come while the cluster is
+# restoring (the request answers 4 seconds late). Only HA deployments use Elasticsearch in the fleet (a
+# single host and a DR pair run BoltDB, as the vendor's DR requires), so the step exists in the HA shape only.
 
 ROLLBACK_FAULTS = ("fail", "drop", "ctrl-c", "ctrl-c-twice")
-ROLLBACK_STEPS = ("fetch", "purge", "restore")
-ROLLBACK_MATCH = {"fetch": r"read -r link", "purge": r"-- .*-purge", "restore": r"want="}
+ROLLBACK_STEPS = ("fetch", "purge", "restore", "restore-snapshot")
+ROLLBACK_MATCH = {
+    "fetch": r"read -r link",
+    "purge": r"-- .*-purge",
+    "restore": r"want=",
+    "restore-snapshot": r"^POST /_snapshot/[^/]+/[^/]+/_restore$",  # a request line at the cluster
+}
 ROLLBACK_EXPECTED = {"fail": 6, "drop": 0, "ctrl-c": 130, "ctrl-c-twice": 130}
 ROLLBACK_SLICE = {
     ("fail", "purge", "single"),
     ("ctrl-c-twice", "restore", "ha"),
     ("drop", "fetch", "dr"),
+    ("fail", "restore-snapshot", "ha"),
 }
 
 
@@ -249,6 +264,8 @@ def rollback_cases() -> list[Any]:
             for shape in SHAPES:
                 if shape != "single" and (fault, step, shape) not in ROLLBACK_SLICE and step == "fetch":
                     continue  # the fetch is one prepare step whatever the shape: the single host covers it
+                if step == "restore-snapshot" and SHAPE[shape].deployment != "hahosts":
+                    continue  # no Elasticsearch, no snapshot to restore (see above)
                 marks = [] if (fault, step, shape) in ROLLBACK_SLICE else [pytest.mark.matrix_only]
                 found.append(
                     pytest.param(fault, step, shape, marks=marks, id=f"rollback-{fault}-{step}-{shape}")
@@ -265,6 +282,100 @@ def rollback_cmd(inv: Path, *args: str) -> list[str]:
     return ["rollback", "run", "-i", str(inv), "--yes", "--state-dir", str(inv.parent / "state"), *args]
 
 
+WRITTEN = Path("var") / "lib" / "demisto" / "written-after-the-upgrade"
+
+
+def upgraded_with_data(fleet: Fleet, shape: Shape, tmp_path: Path) -> tuple[Path, str | None]:
+    """The deployment upgraded to 6.12 (a snapshot repository named when it runs Elasticsearch), then data
+    written after the upgrade on every server and, with Elasticsearch, into an index that held one
+    document before it. The inventory, and the index (None without Elasticsearch)."""
+    import yaml
+
+    inv = fleet.inventory(shape.deployment, tmp_path / "inventory.yaml",
+                          health={"timeout": 10, "interval": 0.2, "max_interval": 0.5})  # fmt: skip
+    index = None
+    if fleet.spec.deployment(shape.deployment).database == "elasticsearch":
+        data = yaml.safe_load(inv.read_text())
+        data["deployment"]["elasticsearch_snapshot_repository"] = "backups"
+        inv.write_text(yaml.safe_dump(data, sort_keys=False))
+        index = f"matrix-{tmp_path.name.lower().replace('_', '-')}"[:100]
+        es_request(fleet, "PUT", f"/{index}/_doc/before", {"written": "before the upgrade"})
+    upgraded = run(inv, "--to", "6.12")
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    for server in fleet.servers(shape.deployment):
+        (server.home / WRITTEN).write_text("lost\n")
+    if index is not None:
+        es_request(fleet, "PUT", f"/{index}/_doc/after", {"written": "after the upgrade"})
+    return inv, index
+
+
+def es_request(fleet: Fleet, method: str, path: str, body: Any = None) -> Any:
+    from xsoar_mt.snapshots import request
+
+    return request(fleet.elasticsearch_url, method, path, None, body)
+
+
+def arm_rollback_fault(fleet: Fleet, shape: Shape, fault: str, step: str) -> tuple[str, Any]:
+    """Arm `fault` at the first `step` of the rollback; the name of who sees it (a server, or the cluster)
+    and a check that it was hit."""
+    match = ROLLBACK_MATCH[step]
+    if fault == "fail":
+        rule = {"match": match, "action": "fail", "times": 1000}
+    elif fault == "drop":
+        rule = {"match": match, "action": "drop", "seconds": 2, "times": 1}
+    else:
+        rule = {"match": match, "action": "slow", "seconds": 4, "times": 1}
+    if step == "restore-snapshot":
+        fleet.set_elasticsearch_faults([rule])
+        return "elasticsearch", lambda: fault_seen(fleet, "elasticsearch")
+    target = fleet.server(rollback_target(shape))
+    target.set_fault(commands=[rule])
+    return target.name, lambda: fault_seen(fleet, target.name)
+
+
+def settle_elasticsearch(fleet: Fleet, timeout: float = 60) -> None:
+    """Wait until every request the cluster was told to answer late has been answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [e for e in fleet.events() if e["server"] == "elasticsearch"]
+        slowed = sum(1 for e in events if e["event"] == "fault" and e["detail"].startswith("slow "))
+        if sum(1 for e in events if e["event"] == "fault_over") >= slowed:
+            return
+        assert time.monotonic() < deadline, "a request to Elasticsearch is still being answered"
+        time.sleep(0.1)
+
+
+def restores_unanswered(fleet: Fleet, state_dir: Path) -> list[str]:
+    """Each restore-snapshot step the journal (the first run and its resumes) says finished ok while the
+    cluster restored no snapshot between the step's start and that finish (a restore called done that
+    did not happen), and each one begun that never finished ok (a restore the resume left out).
+    Ordering only: journal and cluster stamp with this machine's clock."""
+    import json
+
+    from tests.recap_check import latest_run_dir
+
+    run_dir = latest_run_dir(state_dir)
+    assert run_dir is not None
+    records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    restored = [e["ts"] for e in fleet.events() if e["event"] == "snapshot_restored"]
+    started: dict[str, float] = {}
+    finished: set[str] = set()
+    wrong = []
+    for record in records:
+        step = str(record.get("step") or "")
+        if "/restore-snapshot/" not in step:
+            continue
+        if record["kind"] == "step-started":
+            started[step] = record["ts"]
+            continue
+        done = record["kind"] == "step-finished" and record["data"]["outcome"] == "ok"
+        if done and not any(started[step] - 0.001 <= at <= record["ts"] + 0.001 for at in restored):
+            wrong.append(f"{step}: done at {record['ts']}, but the cluster restored nothing while it ran")
+        if done:
+            finished.add(step)
+    return wrong + [f"{step}: begun, never done" for step in started if step not in finished]
+
+
 @pytest.mark.parametrize(("fault", "step", "shape_name"), rollback_cases())
 def test_a_fault_in_a_rollback_step_halts_it_and_resume_finishes_the_rollback(
     fleet: Fleet, tmp_path: Path, fault: str, step: str, shape_name: str
@@ -272,54 +383,40 @@ def test_a_fault_in_a_rollback_step_halts_it_and_resume_finishes_the_rollback(
     import subprocess
     import sys
 
-    import yaml
-
     from tests.fleet.runs import REPO, xsoar_mt
 
     shape = SHAPE[shape_name]
-    inv = fleet.inventory(shape.deployment, tmp_path / "inventory.yaml",
-                          health={"timeout": 10, "interval": 0.2, "max_interval": 0.5})  # fmt: skip
-    if fleet.spec.deployment(shape.deployment).database == "elasticsearch":
-        data = yaml.safe_load(inv.read_text())
-        data["deployment"]["elasticsearch_snapshot_repository"] = "backups"
-        inv.write_text(yaml.safe_dump(data, sort_keys=False))
-    upgraded = run(inv, "--to", "6.12")
-    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    for server in fleet.servers(shape.deployment):
-        (server.home / "var" / "lib" / "demisto" / "written-after-the-upgrade").write_text("lost\n")
-
-    target = fleet.server(rollback_target(shape))
-    match = ROLLBACK_MATCH[step]
+    inv, index = upgraded_with_data(fleet, shape, tmp_path)
+    at, hit = arm_rollback_fault(fleet, shape, fault, step)
     if fault in ("fail", "drop"):
-        rule = {"match": match, "action": fault, "times": 1000} if fault == "fail" else {
-            "match": match, "action": "drop", "seconds": 2}  # fmt: skip
-        target.set_fault(commands=[rule])
         first = xsoar_mt(*rollback_cmd(inv, "-o", "json"), cwd=tmp_path)
         code, events = first.returncode, events_of(first.stdout)
     else:
-        target.set_fault(commands=[{"match": match, "action": "slow", "seconds": 4}])
         process = subprocess.Popen([sys.executable, "-m", "xsoar_mt", *rollback_cmd(inv, "-o", "json")],
                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env={**__import__("os").environ, "PYTHONPATH": str(REPO)})  # fmt: skip
-        out, _ = interrupt_when(
-            process, lambda: fault_seen(fleet, target.name), 2 if fault == "ctrl-c-twice" else 1
-        )
+        out, _ = interrupt_when(process, hit, 2 if fault == "ctrl-c-twice" else 1)
         code, events = process.returncode, events_of(out)
     assert code == ROLLBACK_EXPECTED[fault], f"exit {code}\n" + "\n".join(
         e["message"] for e in events if e["kind"] in ("step-finished", "warning", "run-finished")
     )
-    if fault == "ctrl-c-twice":
-        settle(fleet, target.name)
+    assert hit(), f"the fault at {step} was never hit"
+    assert_recap_agrees_with_journal(tmp_path / "state")
+    if fault == "ctrl-c-twice" and at == "elasticsearch":
+        settle_elasticsearch(fleet)
+    elif fault == "ctrl-c-twice":
+        settle(fleet, at)
+    fleet.clear_elasticsearch_faults()
     for server in fleet.servers(shape.deployment):
         server.clear_faults()
     resumed = xsoar_mt(*rollback_cmd(inv, "--resume", "latest"), cwd=tmp_path)
-    if fault == "drop":  # the first run finished already: nothing is left to do
-        assert resumed.returncode in (0, 5), resumed.stdout + resumed.stderr
-    else:
-        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    # a resume always gates and validates, also when the first run had finished (a dropped connection)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    assert_recap_agrees_with_journal(tmp_path / "state", resumed.stdout)
     for server in fleet.servers(shape.deployment):
         assert (server.version, server.running) == ("6.11.0", True), server.name
-        assert not (server.home / "var" / "lib" / "demisto" / "written-after-the-upgrade").exists(), (
-            server.name
-        )
+        assert not (server.home / WRITTEN).exists(), server.name
+    if index is not None:  # the document written after the upgrade is gone, the one before is back
+        assert restores_unanswered(fleet, tmp_path / "state") == []
+        assert es_request(fleet, "GET", f"/{index}/_count")["count"] == 1
     assert order_violations(fleet) == []

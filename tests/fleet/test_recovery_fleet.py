@@ -56,6 +56,9 @@ def test_a_resume_with_nothing_left_to_install_still_gates_every_server_and_vali
     failed = run(inv, "--to", "6.12")
     assert failed.returncode == 9, failed.stdout + failed.stderr  # only validation failed
     assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    still = run(inv, "--resume", "latest")  # the cause is not fixed: validation runs again and fails again
+    assert still.returncode == 9, still.stdout + still.stderr
+    assert "validate/tenants/single-main" in still.stdout
 
     fleet.server("single-main").clear_faults()
     resumed = run(inv, "--resume", "latest")

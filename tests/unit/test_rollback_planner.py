@@ -168,6 +168,89 @@ def test_nothing_newer_than_its_backup_means_nothing_to_do() -> None:
     assert rollback.nothing_to_do and not rollback.plan.phases
 
 
+def test_a_resumed_rollback_with_nothing_left_to_take_back_gates_every_server_in_scope_and_validates() -> (
+    None
+):
+    inv = deployment(main="6.11", hosts=("6.11", "6.11"))
+    facts = RollbackFacts(facts_for(inv, "6.11").backups, verify=True)
+    rollback = plan_rollback(inv, versions(inv), facts)
+    assert rollback.nothing_to_do  # nothing goes back ...
+    (phase,) = rollback.plan.phases  # ... but the validation that failed runs again, after the health gates
+    assert [s.action for s in phase.steps] == [Action.HEALTHY] * 6 + [Action.VALIDATE] * 2
+    assert order(rollback.plan, Action.HEALTHY) == [s.name for s in inv.servers]
+    scoped = plan_rollback(inv, versions(inv), facts, Scope(main=False, groups=("g1",)))
+    assert order(scoped.plan, Action.HEALTHY) == ["g1-p", "g1-s"]  # only the servers in scope are gated
+
+
+def test_a_resumed_rollback_gates_again_only_the_servers_no_phase_takes_back() -> None:
+    inv = deployment(main="6.12", hosts=("6.11", "6.12"))  # g0 went back before the run stopped
+    facts = RollbackFacts(facts_for(inv, "6.11").backups, verify=True)
+    plan = plan_rollback(inv, versions(inv), facts).plan
+    validate = plan.phases[-1]
+    assert validate.id == "validate"
+    assert [s.servers for s in validate.steps if s.action is Action.HEALTHY] == [("g0-p",), ("g0-s",)]
+    assert [p.group for p in plan.phases if p.group] == ["g1", "main"]
+
+
+def test_with_waves_host_groups_go_back_wave_by_wave_each_after_the_validation_of_the_one_before() -> None:
+    from xsoar_mt.estimate import batches
+    from xsoar_mt.waves import WaveSpec
+
+    groups = [GroupSpec(f"g{i}", "single", ("6.12",), tenants=1 if i != 1 else 0) for i in range(4)]
+    inv = build("bolt", GroupSpec("main", "single", ("6.12",), tenants=1), groups)
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"), waves=WaveSpec.parse("1,50%,100%")).plan
+    ids = [p.id for p in plan.phases]
+    assert ids == ["prepare", "g0@6.11", "validate:wave-1", "g1@6.11", "g2@6.11", "validate:wave-2",
+                   "g3@6.11", "main@6.11", "validate"]  # fmt: skip
+    assert plan.waves is not None and dict(plan.waves.groups) == {"g0": 1, "g1": 2, "g2": 2, "g3": 3}
+    wave_1, wave_2 = (plan.phases[ids.index(f"validate:wave-{n}")].steps[0] for n in (1, 2))
+    assert (wave_1.check, wave_2.check) == (ValidationKind.TENANTS, ValidationKind.TENANTS)
+    assert "wave 1 (acc_g0-t0)" in wave_1.command and "the tenant of wave 2" in wave_2.command  # g1 has none
+    # how a run takes them: a wave's groups side by side (all at once, or up to --parallel), a barrier
+    # between waves, main alone after every host group
+    taken = [([p.id for p in batch], width) for batch, width in batches(plan.phases)]
+    assert taken[1:] == [(["g0@6.11"], 1), (["validate:wave-1"], 1), (["g1@6.11", "g2@6.11"], 2),
+                         (["validate:wave-2"], 1), (["g3@6.11"], 1), (["main@6.11"], 1), (["validate"], 1)]  # fmt: skip
+    assert [w for _, w in batches(plan.phases, 1)][3] == 1  # --parallel 1: one at a time within a wave
+
+
+def test_with_parallel_the_host_groups_of_a_rollback_go_back_side_by_side_and_main_after_them_alone() -> None:
+    from xsoar_mt.estimate import batches
+
+    inv = deployment(hosts=("6.12", "6.12", "6.12"))
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan
+    taken = [([p.id for p in batch], width) for batch, width in batches(plan.phases, 2)]
+    assert taken[1:] == [(["g0@6.11", "g1@6.11", "g2@6.11"], 2), (["main@6.11"], 1), (["validate"], 1)]
+    assert not any(p.id.startswith("validate:wave") for p in plan.phases)  # no waves, no wave validation
+
+
+def test_a_resumed_rollback_keeps_the_waves_it_started_with() -> None:
+    from xsoar_mt.plan import Waves
+
+    inv = deployment(hosts=("6.11", "6.12", "6.12"))  # g0 (wave 1) went back before the run stopped
+    started = Waves("1,100%", {"g0": 1, "g1": 2, "g2": 2})
+    plan = plan_rollback(inv, versions(inv), facts_for(inv, "6.11"), waves=started).plan
+    assert plan.waves == started
+    assert [(p.id, p.wave) for p in plan.phases if p.group] == [
+        ("g1@6.11", 2),
+        ("g2@6.11", 2),
+        ("main@6.11", None),
+    ]
+    assert not any(p.id.startswith("validate:wave") for p in plan.phases)  # wave 1 is not going back again
+
+
+def test_the_final_validation_checks_main_health_then_every_tenant_as_its_steps_say() -> None:
+    inv = deployment()
+    (validate,) = [
+        p for p in plan_rollback(inv, versions(inv), facts_for(inv, "6.11")).plan.phases if p.id == "validate"
+    ]
+    assert [(s.id, s.check) for s in validate.steps] == [
+        ("validate/main/main-p", ValidationKind.MAIN),
+        ("validate/tenants/main-p", ValidationKind.TENANTS),
+    ]
+    assert validate.steps[0].command.endswith("/health")
+
+
 def test_an_installer_still_running_refuses_the_rollback() -> None:
     inv = deployment()
     facts = RollbackFacts(facts_for(inv, "6.11").backups, in_flight={"g0-s": "6.12"})

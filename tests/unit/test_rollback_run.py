@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -159,6 +161,96 @@ def test_a_snapshot_name_elasticsearch_would_refuse_is_refused_before_any_reques
         assert es.state.requests == []
 
 
+def snapshot_step(url: str) -> Step:
+    return Step("g1@6.11/restore-snapshot/h1", "g1@6.11", Action.RESTORE_SNAPSHOT, ("h1",),
+                f"POST {url}/_snapshot/backups/before/_restore?wait_for_completion=true", "why", "6.11",
+                SkewVerdict.OK)  # fmt: skip
+
+
+def snapshot_run(url: str, *, abandon: bool = False) -> Any:
+    """As much of a RunContext as the restore-snapshot handler reads."""
+    from types import SimpleNamespace
+
+    from xsoar_mt.engine.waiter import Waiter
+
+    emitted: list[tuple[str, str]] = []
+    return SimpleNamespace(
+        inv=SimpleNamespace(elasticsearch_url=url, elasticsearch_snapshot_repository="backups"),
+        secrets=SimpleNamespace(elasticsearch=None),
+        waiter=Waiter(sleep=lambda s: None),
+        options=SimpleNamespace(reconnect_timeout=30.0),
+        abandon=abandon,
+        clock=lambda: 0.0,
+        emitted=emitted,
+        emit=lambda kind, message, *a, **k: emitted.append((kind, message)),
+    )
+
+
+def test_a_restore_whose_connection_closes_before_the_answer_is_made_again_and_succeeds() -> None:
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        request(es.url, "PUT", "/incidents/_doc/1", None, {"a": 1})
+        take(es.url, "backups", "before", None)
+        request(es.url, "PUT", "/incidents/_doc/2", None, {"a": 2})
+        es.state.faults.append({"match": "_restore", "action": "drop", "left": 1, "seconds": 0})
+        run = snapshot_run(es.url)
+        RestoreSnapshot().run(run, snapshot_step(es.url))
+        assert es.state.requests.count("POST /_snapshot/backups/before/_restore") == 2  # dropped, then again
+        assert request(es.url, "GET", "/incidents/_count", None)["count"] == 1
+        kinds = [k for k, _ in run.emitted]
+        assert kinds == ["warning", "snapshot-restored"], run.emitted
+        assert "the connection closed before an answer" in run.emitted[0][1]
+
+
+def test_a_restore_the_cluster_answers_with_an_error_fails_the_step_without_trying_again() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        take(es.url, "backups", "before", None)
+        es.state.faults.append({"match": "_restore", "action": "fail", "left": 1000})
+        with pytest.raises(StepFailed, match="answered HTTP 500") as failed:
+            RestoreSnapshot().run(snapshot_run(es.url), snapshot_step(es.url))
+        assert not failed.value.interrupted and failed.value.servers == ("h1",)
+        assert es.state.requests.count("POST /_snapshot/backups/before/_restore") == 1
+
+
+def test_a_second_interrupt_stops_waiting_for_a_restore_the_cluster_is_still_doing() -> None:
+    from xsoar_mt.engine.model import StepFailed
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        request(es.url, "PUT", "/incidents/_doc/1", None, {"a": 1})
+        take(es.url, "backups", "before", None)
+        es.state.faults.append({"match": "_restore", "action": "slow", "left": 1, "seconds": 3})
+        run = snapshot_run(es.url)
+
+        def interrupt_twice_once_the_restore_is_asked() -> None:
+            while es.state.faults[0]["left"]:
+                time.sleep(0.01)
+            run.abandon = True
+
+        threading.Thread(target=interrupt_twice_once_the_restore_is_asked, daemon=True).start()
+        with pytest.raises(StepFailed, match="second interrupt") as failed:
+            RestoreSnapshot().run(run, snapshot_step(es.url))
+        assert failed.value.interrupted
+        assert "incidents" in es.state.closed  # the cluster had not finished restoring when the step gave up
+
+
+def test_a_dropped_snapshot_request_is_unreachable_and_an_error_answer_is_not() -> None:
+    from xsoar_mt.snapshots import SnapshotUnreachable
+
+    with elasticsearch_stub() as es:
+        es.state.faults.append({"match": "_snapshot", "action": "drop", "left": 1, "seconds": 0})
+        with pytest.raises(SnapshotUnreachable, match="closed before an answer"):
+            take(es.url, "backups", "before", None)
+        es.state.faults[:] = [{"match": "_snapshot", "action": "fail", "left": 1}]
+        with pytest.raises(SnapshotError, match="answered HTTP 500") as answered:
+            take(es.url, "backups", "before", None)
+        assert not isinstance(answered.value, SnapshotUnreachable)
+
+
 def test_a_rollback_step_that_would_leave_a_host_ahead_of_main_is_refused_at_run_time() -> None:
     """The plan was made when the hosts were back on 6.11 already; the run sees h2 on 6.12 again. Taking main's
     first server back to 6.11 would leave h2 ahead of main: refused before that install, by rollback's rule."""
@@ -233,3 +325,22 @@ def test_a_snapshot_that_cannot_be_taken_fails_the_backup_step_before_anything_i
         with pytest.raises(StepFailed, match="Elasticsearch snapshot before the upgrade") as failed:
             Backup()._snapshot(run, step("prepare", Action.BACKUP, "m1"), "m1")  # type: ignore[arg-type]
     assert failed.value.hint is not None and "nothing was stopped" in failed.value.hint
+
+
+def test_a_resumed_rollback_keeps_its_waves_and_refuses_other_waves(tmp_path: Any) -> None:
+    from xsoar_mt.journal import RunDir
+    from xsoar_mt.plan import Waves
+    from xsoar_mt.usecases.rollback_run import RollbackRunRequest, _intent
+    from xsoar_mt.waves import WaveSpec
+
+    run = tmp_path / "20261207T010000Z-ab12"
+    run.mkdir()
+    started = {"spec": "1,100%", "groups": {"g1": 1, "g2": 2}}
+    intent = {"kind": "run-intent", "target": "rollback", "scope": Scope().to_dict(), "waves": started}
+    (run / "journal.jsonl").write_text(json.dumps(intent) + "\n")
+    kept = _intent(RollbackRunRequest(resume="latest"), RunDir(run), None)
+    assert kept.waves == Waves.from_dict(started)
+    same = _intent(RollbackRunRequest(resume="latest", waves=WaveSpec.parse("1,100%")), RunDir(run), None)
+    assert same.waves == Waves.from_dict(started)
+    with pytest.raises(UsageError, match="started in waves 1,100%, and a resume keeps them"):
+        _intent(RollbackRunRequest(resume="latest", waves=WaveSpec.parse("2")), RunDir(run), None)

@@ -113,7 +113,7 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
         f"({_shapes(inventory, groups)}), {_count(tenants, 'tenant')}; {plan.step_count} steps ({_step_split(plan)})"
     )
     out.print(
-        f"  expected length of the night: [bold]{hours_and_minutes(timing.minutes)}[/], {_pace(plan, timing)}"
+        f"  expected length of the night: [bold]{hours_and_minutes(timing.minutes)}[/], {pace(plan, timing)}"
     )
     minutes = timing.durations.minutes
     given = sorted(timing.durations.given, key=list(minutes).index)
@@ -141,7 +141,7 @@ def _summary(out: Console, plan: Plan, inventory: Inventory, timing: Estimate) -
     _skipped_and_warnings(out, plan)
 
 
-def _pace(plan: Plan, timing: Estimate) -> str:
+def pace(plan: Plan, timing: Estimate) -> str:
     """How the host groups go: one at a time, up to N at once, or in waves."""
     parallel = timing.parallel
     if plan.waves is None:

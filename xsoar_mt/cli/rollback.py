@@ -185,7 +185,9 @@ def _show_plan(view: Any, output: Output, *, out: Path | None, probed: bool, det
     if out is not None:
         write_plan(json.dumps(view.rollback.plan.to_dict(), indent=2) + "\n", out)
     if output is Output.json:
-        typer.echo(json.dumps(rollback_dict(view.rollback), indent=2))
+        data = {**rollback_dict(view.rollback), "parallel": view.timing.parallel,
+                "expected_minutes": round(view.timing.minutes, 1)}  # fmt: skip
+        typer.echo(json.dumps(data, indent=2))
     else:
         for line in rollback_text(view, probed=probed, detail=detail, saved_to=out):
             typer.echo(line)
@@ -298,7 +300,7 @@ def rollback_text(view: Any, *, probed: bool, detail: bool, saved_to: Path | Non
     rest = plan.warnings[1:] if rollback.release_only and plan.warnings else plan.warnings
     if rest:
         lines += ["", "Warnings:", *(f"  {w}" for w in rest)]
-    lines += _step_lines(plan, view.timing.minutes, detail=detail)
+    lines += _step_lines(plan, view.timing, detail=detail)
     lines += [
         "",
         "Resume finishes an interrupted upgrade; rollback undoes a finished or failed one. "
@@ -353,9 +355,16 @@ def _installer_lines(rollback: Any, inventory: Any) -> list[str]:
     return lines
 
 
-def _step_lines(plan: Any, minutes: float, *, detail: bool) -> list[str]:
-    """Every step, numbered, under its phase; with --detail its whole command (and each server's own)."""
-    lines = ["", f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {minutes:.0f} min):"]
+def _step_lines(plan: Any, timing: Any, *, detail: bool) -> list[str]:
+    """How the host groups go (one at a time, --parallel, --waves), then every step, numbered, under its
+    phase; with --detail its whole command (and each server's own)."""
+    from xsoar_mt.cli.plan_text import pace
+
+    lines = [
+        "",
+        f"Steps ({plan.step_count} in {len(plan.phases)} phases, about {timing.minutes:.0f} min; "
+        f"{pace(plan, timing)}, before main):",
+    ]
     number = 0
     for phase in plan.phases:
         lines.append(f"  {phase.title}" + (f" [wave {phase.wave}]" if phase.wave is not None else ""))

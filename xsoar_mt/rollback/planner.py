@@ -36,7 +36,7 @@ from xsoar_mt.releases import ReleaseLine, Version
 from xsoar_mt.rollback.backups import BackupRecord, NoBackup, ServerBackup, restore_command
 from xsoar_mt.shellwords import LATER, fill, squash
 from xsoar_mt.skew import DEGRADED_FUNCTIONS, Fault, FleetState, Judgement, SkewVerdict, judge
-from xsoar_mt.waves import WaveSpec, assign, ordered
+from xsoar_mt.waves import WaveSpec, assign, keep, ordered
 
 RELEASE_ONLY_LINE = (
     "RELEASE ONLY: the releases go back, the data does NOT (Elasticsearch keeps what the upgraded "
@@ -63,6 +63,9 @@ _WHY = {
     "validate-main": "main answers on its communication port",
     "validate-lb": "HA: main answers through the load balancer as before",
     "validate-tenants": "every tenant answers through main",
+    "validate-wave": "a wave goes back only once every tenant of the wave before it answers through main",
+    "validate-wave-main": "a wave goes back only once main answers after the wave before it",
+    "verify-healthy": "a resumed rollback: every server in scope is up and healthy on its release",
 }
 
 
@@ -89,6 +92,9 @@ class RollbackFacts:
         default_factory=dict
     )  # server -> release an installer still installs
     unusable: Mapping[str, str] = field(default_factory=dict)  # server -> why its backup on the server is bad
+    verify: bool = (
+        False  # resuming: every server in scope gated healthy and validated, even if none goes back
+    )
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,14 @@ def plan_rollback(
     scope: Scope = Scope(),
     *,
     release_only: bool = False,
-    waves: WaveSpec | None = None,
+    waves: WaveSpec | Waves | None = None,
 ) -> RollbackPlan:
     """The ordered plan that takes each server group in `scope` back to the release and data of its backup.
 
     Host groups go back before main, one group at a time (or side by side, as `--parallel` and `--waves`
-    run them); an HA group goes back whole; a DR secondary goes back and is healthy before its primary.
+    run them: with waves, wave by wave, each wave after the first once the tenants of the one before
+    answer through main; a resumed rollback's `Waves` are kept); an HA group goes back whole; a DR
+    secondary goes back and is healthy before its primary.
     Raises BackupUnusable (no backup, a bad record, a changed archive), PlanRefused (no order keeps the
     skew rule; Elasticsearch without a snapshot repository and no `--release-only`; an installer still
     running), UsageError for a bad scope.
@@ -164,8 +172,8 @@ def plan_rollback(
     host_groups, plan_waves = _host_order(inventory, returns, waves)
     _go_back_in_order(inventory, builder, returns, host_groups, plan_waves)
     warnings = _warnings(builder.judge(), release_only_es=release_only and es)
-    if builder.phases:
-        builder.validate()
+    if builder.phases or facts.verify:
+        builder.validate(_in_scope(inventory, scope) if facts.verify else ())
     plan = _plan(
         inventory, versions, scope, returns, builder, warnings, plan_waves, release_only=release_only
     )
@@ -207,11 +215,16 @@ def _with_snapshots(
 
 
 def _host_order(
-    inventory: Inventory, returns: Mapping[str, GroupReturn], waves: WaveSpec | None
+    inventory: Inventory, returns: Mapping[str, GroupReturn], waves: WaveSpec | Waves | None
 ) -> tuple[list[Group], Waves | None]:
-    """The host groups that go back, in the order they go (by wave first when waves are given)."""
+    """The host groups that go back, in the order they go (by wave first when waves are given; a resumed
+    rollback's waves kept as they were)."""
     host_groups = [g for g in ordered(inventory.hosts) if g.name in returns]
-    plan_waves = Waves(str(waves), assign(host_groups, waves)) if waves is not None and host_groups else None
+    plan_waves = None
+    if isinstance(waves, Waves):
+        plan_waves = Waves(waves.spec, keep(host_groups, waves.groups)) if host_groups else None
+    elif waves is not None and host_groups:
+        plan_waves = Waves(str(waves), assign(host_groups, waves))
     if plan_waves is not None:
         place = {g.name: i for i, g in enumerate(host_groups)}
         host_groups.sort(key=lambda g: (plan_waves.groups[g.name], place[g.name]))
@@ -225,14 +238,21 @@ def _go_back_in_order(
     host_groups: list[Group],
     plan_waves: Waves | None,
 ) -> None:
-    """The host groups, then main, then the host groups kept stopped until main was back. A host group
-    that would lag main by more than one release is kept stopped (marked held in `returns`), or refused
-    when main stays."""
+    """The host groups (with waves: wave by wave, each wave after the first behind the validation of the
+    one before), then main, then the host groups kept stopped until main was back. A host group that
+    would lag main by more than one release is kept stopped (marked held in `returns`), or refused when
+    main stays."""
     line = inventory.releases
     main_back = inventory.main.name in returns
     held: list[Group] = []
+    wave_of = dict(plan_waves.groups) if plan_waves is not None else {}
+    wave_groups: list[Group] = []  # the groups of the wave under way
     for group in host_groups:
         ret = returns[group.name]
+        wave = wave_of.get(group.name)
+        if wave_groups and wave != wave_of[wave_groups[0].name]:  # the next wave: validate the one before
+            builder.validate_wave(wave_of[wave_groups[0].name], wave_groups)
+            wave_groups = []
         main_now = builder.newest_main()
         if line.distance(ret.release, main_now) > 1:
             if not main_back:
@@ -243,8 +263,9 @@ def _go_back_in_order(
                 )
             held.append(group)
             returns[group.name] = replace(ret, held=True)
-        wave = plan_waves.groups[group.name] if plan_waves is not None else None
         builder.go_back(group, ret.release, held=group in held, wave=wave)
+        if wave is not None:
+            wave_groups.append(group)
     if main_back:
         builder.go_back(inventory.main, returns[inventory.main.name].release)
     for group in held:
@@ -691,47 +712,84 @@ class _Builder:
 
     # -- validate -------------------------------------------------------------------------------------
 
-    def validate(self) -> None:
-        main = self.inv.main
-        entry = main.servers[0].name
-        base = (
-            main.load_balancer
-            or f"https://{url_address(main.servers[0].address)}:{self.inv.communication_port}"
-        )
-        release = self.state.release_of(entry)
-        verdict = self.judge().verdict
-        # Main's health as the upgrade checks it: through the load balancer where main has one.
-        kind = ValidationKind.LOAD_BALANCER if main.load_balancer else ValidationKind.MAIN
+    def validate_wave(self, wave: int, groups: list[Group]) -> None:
+        """Before the next wave, as upgrade's waves: the tenants of this wave's groups answer through main;
+        main's health instead when none of them has tenants, or one is kept stopped until main is back."""
+        phase_id = f"validate:wave-{wave}"
+        tenants = [t.account for g in groups for t in g.tenants]
+        stopped = any(s.name in self.held for g in groups for s in g.servers)
+        at = (self.state.release_of(self.inv.main.servers[0].name), self.judge().verdict)
+        if tenants and not stopped:
+            whose = f"{'the tenant' if len(tenants) == 1 else f'the {len(tenants)} tenants'} of wave {wave}"
+            step = _tenants_step(self.inv, phase_id, tenants, whose, "validate-wave", *at)
+        else:
+            step = _main_health_step(self.inv, phase_id, "validate-wave-main", *at)
+        what = f"{len(groups)} host group{'' if len(groups) == 1 else 's'}"
+        title = f"Validate wave {wave} ({what}) before the next wave goes back"
+        self.phases.append(Phase(phase_id, title, (step,), wave=wave))
+
+    def validate(self, verify: Collection[str] = ()) -> None:
+        """Main, then every tenant, answer through main; a resume first gates healthy each server in
+        `verify` that no phase took back (a rollback whose validation failed is validated again)."""
+        at = (self.state.release_of(self.inv.main.servers[0].name), self.judge().verdict)
+        touched = {s for p in self.phases for step in p.steps for s in step.servers}
         steps = [
-            Step(
-                f"validate/{kind.value}/{entry}",
-                "validate",
-                Action.VALIDATE,
-                (entry,),
-                f"GET {base}/health",
-                _WHY["validate-lb" if main.load_balancer else "validate-main"],
-                release,
-                verdict,
-                check=kind,
-            )
+            self._step("validate", Action.HEALTHY, (s.name,), "verify-healthy", self.state.release_of(s.name))
+            for s in self.inv.servers
+            if s.name in verify and s.name not in touched
         ]
+        why = "validate-lb" if self.inv.main.load_balancer else "validate-main"
+        steps.append(_main_health_step(self.inv, "validate", why, *at))
         tenants = [t.account for g in self.inv.groups for t in g.tenants]
         if tenants:
-            steps.append(
-                Step(
-                    f"validate/{ValidationKind.TENANTS.value}/{entry}",
-                    "validate",
-                    Action.VALIDATE,
-                    (entry,),
-                    f"GET /accounts, then GET /<tenant>/about for {len(tenants)} tenants "
-                    f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
-                    _WHY["validate-tenants"],
-                    release,
-                    verdict,
-                    check=ValidationKind.TENANTS,
-                )
-            )
+            whose = f"{len(tenants)} tenants"
+            steps.append(_tenants_step(self.inv, "validate", tenants, whose, "validate-tenants", *at))
         self.phases.append(Phase("validate", "Validate", tuple(steps)))
+
+
+# -- validation steps: the kind in each id is what the run checks (Step.check), as in upgrade plans ------
+
+
+def _main_health_step(inv: Inventory, phase: str, why: str, release: str, verdict: SkewVerdict) -> Step:
+    """Main's health, as the upgrade checks it: through its load balancer where it has one."""
+    main = inv.main
+    kind = ValidationKind.LOAD_BALANCER if main.load_balancer else ValidationKind.MAIN
+    base = main.load_balancer or f"https://{url_address(main.servers[0].address)}:{inv.communication_port}"
+    entry = main.servers[0].name
+    return Step(
+        f"{phase}/{kind.value}/{entry}",
+        phase,
+        Action.VALIDATE,
+        (entry,),
+        f"GET {base}/health",
+        _WHY[why],
+        release,
+        verdict,
+        check=kind,
+    )
+
+
+def _tenants_step(
+    inv: Inventory, phase: str, tenants: list[str], whose: str, why: str, release: str, verdict: SkewVerdict
+) -> Step:
+    """Every tenant in `tenants` answers through main."""
+    entry = inv.main.servers[0].name
+    return Step(
+        f"{phase}/{ValidationKind.TENANTS.value}/{entry}",
+        phase,
+        Action.VALIDATE,
+        (entry,),
+        f"GET /accounts, then GET /<tenant>/about for {whose} "
+        f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
+        _WHY[why],
+        release,
+        verdict,
+        check=ValidationKind.TENANTS,
+    )
+
+
+def _in_scope(inventory: Inventory, scope: Scope) -> frozenset[str]:
+    return frozenset(s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers)
 
 
 def _hint(faults: tuple[Fault, ...]) -> str:

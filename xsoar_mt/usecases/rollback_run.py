@@ -26,7 +26,7 @@ from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.journal import Journal, JournalSink, RunDir, new_run_id, read_journal, run_origin
 from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Observed
-from xsoar_mt.plan import ROLLBACK_RELEASE_ONLY, ROLLBACK_TARGETS, Plan, Scope
+from xsoar_mt.plan import ROLLBACK_RELEASE_ONLY, ROLLBACK_TARGETS, Plan, Scope, Waves
 from xsoar_mt.remote import CommandKind, Recorder, RecordingShell, RemoteCommand, RemoteError, ShellPool
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.rollback.backups import (
@@ -69,6 +69,7 @@ class _Intent:
     scope: Scope
     release_only: bool
     unfinished: frozenset[str]  # resuming: the servers whose way back began and did not finish
+    waves: WaveSpec | Waves | None = None  # `--waves`, or the waves the resumed rollback started with
     downloaded: Mapping[str, str] = field(default_factory=dict)  # resuming: release -> sha256 downloaded here
 
 
@@ -199,6 +200,7 @@ def _preflight(
         | intent.unfinished,
         in_flight={n: r for n, r in observed.in_flight().items() if n not in intent.unfinished},
         unusable=_unusable(session, backups, intent.scope),
+        verify=request.resume is not None,  # a resume gates and validates again, whatever is left to do
     )
     rollback = plan_rollback(
         inventory,
@@ -206,7 +208,7 @@ def _preflight(
         facts,
         intent.scope,
         release_only=intent.release_only,
-        waves=request.waves,
+        waves=intent.waves,
     )
     check_fetch(session, rollback, secrets, links=not request.dry_run)
     for view in observed.views.values():
@@ -393,10 +395,13 @@ def _intent(request: RollbackRunRequest, resumed: RunDir | None, saved: Plan | N
                 lead="the saved plan is not what the command line asks",
             )
         return _Intent(
-            request.scope if request.scope != Scope() else saved.scope, request.release_only, frozenset()
+            request.scope if request.scope != Scope() else saved.scope,
+            request.release_only,
+            frozenset(),
+            request.waves,
         )
     if resumed is None:
-        return _Intent(request.scope, request.release_only, frozenset())
+        return _Intent(request.scope, request.release_only, frozenset(), request.waves)
     records = read_journal(resumed.journal_path)
     intent = next((r for r in records if r.get("kind") == "run-intent"), None)
     if intent is None or intent.get("target") not in ROLLBACK_TARGETS:
@@ -410,10 +415,17 @@ def _intent(request: RollbackRunRequest, resumed: RunDir | None, saved: Plan | N
         for r in records
         if r.get("kind") == "installer-downloaded" and isinstance(r.get("data"), dict)
     }
+    waves = Waves.from_dict(intent["waves"]) if intent.get("waves") else None
+    if request.waves is not None and (waves is None or waves.spec != str(request.waves)):
+        started = f"in waves {waves.spec}" if waves else "without waves"
+        raise UsageError(
+            f"--waves {request.waves}: rollback {resumed.run_id} started {started}, and a resume keeps them"
+        )
     return _Intent(
         Scope.from_dict(intent["scope"]),
         intent["target"] == ROLLBACK_RELEASE_ONLY,
         unfinished_servers(records, plans),
+        waves,
         downloaded,
     )
 
