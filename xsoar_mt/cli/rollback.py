@@ -16,6 +16,22 @@ from xsoar_mt.cli.checks import (
 )
 from xsoar_mt.errors import ExitCode
 
+# The options `rollback plan` and `rollback run` share, declared once.
+OnlyMainBack = Annotated[
+    str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
+]
+GroupsBack = Annotated[
+    list[str] | None, typer.Option("--group", "-g", help="Take only this host group back (repeatable).")
+]
+WavesBack = Annotated[
+    str | None,
+    typer.Option(
+        "--waves",
+        help="Host groups go back in waves of these sizes (1,25%,100%), as upgrade's.",
+        metavar="SPEC",
+    ),
+]
+
 rollback_app = typer.Typer(help="Undo an upgrade: plan the way back to its backups.", no_args_is_help=True)
 
 
@@ -32,13 +48,8 @@ def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
     def rollback_plan(
         ctx: typer.Context,
         inventory: InventoryOption,
-        only: Annotated[
-            str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
-        ] = None,
-        group: Annotated[
-            list[str] | None,
-            typer.Option("--group", "-g", help="Take only this host group back (repeatable)."),
-        ] = None,
+        only: OnlyMainBack = None,
+        group: GroupsBack = None,
         release_only: Annotated[
             bool,
             typer.Option(
@@ -62,14 +73,7 @@ def _register_plan(app: typer.Typer, boundary: Boundary) -> None:
         detail: Annotated[
             bool, typer.Option("--detail", help="Text: every step with its whole command.")
         ] = False,
-        waves: Annotated[
-            str | None,
-            typer.Option(
-                "--waves",
-                help="Host groups go back in waves of these sizes (1,25%,100%), as upgrade's.",
-                metavar="SPEC",
-            ),
-        ] = None,
+        waves: WavesBack = None,
         parallel: Annotated[
             int | None,
             typer.Option(
@@ -106,13 +110,8 @@ def _register_run(app: typer.Typer, boundary: Boundary) -> None:
     def rollback_run(
         ctx: typer.Context,
         inventory: InventoryOption,
-        only: Annotated[
-            str | None, typer.Option("--only", help="`main`: take only main back.", metavar="main")
-        ] = None,
-        group: Annotated[
-            list[str] | None,
-            typer.Option("--group", "-g", help="Take only this host group back (repeatable)."),
-        ] = None,
+        only: OnlyMainBack = None,
+        group: GroupsBack = None,
         plan_file: Annotated[
             Path | None,
             typer.Option("--plan", help="Run exactly this saved rollback plan (refused if stale or edited)."),
@@ -134,12 +133,7 @@ def _register_run(app: typer.Typer, boundary: Boundary) -> None:
             int | None,
             typer.Option("--parallel", min=1, max=64, help="Host groups taken back at once (default 1)."),
         ] = None,
-        waves: Annotated[
-            str | None,
-            typer.Option(
-                "--waves", help="Host groups go back in waves of these sizes (1,25%,100%).", metavar="SPEC"
-            ),
-        ] = None,
+        waves: WavesBack = None,
         output: Annotated[
             str, typer.Option("--output", "-o", help="text, or json (one event per line).", metavar="FORMAT")
         ] = "text",
