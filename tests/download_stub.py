@@ -125,3 +125,15 @@ def download_server(folder: Path, token: str, workdir: Path) -> Iterator[Downloa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def link_file(stub: DownloadServer, tmp_path: Path, monkeypatch: Any) -> Path:
+    """The stub's download link in a private file (for installer.link), with this machine trusting the
+    stub's certificate and going to it directly (no proxy)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    link = tmp_path / "link"
+    link.write_text(stub.link() + "\n")
+    link.chmod(0o600)
+    return link

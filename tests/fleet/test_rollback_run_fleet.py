@@ -334,16 +334,11 @@ def test_an_old_release_the_link_no_longer_serves_is_refused_in_preflight_before
 def test_upload_delivery_from_a_link_downloads_the_old_release_here_once_and_sends_it_to_every_server(
     fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.download_stub import download_server
+    from tests.download_stub import download_server, link_file
 
     token = "tok-" + os.urandom(8).hex()
     with download_server(fleet.downloads, token, tmp_path / "stub") as stub:
-        monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
-        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        link = tmp_path / "link"
-        link.write_text(stub.link() + "\n")
-        link.chmod(0o600)
+        link = link_file(stub, tmp_path, monkeypatch)
         upload = {"installer": {"delivery": "upload", "link": {"file": str(link)}}}
         inv = upgrade_then_write(fleet, "single", tmp_path, upload)
         asked_before = len(stub.requests)

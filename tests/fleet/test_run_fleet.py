@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.download_stub import DownloadServer, download_server
+from tests.download_stub import download_server, link_file
 from tests.fleet.fleet import Fleet
 from tests.fleet.runs import (
     events_of,
@@ -338,18 +338,6 @@ def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contr
     assert result.returncode == 6, result.stdout + result.stderr
     assert "the inventory expects 000000" in result.stdout
     assert nothing_changed(fleet)
-
-
-def link_file(stub: DownloadServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The stub's download link in a private file (for installer.link), with this machine trusting the
-    stub's certificate and going to it directly (no proxy)."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(stub.ca_file))
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    link = tmp_path / "link"
-    link.write_text(stub.link() + "\n")
-    link.chmod(0o600)
-    return link
 
 
 def test_upload_delivery_from_a_link_downloads_each_hop_once_here_and_uploads_it_to_every_server(
