@@ -72,3 +72,22 @@ def test_the_tenants_down_are_those_whose_serving_servers_are_all_stopped() -> N
     releases = {s.name: "6.11" if s.name in main else "6.10" for s in inventory.servers}
     assert lagging_functions(inventory, releases)  # hosts one behind main: degraded
     assert lagging_functions(inventory, dict.fromkeys(releases, "6.11")) == ()
+
+
+def test_a_run_with_nothing_to_do_says_what_is_already_true_for_an_upgrade_and_for_a_rollback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A rollback's target names the way back, not a release: 'already runs rollback' would be untrue."""
+    from dataclasses import replace
+
+    from xsoar_mt.plan import ROLLBACK, ROLLBACK_RELEASE_ONLY
+
+    inventory = load_inventory(EXAMPLE)
+    nothing = plan_upgrade(inventory, {s.name: Version.parse("6.12.0") for s in inventory.servers}, "6.12")
+    assert nothing.nothing_to_do
+    render_recap(RunOutcome(None, nothing, None, None))
+    assert capsys.readouterr().out.strip() == "Nothing to do: every server in scope already runs 6.12."
+    for target in (ROLLBACK, ROLLBACK_RELEASE_ONLY):
+        render_recap(RunOutcome(None, replace(nothing, target=target), None, None))
+        said = capsys.readouterr().out.strip()
+        assert said == "Nothing to do: no server in scope runs a newer release than its backup."

@@ -200,7 +200,12 @@ def render_recap(outcome: RunOutcome) -> None:
     out = console()
     report = outcome.report
     if report is None:
-        out.print(f"Nothing to do: every server in scope already runs {outcome.plan.target}.")
+        from xsoar_mt.plan import ROLLBACK_TARGETS
+
+        if outcome.plan.target in ROLLBACK_TARGETS:  # a rollback's target names the way back, not a release
+            out.print("Nothing to do: no server in scope runs a newer release than its backup.")
+        else:
+            out.print(f"Nothing to do: every server in scope already runs {outcome.plan.target}.")
         return
     if outcome.run_id is None:  # a dry run
         out.print(
