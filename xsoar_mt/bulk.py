@@ -3,9 +3,10 @@ collector pausing to scan them: they hold no reference cycles, so its passes onl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -21,12 +22,22 @@ def without_gc_passes(build: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(build)
     def built(*args: P.args, **kwargs: P.kwargs) -> R:
-        if not gc.isenabled():
+        with gc_paused():
             return build(*args, **kwargs)
-        gc.disable()
-        try:
-            return build(*args, **kwargs)
-        finally:
-            gc.enable()
 
     return built
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector paused inside (and enabled again after, if it was). Around a whole short
+    command, such as `upgrade plan`: paused only around each build, the first pass after it scans all that
+    the build made (a 1,000-server plan's ~300,000 objects, twice, as they age), for nothing."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
