@@ -36,11 +36,12 @@ chromium:
 	fi
 
 # The fleet tests spend most of their time waiting on simulated installs and health gates, not on the
-# CPU, so test files run on WORKERS pytest-xdist workers (a file's tests stay on one worker). WORKERS=0
-# runs them all in one process.
+# CPU, so they run on WORKERS pytest-xdist workers, spread test by test (each worker has its own fleet);
+# the files whose fleet is module-scoped keep their tests on one worker (an xdist_group mark each).
+# WORKERS=0 runs them all in one process.
 WORKERS ?= 3
 test: install sshd chromium
-	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadfile
+	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadgroup
 
 # Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
 # Each case has its own fleet, so the cases are spread over the workers one by one.

@@ -21,7 +21,8 @@ from xsoar_mt.checks import FindingVerdict, PreflightReport, run_preflight
 from xsoar_mt.checks.preflight import PreflightInput
 from xsoar_mt.usecases.session import LinkNeed, Session
 
-pytestmark = pytest.mark.fleet
+# its module-scoped fleet is started once: every test of the file on the same pytest-xdist worker
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("preflight-fleet")]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,8 @@ import pytest
 from tests.fleet.fleet import Fleet
 from tests.fleet.runs import journal, run, xsoar_mt
 
-pytestmark = pytest.mark.fleet
+# its module-scoped fleet is started once: every test of the file on the same pytest-xdist worker
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("report-fleet")]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from tests.fleet.fleet import Fleet, require_sshd
 from tests.fleet.inventory import write_secret
 from tests.fleet.spec import FleetSpec
 
-pytestmark = pytest.mark.fleet
+# its module-scoped fleet is started once: every test of the file on the same pytest-xdist worker
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("secrets-canary")]
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tok" + secrets.token_hex(12)

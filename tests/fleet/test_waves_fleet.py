@@ -17,7 +17,8 @@ from tests.fleet.spec import FleetSpec
 from xsoar_mt.inventory import load_inventory
 from xsoar_mt.known import KnownState
 
-pytestmark = pytest.mark.fleet
+# its module-scoped fleet is started once: every test of the file on the same pytest-xdist worker
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("waves-fleet")]
 
 WAVES = "1,50%,100%"  # four host groups: w1 the canary, then w2 and w3 (a DR pair) together, then w4
 TENANTS = {"ops", "acme", "beta", "gamma", "delta"}
