@@ -36,10 +36,10 @@ chromium:
 	fi
 
 # The fleet tests spend most of their time waiting on simulated installs and health gates, not on the
-# CPU, so they run on WORKERS pytest-xdist workers, spread test by test (each worker has its own fleet);
-# the files whose fleet is module-scoped keep their tests on one worker (an xdist_group mark each).
-# WORKERS=0 runs them all in one process.
-WORKERS ?= 3
+# CPU (about a quarter of 2 cores is busy), so they run on WORKERS pytest-xdist workers, spread test by
+# test (each worker has its own fleet); the files whose fleet is module-scoped and cheap to share keep
+# their tests on one worker (an xdist_group mark each). WORKERS=0 runs them all in one process.
+WORKERS ?= 5
 test: install sshd chromium
 	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadgroup
 

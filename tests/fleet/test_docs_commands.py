@@ -211,9 +211,6 @@ def _servers(group: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 # -- the tests ----------------------------------------------------------------------------------------
 
-# its module-scoped fleet is started once: every test of the file on the same pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("docs-fleet")
-
 
 @pytest.fixture(scope="module")
 def docs_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
