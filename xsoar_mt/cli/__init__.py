@@ -393,8 +393,7 @@ def upgrade_run(
 
 def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any:
     """The run, its events printed as they come; Ctrl-C and SIGTERM ask the executor to stop safely."""
-    import signal
-
+    from xsoar_mt.cli.checks import stop_on_signals
     from xsoar_mt.cli.plan_text import render_plan
     from xsoar_mt.cli.render import EventPrinter, console
     from xsoar_mt.usecases.run import run_upgrade
@@ -418,15 +417,8 @@ def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any
         render_plan(plan, opened.inventory, console(), timing=timing)
         return typer.confirm(f"Upgrade {plan.deployment} to {plan.target} now?", default=False)
 
-    def on_executor(executor: Any) -> None:
-        def stop(signum: int, frame: object) -> None:
-            executor.request_stop()
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-
     with EventPrinter(json_lines=json_lines) as printer:
-        return run_upgrade(opened, request, printer, confirm=confirm, on_executor=on_executor)
+        return run_upgrade(opened, request, printer, confirm=confirm, on_executor=stop_on_signals)
 
 
 def _can_prompt() -> bool:

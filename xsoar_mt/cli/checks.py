@@ -90,6 +90,18 @@ def session(
     )
 
 
+def stop_on_signals(executor: Any) -> None:
+    """Ctrl-C and SIGTERM ask the run's executor to stop at a safe point,
+    for every command that changes servers."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        executor.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def scope_from_flags(only: str | None, groups: list[str] | None) -> "Scope":
     """`--only main` and `--group NAME` (repeatable) as a plan's scope."""
     from xsoar_mt.errors import UsageError, shown

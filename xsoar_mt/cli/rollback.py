@@ -218,8 +218,7 @@ def _check_run_flags(
 
 def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any:
     """The rollback, its events printed as they come; Ctrl-C and SIGTERM ask the engine to stop safely."""
-    import signal
-
+    from xsoar_mt.cli.checks import stop_on_signals
     from xsoar_mt.cli.render import EventPrinter
     from xsoar_mt.usecases.rollback_run import run_rollback
 
@@ -228,15 +227,8 @@ def _carry_out(opened: Any, request: Any, *, yes: bool, json_lines: bool) -> Any
             typer.confirm(f"Roll {plan.deployment} back ({plan.step_count} steps) now?", default=False)
         )
 
-    def on_executor(executor: Any) -> None:
-        def stop(signum: int, frame: object) -> None:
-            executor.request_stop()
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-
     with EventPrinter(json_lines=json_lines) as printer:
-        return run_rollback(opened, request, printer, confirm=confirm, on_executor=on_executor)
+        return run_rollback(opened, request, printer, confirm=confirm, on_executor=stop_on_signals)
 
 
 def rollback_dict(rollback: Any) -> dict[str, Any]:
