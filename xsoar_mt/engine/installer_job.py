@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.plan import Step
-from xsoar_mt.remote import CommandKind, ConnectionLost, RemoteCommand, RemoteShell
+from xsoar_mt.remote import CommandKind, ConnectionLost, RemoteCommand, RemoteError, RemoteShell
 from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.shellwords import word
 
@@ -83,6 +83,14 @@ class InstallFiles:
 
     def log_tail(self) -> RemoteCommand:
         return RemoteCommand(f"tail -n 5 {self.log}", CommandKind.INSTALL_LOG, self.release)
+
+    def last_lines(self, shell: RemoteShell) -> str:
+        """The job log's last lines, for the error that reports its exit code; '' when they cannot be read
+        (the exit code is what matters, its log a courtesy)."""
+        try:
+            return "\n".join(shell.run(self.log_tail(), timeout=60).stdout.splitlines()[-5:])
+        except RemoteError:
+            return ""
 
 
 @dataclass(frozen=True)

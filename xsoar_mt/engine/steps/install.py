@@ -3,7 +3,6 @@ to its exit code, and record what the server runs after it."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from xsoar_mt.engine.context import RunContext
@@ -15,7 +14,7 @@ from xsoar_mt.installer import verify_before_run
 from xsoar_mt.observed import Installer, Marker, Service, Source
 from xsoar_mt.plan import Action, Step
 from xsoar_mt.releases import Version
-from xsoar_mt.remote import CommandKind, RemoteError, RemoteShell
+from xsoar_mt.remote import CommandKind, RemoteShell
 
 
 class Install(ServerStep):
@@ -105,9 +104,7 @@ def _failed(
     finished: float,
 ) -> None:
     """The installer exited non-zero: record it, and fail the step with the last lines of its log."""
-    tail = ""
-    with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
-        tail = "\n".join(shell.run(files.log_tail(), timeout=60).stdout.splitlines()[-5:])
+    tail = files.last_lines(shell)
     done = Installer(step.release, None, exit_code(code), False, False, began, finished)
     run.update(server, step, unknown=done.describe(), installer=done)
     run.emit(

@@ -4,7 +4,6 @@ detached and followed like an install (installer_job.py, records `purge-<release
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from xsoar_mt.engine.context import RunContext
@@ -14,7 +13,7 @@ from xsoar_mt.engine.steps.base import ServerStep
 from xsoar_mt.installer import verify_before_run
 from xsoar_mt.observed import Service
 from xsoar_mt.plan import Action, Step
-from xsoar_mt.remote import CommandKind, RemoteError
+from xsoar_mt.remote import CommandKind
 
 
 class Purge(ServerStep):
@@ -52,9 +51,7 @@ class Purge(ServerStep):
         )
         code = follow(run, step, server, shell, files)
         if code != "0":
-            tail = ""
-            with contextlib.suppress(RemoteError):  # the exit code is what matters; its log is a courtesy
-                tail = "\n".join(shell.run(files.log_tail(), timeout=60).stdout.splitlines()[-5:])
+            tail = files.last_lines(shell)
             raise StepFailed(
                 step,
                 server,
