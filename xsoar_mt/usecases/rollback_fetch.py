@@ -1,11 +1,17 @@
-"""The rollback's fetch check, which `rollback plan --probe` and `rollback run` share: each old release's
-installer asked for the way the run will fetch it, before anything is stopped."""
+"""The rollback's checks on the servers, which `rollback plan --probe` and `rollback run` share, before
+anything is stopped: each backup that goes back checked where it lies (size, sha256), and each old
+release's installer asked for the way the run will fetch it."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from xsoar_mt.checks.model import FindingVerdict
 from xsoar_mt.checks.preflight import FetchAsked, blocking_summary, fetch_findings
 from xsoar_mt.errors import PreflightFailed
+from xsoar_mt.plan import Scope
+from xsoar_mt.remote import CommandKind, RemoteCommand, RemoteError
+from xsoar_mt.rollback.backups import BackupRecord, ServerBackup, backup_check_command, backup_check_verdict
 from xsoar_mt.rollback.planner import RollbackPlan
 from xsoar_mt.secrets import RunSecrets
 from xsoar_mt.usecases.session import Session
@@ -23,3 +29,31 @@ def check_fetch(session: Session, rollback: RollbackPlan, secrets: RunSecrets, *
     if failed:
         fixes = dict.fromkeys(f.fix for f in findings if f.verdict is FindingVerdict.FAIL and f.fix)
         raise PreflightFailed(failed, hint="; ".join(["nothing was changed", *fixes]))
+
+
+def unusable_backups(
+    session: Session, backups: Mapping[str, ServerBackup], scope: Scope | None = None
+) -> dict[str, str]:
+    """Each recorded backup (of the servers in `scope`, or all) checked on its server (size, sha256): the
+    reason per server it fails, or could not be checked."""
+    inventory = session.inventory
+    groups = [g for g in inventory.groups if scope is None or scope.covers(g.name, g.is_main)]
+    covered = {s.name for g in groups for s in g.servers}
+    unusable: dict[str, str] = {}
+    for name, backup in backups.items():
+        if name not in covered or not isinstance(backup, BackupRecord):
+            continue
+        try:
+            check = RemoteCommand(backup_check_command(backup), CommandKind.STATUS)
+            result = session.shells(name).run(check, timeout=600)
+        except RemoteError as exc:
+            unusable[name] = f"the backup could not be checked ({exc.detail})"
+            continue
+        reason = (
+            backup_check_verdict(backup, result.stdout)
+            if result.ok
+            else f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})"
+        )
+        if reason is not None:
+            unusable[name] = reason
+    return unusable

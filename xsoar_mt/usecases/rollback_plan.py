@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from xsoar_mt.errors import PreflightFailed
@@ -11,14 +10,10 @@ from xsoar_mt.inventory import Inventory
 from xsoar_mt.observed import offline_state, require_versions
 from xsoar_mt.plan import Scope
 from xsoar_mt.rollback.backups import (
-    BackupRecord,
-    ServerBackup,
-    backup_check_command,
-    backup_check_verdict,
     read_backups,
 )
 from xsoar_mt.rollback.planner import RollbackFacts, RollbackPlan, plan_rollback
-from xsoar_mt.usecases.rollback_fetch import check_fetch
+from xsoar_mt.usecases.rollback_fetch import check_fetch, unusable_backups
 from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.waves import WaveSpec
 
@@ -67,7 +62,7 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
             raise PreflightFailed(
                 unreachable, hint="the plan needs every server's answer; fix these and plan again"
             )
-        unusable = _unusable_backups(session, backups)
+        unusable = unusable_backups(session, backups)
         require_versions(observed, session.inventory_path, probed=True, hint="nothing was changed")
     facts = RollbackFacts(
         backups=backups,
@@ -87,18 +82,3 @@ def make_rollback_plan(session: Session, request: RollbackRequest) -> RollbackVi
         check_fetch(session, rollback, session.secrets, links=True)
     timing = estimate(rollback.plan, inventory.durations, request.parallel, known.durations())
     return RollbackView(inventory, rollback, timing)
-
-
-def _unusable_backups(session: Session, backups: Mapping[str, ServerBackup]) -> dict[str, str]:
-    """Each recorded backup checked on its server (size, sha256): the reason per server it fails."""
-    unusable: dict[str, str] = {}
-    for name, backup in backups.items():
-        if not isinstance(backup, BackupRecord):
-            continue
-        result = session.shells(name).run(backup_check_command(backup), timeout=300)
-        reason = backup_check_verdict(backup, result.stdout) if result.ok else None
-        if not result.ok:
-            reason = f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})"
-        if reason is not None:
-            unusable[name] = reason
-    return unusable

@@ -32,8 +32,6 @@ from xsoar_mt.remote_paths import RemotePaths
 from xsoar_mt.rollback.backups import (
     BackupRecord,
     ServerBackup,
-    backup_check_command,
-    backup_check_verdict,
     read_backups,
 )
 from xsoar_mt.rollback.planner import RollbackFacts, RollbackPlan, plan_rollback
@@ -41,7 +39,7 @@ from xsoar_mt.rollback.records import read_server_record, record_command, unfini
 from xsoar_mt.secrets import RunSecrets, read_secret
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
-from xsoar_mt.usecases.rollback_fetch import check_fetch
+from xsoar_mt.usecases.rollback_fetch import check_fetch, unusable_backups
 from xsoar_mt.usecases.run_request import RunOutcome
 from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
 from xsoar_mt.usecases.session import LinkNeed, Session
@@ -199,7 +197,7 @@ def _preflight(
         unsettled=frozenset(v.server for v in observed.views.values() if v.version is None)
         | intent.unfinished,
         in_flight={n: r for n, r in observed.in_flight().items() if n not in intent.unfinished},
-        unusable=_unusable(session, backups, intent.scope),
+        unusable=unusable_backups(session, backups, intent.scope),
         verify=request.resume is not None,  # a resume gates and validates again, whatever is left to do
     )
     rollback = plan_rollback(
@@ -245,30 +243,6 @@ def _downloads(
     assert secrets.link is not None  # read first, as a real run reads it
     known = {**intent.downloaded, **installer.sha256}
     return from_link(secrets.link, installer.build, session.state.installers, known, rollback.builds)
-
-
-def _unusable(session: Session, backups: dict[str, ServerBackup], scope: Scope) -> dict[str, str]:
-    """Each backup that goes back, checked on its server (size, sha256): the reason per server it fails."""
-    inventory = session.inventory
-    covered = {s.name for g in inventory.groups if scope.covers(g.name, g.is_main) for s in g.servers}
-    unusable: dict[str, str] = {}
-    for name, backup in backups.items():
-        if name not in covered or not isinstance(backup, BackupRecord):
-            continue
-        try:
-            check = RemoteCommand(backup_check_command(backup), CommandKind.STATUS)
-            result = session.shells(name).run(check, timeout=600)
-        except RemoteError as exc:
-            unusable[name] = f"the backup could not be checked ({exc.detail})"
-            continue
-        reason = (
-            backup_check_verdict(backup, result.stdout)
-            if result.ok
-            else (f"the backup could not be checked ({result.tail(1) or f'exit {result.exit_code}'})")
-        )
-        if reason is not None:
-            unusable[name] = reason
-    return unusable
 
 
 def _backups(session: Session) -> dict[str, ServerBackup]:
