@@ -5,7 +5,17 @@ from __future__ import annotations
 from html import escape
 
 from xsoar_mt.report.model import Report
-from xsoar_mt.report.text import estimated, length, minutes, moment, time_of_day, total, who, windows
+from xsoar_mt.report.text import (
+    TENANT_COLUMNS,
+    estimated,
+    length,
+    minutes,
+    moment,
+    time_of_day,
+    total,
+    who,
+    windows,
+)
 from xsoar_mt.report.timeline import legend, render_timeline
 
 # Nothing but inline styles and data: the page can load nothing from anywhere, even if edited later.
@@ -113,19 +123,7 @@ def _tenants(report: Report) -> str:
                 e(lag),
             ]
         )
-    return _table(
-        [
-            "tenant",
-            "group",
-            "down (measured)",
-            "down total",
-            "down (estimated)",
-            "degraded (measured)",
-            "degraded total",
-            "degraded (estimated)",
-        ],
-        rows,
-    )
+    return _table(list(TENANT_COLUMNS), rows)
 
 
 def _runs(report: Report) -> list[str]:

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from xsoar_mt.report.model import Report
-from xsoar_mt.report.text import estimated, length, minutes, moment, time_of_day, total, who, windows
+from xsoar_mt.report.text import (
+    TENANT_COLUMNS,
+    estimated,
+    length,
+    minutes,
+    moment,
+    time_of_day,
+    total,
+    who,
+    windows,
+)
 
 
 def _cell(text: str) -> str:
@@ -81,17 +91,7 @@ def _tenants(report: Report) -> list[str]:
                 lag,
             ]
         )
-    head = [
-        "tenant",
-        "group",
-        "down (measured)",
-        "down total",
-        "down (estimated)",
-        "degraded (measured)",
-        "degraded total",
-        "degraded (estimated)",
-    ]
-    return _table(head, rows)
+    return _table(list(TENANT_COLUMNS), rows)
 
 
 def _attempts(report: Report) -> list[str]:

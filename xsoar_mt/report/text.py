@@ -7,6 +7,18 @@ from collections.abc import Sequence
 
 from xsoar_mt.report.model import Interval, Report, TenantWindows
 
+# The tenants table's columns, the same in the HTML and the Markdown report.
+TENANT_COLUMNS = (
+    "tenant",
+    "group",
+    "down (measured)",
+    "down total",
+    "down (estimated)",
+    "degraded (measured)",
+    "degraded total",
+    "degraded (estimated)",
+)
+
 
 def moment(at: float) -> str:
     """`2026-12-06 23:04:11 UTC`."""
