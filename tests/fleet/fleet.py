@@ -701,8 +701,13 @@ class Fleet:
             with contextlib.suppress(FileNotFoundError):
                 (directory / "state" / marker).unlink()
         for session in (directory / "state" / "sessions").iterdir():
-            if not remote.pid_alive(int(session.name)):
-                session.unlink()
+            # A command the last test left running (its client dropped or interrupted, the command went
+            # on) would otherwise write into the next test's logs: a download seen after the reset.
+            pid = int(session.name)
+            if remote.pid_alive(pid) and _started_by(pid, session):
+                for process in [*reversed(remote.descendants(pid)), pid]:
+                    remote.terminate(process, timeout=2)
+            session.unlink()
         pid = remote.read_pid(directory / "sshd.pid")
         if pid is None or not remote.pid_alive(pid):
             self._start_sshds([name])

@@ -177,3 +177,29 @@ def test_a_recorded_pid_now_used_by_another_process_is_not_the_fleets(tmp_path: 
     finally:
         other.terminate()
         other.wait(timeout=10)
+
+
+@pytest.mark.fleet
+def test_a_reset_ends_a_command_the_last_test_left_running_so_it_writes_nothing_after(fleet: Fleet) -> None:
+    server = fleet.server("single-h1")
+    late = server.home / "written-after-the-reset"
+    client = subprocess.Popen(
+        [*fleet.ssh_argv("single-h1"), "single-h1", f"sleep 2; touch {late}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sessions = server.dir / "state" / "sessions"
+    deadline = time.monotonic() + 10
+    while not [s for s in sessions.iterdir() if fleet_module.remote.descendants(int(s.name))]:
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.02)
+    left = [int(s.name) for s in sessions.iterdir()]
+    client.kill()  # the client goes, as with a dropped connection or a killed test; the command goes on
+    client.wait(timeout=10)
+
+    fleet.reset()
+
+    assert [p for p in left if fleet_module.remote.pid_alive(p)] == []
+    time.sleep(3)  # past the moment the command would have written
+    assert not late.exists()
