@@ -43,11 +43,13 @@ WORKERS ?= 5
 test: install sshd chromium
 	$(PY) -m pytest -q -m "not matrix_only" -n $(WORKERS) --dist loadgroup
 
-# Every case of the fault matrix (tests/fleet/test_fault_matrix.py); `make test` runs a slice of it.
-# Each case has its own fleet, so the cases are spread over the workers one by one.
+# The two matrices `make test` runs a slice of: every case of the fault matrix (tests/fleet/
+# test_fault_matrix.py), and the documented commands on the inventory `make test` leaves out (with each
+# server's version: tests/fleet/test_docs_commands.py). The cases are spread over the workers one by one.
 MATRIX_WORKERS ?= 3
 test-matrix: install sshd
-	$(PY) -m pytest -q -m fault_matrix tests/fleet/test_fault_matrix.py -n $(MATRIX_WORKERS) --dist load
+	$(PY) -m pytest -q -m "fault_matrix or matrix_only" -n $(MATRIX_WORKERS) --dist load \
+		tests/fleet/test_fault_matrix.py tests/fleet/test_docs_commands.py
 
 test-fast: install
 	$(PY) -m pytest -q -m "not fleet and not matrix_only"

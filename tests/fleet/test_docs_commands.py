@@ -14,7 +14,9 @@ place, so the harness stays easy to re-run as behaviour changes:
 - a window the upgrade-night how-to ends at a time of day (`--window-end 06:00`) is given a whole day
   (`+24h`), so whether the run fits does not depend on the hour the tests run at.
 
-A command is expected to exit 0. Extraction is a plain function, tested without the fleet.
+A command is expected to exit 0. Extraction is a plain function, tested without the fleet. Each
+document runs on both inventories (see `cases`): the one without versions in `make test`, the other in
+`make test-matrix`.
 """
 
 from __future__ import annotations
@@ -223,11 +225,23 @@ def docs_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         fleet.stop()
 
 
+def cases() -> Iterator[Any]:
+    """Each document on both inventories. `make test` runs the one an operator starts from, without
+    versions (a document that plans offline: with them, and without them only the check that it says
+    so); the other runs in `make test-matrix`, with the fault matrix."""
+    for doc in DOCS:
+        name = doc.relative_to(REPO / "docs").as_posix()
+        if not documented_commands(doc):
+            continue
+        for versions in (True, False):
+            slow_variant = versions and name not in OFFLINE
+            marks = [pytest.mark.matrix_only] if slow_variant else []
+            label = "with-versions" if versions else "without-versions"
+            yield pytest.param(doc, versions, marks=marks, id=f"{name}-{label}")
+
+
 @pytest.mark.fleet
-@pytest.mark.parametrize("versions", [True, False], ids=["with-versions", "without-versions"])
-@pytest.mark.parametrize(
-    "doc", [d for d in DOCS if documented_commands(d)], ids=lambda p: p.relative_to(REPO / "docs").as_posix()
-)
+@pytest.mark.parametrize(("doc", "versions"), list(cases()))
 def test_every_command_a_document_shows_runs_against_the_fleet(
     doc: Path, docs_fleet: Fleet, tmp_path: Path, versions: bool
 ) -> None:
