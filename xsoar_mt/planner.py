@@ -352,6 +352,7 @@ class _Builder:
         backed_up: set[str] = set()
         cmds = self.inv.commands
         earlier = self.facts.backed_up
+        backups: dict[str, str] = {}  # the backup command of each release: filled once, not per group
         for stage in stages:
             for group in stage.groups:
                 todo = self._todo(group, stage.release)
@@ -363,12 +364,15 @@ class _Builder:
                 backed_up.update(n for n in names)
                 if fresh and cmds.backup:
                     # Named after the first release these servers move to: the backup holds what ran before it.
-                    backup = fill(
-                        cmds.backup,
-                        backup_dir=RemotePaths.of(self.inv).backup_dir,
-                        version=stage.release,
-                        stamp=LATER,
-                        **_PER_SERVER,
+                    backup = backups.get(stage.release) or backups.setdefault(
+                        stage.release,
+                        fill(
+                            cmds.backup,
+                            backup_dir=RemotePaths.of(self.inv).backup_dir,
+                            version=stage.release,
+                            stamp=LATER,
+                            **_PER_SERVER,
+                        ),
                     )
                     steps.append(self._step("prepare", Action.BACKUP, fresh, backup, "backup", stage.release))
                 if names:
