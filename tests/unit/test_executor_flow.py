@@ -383,3 +383,36 @@ def test_the_status_check_after_a_dropped_stop_fills_the_template_like_every_oth
     assert executor.execute().outcome == "succeeded"
     checks = [c for n, c, _ in fleet.calls if n == "h1" and c.endswith("service demisto status")]
     assert checks == ["true {} && sudo service demisto status"]
+
+
+def answering_launch_on(server: str, stdout: str, fleet: ScriptedFleet) -> None:
+    """`server`'s installer launch answers `stdout` (after starting the installer as usual)."""
+    original = fleet.answer
+
+    def answer(name: str, command: str, stdin: str | None) -> Result:
+        result = original(name, command, stdin)
+        if name == server and "nohup setsid" in command:
+            return Result(name, command, result.exit_code, stdout)
+        return result
+
+    fleet.answer = answer  # type: ignore[method-assign]
+
+
+def test_a_launch_word_printed_before_the_answer_is_not_taken_for_it() -> None:
+    _, fleet, executor, sink = setup_run()
+    # a shell start-up file echoes text holding every word the launch script answers with; its last line
+    # is the script's own STARTED: the installer started, nothing was attached to or found gone
+    answering_launch_on("h1", "motd: ATTACHED VANISHED FINISHED\nATTACHED\nSTARTED\n", fleet)
+    report = executor.execute()
+    assert report.outcome == "succeeded"
+    assert not [e for e in sink.kinds("warning") if "already running" in e.message]
+
+
+@pytest.mark.parametrize("stdout", ["", "STARTED now\n", "started\n", "VANISHED\nsomething else\n"])
+def test_a_launch_answer_that_is_not_one_of_the_scripts_words_fails_the_step_naming_it(stdout: str) -> None:
+    _, fleet, executor, _ = setup_run()
+    answering_launch_on("h1", stdout, fleet)
+    report = executor.execute()
+    assert report.outcome == "failed"
+    assert "h1" in report.failures[0] and "no answer xsoar-mt knows" in report.failures[0]
+    assert "h2" not in fleet.installs()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xsoar_mt import framed
 from xsoar_mt.engine.context import RunContext
 from xsoar_mt.engine.model import StepFailed
 from xsoar_mt.plan import Step
@@ -70,6 +71,20 @@ class InstallFiles:
         kind = CommandKind.PURGE_LAUNCH if self.job == "purge" else CommandKind.INSTALL_LAUNCH
         return RemoteCommand(text, kind, self.release)
 
+    def answer(self, step: Step, server: str, stdout: str) -> str:
+        """The word `launch` or `follow` ends with (STARTED, ATTACHED, FINISHED or VANISHED). Only the
+        answer's last line counts, and only whole: a word elsewhere in what the server printed (a shell
+        start-up file's echo, a banner) is not taken for one. Any other answer fails the step."""
+        last = next((line for line in reversed(framed.lines(stdout)) if line), "")
+        if last not in _ANSWERS:
+            raise StepFailed(
+                step,
+                server,
+                f"the {self.job} job's launch gave no answer xsoar-mt knows: {framed.shown_text(last, 80)}",
+                hint="check that the server runs the script as sent (its shell prints nothing after it), then `--resume`",
+            )
+        return last
+
     def poll(self, offset: int) -> RemoteCommand:
         """First line: `<exit code or -> <alive 0|1> <boot id now> <boot id at launch>`; then the log from
         byte `offset` on."""
@@ -91,6 +106,9 @@ class InstallFiles:
             return "\n".join(shell.run(self.log_tail(), timeout=60).stdout.splitlines()[-5:])
         except RemoteError:
             return ""
+
+
+_ANSWERS = ("STARTED", "ATTACHED", "FINISHED", "VANISHED")
 
 
 @dataclass(frozen=True)

@@ -72,15 +72,15 @@ class Install(ServerStep):
             install = run.command(server, step.command_on(server), CommandKind.INSTALL_LAUNCH, step.release)
             verify = verify_before_run(run.inv.installer, step.release, step.command_on(server))
             command = files.launch(install, marker, verify)
-        launched = run.checked(step, server, command, timeout=120)
-        if "VANISHED" in launched.stdout:
+        answer = files.answer(step, server, run.checked(step, server, command, timeout=120).stdout)
+        if answer == "VANISHED":
             raise StepFailed(
                 step,
                 server,
                 f"the installer for {step.release} seen running before is gone and left no exit code",
                 hint="check the server, then `--resume` (the install runs again)",
             )
-        attached = "ATTACHED" in launched.stdout or "FINISHED" in launched.stdout
+        attached = answer in ("ATTACHED", "FINISHED")
         if attached:
             run.unmeasured(step, server)
             run.emit(

@@ -35,7 +35,7 @@ class Purge(ServerStep):
         launched, _ = run.retrying(
             step, server, lambda: run.checked(step, server, files.launch(purge, None, verify), timeout=120)
         )
-        if "ATTACHED" in launched.stdout:
+        if files.answer(step, server, launched.stdout) == "ATTACHED":
             run.emit("warning", f"{server}: a purge was already running; following it", step, (server,))
         run.update(
             server,
