@@ -344,3 +344,26 @@ def test_a_resumed_rollback_keeps_its_waves_and_refuses_other_waves(tmp_path: An
     assert same.waves == Waves.from_dict(started)
     with pytest.raises(UsageError, match="started in waves 1,100%, and a resume keeps them"):
         _intent(RollbackRunRequest(resume="latest", waves=WaveSpec.parse("2")), RunDir(run), None)
+
+
+def test_a_rollback_whose_working_directory_check_refuses_leaves_no_run_lock_on_this_machine(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from xsoar_mt.errors import PreflightFailed
+    from xsoar_mt.state_dir import StateDir
+    from xsoar_mt.usecases import run_locks
+    from xsoar_mt.usecases.rollback_run import _Locks
+
+    def refused(*args: Any) -> None:
+        raise PreflightFailed("h1: the working directory is not private: nothing is written there")
+
+    monkeypatch.setattr(run_locks, "prepare_all", refused)
+    state = StateDir(tmp_path / "state")
+    session = SimpleNamespace(
+        state=state, known=SimpleNamespace(key="t"), inventory=parse_inventory(INVENTORY), shells=None
+    )
+    with pytest.raises(PreflightFailed), _Locks(session, "20261207-050000-ab12", real=True):  # type: ignore[arg-type]
+        raise AssertionError("the run went on after the refusal")
+    assert not state.lock("t").exists()  # the next run is not told to break a lock nobody holds

@@ -24,7 +24,6 @@ from xsoar_mt.engine.dry_run import recorded_responder
 from xsoar_mt.errors import Declined, InvalidInput, PreflightFailed, StalePlan, UsageError
 from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.journal import Journal, JournalSink, RunDir, new_run_id, read_journal, run_origin
-from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
 from xsoar_mt.observed import Observed
 from xsoar_mt.plan import ROLLBACK_RELEASE_ONLY, ROLLBACK_TARGETS, Plan, Scope, Waves
 from xsoar_mt.remote import CommandKind, Recorder, RecordingShell, RemoteCommand, RemoteError, ShellPool
@@ -40,11 +39,11 @@ from xsoar_mt.secrets import RunSecrets, read_secret
 from xsoar_mt.state_home import default_state_dir
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
 from xsoar_mt.usecases.rollback_fetch import check_fetch, unusable_backups
+from xsoar_mt.usecases.run_locks import RunLocks
 from xsoar_mt.usecases.run_request import RunOutcome
 from xsoar_mt.usecases.saved_plan import check_saved_plan, read_plan
 from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.waves import WaveSpec
-from xsoar_mt.workdir_check import prepare_all
 
 
 @dataclass(frozen=True)
@@ -128,52 +127,36 @@ def _secrets(session: Session, request: RollbackRunRequest) -> RunSecrets:
     return secrets
 
 
-class _Locks:
-    """The run lock here and the deployment lock on main (a real run only), the working directory checked
-    on every server before anything is written there, and a lock broken meanwhile stopping the run."""
+class _Locks(RunLocks):
+    """For a real rollback: the run lock here, then the deployment's lock on main once the working
+    directory is checked on every server (the preflight reads every backup, so they are taken first)."""
 
     def __init__(self, session: Session, run_id: str, *, real: bool) -> None:
-        self.session, self.run_id, self.real = session, run_id, real
-        self.here = RunLock(session.state, session.known.key)
-        self.deployment: DeploymentLock | None = None
-        self.lost: list[str] = []
-        self.hooks: list[Callable[[str], None]] = [self.lost.append]
+        super().__init__(session, run_id)
+        self.real = real
 
     def __enter__(self) -> _Locks:
-        if not self.real:
-            return self
-        self.here.acquire(self.run_id)
-        inventory, shells = self.session.inventory, self.session.shells
-        prepare_all(inventory, shells, [s.name for s in inventory.servers])  # before any write there
-        self.deployment = DeploymentLock(inventory, shells(lock_server(inventory)), self.run_id)
-        self.deployment.acquire()
-        self.deployment.start_heartbeat(self._tell)  # the preflight reads every backup: it can take long
+        if self.real:
+            self.take_here()
+            try:
+                self.take_deployment(s.name for s in self.session.inventory.servers)
+            except BaseException:  # no `with` body ran, so no __exit__ either: nothing held is left behind
+                self.release()
+                raise
         return self
 
-    def _tell(self, message: str) -> None:
-        for hook in self.hooks:
-            hook(message)
-
     def run(self, executor: Executor, on_executor: Callable[[Executor], None]) -> RunReport:
-        self.hooks.append(executor.fail_run)
-        for message in self.lost:
-            executor.fail_run(message)
+        self.watched_by(executor)
         on_executor(executor)
         report = executor.execute()
-        if self.deployment is not None:
-            self.deployment.release()
+        self.release_deployment()
         return report
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if not self.real:
-            return
-        try:
-            if self.deployment is not None:
-                self.deployment.release()
-        finally:
-            self.here.release()
+        if self.real:
+            self.release()
 
 
 def _preflight(

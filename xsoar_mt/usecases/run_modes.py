@@ -17,18 +17,18 @@ from xsoar_mt.events import Event, EventSink, Fanout
 from xsoar_mt.installer import link_rewrite_note
 from xsoar_mt.inventory import Inventory
 from xsoar_mt.journal import Journal, JournalSink, PreflightNotes, RunDir, new_run_id, run_origin
-from xsoar_mt.lock import DeploymentLock, RunLock, lock_server
+from xsoar_mt.lock import lock_server
 from xsoar_mt.observed import Marker, Observed, Source, offline_state, require_versions
 from xsoar_mt.plan import Plan, Scope
 from xsoar_mt.probe import marker_command
 from xsoar_mt.remote import Recorder, RecordingShell, RemoteError, RemoteShell, ShellPool
 from xsoar_mt.secrets import RunSecrets
 from xsoar_mt.usecases.dry_run import DRY_RUN_LINK
+from xsoar_mt.usecases.run_locks import RunLocks
 from xsoar_mt.usecases.run_preflight import preflight_for_run
 from xsoar_mt.usecases.run_request import Intent, RunOutcome, RunRequest, Sight
 from xsoar_mt.usecases.session import LinkNeed, Session
 from xsoar_mt.window import EstimatedWindow, WindowGuard, at, closing
-from xsoar_mt.workdir_check import prepare_all
 
 
 class _Mode:
@@ -207,29 +207,24 @@ class RealRun(_Mode):
     ) -> None:
         self.notes = PreflightNotes(events)  # the preflight's warnings, for the journal once it opens
         super().__init__(session, request, self.notes, resumed)
-        self.lock = RunLock(session.state, session.known.key)
-        self.deployment_lock: DeploymentLock | None = None
+        self.locks = RunLocks(session, self.run_id)
         self.journal: Journal | None = None
         self.run_dir: RunDir | None = None
-        self.lost: list[str] = []  # the deployment lock, broken by someone else while this run held it
-        self.on_lost: list[Callable[[str], None]] = [self.lost.append]
         self.names: list[str] = []  # the servers in scope
 
     def __enter__(self) -> RealRun:
         self.secrets = self.session.read_secrets(sudo=True, link=LinkNeed.REQUIRED)
         if (note := link_rewrite_note(self.secrets.link)) is not None:
             self.events.emit(Event("warning", note))
-        self.lock.acquire(self.run_id)
+        self.locks.take_here()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         try:
-            if self.deployment_lock is not None:
-                self.deployment_lock.release()
+            self.locks.release()
         finally:
-            self.lock.release()
             if self.journal is not None:
                 self.journal.close()
 
@@ -237,14 +232,7 @@ class RealRun(_Mode):
         """The deployment's lock taken on main, then the preflight checks."""
         session = self.session
         self.names = in_scope(session, intent.scope)
-        prepare_all(
-            session.inventory, session.shells, _written_servers(session.inventory, self.names)
-        )  # before any write there
-        self.deployment_lock = DeploymentLock(
-            session.inventory, session.shells(lock_server(session.inventory)), self.run_id
-        )
-        self.deployment_lock.acquire()
-        self.deployment_lock.start_heartbeat(self._tell_lost)
+        self.locks.take_deployment(_written_servers(session.inventory, self.names))
         sight = preflight_for_run(session, self.request, intent, self.names, self.events)
         emit_views(sight.observed, self.events)
         return sight
@@ -269,14 +257,8 @@ class RealRun(_Mode):
             plan, sight, self.session.shells, options, self.run_dir, self._downloads(intent)
         )
         executor.events = Fanout(self.events, JournalSink(self.journal, executor.fail_run))
-        self.on_lost.append(executor.fail_run)
-        for message in self.lost:
-            executor.fail_run(message)
+        self.locks.watched_by(executor)
         return executor
-
-    def _tell_lost(self, message: str) -> None:
-        for hook in self.on_lost:
-            hook(message)
 
     def _intent_record(self, plan: Plan, sight: Sight, intent: Intent) -> dict[str, object]:
         session = self.session
@@ -330,8 +312,7 @@ class RealRun(_Mode):
         return WindowGuard(end, Durations.of(self.session.inventory.durations, learned), self.request.clock)
 
     def finish(self) -> None:
-        if self.deployment_lock is not None:
-            self.deployment_lock.release()  # before the SSH use is counted: it is the run's last command
+        self.locks.release_deployment()  # before the SSH use is counted: it is the run's last command
 
     def outcome(self, report: RunReport, plan: Plan, resume: str) -> RunOutcome:
         assert self.run_dir is not None
