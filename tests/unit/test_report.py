@@ -271,3 +271,30 @@ def test_an_interrupted_run_and_a_closed_window_are_told_and_marked(tmp_path: Pa
     svg = render_timeline(report)
     assert 'data-mark="wave" data-at="101.000"' in svg and 'data-mark="window-closed"' in svg
     assert 'class="bar unfinished"' in svg
+
+
+def test_an_ignored_finding_is_read_from_its_records_fields_and_an_older_record_from_its_message(
+    tmp_path: Path, inventory: Path
+) -> None:
+    records = [
+        start(100.0),
+        {  # the fields win: the message is only what the console showed
+            "ts": 101.0,
+            "kind": "warning",
+            "message": "shown: anything at all",
+            "data": {"verdict": "ignored", "check": "disk", "server": "a1", "detail": "9% free on /"},
+        },
+        {  # a journal from before the fields: read back out of the message
+            "ts": 102.0,
+            "kind": "warning",
+            "message": "preflight ports on m1: 443: refused",
+            "data": {"verdict": "ignored", "check": "ports"},
+        },
+        {"ts": 106.0, "kind": "run-finished", "data": {"outcome": "succeeded"}},
+    ]
+    write(tmp_path, "f", records)
+    report = read_report(tmp_path, "f", inventory)
+    assert [(f.check, f.server, f.detail) for f in report.ignored] == [
+        ("disk", "a1", "9% free on /"),
+        ("ports", "m1", "443: refused"),
+    ]

@@ -370,7 +370,11 @@ def _split(records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def _finding(record: Mapping[str, Any], data: Mapping[str, Any], attempt: int) -> IgnoredFinding:
-    """A preflight finding the operator chose to ignore, from its warning record."""
+    """A preflight finding the operator chose to ignore, from its warning record's fields (a journal
+    written before they were recorded names the server and the detail only in the message)."""
+    server, detail = data.get("server"), data.get("detail")
+    if isinstance(server, str) and isinstance(detail, str):
+        return IgnoredFinding(_text(data.get("check")), server, detail, attempt)
     named_servers = record.get("servers")
     server = _text(named_servers[0] if isinstance(named_servers, list) and named_servers else None, "")
     message = _text(record.get("message"), "")

@@ -71,5 +71,11 @@ def _warning(finding: Finding) -> Event:
     return Event(
         "warning",
         f"preflight {finding.check} on {finding.server}: {finding.detail}",
-        data={"check": finding.check, "verdict": finding.verdict.value},
+        # the report reads the finding from these fields, never back out of the message
+        data={
+            "check": finding.check,
+            "verdict": finding.verdict.value,
+            "server": finding.server,
+            "detail": finding.detail,
+        },
     )
