@@ -295,15 +295,15 @@ def _hop_rows(
                 )
             )
         span = spans[phase.id]
-        last = phase.steps[-1]
-        servers = _servers(phase.steps)
+        steps = phase.steps
+        servers = _servers(steps)
         rows.append(
             (
-                _numbers(first[phase.id], len(phase.steps)),
+                _numbers(first[phase.id], len(steps)),
                 _group_label(inventory, phase.group),
-                Text(names(servers)),
-                Text(sequence(phase, servers)),
-                f"[{VERDICT_STYLE[last.verdict_after]}]{last.verdict_after.value}[/]",
+                _literal(names(servers)),
+                _literal(sequence(phase, servers)),
+                _VERDICT_MARKUP[steps[-1].verdict_after],
                 _at(span.start),
                 hours_and_minutes(span.down),
             )
@@ -339,6 +339,15 @@ def _hop_table(
     return table
 
 
+_VERDICT_MARKUP = {verdict: f"[{style}]{verdict.value}[/]" for verdict, style in VERDICT_STYLE.items()}
+
+
+def _literal(text: str) -> str | Text:
+    """`text` to be shown as it is: as a string when Rich would read nothing in it (no markup `[`, no
+    `:emoji:` colon), else as Text. A string is cheaper to lay out, and a thousand rows have two each."""
+    return text if "[" not in text and ":" not in text else Text(text)
+
+
 def _group_label(inventory: Inventory, group: str) -> str:
     return f"{group} ({_KIND[inventory.group(group).topology]})"
 
@@ -348,11 +357,12 @@ def sequence(phase: Phase, servers: Sequence[str] | None = None) -> str:
     them already) is its action alone; consecutive steps on the same part of the group are joined with +
     and name those servers."""
     everyone = set(_servers(phase.steps) if servers is None else servers)
+    size = len(everyone)
     parts: list[str] = []
     steps = phase.steps
     i = 0
     while i < len(steps):
-        if set(steps[i].servers) == everyone:
+        if len(steps[i].servers) == size and set(steps[i].servers) == everyone:
             parts.append(_ACTION_NAME[steps[i].action])
             i += 1
             continue
@@ -562,7 +572,7 @@ def _plain_cell(out: Console, cell: object, markup: dict[str, str]) -> str | Non
     it."""
     if isinstance(cell, str):
         text = cell
-        if "[" in cell or _EMOJI_CODE.search(cell):
+        if "[" in cell or (":" in cell and _EMOJI_CODE.search(cell)):
             text = markup.get(cell) or markup.setdefault(cell, out.render_str(cell).plain)
     elif isinstance(cell, Text) and cell.justify is None and cell.overflow is None:
         text = cell.plain
