@@ -64,6 +64,7 @@ _WHY = {
 _STOP, _INSTALL, _START, _HEALTHY = Action.STOP, Action.INSTALL, Action.START, Action.HEALTHY
 _UNSUPPORTED, _DEGRADED = SkewVerdict.UNSUPPORTED, SkewVerdict.DEGRADED
 _VALUE = {action: action.value for action in Action}
+_PREPARE = PhaseKind.PREPARE
 
 
 NO_FACTS = PlanFacts()
@@ -326,6 +327,7 @@ class _Builder:
         self._start = fill(cmds.start, **_PER_SERVER)
         self._installs: dict[str, str] = {}
         self._fetches: dict[str, str] = {}
+        self._commands: dict[str, dict[Action, str]] = {}  # each action's command, per release
 
     # -- prepare ----------------------------------------------------------------------------------
 
@@ -414,12 +416,15 @@ class _Builder:
         names = tuple(s.name for s in todo)
         done = tuple(s.name for s in group.servers if s.name not in names)
         phase_id = f"{group.name}@{release}"  # main's group is always named main
-        commands = {
-            _STOP: self._stop,
-            _START: self._start,
-            _INSTALL: self._install_command(release),
-            _HEALTHY: self._health,
-        }
+        commands = self._commands.get(release) or self._commands.setdefault(
+            release,
+            {
+                _STOP: self._stop,
+                _START: self._start,
+                _INSTALL: self._install_command(release),
+                _HEALTHY: self._health,
+            },
+        )
         pattern = _pattern(group, names, done, self.facts)
         steps = [
             self._step(phase_id, action, servers, commands[action], why, release)
@@ -471,7 +476,7 @@ class _Builder:
                 )
             self.ever_degraded |= self.verdict is _DEGRADED
         label = servers[0] if len(servers) == 1 else f"{servers[0]}+{len(servers) - 1}"
-        kind = check or (f"{_VALUE[action]}-{release}" if phase == PhaseKind.PREPARE else _VALUE[action])
+        kind = check or (f"{_VALUE[action]}-{release}" if phase == _PREPARE else _VALUE[action])
         step_id = f"{phase}/{kind}/{label}"  # a validation step's kind in its id: what a saved plan holds
         why_text, verdict = _WHY[why], self.verdict
         return Step(
