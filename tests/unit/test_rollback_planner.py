@@ -306,6 +306,9 @@ def test_with_a_repository_each_ha_group_restores_its_snapshot_once_while_all_it
     snaps = [i for i, s in enumerate(steps) if s.action is Action.RESTORE_SNAPSHOT]
     assert len(snaps) == 2
     assert "/_snapshot/xsoar-snapshots/before-6-12/_restore" in steps[snaps[0]].command
+    # what the run restores is given to it per group, as the plan text names it
+    assert rollback.snapshots == {p.group: "before-6-12" for p in rollback.plan.phases if p.group}
+    assert {steps[i].phase for i in snaps} == {p.id for p in rollback.plan.phases if p.group}
     h_start = next(i for i, s in enumerate(steps) if s.action is Action.START and s.servers[0] == "h1")
     assert snaps[0] < h_start
     purge = next(s for s in steps if s.action is Action.PURGE)

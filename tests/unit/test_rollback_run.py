@@ -14,7 +14,6 @@ import pytest
 
 from tests.elasticsearch_stub import ClusterState, elasticsearch_stub
 from xsoar_mt.engine.installer_job import InstallFiles
-from xsoar_mt.engine.steps.restore_snapshot import snapshot_of
 from xsoar_mt.errors import UsageError
 from xsoar_mt.inventory import parse_inventory
 from xsoar_mt.plan import Action, Basis, Phase, Plan, Scope, Step
@@ -121,11 +120,16 @@ def test_the_purge_runs_as_an_installer_job_of_its_own_and_leaves_the_marker_alo
     assert "state.json" in install and install.kind is CommandKind.INSTALL_LAUNCH
 
 
-def test_the_restore_snapshot_step_names_its_snapshot() -> None:
-    snap = Step("g/restore-snapshot/h1", "g", Action.RESTORE_SNAPSHOT, ("h1",),
-                "POST http://es:9200/_snapshot/backups/xsoar-mt-1/_restore?wait_for_completion=true (...)",
-                "why", "6.11", SkewVerdict.OK)  # fmt: skip
-    assert snapshot_of(snap) == "xsoar-mt-1"
+def test_the_run_restores_the_snapshot_of_the_steps_group_as_given_not_one_its_command_text_names() -> None:
+    from xsoar_mt.engine.steps.restore_snapshot import RestoreSnapshot
+
+    with elasticsearch_stub() as es:
+        take(es.url, "backups", "before", None)
+        take(es.url, "backups", "named-in-the-text", None)
+        run = snapshot_run(es.url)
+        RestoreSnapshot().run(run, snapshot_step(es.url, named="named-in-the-text"))
+        assert es.state.requests.count("POST /_snapshot/backups/before/_restore") == 1
+        assert not [r for r in es.state.requests if "named-in-the-text/_restore" in r]
 
 
 def test_a_snapshot_restored_brings_back_the_indices_as_they_were_and_closes_them_first() -> None:
@@ -161,14 +165,14 @@ def test_a_snapshot_name_elasticsearch_would_refuse_is_refused_before_any_reques
         assert es.state.requests == []
 
 
-def snapshot_step(url: str) -> Step:
+def snapshot_step(url: str, named: str = "before") -> Step:
     return Step("g1@6.11/restore-snapshot/h1", "g1@6.11", Action.RESTORE_SNAPSHOT, ("h1",),
-                f"POST {url}/_snapshot/backups/before/_restore?wait_for_completion=true", "why", "6.11",
+                f"POST {url}/_snapshot/backups/{named}/_restore?wait_for_completion=true", "why", "6.11",
                 SkewVerdict.OK)  # fmt: skip
 
 
 def snapshot_run(url: str, *, abandon: bool = False) -> Any:
-    """As much of a RunContext as the restore-snapshot handler reads."""
+    """As much of a RunContext as the restore-snapshot handler reads: group g1 goes back to `before`."""
     from types import SimpleNamespace
 
     from xsoar_mt.engine.waiter import Waiter
@@ -183,6 +187,8 @@ def snapshot_run(url: str, *, abandon: bool = False) -> Any:
         clock=lambda: 0.0,
         emitted=emitted,
         emit=lambda kind, message, *a, **k: emitted.append((kind, message)),
+        phase_of=lambda step: SimpleNamespace(group="g1"),
+        snapshots={"g1": "before"},
     )
 
 

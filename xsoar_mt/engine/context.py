@@ -83,6 +83,7 @@ class RunContext:
         self._prepared = dict(prepared or {})  # what each server's prepared records said when it was read
         # release -> the build its installer is fetched for, where it is not `installer.build` (a rollback)
         self.builds: dict[str, str | None] = {}
+        self.snapshots: dict[str, str] = {}  # group -> the snapshot its rollback restores (RollbackPlan)
 
     def prepared_records(self, server: str) -> list[Prepared]:
         """The installers `upgrade prepare` left on `server`: the local record's first (this machine wrote

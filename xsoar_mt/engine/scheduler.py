@@ -70,6 +70,7 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         prepared: Mapping[str, Sequence[Prepared]] | None = None,
         builds: Mapping[str, str | None] | None = None,
+        snapshots: Mapping[str, str] | None = None,
     ) -> None:
         self.progress = Progress()
         self.run = RunContext(
@@ -90,6 +91,8 @@ class Executor:
         )
         if builds is not None:  # a rollback fetches each old release's own build (RollbackPlan.builds)
             self.run.builds = dict(builds)
+        if snapshots is not None:  # and restores each group's own snapshot (RollbackPlan.snapshots)
+            self.run.snapshots = dict(snapshots)
         self.plan = plan
         self.options = options
         self.window = window

@@ -124,6 +124,12 @@ class RollbackPlan:
     def nothing_to_do(self) -> bool:
         return not self.returns
 
+    @property
+    def snapshots(self) -> dict[str, str]:
+        """Group -> the Elasticsearch snapshot its restore-snapshot step restores (the one recorded with
+        the group's backup): what the run restores, never read back out of the step's command text."""
+        return {r.group: r.snapshot for r in self.returns if r.snapshot is not None}
+
 
 def rollback_judgement(
     main: Mapping[str, str], hosts: Mapping[str, str], held: Collection[str], line: ReleaseLine

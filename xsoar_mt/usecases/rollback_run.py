@@ -282,6 +282,7 @@ def _dry_run(
         run_id=run_id,
         write_markers=False,
         builds=rollback.builds,
+        snapshots=rollback.snapshots,
     )
     on_executor(executor)
     return RunOutcome(executor.execute(), plan, None, None, recorder.lines)
@@ -313,6 +314,7 @@ def _real_executor(
         run_id=run_dir.run_id,
         write_markers=True,
         builds=rollback.builds,
+        snapshots=rollback.snapshots,
     )
 
 

@@ -26,7 +26,8 @@ class RestoreSnapshot(ServerStep):
 
     def on_server(self, run: RunContext, step: Step, server: str) -> None:
         url, repository = run.inv.elasticsearch_url, run.inv.elasticsearch_snapshot_repository
-        snapshot = snapshot_of(step)
+        phase = run.phase_of(step)  # the snapshot of the group going back, as the rollback plan gives it
+        snapshot = run.snapshots.get(phase.group) if phase is not None and phase.group else None
         if not url or not repository or snapshot is None:
             raise StepFailed(
                 step,
@@ -83,12 +84,3 @@ def waited(run: RunContext, step: Step, server: str, call: Callable[[], int]) ->
     if error:
         raise error[0]
     return value[0]
-
-
-def snapshot_of(step: Step) -> str | None:
-    """The snapshot a restore-snapshot step names (the planner writes `POST <url>/_snapshot/<repo>/<snap>/...`)."""
-    marker = "/_snapshot/"
-    if marker not in step.command:
-        return None
-    parts = step.command.split(marker, 1)[1].split("/")
-    return parts[1] if len(parts) > 2 else None
