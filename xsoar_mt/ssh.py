@@ -338,8 +338,18 @@ class SshShell:
             finally:
                 sftp.close()
         except (OSError, EOFError, paramiko.SSHException) as exc:
+            # The connection dropped, or the server refused the file (an SFTP status: no such directory,
+            # permission denied) on a connection that still works: only the first is worth a reconnect.
+            transport = self._conn.client.get_transport() if self._conn is not None else None
+            lost = isinstance(exc, (EOFError, paramiko.SSHException)) or not (
+                transport is not None and transport.is_active()
+            )
             self.close()
-            raise ConnectionLost(self.server, f"upload failed ({exc})") from None
+            if lost:
+                raise ConnectionLost(self.server, f"upload failed ({exc})") from None
+            raise RemoteError(
+                self.server, f"upload to {remote} failed ({exc or type(exc).__name__})"
+            ) from None
 
 
 def _clean(data: bytes | bytearray) -> str:

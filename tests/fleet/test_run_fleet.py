@@ -330,6 +330,35 @@ def test_upload_delivery_sends_each_installer_once_over_sftp_and_the_server_veri
     assert not [e for e in fleet.events() if e["event"] == "download"]
 
 
+def test_an_upload_whose_connection_drops_is_sent_again_after_reconnecting_and_the_run_goes_on(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv, local = upload_inventory(fleet, tmp_path)
+    # the SFTP session to single-h1 drops as it opens (its sshd gone for a second), once
+    fleet.server("single-h1").set_fault(commands=[{"match": "sftp-server", "action": "drop", "seconds": 1}])
+    result = run(inv, "--to", "6.12")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    print(result.stdout)
+    assert "single-h1: upload failed" in result.stdout and "reconnecting to run it again" in result.stdout
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+    sftp = [c["server"] for c in fleet.commands() if c["command"] == "<sftp>"]
+    assert sftp.count("single-h1") == 2  # the dropped session, then the one that sent it
+    arrived = fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh"
+    assert arrived.read_bytes() == local.read_bytes()
+
+
+def test_an_upload_the_server_refuses_on_a_working_connection_fails_its_step_at_once_without_reconnecting(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv, _ = upload_inventory(fleet, tmp_path)
+    (fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh").mkdir(parents=True)  # in the way
+    result = run(inv, "--to", "6.12")
+    assert result.returncode == 6, result.stdout[-3000:] + result.stderr
+    assert "on single-h1 failed: upload to xsoar-mt/demisto-6.12.sh failed (Failure)" in result.stdout
+    assert "reconnecting" not in result.stdout  # an SFTP refusal is the answer, not a dropped connection
+    assert nothing_changed(fleet)
+
+
 def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contradicts(
     fleet: Fleet, tmp_path: Path
 ) -> None:

@@ -26,7 +26,12 @@ class Upload:
         self._announced: set[str] = set()
 
     def send(self, run: RunContext, step: Step, server: str) -> None:
+        """The installer delivered and checked on `server`; after a dropped connection, reconnected and
+        delivered again (a file cut short is sent whole, and the check is what makes it executable)."""
         local = self._local_installer(run, step, server)
+        run.retrying(step, server, lambda: self._deliver(run, step, server, local))
+
+    def _deliver(self, run: RunContext, step: Step, server: str, local: LocalInstaller) -> None:
         paths = RemotePaths.of(run.inv)
         remote = paths.installer(step.release)
         shell = run.shell_for(server)
