@@ -359,6 +359,31 @@ def test_an_upload_the_server_refuses_on_a_working_connection_fails_its_step_at_
     assert nothing_changed(fleet)
 
 
+def test_a_second_ctrl_c_stops_an_upload_under_way_and_resume_sends_it_again_whole(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    inv, local = upload_inventory(fleet, tmp_path)
+    with local.open("ab") as grow:  # 128 MiB after the script's `exit`: a second or two on the wire
+        grow.write(b"#" * (128 << 20))
+    for name in ("single-main", "single-h2"):  # they hold it already: only single-h1 is sent it
+        (fleet.server(name).home / "xsoar-mt").mkdir(exist_ok=True)
+        shutil.copy(local, fleet.server(name).home / "xsoar-mt" / "demisto-6.12.sh")
+    arriving = fleet.server("single-h1").home / "xsoar-mt" / "demisto-6.12.sh"
+    process = start_run(inv, "--to", "6.12")
+    out, err = interrupt_when(
+        process, lambda: arriving.exists() and arriving.stat().st_size > 0, times=2, timeout=120
+    )
+    assert process.returncode == 130, out[-3000:] + err
+    stopped = [e for e in events_of(out) if "stopped the upload at" in (e.get("message") or "")]
+    assert stopped and "second interrupt" in stopped[0]["message"]
+    assert arriving.stat().st_size < local.stat().st_size  # it stopped sending, it did not finish first
+    assert nothing_changed(fleet)
+    resumed = run(inv, "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr
+    assert arriving.read_bytes() == local.read_bytes()
+    assert set(versions(fleet, "single").values()) == {"6.12.0"}
+
+
 def test_upload_delivery_refuses_an_installer_whose_checksum_the_inventory_contradicts(
     fleet: Fleet, tmp_path: Path
 ) -> None:

@@ -117,10 +117,19 @@ def _download_progress(run: RunContext, step: Step) -> Callable[[int, int], None
 
 
 def _upload_progress(run: RunContext, step: Step, server: str) -> Callable[[int, int], None]:
-    """Reports an upload at every 2% of the file, so a large installer shows it is moving."""
+    """Reports an upload at every 2% of the file, so a large installer shows it is moving; a second
+    interrupt stops it (the SFTP client calls this after every chunk it sends)."""
     reported = [-1]
 
     def progress(sent: int, total: int) -> None:
+        if run.abandon:
+            raise StepFailed(
+                step,
+                server,
+                f"stopped the upload at {sent >> 20} of {total >> 20} MiB (second interrupt); the part "
+                "sent is never run (the install checks the sha256 first), and `--resume` sends it again",
+                interrupted=True,
+            )
         mark = sent * 50 // total if total else 50
         if mark > reported[0]:
             reported[0] = mark
