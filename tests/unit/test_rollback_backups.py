@@ -127,7 +127,15 @@ def test_a_missing_backup_is_reported_gone() -> None:
 
 @pytest.mark.parametrize(
     "stdout",
-    ["", "garbage", f"xsoar-mt-backup: 1024 {SHA}\nxsoar-mt-backup: 1024 {SHA}\n", "xsoar-mt-backup: x y"],
+    [
+        "",
+        "garbage",
+        f"xsoar-mt-backup: 1024 {SHA}\nxsoar-mt-backup: 1024 {SHA}\n",
+        "xsoar-mt-backup: x y",
+        f"xsoar-mt-backup: 10²4 {SHA}\n",  # a digit to str.isdigit, not to int()
+        f"xsoar-mt-backup: {'9' * 5000} {SHA}\n",  # more digits than int() reads
+        f"xsoar-mt-backup: 1024 {SHA}\rxsoar-mt-backup: 1024 {SHA}\n",  # a \r is not a new line
+    ],
 )
 def test_an_answer_that_cannot_be_read_is_a_reason_not_a_pass(stdout: str) -> None:
     assert backup_check_verdict(record(), stdout) == "the server's answer about the backup could not be read"
@@ -162,6 +170,8 @@ def test_the_archive_a_backup_step_made_becomes_a_record() -> None:
         f"xsoar-mt-backup-taken: 2048 {SHA} relative.tgz",
         "xsoar-mt-backup-taken: big x /a",
         f"xsoar-mt-backup-taken: 1 {SHA} /a\n" * 2,
+        f"xsoar-mt-backup-taken: ²0 {SHA} /a\n",
+        f"xsoar-mt-backup-taken: {'9' * 5000} {SHA} /a\n",
     ],
 )
 def test_an_answer_naming_no_single_absolute_archive_records_no_backup(answer: str) -> None:

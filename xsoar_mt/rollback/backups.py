@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xsoar_mt.errors import shown
+from xsoar_mt.framed import Unreadable, lines, number
 from xsoar_mt.releases import ReleaseLine
 from xsoar_mt.shellwords import LATER, fill, word
 
@@ -180,15 +181,16 @@ def backup_check_command(record: BackupRecord) -> str:
 def backup_check_verdict(record: BackupRecord, stdout: str) -> str | None:
     """What is wrong with the backup as its server reports it (`backup_check_command`), or None if it is the
     archive that was recorded. Anything but one well-formed answer line is a reason too."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith(_CHECK_MARK)]
-    if len(lines) != 1:
+    found = [ln.strip() for ln in lines(stdout) if ln.strip().startswith(_CHECK_MARK)]
+    if len(found) != 1:
         return "the server's answer about the backup could not be read"
-    answer = lines[0][len(_CHECK_MARK) :].split()
+    answer = found[0][len(_CHECK_MARK) :].split()
     if answer == ["missing"]:
         return f"the backup {record.path} is gone (not a regular file on the server)"
-    if len(answer) != 2 or not answer[0].isdigit() or not _SHA256.fullmatch(answer[1]):
+    size = _size(answer[0]) if len(answer) == 2 else None
+    if size is None or not _SHA256.fullmatch(answer[1]):
         return "the server's answer about the backup could not be read"
-    size, sha = int(answer[0]), answer[1]
+    sha = answer[1]
     if sha != record.sha256:
         return (
             f"the backup {record.path} has changed since it was taken (sha256 {sha[:12]}..., "
@@ -239,19 +241,32 @@ def record_from_answer(
     line: ReleaseLine,
 ) -> ServerBackup:
     """The backup record from what `backup_record_command` printed, checked as strictly as a stored one."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith(_RECORD_MARK)]
-    if len(lines) != 1:
+    found = [ln.strip() for ln in lines(stdout) if ln.strip().startswith(_RECORD_MARK)]
+    if len(found) != 1:
         return NoBackup(server, "the server did not name exactly one archive for this backup")
-    parts = lines[0][len(_RECORD_MARK) :].strip().split(" ", 2)
-    if len(parts) != 3 or not parts[0].isdigit():
+    parts = found[0][len(_RECORD_MARK) :].strip().split(" ", 2)
+    size = _size(parts[0]) if len(parts) == 3 else None
+    if size is None:
         return NoBackup(server, "the server's answer about the backup just taken could not be read")
     data = {
         "release": release,
         "build": build,
         "path": parts[2],
-        "size": int(parts[0]),
+        "size": size,
         "sha256": parts[1],
         "run_id": run_id,
         "taken_at": taken_at,
     }
     return read_backup(server, data, line)
+
+
+_SIZE_MAX = 1 << 50  # bytes: a backup archive larger than a pebibyte is not an answer to believe
+
+
+def _size(text: str) -> int | None:
+    """An archive's size as its server printed it: ASCII digits up to _SIZE_MAX, else None (`str.isdigit`
+    takes `²`, which `int` refuses, and a number of thousands of digits makes `int` raise)."""
+    try:
+        return number(text, _SIZE_MAX, "the backup's size")
+    except Unreadable:
+        return None
