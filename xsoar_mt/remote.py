@@ -175,6 +175,7 @@ class CommandKind(StrEnum):
     PURGE_LAUNCH = "purge-launch"  # rollback: the installer's `-- -purge`, detached like an install
     PURGE_POLL = "purge-poll"
     BACKUP_RECORD = "backup-record"  # read only: the archive a backup step just made (size, sha256, path)
+    BACKUP_CHECK = "backup-check"  # read only, rollback: a recorded backup's size and sha256 where it lies
     RESTORE = "restore"  # rollback: a backup's files put back (its sha256 checked first)
     HEALTH = "health"
     VERSION = "version"

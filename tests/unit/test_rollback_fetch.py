@@ -197,3 +197,33 @@ def test_a_rollbacks_downloads_fetch_each_old_release_for_the_build_its_servers_
         "demisto-6_11_187344.sh",
         "demisto-6_12_999.sh",
     )
+
+
+def test_each_backup_is_checked_on_its_server_side_by_side_and_a_bad_answer_names_only_that_server() -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from xsoar_mt.remote import CommandKind
+    from xsoar_mt.rollback.backups import BackupRecord, NoBackup
+    from xsoar_mt.usecases.rollback_fetch import unusable_backups
+
+    sha = "ab" * 32
+    backups = {
+        name: BackupRecord(name, "6.11", None, f"/var/tmp/xsoar-mt/backup/{name}.tgz", 1024, sha, "r1", 5.0)
+        for name in ("m1", "h1")
+    }
+    both_asking = threading.Barrier(2, timeout=10)  # one check waiting for the other: never in turn
+
+    class Checked:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, command: object, *, stdin: str | None = None, timeout: float | None = None) -> Result:
+            assert getattr(command, "kind", None) is CommandKind.BACKUP_CHECK
+            both_asking.wait()
+            size = "1024" if self.name == "m1" else "10²4"
+            return Result(self.name, str(command), 0, f"xsoar-mt-backup: {size} {sha}\n")
+
+    session = SimpleNamespace(inventory=inventory("{link: {env: X}}"), shells=Checked)
+    found = unusable_backups(session, {**backups, "h2": NoBackup("h2", "none")})  # type: ignore[arg-type]
+    assert found == {"h1": "the server's answer about the backup could not be read"}
