@@ -344,8 +344,8 @@ class SshShell:
             lost = isinstance(exc, (EOFError, paramiko.SSHException)) or not (
                 transport is not None and transport.is_active()
             )
-            self.close()
             if lost:
+                self.close()
                 raise ConnectionLost(self.server, f"upload failed ({exc})") from None
             raise RemoteError(
                 self.server, f"upload to {remote} failed ({exc or type(exc).__name__})"
